@@ -1,0 +1,27 @@
+"""The ``fairlatent`` command: a thin layer over the same functions as the Python API.
+
+Command modules (one per area) register on the typer apps of :mod:`fairlatent.cli.app` when imported.
+User errors (:class:`fairlatent.FairlatentError`) print one clear line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+
+from fairlatent.cli.app import app
+from fairlatent.errors import FairlatentError
+
+# Importing registers the commands.
+from fairlatent.cli import data_commands, model_commands, metrics_commands, pipeline_commands  # noqa: E402,F401
+
+__all__ = ["app", "main"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        app(args=argv, standalone_mode=True)
+    except FairlatentError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        sys.exit(2)
