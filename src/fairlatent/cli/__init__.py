@@ -14,7 +14,14 @@ from fairlatent.cli.app import app
 from fairlatent.errors import FairlatentError
 
 # Importing registers the commands.
-from fairlatent.cli import data_commands, model_commands, metrics_commands, pipeline_commands  # noqa: E402,F401
+from fairlatent.cli import (  # noqa: E402,F401
+    classifier_commands,
+    data_commands,
+    data_real_commands,
+    metrics_commands,
+    model_commands,
+    pipeline_commands,
+)
 
 __all__ = ["app", "main"]
 

@@ -17,4 +17,5 @@ metrics_app = typer.Typer(
 )
 benchmark_app = typer.Typer(help="Real-data benchmarks.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+app.add_typer(metrics_app, name="metrics")
 app.add_typer(benchmark_app, name="benchmark")
