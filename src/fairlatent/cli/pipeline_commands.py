@@ -1,3 +1,45 @@
-"""CLI commands (registered on import)."""
+"""``fairlatent run`` and ``fairlatent demo``: the de-biasing pipeline end to end."""
 
-from fairlatent.cli.app import app, data_app, metrics_app, benchmark_app  # noqa: F401
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import typer
+
+from fairlatent.cli.app import app
+
+
+def _builtin_config(name: str):
+    from fairlatent.pipeline.config import load_config
+
+    with resources.as_file(resources.files("fairlatent.pipeline") / "configs" / f"{name}.toml") as path:
+        return load_config(path)
+
+
+@app.command("run")
+def run_command(
+    config: Path = typer.Argument(..., help="Pipeline config (TOML). See `fairlatent demo` for a built-in one."),
+    out: Path = typer.Option(None, "--out", help="Run directory (default: runs/<config name>)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Run (or resume) the whole pipeline: data → GAN → classifiers → latents → hyperplanes → pairs →
+    retraining of each method → evaluation → report. Unchanged stages are skipped."""
+    from fairlatent.pipeline.config import load_config
+    from fairlatent.pipeline.run import run_pipeline
+
+    cfg = load_config(config)
+    run_pipeline(cfg, out or Path("runs") / cfg.name, progress=not quiet)
+
+
+@app.command("demo")
+def demo_command(
+    out: Path = typer.Option(Path("runs/demo"), "--out", help="Run directory."),
+    fast: bool = typer.Option(False, "--fast", help="A tiny version (for tests); shows the mechanics, not the effect."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """The built-in demo: ToyFaces, target Wearing_Hat, protected Eyeglasses, training skew 0.9."""
+    from fairlatent.pipeline.run import run_pipeline
+
+    cfg = _builtin_config("demo_fast" if fast else "demo")
+    run_pipeline(cfg, out, progress=not quiet)

@@ -1,1 +1,1 @@
-"""fairlatent.report"""
+"""Reports: report.json, a self-contained report.html, plots and the terminal table."""

@@ -1,0 +1,124 @@
+"""The pipeline configuration: one TOML file, validated with clear messages.
+
+Every section is a pydantic model with ``extra="forbid"``, so a misspelt key is an error that names it.
+The GAN and classifier sections take the same fields as :class:`fairlatent.train.gan.GANConfig` and
+:class:`fairlatent.train.classifier.ClassifierConfig`; they are validated against those when the stage runs.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from fairlatent.errors import FairlatentError
+
+METHODS = ("baseline", "reweighting", "latent_debias", "latent_debias_filtered", "latent_debias_onto_plane",
+           "latent_debias_reflect", "latent_debias_project", "synthetic_only", "real_plus_gz")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    """Where the data comes from. ``source="toyfaces"`` renders the built-in data; ``"path"`` reads a data set."""
+
+    source: Literal["toyfaces", "path"] = "toyfaces"
+    path: str | None = None
+    target: str = "Wearing_Hat"
+    protected: str = "Eyeglasses"
+    # ToyFaces rendering (ignored for source="path")
+    n: int = Field(20000, ge=100)
+    size: Literal[32, 64] = 32
+    skew: float = Field(0.9, ge=0.0, le=1.0)
+    val_skew: float | None = Field(None, ge=0.0, le=1.0)
+    test_skew: float | None = Field(None, ge=0.0, le=1.0)
+    label_noise: float = Field(0.0, ge=0.0, le=0.5)
+    seed: int | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "DataConfig":
+        if self.source == "path" and not self.path:
+            raise ValueError("data.source = 'path' needs data.path (a fairlatent data set directory)")
+        if self.target == self.protected:
+            raise ValueError(f"data.target and data.protected are both {self.target!r}; they must differ")
+        return self
+
+
+class LatentConfig(_Strict):
+    """Latent sampling, labelling, hyperplanes and pair generation (REFERENCE §1 steps 2–5)."""
+
+    n_fit: int = Field(10000, ge=50)
+    n_holdout: int = Field(5000, ge=20)
+    n_pairs: int = Field(10000, ge=10)
+    hyperplane: Literal["svm", "logistic"] = "svm"
+    threshold: Literal["f1", "calibrated"] = "f1"
+    truncation: float | None = Field(None, gt=0)
+    agreement_filter: bool = False
+    min_sin: float = Field(0.1, gt=0, lt=1)
+    batch_size: int = Field(512, ge=1)
+
+
+class EvaluationConfig(_Strict):
+    n_boot: int = Field(500, ge=10)
+    ci: float = Field(0.95, gt=0, lt=1)
+    generative_metrics: bool = True
+    n_generative: int = Field(5000, ge=10)
+
+
+class PipelineConfig(_Strict):
+    """The whole run. ``seed`` seeds every stage (each stage derives its own sub-stream)."""
+
+    seed: int = 0
+    name: str = "run"
+    device: str | None = None
+    data: DataConfig = DataConfig()
+    gan: dict[str, Any] = Field(default_factory=dict)
+    labeler: dict[str, Any] = Field(default_factory=dict)
+    classifier: dict[str, Any] = Field(default_factory=dict)
+    latent: LatentConfig = LatentConfig()
+    methods: list[str] = Field(default_factory=lambda: ["baseline", "reweighting", "latent_debias"])
+    evaluation: EvaluationConfig = EvaluationConfig()
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, v: list[str]) -> list[str]:
+        unknown = [m for m in v if m not in METHODS]
+        if unknown:
+            raise ValueError(f"unknown method(s) {unknown}; methods are: {', '.join(METHODS)}")
+        if not v:
+            raise ValueError("methods is empty")
+        return list(dict.fromkeys(v))
+
+
+def _format_validation_error(exc: ValidationError, where: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{where}: {loc}: {msg}" + (f" (got {err['input']!r})" if err["type"] != "extra_forbidden" and "input" in err and not isinstance(err["input"], dict) else ""))
+    return "\n".join(lines)
+
+
+def validate_config(raw: dict[str, Any], where: str = "config") -> PipelineConfig:
+    """Validate a raw dict (e.g. parsed TOML); raise FairlatentError listing every problem."""
+    try:
+        return PipelineConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise FairlatentError(_format_validation_error(exc, where)) from None
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FairlatentError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise FairlatentError(f"{path}: not valid TOML ({exc})") from None
+    return validate_config(raw, str(path))

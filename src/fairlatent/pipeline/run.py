@@ -1,0 +1,441 @@
+"""The latent de-biasing pipeline, top to bottom (Ramaswamy et al., CVPR 2021; REFERENCE §1).
+
+Stages, each cached in its own folder of the run directory (see :mod:`fairlatent.pipeline.stages`):
+
+1. ``data``       the real data set (ToyFaces rendered here, or a user's data set referenced by content hash)
+2. ``gan``        a GAN trained on the real train split
+3. ``labeler``    one classifier for the target and protected attributes, trained on real data (f_t, f_g)
+4. ``latents``    latents z ~ N(0, I), G(z) rendered and labelled by f_t, f_g (F1-best thresholds)
+5. ``hyperplanes`` linear h_t, h_g fitted on ``n_fit`` latents, accuracy on ``n_holdout`` held-out latents
+6. ``pairs``      z' for ``n_pairs`` further latents; G(z), G(z') stored losslessly with their latents;
+                  what the edit achieved measured on the images (f_g flip rate, f_t keep rate)
+7. ``train_<m>``  one target classifier per method (baseline, reweighting, latent_debias, ablations)
+8. ``evaluate``   calibrated threshold on val, bootstrap metrics on test and test_balanced
+9. ``generative`` FID/KID/precision/recall/density/coverage of G(z) and G(z') against real train images
+10. ``report``    report.json, report.html and the terminal table
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+
+from fairlatent.data.dataset import Dataset, load_dataset, write_dataset
+from fairlatent.errors import FairlatentError
+from fairlatent.pipeline.config import PipelineConfig
+from fairlatent.pipeline.stages import StageRunner, stable_hash
+from fairlatent.utils.io import save_npy, write_json
+
+EDIT_OF_METHOD = {
+    "latent_debias": "complementary",
+    "latent_debias_filtered": "complementary",
+    "latent_debias_onto_plane": "onto_plane",
+    "latent_debias_reflect": "reflect",
+    "latent_debias_project": "project",
+}
+EVAL_SPLITS = ("test", "test_balanced")
+
+
+def _dataset_fingerprint(path: Path) -> dict[str, Any]:
+    """Identity of a user's data set: content hash of its small files, size and mtime of the arrays."""
+    import hashlib
+
+    ident: dict[str, Any] = {"path": str(path.resolve())}
+    for name in ("meta.json", "attributes.csv"):
+        ident[name] = hashlib.sha256((path / name).read_bytes()).hexdigest()[:16]
+    for name in ("images.npy", "masks.npy"):
+        f = path / name
+        if f.is_file():
+            st = f.stat()
+            ident[name] = [st.st_size, int(st.st_mtime)]
+    return ident
+
+
+def _cells(t: np.ndarray, g: np.ndarray) -> dict[str, int]:
+    return {f"t{a}_g{b}": int(((t == a) & (g == b)).sum()) for a in (0, 1) for b in (0, 1)}
+
+
+def balanced_group_weights(t: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """w(t, g) = N_t / (2·N_{t,g}): both protected groups weigh the same within each target class.
+
+    Used by the ``reweighting`` baseline on the train split (REFERENCE §1) and, on the validation split, to
+    select the augmented models' best epoch by group-balanced AP as the paper does. Weighted cell masses are
+    then N_t/2 for each g, so under the weights t and g are independent.
+    """
+    t = np.asarray(t).astype(int)
+    g = np.asarray(g).astype(int)
+    w = np.zeros(len(t), dtype=np.float64)
+    for a in (0, 1):
+        n_t = (t == a).sum()
+        for b in (0, 1):
+            cell = (t == a) & (g == b)
+            if cell.any():
+                w[cell] = n_t / (2.0 * cell.sum())
+    return w
+
+
+class Pipeline:
+    """One run of the de-biasing pipeline. ``run()`` executes (or skips) every stage and returns the report."""
+
+    def __init__(self, config: PipelineConfig, run_dir: str | os.PathLike, *, console: Console | None = None,
+                 progress: bool = True) -> None:
+        self.cfg = config
+        self.run_dir = Path(run_dir)
+        self.console = console or Console()
+        self.progress = progress
+        self.stages = StageRunner(self.run_dir, self.console)
+        self.t = config.data.target
+        self.g = config.data.protected
+
+    # ------------------------------------------------------------------ helpers
+    def _gan_config(self):
+        from fairlatent.train.gan import GANConfig
+
+        return GANConfig(**{"seed": self.cfg.seed, "device": self.cfg.device, **self.cfg.gan})
+
+    def _classifier_config(self, section: dict[str, Any]):
+        from fairlatent.train.classifier import ClassifierConfig
+
+        return ClassifierConfig(**{"seed": self.cfg.seed, "device": self.cfg.device, **section})
+
+    def _data(self) -> Dataset:
+        return load_dataset(self.stages.results["data"].outputs["path"])
+
+    # ------------------------------------------------------------------ stages
+    def stage_data(self) -> None:
+        d = self.cfg.data
+        if d.source == "path":
+            path = Path(d.path)
+            ds = load_dataset(path)
+            ds.check_attributes([self.t, self.g])
+            for split in ("train", "val", "test"):
+                ds.split_indices(split)
+            cfg = {"fingerprint": _dataset_fingerprint(path)}
+
+            def fn(stage_dir: Path) -> dict[str, Any]:
+                return {"path": str(path.resolve())}
+        else:
+            from fairlatent.data.toyfaces import make_toyfaces
+
+            params = d.model_dump(exclude={"source", "path"})
+            params["seed"] = self.cfg.seed if d.seed is None else d.seed
+            cfg = params
+
+            def fn(stage_dir: Path) -> dict[str, Any]:
+                out = stage_dir / "dataset"
+                if not out.exists():
+                    make_toyfaces(out, n=d.n, size=d.size, target=self.t, protected=self.g, skew=d.skew,
+                                  val_skew=d.val_skew, test_skew=d.test_skew, label_noise=d.label_noise or None,
+                                  seed=params["seed"], progress=self.progress)
+                return {"path": str(out.resolve())}
+
+        self.stages.run("data", cfg, fn)
+        ds = self._data()
+        ds.check_attributes([self.t, self.g])
+
+    def stage_gan(self) -> None:
+        from fairlatent.train.gan import train_gan
+
+        gcfg = self._gan_config()
+
+        def fn(stage_dir: Path) -> dict[str, Any]:
+            train_gan(self.stages.results["data"].outputs["path"], stage_dir / "model", gcfg,
+                      resume=True, progress=self.progress)
+            return {"path": str((stage_dir / "model").resolve())}
+
+        self.stages.run("gan", gcfg.model_dump(), fn, deps=("data",))
+
+    def stage_labeler(self) -> None:
+        from fairlatent.train.classifier import train_classifier
+
+        ccfg = self._classifier_config({**self.cfg.classifier, **self.cfg.labeler})
+
+        def fn(stage_dir: Path) -> dict[str, Any]:
+            data = self.stages.results["data"].outputs["path"]
+            train_classifier([data], [self.t, self.g], stage_dir / "model", ccfg, progress=self.progress)
+            return {"path": str((stage_dir / "model").resolve())}
+
+        self.stages.run("labeler", ccfg.model_dump(), fn, deps=("data",))
+
+    def _label(self, scores: np.ndarray, labeler) -> tuple[np.ndarray, np.ndarray]:
+        kind = self.cfg.latent.threshold
+        th_t = labeler.thresholds[self.t][kind]
+        th_g = labeler.thresholds[self.g][kind]
+        ti, gi = labeler.attributes.index(self.t), labeler.attributes.index(self.g)
+        return (scores[:, ti] > th_t).astype(np.int64), (scores[:, gi] > th_g).astype(np.int64)
+
+    def stage_latents(self) -> None:
+        from fairlatent.models.classifier import load_classifier
+        from fairlatent.models.generator import load_generator
+
+        lc = self.cfg.latent
+        n = lc.n_fit + lc.n_holdout + lc.n_pairs
+        cfg = {"n": n, "truncation": lc.truncation, "threshold": lc.threshold, "seed": self.cfg.seed}
+
+        def fn(stage_dir: Path) -> dict[str, Any]:
+            gen = load_generator(self.stages.results["gan"].outputs["path"], device=self.cfg.device)
+            labeler = load_classifier(self.stages.results["labeler"].outputs["path"])
+            from fairlatent.utils.seed import hash_str
+
+            z = gen.sample_latents(n, seed=self.cfg.seed + hash_str("latents") % 10_000, truncation=lc.truncation)
+            scores = self._score_latents(gen, labeler, z, "labelling G(z)")
+            t_lab, g_lab = self._label(scores, labeler)
+            save_npy(stage_dir / "z.npy", z.astype(np.float32))
+            save_npy(stage_dir / "scores.npy", scores.astype(np.float32))
+            return {"n": n, "rate_t": float(t_lab.mean()), "rate_g": float(g_lab.mean()),
+                    "cells": _cells(t_lab, g_lab)}
+
+        self.stages.run("latents", cfg, fn, deps=("gan", "labeler"))
+
+    def _score_latents(self, gen, labeler, z: np.ndarray, what: str) -> np.ndarray:
+        from rich.progress import Progress
+
+        bs = self.cfg.latent.batch_size
+        out = []
+        with Progress(console=self.console, disable=not self.progress, transient=True) as prog:
+            task = prog.add_task(what, total=len(z))
+            for i in range(0, len(z), bs):
+                imgs = gen.render(z[i : i + bs])
+                out.append(labeler.predict_scores(imgs))
+                prog.advance(task, len(imgs))
+        return np.concatenate(out)
+
+    def _latent_arrays(self):
+        from fairlatent.models.classifier import load_classifier
+
+        d = self.stages.results["latents"].dir
+        z = np.load(d / "z.npy")
+        scores = np.load(d / "scores.npy")
+        labeler = load_classifier(self.stages.results["labeler"].outputs["path"])
+        t_lab, g_lab = self._label(scores, labeler)
+        return z, t_lab, g_lab, labeler
+
+    def stage_hyperplanes(self) -> None:
+        from fairlatent.latent import fit_hyperplane
+
+        lc = self.cfg.latent
+        cfg = {"n_fit": lc.n_fit, "n_holdout": lc.n_holdout, "method": lc.hyperplane, "seed": self.cfg.seed}
+
+        def fn(stage_dir: Path) -> dict[str, Any]:
+            z, t_lab, g_lab, _ = self._latent_arrays()
+            fit, ho = slice(0, lc.n_fit), slice(lc.n_fit, lc.n_fit + lc.n_holdout)
+            out: dict[str, Any] = {}
+            for name, y in (("t", t_lab), ("g", g_lab)):
+                attr = self.t if name == "t" else self.g
+                for part, sl in (("fit", fit), ("holdout", ho)):
+                    if len(np.unique(y[sl])) < 2:
+                        raise FairlatentError(
+                            f"every generated image in the {part} set got the same {attr} label from f_{name}: "
+                            "the generator does not cover both values of this attribute (train the GAN longer, "
+                            "or check the labeler)")
+                h = fit_hyperplane(z[fit].astype(np.float64), y[fit], method=lc.hyperplane,
+                                   holdout=(z[ho].astype(np.float64), y[ho]), seed=self.cfg.seed)
+                out[f"h_{name}"] = {"w": h.w.tolist(), "b": float(h.b), "fit_acc": float(h.fit_accuracy),
+                                    "heldout_acc": float(h.heldout_accuracy)}
+            w_t, w_g = np.array(out["h_t"]["w"]), np.array(out["h_g"]["w"])
+            out["cos_theta"] = float(w_t @ w_g)
+            return out
+
+        self.stages.run("hyperplanes", cfg, fn, deps=("latents",))
+
+    def _hyperplanes(self):
+        from fairlatent.latent import Hyperplane
+
+        o = self.stages.results["hyperplanes"].outputs
+        mk = lambda h: Hyperplane(w=np.array(h["w"], dtype=np.float64), b=h["b"], fit_accuracy=h["fit_acc"],  # noqa: E731
+                                  heldout_accuracy=h["heldout_acc"], method=self.cfg.latent.hyperplane)
+        return mk(o["h_t"]), mk(o["h_g"])
+
+    def _edits_needed(self) -> list[str]:
+        return sorted({EDIT_OF_METHOD[m] for m in self.cfg.methods if m in EDIT_OF_METHOD}
+                      | ({"complementary"} if "real_plus_gz" in self.cfg.methods else set()))
+
+    def stage_pairs(self) -> None:
+        from fairlatent.latent import edit_latents
+        from fairlatent.models.generator import load_generator
+
+        lc = self.cfg.latent
+        edits = self._edits_needed()
+        cfg = {"edits": edits, "min_sin": lc.min_sin, "n_pairs": lc.n_pairs}
+
+        def fn(stage_dir: Path) -> dict[str, Any]:
+            z_all, t_all, g_all, labeler = self._latent_arrays()
+            h_t, h_g = self._hyperplanes()
+            start = lc.n_fit + lc.n_holdout
+            z = z_all[start:].astype(np.float64)
+            t_z, g_z = t_all[start:], g_all[start:]
+            gen = load_generator(self.stages.results["gan"].outputs["path"], device=self.cfg.device)
+            imgs_z = np.concatenate([gen.render(z[i:i + lc.batch_size].astype(np.float32))
+                                     for i in range(0, len(z), lc.batch_size)])
+            out: dict[str, Any] = {}
+            for edit in edits:
+                zp = edit_latents(z, h_t, h_g, kind=edit, min_sin=lc.min_sin).astype(np.float32)
+                scores_p = self._score_latents(gen, labeler, zp, f"labelling G(z') [{edit}]")
+                t_p, g_p = self._label(scores_p, labeler)
+                imgs_p = np.concatenate([gen.render(zp[i:i + lc.batch_size]) for i in range(0, len(zp), lc.batch_size)])
+                n = len(z)
+                flip = float((g_p != g_z).mean())
+                keep = float((t_p == t_z).mean())
+                agree = t_p == t_z
+                # what the synthetic set looks like to the classifiers: P(f_t = 1 | f_g = g) over G(z) ∪ G(z')
+                t_syn = np.concatenate([t_z, t_p])
+                g_syn = np.concatenate([g_z, g_p])
+                p_t_given_g = {f"g{b}": float(t_syn[g_syn == b].mean()) if (g_syn == b).any() else None
+                               for b in (0, 1)}
+                stats = {"pairs": n, "flip_rate_g": flip, "keep_rate_t": keep,
+                         "agreement_kept": int(agree.sum()), "agreement_dropped": int((~agree).sum()),
+                         "p_ft1_given_fg": p_t_given_g,
+                         "latent_target_score_change": float(np.abs((zp - z) @ h_t.w).max()),
+                         "mean_edit_norm": float(np.linalg.norm(zp - z, axis=1).mean())}
+                for filtered in ((False, True) if edit == "complementary" else (False,)):
+                    keep_idx = np.flatnonzero(agree) if filtered else np.arange(n)
+                    name = f"{edit}_filtered" if filtered else edit
+                    ids = [f"z{i:06d}" for i in keep_idx] + [f"zp{i:06d}" for i in keep_idx]
+                    table = pd.DataFrame({
+                        "id": ids, "split": "train",
+                        "group_id": np.concatenate([keep_idx, keep_idx]).astype(str),
+                        # both G(z) and G(z') take z's target label; z' takes the flipped protected label
+                        self.t: np.concatenate([t_z[keep_idx], t_z[keep_idx]]),
+                        self.g: np.concatenate([g_z[keep_idx], 1 - g_z[keep_idx]]),
+                    })
+                    write_dataset(stage_dir / name, np.concatenate([imgs_z[keep_idx], imgs_p[keep_idx]]), table,
+                                  {"source": "latent_pairs", "edit": edit, "filtered": filtered,
+                                   "target": self.t, "protected": self.g, "seed": self.cfg.seed},
+                                  latents=np.concatenate([z[keep_idx], zp[keep_idx]]).astype(np.float32),
+                                  overwrite=True)
+                out[edit] = stats
+            return out
+
+        self.stages.run("pairs", cfg, fn, deps=("hyperplanes",))
+
+    def _method_train_sets(self, method: str) -> tuple[list[str], list[np.ndarray] | None, bool]:
+        """(train sets, per-set sample weights, balanced-val selection) of one method."""
+        data_path = self.stages.results["data"].outputs["path"]
+        if method == "baseline":
+            return [data_path], None, False
+        if method == "reweighting":
+            ds = self._data()
+            tr = ds.split_indices("train")
+            return [data_path], [balanced_group_weights(ds.labels(self.t, tr), ds.labels(self.g, tr))], False
+        pairs_dir = self.stages.results["pairs"].dir
+        if method == "latent_debias_filtered":
+            return [data_path, str(pairs_dir / "complementary_filtered")], None, True
+        if method in EDIT_OF_METHOD:
+            return [data_path, str(pairs_dir / EDIT_OF_METHOD[method])], None, True
+        if method == "real_plus_gz":
+            # unpaired ablation: real + G(z) only (the first half of the complementary pair set)
+            ds = load_dataset(pairs_dir / "complementary")
+            n = len(ds) // 2
+            w = np.concatenate([np.ones(n), np.zeros(len(ds) - n)])
+            return [data_path, str(pairs_dir / "complementary")], [np.ones(len(self._data().split_indices("train"))), w], True
+        raise FairlatentError(f"unknown method {method!r}")
+
+    def stage_train(self, method: str) -> None:
+        from fairlatent.train.classifier import train_classifier
+
+        ccfg = self._classifier_config(self.cfg.classifier)
+        deps = ("data",) if method in ("baseline", "reweighting") else ("data", "pairs")
+
+        def fn(stage_dir: Path) -> dict[str, Any]:
+            sets, weights, balanced_val = self._method_train_sets(method)
+            val_weights = None
+            if balanced_val:
+                ds = self._data()
+                va = ds.split_indices("val")
+                val_weights = balanced_group_weights(ds.labels(self.t, va), ds.labels(self.g, va))
+            train_classifier(sets, [self.t], stage_dir / "model", ccfg, val_set=sets[0], sample_weights=weights,
+                             val_weights=val_weights, progress=self.progress)
+            return {"path": str((stage_dir / "model").resolve())}
+
+        self.stages.run(f"train_{method}", {"method": method, "classifier": ccfg.model_dump()}, fn, deps=deps)
+
+    def stage_evaluate(self) -> None:
+        from fairlatent.metrics.bootstrap import bootstrap_metrics
+        from fairlatent.metrics.fairness import calibrated_threshold
+        from fairlatent.models.classifier import load_classifier
+
+        ev = self.cfg.evaluation
+        deps = tuple(f"train_{m}" for m in self.cfg.methods)
+        cfg = {"n_boot": ev.n_boot, "ci": ev.ci, "seed": self.cfg.seed}
+
+        def fn(stage_dir: Path) -> dict[str, Any]:
+            ds = self._data()
+            results: dict[str, Any] = {}
+            scores_out: dict[str, np.ndarray] = {}
+            for m in self.cfg.methods:
+                clf = load_classifier(self.stages.results[f"train_{m}"].outputs["path"])
+                va = ds.split_indices("val")
+                s_val = clf.predict_scores(np.asarray(ds.images[va]))[:, 0]
+                th = float(calibrated_threshold(ds.labels(self.t, va), s_val))
+                results[m] = {"threshold": th}
+                for split in EVAL_SPLITS:
+                    idx = ds.split_indices(split, required=split == "test")
+                    if idx.size == 0:
+                        continue
+                    s = clf.predict_scores(np.asarray(ds.images[idx]))[:, 0]
+                    y, g = ds.labels(self.t, idx), ds.labels(self.g, idx)
+                    results[m][split] = bootstrap_metrics(y, s, sensitive_features=g, threshold=th,
+                                                          n_boot=ev.n_boot, ci=ev.ci, seed=self.cfg.seed)
+                    scores_out[f"{m}/{split}"] = s
+                    scores_out[f"_y/{split}"] = y
+                    scores_out[f"_g/{split}"] = g
+            with open(stage_dir / "scores.npz.tmp", "wb") as fh:
+                np.savez(fh, **scores_out)
+            os.replace(stage_dir / "scores.npz.tmp", stage_dir / "scores.npz")
+            return results
+
+        self.stages.run("evaluate", cfg, fn, deps=deps)
+
+    def stage_generative(self) -> None:
+        ev = self.cfg.evaluation
+        if not ev.generative_metrics or "pairs" not in self.stages.results:
+            return
+        from fairlatent.pipeline.generative_report import generative_metrics_by_cell
+
+        cfg = {"n": ev.n_generative, "seed": self.cfg.seed}
+
+        def fn(stage_dir: Path) -> dict[str, Any]:
+            return generative_metrics_by_cell(
+                real=self._data(), pairs=load_dataset(self.stages.results["pairs"].dir / "complementary"),
+                labeler_dir=self.stages.results["labeler"].outputs["path"], target=self.t, protected=self.g,
+                n=ev.n_generative, seed=self.cfg.seed, cache_dir=stage_dir / "cache", progress=self.progress)
+
+        self.stages.run("generative", cfg, fn, deps=("pairs", "labeler"))
+
+    # ------------------------------------------------------------------ driver
+    def run(self) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(self.run_dir / "config.json", self.cfg.model_dump())
+        self.stage_data()
+        needs_latent = any(m not in ("baseline", "reweighting") for m in self.cfg.methods)
+        if needs_latent:
+            self.stage_gan()
+            self.stage_labeler()
+            self.stage_latents()
+            self.stage_hyperplanes()
+            self.stage_pairs()
+        for m in self.cfg.methods:
+            self.stage_train(m)
+        self.stage_evaluate()
+        if needs_latent:
+            self.stage_generative()
+        from fairlatent.report.build import build_report
+
+        report = build_report(self, total_seconds=time.perf_counter() - t0)
+        return report
+
+
+def run_pipeline(config: PipelineConfig, run_dir: str | os.PathLike, *, console: Console | None = None,
+                 progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) the whole pipeline in ``run_dir``; return the report dict (also in report.json)."""
+    return Pipeline(config, run_dir, console=console, progress=progress).run()
+
+
+__all__ = ["Pipeline", "run_pipeline", "balanced_group_weights", "stable_hash"]
