@@ -44,6 +44,7 @@ from fairlatent.data.imageio import (
     examples,
     mode_conversion_note,
     open_image_source,
+    refuse_existing,
 )
 from fairlatent.data.splits import SPLIT_NAMES, check_nonempty, identity_split, parse_fractions
 from fairlatent.errors import FairlatentError
@@ -360,6 +361,7 @@ def read_celeba(
 def convert_celeba(out: str | os.PathLike, root: str | os.PathLike | None = None, *, overwrite: bool = False,
                    **kwargs: Any) -> tuple[Path, dict[str, Any]]:
     """:func:`read_celeba` then :func:`~fairlatent.data.dataset.write_dataset`; returns ``(path, meta written)``."""
+    refuse_existing(out, overwrite)
     imgs, table, meta = read_celeba(root, **kwargs)
     path = write_dataset(out, imgs, table, meta, overwrite=overwrite)
     return path, read_json(path / "meta.json")

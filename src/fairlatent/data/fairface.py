@@ -45,6 +45,7 @@ from fairlatent.data.imageio import (
     examples,
     mode_conversion_note,
     open_image_source,
+    refuse_existing,
 )
 from fairlatent.data.splits import random_split, stratified_subset
 from fairlatent.errors import FairlatentError
@@ -242,6 +243,7 @@ def read_fairface(
 def convert_fairface(out: str | os.PathLike, root: str | os.PathLike | None = None, *, overwrite: bool = False,
                      **kwargs: Any) -> tuple[Path, dict[str, Any]]:
     """:func:`read_fairface` then :func:`~fairlatent.data.dataset.write_dataset`; returns ``(path, meta written)``."""
+    refuse_existing(out, overwrite)
     imgs, table, meta = read_fairface(root, **kwargs)
     path = write_dataset(out, imgs, table, meta, overwrite=overwrite)
     return path, read_json(path / "meta.json")

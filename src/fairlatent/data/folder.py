@@ -36,6 +36,7 @@ from fairlatent.data.imageio import (
     examples,
     mode_conversion_note,
     open_image_source,
+    refuse_existing,
 )
 from fairlatent.data.splits import SPLIT_NAMES, check_nonempty, identity_split, parse_fractions, random_split
 from fairlatent.errors import FairlatentError
@@ -215,6 +216,7 @@ def read_folder(
 def convert_folder(images: str | os.PathLike, labels: str | os.PathLike, out: str | os.PathLike, *,
                    overwrite: bool = False, **kwargs: Any) -> tuple[Path, dict[str, Any]]:
     """:func:`read_folder` then :func:`~fairlatent.data.dataset.write_dataset`; returns ``(path, meta)``."""
+    refuse_existing(out, overwrite)
     imgs, table, meta = read_folder(images, labels, **kwargs)
     path = write_dataset(out, imgs, table, meta, overwrite=overwrite)
     return path, read_json(path / "meta.json")

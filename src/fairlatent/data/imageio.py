@@ -250,3 +250,9 @@ def examples(items: Iterable[str], k: int = 5) -> list[str]:
             break
         out.append(x)
     return out
+
+
+def refuse_existing(out: str | os.PathLike, overwrite: bool) -> None:
+    """Fail before the (slow) decoding when the output exists and may not be replaced."""
+    if Path(out).exists() and not overwrite:
+        raise FairlatentError(f"{out} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
