@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import os
 import threading
+import warnings
 import zipfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -215,12 +216,17 @@ def decode_images(
                 bar.update(task, completed=min(n, start + chunk))
     kept = np.flatnonzero(ok).tolist()
     skipped.sort()
+    note = mode_conversion_note(modes)
+    if note:
+        warnings.warn(f"{source.path}: {note}", UserWarning, stacklevel=2)  # once per run, with the count
     return DecodeResult(images=out[ok] if len(kept) < n else out, kept=kept, converted_modes=modes,
                         skipped=skipped, sizes=sizes)
 
 
 def _progress(enabled: bool):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from rich.console import Console
 
     return Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -230,6 +236,7 @@ def _progress(enabled: bool):
         TimeRemainingColumn(),
         disable=not enabled,
         transient=False,
+        console=Console(stderr=True),
     )
 
 
