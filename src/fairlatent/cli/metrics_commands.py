@@ -1,3 +1,225 @@
-"""CLI commands (registered on import)."""
+"""``fairlatent metrics REAL FAKE`` and ``fairlatent metrics truncation-sweep``.
 
-from fairlatent.cli.app import app, data_app, metrics_app, benchmark_app  # noqa: F401
+``metrics`` is a group (it has ``truncation-sweep``) but must also run as a command with two positional
+arguments. A click group parses its own arguments before the subcommand name, so optional positionals on
+the group callback would swallow ``truncation-sweep``. Instead the group class below rewrites
+``metrics REAL FAKE ...`` to ``metrics compute REAL FAKE ...`` whenever the first argument is not a
+subcommand name (``fairlatent metrics compute ...`` works too).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperGroup
+
+from fairlatent.cli.app import metrics_app
+from fairlatent.errors import FairlatentError
+
+
+class DefaultComputeGroup(TyperGroup):
+    """A typer group that runs ``compute`` when the first argument is not one of its subcommands."""
+
+    default_command = "compute"
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+metrics_app.info.cls = DefaultComputeGroup
+
+METRIC_ROWS = [
+    ("fid", "FID", "lower is better"),
+    ("kid_mean", "KID (mean)", "lower is better; ± kid_std"),
+    ("kid_std", "KID (std)", ""),
+    ("isc_mean", "Inception Score", "higher is better"),
+    ("isc_std", "IS (std)", ""),
+    ("precision", "precision", "fidelity: share of fakes inside real k-NN balls"),
+    ("recall", "recall", "diversity: share of reals inside fake k-NN balls"),
+    ("density", "density", "fidelity, robust to real outliers (≈1 when distributions match)"),
+    ("coverage", "coverage", "diversity, robust to fake outliers"),
+]
+
+
+def _results_table(result: dict, title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("note", style="dim")
+    for key, label, note in METRIC_ROWS:
+        if key in result:
+            table.add_row(label, f"{result[key]:.6g}", note)
+    return table
+
+
+@metrics_app.command("compute")
+def compute(
+    real: str = typer.Argument(..., help="Real images: data set directory, .npy images or features."),
+    fake: str = typer.Argument(..., help="Fake images: data set directory, .npy, or a generator (run dir / TorchScript)."),
+    fid: bool = typer.Option(False, "--fid", help="Fréchet distance."),
+    kid: bool = typer.Option(False, "--kid", help="Kernel (Inception) distance."),
+    isc: bool = typer.Option(False, "--isc", help="Inception Score of FAKE (needs --features inception)."),
+    prdc: bool = typer.Option(False, "--prdc", help="Precision/recall and density/coverage."),
+    k: int = typer.Option(5, "--k", help="k for density/coverage."),
+    k_pr: int = typer.Option(3, "--k-pr", help="k for precision/recall."),
+    features: str = typer.Option("domain", "--features", help="domain | inception | pixels"),
+    classifier: Optional[Path] = typer.Option(None, "--classifier", help="Classifier directory (domain features)."),
+    inception_weights: Optional[Path] = typer.Option(None, "--inception-weights", help="Local Inception-v3 weights."),
+    split: Optional[str] = typer.Option(None, "--split", help="Use only this split of data set inputs."),
+    n: Optional[int] = typer.Option(None, "--n", help="Samples to draw when FAKE is a generator."),
+    seed: int = typer.Option(0, "--seed"),
+    batch_size: int = typer.Option(64, "--batch-size"),
+    cache_dir: Optional[Path] = typer.Option(Path(".fairlatent_cache/features"), "--cache-dir",
+                                             help="Feature cache folder."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the feature cache."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
+    device: Optional[str] = typer.Option(None, "--device"),
+) -> None:
+    """FID / KID / IS / precision-recall / density-coverage of FAKE against REAL (all but IS when none chosen)."""
+    from fairlatent.metrics.generative import DatasetSelection, compute_generative_metrics
+    from fairlatent.utils.io import write_json
+
+    if not (fid or kid or isc or prdc):
+        fid = kid = prdc = True
+
+    def source(arg: str):
+        p = Path(arg)
+        if split is not None and p.is_dir() and (p / "images.npy").is_file():
+            return DatasetSelection(p, split=split)
+        return arg
+
+    result = compute_generative_metrics(
+        source(real), source(fake), fid=fid, kid=kid, isc=isc, prdc=prdc, features=features, k_pr=k_pr, k_dc=k,
+        n_fake=n, seed=seed, batch_size=batch_size, cache_dir=None if no_cache else cache_dir,
+        inception_weights=inception_weights, classifier=classifier, device=device, progress=True,
+    )
+    result.update({"real": str(real), "fake": str(fake)})
+    console = Console()
+    console.print(_results_table(result, f"{fake} vs {real} — features {result['features']}, "
+                                         f"{result['n_real']} real / {result['n_fake']} fake"))
+    if json_out is not None:
+        write_json(json_out, result)
+        console.print(f"wrote {json_out}")
+
+
+def _parse_taus(text: str) -> list[float | None]:
+    taus: list[float | None] = []
+    for item in text.split(","):
+        item = item.strip().lower()
+        if item in ("none", "inf", ""):
+            taus.append(None)
+            continue
+        try:
+            tau = float(item)
+        except ValueError:
+            raise FairlatentError(f"--taus: {item!r} is not a number or 'none'") from None
+        if not tau > 0:
+            raise FairlatentError(f"--taus: truncation {item} must be positive")
+        taus.append(tau)
+    return taus
+
+
+def truncation_sweep(generator, real, *, taus, n: int, features="domain", classifier=None, inception_weights=None,
+                     seed: int = 0, k_pr: int = 3, k_dc: int = 5, batch_size: int = 64, cache_dir=None,
+                     device=None, progress: bool = True) -> list[dict]:
+    """FID, precision, recall, density, coverage of ``n`` samples at each truncation τ (None = untruncated).
+
+    Real features are extracted once (cached) and reused; each τ samples ``n`` latents from the same seed.
+    """
+    from fairlatent.metrics.generative import (Features, GeneratorSamples, compute_generative_metrics,
+                                               extract_features, make_extractor)
+
+    extractor = make_extractor(features, classifier=classifier, inception_weights=inception_weights, seed=seed,
+                               device=device)
+    image_size = getattr(generator, "image_size", None)
+    real_feats = extract_features(real, extractor, batch_size=batch_size, cache_dir=cache_dir, device=device,
+                                  image_size=getattr(extractor, "image_size", None) or
+                                  (image_size if extractor.fixed_size else None), progress=progress)
+    rows = []
+    for tau in taus:
+        fake_feats = extract_features(GeneratorSamples(generator, n, seed, tau), extractor, batch_size=batch_size,
+                                      cache_dir=cache_dir, device=device, progress=progress,
+                                      image_size=getattr(extractor, "image_size", None))
+        res = compute_generative_metrics(Features(real_feats), Features(fake_feats), fid=True, kid=False,
+                                         prdc=True, k_pr=k_pr, k_dc=k_dc, seed=seed, device=device, progress=False)
+        rows.append({"truncation": tau, **{k: res[k] for k in ("fid", "precision", "recall", "density", "coverage")},
+                     "features": extractor.name, "n_real": res["n_real"], "n_fake": res["n_fake"]})
+    return rows
+
+
+def plot_truncation_sweep(rows: list[dict], path: Path) -> None:
+    """Two panels: FID, and precision/recall/density/coverage, against τ (untruncated drawn at the right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fairlatent.utils.io import atomic_file
+
+    finite = [r["truncation"] for r in rows if r["truncation"] is not None]
+    right = (max(finite) * 1.25) if finite else 1.0
+    xs = [r["truncation"] if r["truncation"] is not None else right for r in rows]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(xs, [r["fid"] for r in rows], "o-", color="black")
+    ax1.set_xlabel("truncation τ")
+    ax1.set_ylabel("FID")
+    for key in ("precision", "recall", "density", "coverage"):
+        ax2.plot(xs, [r[key] for r in rows], "o-", label=key)
+    ax2.set_xlabel("truncation τ")
+    ax2.legend()
+    for ax in (ax1, ax2):
+        ax.set_xticks(xs, [f"{x:g}" if r["truncation"] is not None else "none" for x, r in zip(xs, rows)])
+    fig.suptitle(f"fidelity/diversity vs truncation ({rows[0]['features']})" if rows else "")
+    fig.tight_layout()
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+@metrics_app.command("truncation-sweep")
+def truncation_sweep_command(
+    gan: Path = typer.Option(..., "--gan", help="Generator: fairlatent GAN run directory or TorchScript file."),
+    real: Path = typer.Option(..., "--real", help="Real data set directory."),
+    taus: str = typer.Option("0.5,1.0,1.5,2.0,none", "--taus", help="Comma-separated τ values; 'none' = untruncated."),
+    n: int = typer.Option(5000, "--n", help="Samples per τ."),
+    features: str = typer.Option("domain", "--features"),
+    classifier: Optional[Path] = typer.Option(None, "--classifier"),
+    inception_weights: Optional[Path] = typer.Option(None, "--inception-weights"),
+    split: Optional[str] = typer.Option(None, "--split"),
+    seed: int = typer.Option(0, "--seed"),
+    out: Path = typer.Option(Path("truncation_sweep"), "--out", help="Folder for sweep.json and sweep.png."),
+    batch_size: int = typer.Option(64, "--batch-size"),
+    cache_dir: Optional[Path] = typer.Option(Path(".fairlatent_cache/features"), "--cache-dir"),
+    device: Optional[str] = typer.Option(None, "--device"),
+) -> None:
+    """FID, precision, recall, density and coverage against truncation τ: the fidelity/diversity trade-off."""
+    from fairlatent.metrics.generative import DatasetSelection
+    from fairlatent.models.generator import load_generator
+    from fairlatent.utils.io import write_json
+
+    tau_list = _parse_taus(taus)
+    generator = load_generator(gan, device=device)
+    real_src = DatasetSelection(real, split=split) if split else real
+    rows = truncation_sweep(generator, real_src, taus=tau_list, n=n, features=features, classifier=classifier,
+                            inception_weights=inception_weights, seed=seed, batch_size=batch_size,
+                            cache_dir=cache_dir, device=device)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "sweep.json", {"gan": str(gan), "real": str(real), "seed": seed, "n": n, "rows": rows})
+    plot_truncation_sweep(rows, out / "sweep.png")
+    table = Table(title=f"truncation sweep — {gan} vs {real} ({rows[0]['features'] if rows else ''})")
+    for col in ("τ", "FID", "precision", "recall", "density", "coverage"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row("none" if r["truncation"] is None else f"{r['truncation']:g}",
+                      *(f"{r[k]:.4g}" if not math.isnan(r[k]) else "nan"
+                        for k in ("fid", "precision", "recall", "density", "coverage")))
+    console = Console()
+    console.print(table)
+    console.print(f"wrote {out / 'sweep.json'} and {out / 'sweep.png'}")

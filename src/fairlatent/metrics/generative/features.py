@@ -83,7 +83,7 @@ class PixelsExtractor:
         return self._proj[p]
 
     def extract(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        x = torch.from_numpy(np.ascontiguousarray(images).reshape(len(images), -1)).float().div_(255.0)
+        x = torch.from_numpy(_writable(images).reshape(len(images), -1)).float().div_(255.0)
         if self.dim is not None:
             x = x @ self._projection(x.shape[1])
         return {"features": x.numpy()}
@@ -105,7 +105,7 @@ class InceptionExtractor:
 
     @torch.inference_mode()
     def extract(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        x = torch.from_numpy(np.ascontiguousarray(images)).to(self.device).permute(0, 3, 1, 2)
+        x = torch.from_numpy(_writable(images)).to(self.device).permute(0, 3, 1, 2)
         pool3, logits_unbiased, _ = self.net(x)
         return {"features": pool3.float().cpu().numpy(), "logits": logits_unbiased.float().cpu().numpy()}
 
@@ -146,6 +146,12 @@ class CallableExtractor:
 
     def extract(self, images: np.ndarray) -> dict[str, np.ndarray]:
         return {"features": np.asarray(self.fn(images), dtype=np.float32)}
+
+
+def _writable(images: np.ndarray) -> np.ndarray:
+    """A C-contiguous, writable view or copy (torch refuses read-only memory maps without a warning)."""
+    arr = np.ascontiguousarray(images)
+    return arr if arr.flags.writeable else arr.copy()
 
 
 def _directory_fingerprint(path: Path) -> str:
