@@ -1,0 +1,188 @@
+"""GAN architectures: DCGAN and a ResNet generator with a spectral-norm ResNet discriminator.
+
+Both families work at 32, 64 and 128 px. A generator maps latents ``z`` (N×D, D = ``latent_dim``) to
+images N×3×S×S in [-1, 1] (tanh output); a discriminator maps such images to one real-valued logit per
+image (N). The spatial size doubles ``log2(S / 4)`` times from a 4×4 seed, so the channel schedule is
+
+    channels at resolution 4·2^i  =  width · 2^(n_up - 1 - i),  capped at 8 · width,
+
+i.e. wide at low resolution and ``width`` channels at the last hidden layer (the classic DCGAN shape:
+``width=64`` at 64 px gives 512-256-128-64). The discriminator mirrors it.
+
+Why these choices
+-----------------
+- The DCGAN discriminator has no batch normalisation, so the same network is valid for WGAN-GP (whose
+  gradient penalty is defined per sample) and its output for one image never depends on the rest of
+  the batch.
+- Generators use batch normalisation in training and running statistics in ``eval()`` mode, so a
+  rendered image depends only on its own latent: any image can be regenerated from its latent alone.
+- The ResNet discriminator uses spectral normalisation (Miyato et al. 2018), which bounds each layer's
+  Lipschitz constant by 1 and makes hinge-loss training stable without a gradient penalty.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils.parametrizations import spectral_norm
+
+ARCHITECTURES = ("dcgan", "resnet")
+SIZES = (32, 64, 128)
+
+
+def _n_up(size: int) -> int:
+    if size not in SIZES:
+        raise ValueError(f"image size {size} is not supported; sizes are {', '.join(map(str, SIZES))}")
+    return int(math.log2(size // 4))
+
+
+def _channels(size: int, width: int) -> list[int]:
+    """Channels at resolutions 4, 8, …, size/2 (generator order); the last entry is ``width``."""
+    n = _n_up(size)
+    return [min(width * 2 ** (n - 1 - i), 8 * width) for i in range(n)]
+
+
+def _dcgan_init(module: nn.Module) -> None:
+    """DCGAN initialisation (Radford et al. 2016): conv/linear weights ~ N(0, 0.02), BN scale ~ N(1, 0.02)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d,)):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+class DCGANGenerator(nn.Module):
+    """z → Linear → 4×4 feature map → [ConvTranspose(4, stride 2) + BN + ReLU]… → ConvTranspose → tanh."""
+
+    def __init__(self, latent_dim: int = 128, size: int = 32, width: int = 64):
+        super().__init__()
+        self.latent_dim, self.size, self.width = latent_dim, size, width
+        ch = _channels(size, width)
+        self.c0 = ch[0]
+        self.fc = nn.Linear(latent_dim, ch[0] * 16, bias=False)
+        self.bn0 = nn.BatchNorm2d(ch[0])
+        layers: list[nn.Module] = []
+        for cin, cout in zip(ch[:-1], ch[1:]):
+            layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)]
+        layers += [nn.ConvTranspose2d(ch[-1], 3, 4, 2, 1), nn.Tanh()]
+        self.body = nn.Sequential(*layers)
+        _dcgan_init(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.fc(z).view(z.shape[0], self.c0, 4, 4)
+        return self.body(F.relu(self.bn0(x)))
+
+
+class DCGANDiscriminator(nn.Module):
+    """[Conv(4, stride 2) + LeakyReLU(0.2)]… down to 4×4 → Linear → one logit per image (no batch norm)."""
+
+    def __init__(self, size: int = 32, width: int = 64):
+        super().__init__()
+        self.size, self.width = size, width
+        ch = _channels(size, width)[::-1]  # width … widest
+        layers: list[nn.Module] = []
+        cin = 3
+        for cout in ch:
+            layers += [nn.Conv2d(cin, cout, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+            cin = cout
+        self.body = nn.Sequential(*layers)
+        self.fc = nn.Linear(cin * 16, 1)
+        _dcgan_init(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.body(x).flatten(1)).squeeze(1)
+
+
+class _GBlock(nn.Module):
+    """Pre-activation up-sampling residual block: BN-ReLU-up-conv3-BN-ReLU-conv3, shortcut up-conv1."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.bn1, self.bn2 = nn.BatchNorm2d(cin), nn.BatchNorm2d(cout)
+        self.conv1 = nn.Conv2d(cin, cout, 3, 1, 1)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1)
+        self.skip = nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.interpolate(F.relu(self.bn1(x)), scale_factor=2.0, mode="nearest")
+        h = self.conv2(F.relu(self.bn2(self.conv1(h))))
+        return h + self.skip(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class ResNetGenerator(nn.Module):
+    """SNGAN-style ResNet generator: Linear → 4×4 → up-sampling residual blocks → BN-ReLU-conv3 → tanh."""
+
+    def __init__(self, latent_dim: int = 128, size: int = 32, width: int = 64):
+        super().__init__()
+        self.latent_dim, self.size, self.width = latent_dim, size, width
+        ch = _channels(size, width)
+        ch = ch + [ch[-1]]  # one block per doubling; the last keeps ``width`` channels
+        self.c0 = ch[0]
+        self.fc = nn.Linear(latent_dim, ch[0] * 16)
+        self.blocks = nn.Sequential(*[_GBlock(a, b) for a, b in zip(ch[:-1], ch[1:])])
+        self.bn = nn.BatchNorm2d(ch[-1])
+        self.out = nn.Conv2d(ch[-1], 3, 3, 1, 1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.blocks(self.fc(z).view(z.shape[0], self.c0, 4, 4))
+        return torch.tanh(self.out(F.relu(self.bn(h))))
+
+
+class _DBlock(nn.Module):
+    """Spectral-norm down-sampling residual block; the first block skips the leading ReLU (raw pixels)."""
+
+    def __init__(self, cin: int, cout: int, first: bool):
+        super().__init__()
+        self.first = first
+        self.conv1 = spectral_norm(nn.Conv2d(cin, cout, 3, 1, 1))
+        self.conv2 = spectral_norm(nn.Conv2d(cout, cout, 3, 1, 1))
+        self.skip = spectral_norm(nn.Conv2d(cin, cout, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x if self.first else F.relu(x)
+        h = F.avg_pool2d(self.conv2(F.relu(self.conv1(h))), 2)
+        s = self.skip(F.avg_pool2d(x, 2)) if self.first else F.avg_pool2d(self.skip(x), 2)
+        return h + s
+
+
+class SNResNetDiscriminator(nn.Module):
+    """Spectral-norm ResNet discriminator: down-sampling blocks to 4×4 → ReLU → sum-pool → SN linear."""
+
+    def __init__(self, size: int = 32, width: int = 64):
+        super().__init__()
+        self.size, self.width = size, width
+        ch = _channels(size, width)[::-1]
+        blocks, cin = [], 3
+        for i, cout in enumerate(ch):
+            blocks.append(_DBlock(cin, cout, first=i == 0))
+            cin = cout
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = spectral_norm(nn.Linear(cin, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.blocks(x)).sum(dim=(2, 3))
+        return self.fc(h).squeeze(1)
+
+
+def build_generator(arch: str, *, size: int, latent_dim: int, width: int) -> nn.Module:
+    """The generator of ``arch`` ("dcgan" or "resnet")."""
+    if arch == "dcgan":
+        return DCGANGenerator(latent_dim, size, width)
+    if arch == "resnet":
+        return ResNetGenerator(latent_dim, size, width)
+    raise ValueError(f"unknown GAN architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
+
+
+def build_discriminator(arch: str, *, size: int, width: int) -> nn.Module:
+    """The discriminator paired with ``arch``'s generator (DCGAN or spectral-norm ResNet)."""
+    if arch == "dcgan":
+        return DCGANDiscriminator(size, width)
+    if arch == "resnet":
+        return SNResNetDiscriminator(size, width)
+    raise ValueError(f"unknown GAN architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")

@@ -1,0 +1,193 @@
+"""Checkpoints without pickles: tensors in safetensors, configuration and loop state in JSON.
+
+A checkpoint is a directory written atomically (a temporary sibling renamed into place), so a crash
+mid-write leaves the previous checkpoint intact::
+
+    tensors.safetensors   every tensor (model weights and buffers, optimiser moments, RNG states …)
+    config.json           the configuration that built the models (checked on resume)
+    state.json            loop state (step, …) plus the byte size and SHA-256 of tensors.safetensors
+
+The digest in ``state.json`` catches a truncated or altered tensor file even when the damage happens
+to leave a parseable safetensors header. Nothing here is specific to GANs: any trainer stores
+``{name: tensor}`` (use :func:`module_tensors` / :func:`optimizer_tensors` to flatten modules and
+optimisers) and restores with :func:`load_module_state` / :func:`load_optimizer_state`, which name
+missing, unexpected or mis-shaped tensors when the checkpoint comes from another architecture.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from fairlatent.errors import FairlatentError
+from fairlatent.utils.io import atomic_directory, atomic_file, read_json, write_json
+
+TENSORS_FILE = "tensors.safetensors"
+CONFIG_FILE = "config.json"
+STATE_FILE = "state.json"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor]) -> None:
+    """Write ``{name: tensor}`` to a safetensors file atomically (tensors copied to contiguous CPU)."""
+    cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    with atomic_file(path) as tmp:
+        save_file(cpu, str(tmp))
+
+
+def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a safetensors file; a missing, truncated or corrupt file raises a :class:`FairlatentError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FairlatentError(f"{path}: file not found")
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as exc:  # safetensors raises SafetensorError / OSError for damaged files
+        raise FairlatentError(f"{path}: unreadable or truncated safetensors file ({exc})") from None
+
+
+def save_checkpoint(
+    directory: str | os.PathLike,
+    tensors: Mapping[str, torch.Tensor],
+    config: Mapping[str, Any],
+    state: Mapping[str, Any],
+) -> Path:
+    """Write a checkpoint directory atomically, replacing any previous one; return its path."""
+    directory = Path(directory)
+    with atomic_directory(directory, overwrite=True) as tmp:
+        save_tensors(tmp / TENSORS_FILE, tensors)
+        write_json(tmp / CONFIG_FILE, dict(config))
+        state = dict(state)
+        state["_tensors_file"] = {"bytes": (tmp / TENSORS_FILE).stat().st_size, "sha256": _sha256(tmp / TENSORS_FILE)}
+        write_json(tmp / STATE_FILE, state)  # last: its presence marks a complete checkpoint
+    return directory
+
+
+def has_checkpoint(directory: str | os.PathLike) -> bool:
+    return (Path(directory) / STATE_FILE).is_file()
+
+
+def load_checkpoint(
+    directory: str | os.PathLike,
+    *,
+    expect_config: Mapping[str, Any] | None = None,
+    must_match: Iterable[str] = (),
+) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+    """Load ``(tensors, config, state)`` from a checkpoint directory, validating it.
+
+    The tensor file must have the size and SHA-256 recorded when it was written (a truncated file is
+    named as such). With ``expect_config``, every key in ``must_match`` must have the same value in the
+    saved configuration, so resuming with another architecture fails with a message naming the key.
+    """
+    directory = Path(directory)
+    for name in (STATE_FILE, CONFIG_FILE, TENSORS_FILE):
+        if not (directory / name).is_file():
+            raise FairlatentError(f"{directory}: incomplete checkpoint (missing {name})")
+    state = read_json(directory / STATE_FILE)
+    config = read_json(directory / CONFIG_FILE)
+    tfile = directory / TENSORS_FILE
+    record = state.pop("_tensors_file", None)
+    if record is not None:
+        size = tfile.stat().st_size
+        if size != record["bytes"]:
+            raise FairlatentError(
+                f"{tfile}: truncated or altered checkpoint file ({size} bytes, expected {record['bytes']})"
+            )
+        if _sha256(tfile) != record["sha256"]:
+            raise FairlatentError(f"{tfile}: corrupt checkpoint file (SHA-256 differs from {STATE_FILE})")
+    tensors = load_tensors(tfile)
+    if expect_config is not None:
+        for key in must_match:
+            if config.get(key) != expect_config.get(key):
+                raise FairlatentError(
+                    f"{directory}: checkpoint was made with {key}={config.get(key)!r} but the configuration "
+                    f"has {key}={expect_config.get(key)!r}; use a new output directory or start afresh"
+                )
+    return tensors, config, state
+
+
+# --- flattening modules and optimisers into {name: tensor} -------------------------------------------
+
+
+def module_tensors(module: torch.nn.Module, prefix: str) -> dict[str, torch.Tensor]:
+    """``module.state_dict()`` (parameters and buffers) with every key prefixed by ``prefix + '.'``."""
+    return {f"{prefix}.{k}": v for k, v in module.state_dict().items()}
+
+
+def load_module_state(
+    module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], prefix: str, *, source: str | os.PathLike
+) -> None:
+    """Load the ``prefix.``-named tensors into ``module`` exactly (no missing, extra or mis-shaped keys).
+
+    A mismatch means the file was written for another architecture; the error lists the first
+    differences so the user can tell which (e.g. another width, image size or latent dimension).
+    """
+    p = f"{prefix}."
+    saved = {k[len(p) :]: v for k, v in tensors.items() if k.startswith(p)}
+    own = module.state_dict()
+    missing = [k for k in own if k not in saved]
+    unexpected = [k for k in saved if k not in own]
+    shapes = [
+        f"{prefix}.{k}: file {tuple(saved[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in saved and tuple(saved[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        if shapes:
+            parts.append("shape mismatch " + "; ".join(shapes[:3]))
+        if missing:
+            parts.append("missing " + ", ".join(f"{prefix}.{k}" for k in missing[:3]))
+        if unexpected:
+            parts.append("unexpected " + ", ".join(f"{prefix}.{k}" for k in unexpected[:3]))
+        raise FairlatentError(
+            f"{source}: weights do not fit the {type(module).__name__} built from the configuration "
+            f"(another architecture?): {' | '.join(parts)}"
+        )
+    module.load_state_dict(saved, strict=True)
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer, prefix: str) -> dict[str, torch.Tensor]:
+    """Per-parameter optimiser state as ``prefix.<param index>.<name>`` tensors (e.g. Adam's moments, step)."""
+    out = {}
+    for idx, st in optimizer.state_dict()["state"].items():
+        for name, value in st.items():
+            if not torch.is_tensor(value):
+                value = torch.tensor(value)
+            out[f"{prefix}.{idx}.{name}"] = value
+    return out
+
+
+def load_optimizer_state(
+    optimizer: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor], prefix: str, *, source: str | os.PathLike
+) -> None:
+    """Restore state written by :func:`optimizer_tensors`; hyper-parameters come from the live optimiser."""
+    sd = optimizer.state_dict()
+    n_params = sum(len(g["params"]) for g in sd["param_groups"])
+    p = f"{prefix}."
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if not key.startswith(p):
+            continue
+        idx_str, _, name = key[len(p) :].partition(".")
+        idx = int(idx_str)
+        if idx >= n_params:
+            raise FairlatentError(f"{source}: optimiser state {key} for parameter {idx}, but the model has {n_params}")
+        state.setdefault(idx, {})[name] = value
+    sd["state"] = state
+    try:
+        optimizer.load_state_dict(sd)
+    except (ValueError, RuntimeError) as exc:
+        raise FairlatentError(f"{source}: optimiser state {prefix} does not fit the model ({exc})") from None
