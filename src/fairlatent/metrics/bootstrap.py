@@ -4,8 +4,9 @@ The paper reports every metric as the **median over 500 bootstrap resamples** of
 (and "±" as 2·std). Resampling ``n`` rows with replacement is the same as giving each row an integer
 weight (how many times it was drawn), so a block of resamples is a ``(B, n)`` count matrix and every
 metric is evaluated for the whole block at once through the weighted cores of
-:mod:`fairlatent.metrics.fairness` (confusion tables by matrix product, AP by cumulative sums over one
-global sort, KL histograms by matrix product). No per-resample Python loop, no per-resample sort.
+:mod:`fairlatent.metrics.fairness` (confusion tables and KL histograms by one ``bincount`` over
+row-offset cell indices, AP by cumulative sums over one global sort). No per-resample Python loop, no
+per-resample sort.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from fairlatent.errors import FairlatentError
 from fairlatent.metrics import fairness as F
 from fairlatent.utils.seed import rng as seeded_rng
 
-__all__ = ["ALL_METRICS", "bootstrap_metrics", "resample_counts"]
+__all__ = ["ALL_METRICS", "bootstrap_metrics", "resample_counts", "resample_indices"]
 
 #: Metric names understood by :func:`bootstrap_metrics`.
 ALL_METRICS = ("AP", "DEO", "BA", "KL", "DP", "EOpp", "EOdds", "acc", "worst_group_acc")
@@ -37,11 +38,24 @@ _FROM_COUNTS = {
 _BLOCK = 50
 
 
+def resample_indices(generator: np.random.Generator, n_resamples: int, n: int) -> np.ndarray:
+    """``(n_resamples, n)`` row indices drawn uniformly with replacement."""
+    return generator.integers(0, n, size=(n_resamples, n))
+
+
+def _per_row_counts(labels: np.ndarray, idx: np.ndarray, n_labels: int) -> np.ndarray:
+    """``(B, n_labels)``: how often each label value occurs in each resample (row of ``idx``).
+
+    One ``bincount`` over row-offset labels: O(B·n), no dense one-hot product.
+    """
+    b = len(idx)
+    flat = (labels[idx] + (np.arange(b) * n_labels)[:, None]).ravel()
+    return np.bincount(flat, minlength=b * n_labels).reshape(b, n_labels).astype(np.float64)
+
+
 def resample_counts(generator: np.random.Generator, n_resamples: int, n: int) -> np.ndarray:
     """``(n_resamples, n)`` float matrix: how often each row is drawn in each resample (with replacement)."""
-    idx = generator.integers(0, n, size=(n_resamples, n))
-    flat = (idx + (np.arange(n_resamples) * n)[:, None]).ravel()
-    return np.bincount(flat, minlength=n_resamples * n).reshape(n_resamples, n).astype(np.float64)
+    return _per_row_counts(np.arange(n), resample_indices(generator, n_resamples, n), n)
 
 
 def bootstrap_metrics(
@@ -105,38 +119,34 @@ def bootstrap_metrics(
     cells = F._cell_index(yt, yp, codes)
 
     count_metrics = [m for m in names if m in _FROM_COUNTS]
-    if count_metrics:
-        onehot_cells = np.zeros((n, 4 * len(groups)))
-        onehot_cells[np.arange(n), cells] = 1.0
     if "AP" in names:
         order, y_sorted, ends = F._ap_order(yt, ys)
     if "KL" in names:
         if len(groups) != 2:
             raise FairlatentError(f"KL needs exactly 2 protected groups, got {len(groups)}: {groups.tolist()}")
         kl_cells = F._kl_cells(yt, ys, codes, int(kl_bins), kl_range)
-        onehot_kl = np.zeros((n, 4 * int(kl_bins)))
-        onehot_kl[np.arange(n), kl_cells] = 1.0
 
-    def evaluate(w: np.ndarray) -> dict[str, np.ndarray]:
-        """All requested metrics for weights ``w`` of shape (B, n); values (B,) or (B, 4) for KL."""
+    def evaluate(idx: np.ndarray) -> dict[str, np.ndarray]:
+        """All requested metrics for resamples ``idx`` of shape (B, n); values (B,) or (B, 4) for KL."""
         out = {}
+        b = len(idx)
         if count_metrics:
-            counts = (w @ onehot_cells).reshape(len(w), len(groups), 2, 2)
+            counts = _per_row_counts(cells, idx, 4 * len(groups)).reshape(b, len(groups), 2, 2)
             for m in count_metrics:
                 out[m] = _FROM_COUNTS[m](counts)
         if "AP" in names:
+            w = _per_row_counts(np.arange(n), idx, n)
             out["AP"] = F._ap_from_weights(y_sorted, ends, w[:, order])
         if "KL" in names:
-            hist = (w @ onehot_kl).reshape(len(w), 2, 2, int(kl_bins))[:, ::-1]
-            out["KL"] = F._kl_from_histograms(hist, kl_sigma, 1e-6).reshape(len(w), 4)
+            hist = _per_row_counts(kl_cells, idx, 4 * int(kl_bins)).reshape(b, 2, 2, int(kl_bins))[:, ::-1]
+            out["KL"] = F._kl_from_histograms(hist, kl_sigma, 1e-6).reshape(b, 4)
         return out
 
-    full = evaluate(np.ones((1, n)))
+    full = evaluate(np.arange(n)[None, :])
     gen = seeded_rng(int(seed), "bootstrap")
     blocks: dict[str, list[np.ndarray]] = {m: [] for m in names}
     for start in range(0, int(n_boot), _BLOCK):
-        w = resample_counts(gen, min(_BLOCK, int(n_boot) - start), n)
-        for m, v in evaluate(w).items():
+        for m, v in evaluate(resample_indices(gen, min(_BLOCK, int(n_boot) - start), n)).items():
             blocks[m].append(v)
 
     lo_q, hi_q = 50.0 * (1.0 - ci), 50.0 * (1.0 + ci)
