@@ -111,9 +111,9 @@ NUISANCE_COLUMNS: tuple[str, ...] = (
 SPLIT_ORDER = ("train", "val", "test", "test_balanced")
 
 _PALE_SKIN = (np.array([255, 234, 218]), np.array([238, 208, 185]))
-_OTHER_SKIN = (np.array([208, 152, 108]), np.array([140, 90, 58]))
+_OTHER_SKIN = (np.array([210, 154, 110]), np.array([148, 98, 64]))
 _BLOND_HAIR = (np.array([250, 222, 120]), np.array([222, 182, 72]))
-_DARK_HAIR = (np.array([28, 22, 22]), np.array([92, 56, 32]))
+_DARK_HAIR = (np.array([26, 20, 20]), np.array([80, 46, 26]))
 _BEARD = (np.array([70, 50, 36]), np.array([34, 24, 20]))
 HAT_COLORS = np.array([[205, 35, 45], [40, 78, 212], [30, 150, 70], [140, 52, 184], [20, 136, 150]], np.float32)
 EARRING_COLORS = np.array([[40, 236, 255], [255, 64, 214], [150, 255, 60]], np.float32)
