@@ -121,9 +121,9 @@ def _validate_table(table: pd.DataFrame, n_images: int, where: str) -> pd.DataFr
         ok = values.isin([0, 1])
         if not ok.all():
             i = int(np.flatnonzero(~ok.to_numpy())[0])
-            raise FairlatentError(
-                f"{where}: row {i + 2}, column {col!r}: value {values.iloc[i]!r} is not 0 or 1"
-            )
+            bad = values.iloc[i]
+            bad = bad.item() if isinstance(bad, np.generic) else bad  # "2", not "np.int64(2)"
+            raise FairlatentError(f"{where}: row {i + 2}, column {col!r}: value {bad!r} is not 0 or 1")
     table = table.copy()
     table["id"] = table["id"].astype(str)
     for col in attrs:
