@@ -20,7 +20,8 @@ Attributes written (all 0/1):
   ``Age_50_plus`` (50-59 and older).
 
 Splits: FairFace ``train`` → our train/val (seeded random, ``val_fraction`` of it to val); FairFace ``val``
-→ our test. ``limit`` keeps a seeded subset stratified by (FairFace split, gender, race). Images are expected
+→ our test. ``limit`` keeps a seeded subset: split shares proportional to the FairFace splits, each stratified by
+(gender, race). Images are expected
 to share one size (an image of another size is an error naming it) and are resized to ``size`` with Pillow's
 Lanczos filter unless already that size.
 """
@@ -192,8 +193,18 @@ def read_fairface(
         raise FairlatentError(f"{where}: none of the {len(files)} files is in {image_path} "
                               f"(labels e.g. {examples(files, 3)}; images e.g. {examples(source.names(), 3)})")
     if limit is not None:
-        strata = (split_src.to_numpy()[rows] + "|" + gender.to_numpy()[rows] + "|" + race.to_numpy()[rows])
-        rows = rows[stratified_subset(strata, limit, seed, stream="fairface-limit")]
+        # Two levels, so a small limit cannot starve a split: FairFace splits get shares of `limit` in
+        # proportion to their sizes, then each share is stratified by (gender, race) within its split.
+        src_rows = split_src.to_numpy()[rows]
+        shares = stratified_subset(src_rows, limit, seed, stream="fairface-limit-split")
+        picked = []
+        for s in ("train", "val"):
+            quota = int((src_rows[shares] == s).sum())
+            in_split = rows[src_rows == s]
+            if quota:
+                strata = gender.to_numpy()[in_split] + "|" + race.to_numpy()[in_split]
+                picked.append(in_split[stratified_subset(strata, quota, seed, stream=f"fairface-limit-{s}")])
+        rows = np.sort(np.concatenate(picked))
 
     names = files.to_numpy()[rows].tolist()
     first = names[0]

@@ -45,6 +45,11 @@ from fairlatent.utils.io import read_json
 DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
 
 
+def _plain(value):
+    """A numpy scalar as the Python value, so messages read ``'2'`` rather than ``np.str_('2')``."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def binarize_column(values: Sequence | np.ndarray, column: str, where: str, *, first_row: int = 2) -> np.ndarray:
     """Map a label column to int8 0/1, naming the row and value at fault when it is not binary.
 
@@ -57,7 +62,7 @@ def binarize_column(values: Sequence | np.ndarray, column: str, where: str, *, f
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise FairlatentError(
-            f"{where}: row {i + first_row}, column {column!r}: value {np.asarray(values)[i]!r} is not a binary "
+            f"{where}: row {i + first_row}, column {column!r}: value {_plain(np.asarray(values)[i])!r} is not a binary "
             "label (expected 0/1 or -1/1)"
         )
     has_neg, has_zero = bool((arr == -1).any()), bool((arr == 0).any())
