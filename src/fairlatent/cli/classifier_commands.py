@@ -1,3 +1,89 @@
-"""CLI commands (registered on import)."""
+"""CLI: ``fairlatent train-classifier`` and ``fairlatent score`` (thin wrappers over the Python API)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
 
 from fairlatent.cli.app import app, data_app  # noqa: F401
+from fairlatent.errors import FairlatentError
+
+
+def _split_names(text: str) -> list[str]:
+    names = [a.strip() for a in text.split(",") if a.strip()]
+    if not names:
+        raise FairlatentError(f"--attributes: no attribute names in {text!r}")
+    return names
+
+
+@app.command("train-classifier")
+def train_classifier_command(
+    data: Path = typer.Option(..., "--data", help="Real data set directory (its train split trains, its val split selects)."),
+    attributes: str = typer.Option(..., "--attributes", help="Comma-separated attributes to predict, e.g. Smiling,Male."),
+    out: Path = typer.Option(..., "--out", help="Output model directory (config.json + model.safetensors)."),
+    extra_data: Optional[List[Path]] = typer.Option(None, "--extra-data", help="More training sets (e.g. synthetic); repeatable."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="'reweight': w(t,g) = N_t / (2·N_{t,g}) on the real train split."),
+    target: Optional[str] = typer.Option(None, "--target", help="Target attribute for --weights reweight."),
+    protected: Optional[str] = typer.Option(None, "--protected", help="Protected attribute for --weights reweight."),
+    epochs: int = typer.Option(5, "--epochs", min=1),
+    batch_size: int = typer.Option(64, "--batch-size", min=1),
+    width: int = typer.Option(16, "--width", min=1),
+    depth: int = typer.Option(1, "--depth", min=1),
+    lr: float = typer.Option(1e-3, "--lr"),
+    seed: int = typer.Option(0, "--seed"),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, …; default: CUDA when available."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model or checkpoint of another run."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Train a multi-attribute classifier (resumes from OUT's checkpoint when interrupted)."""
+    from fairlatent.data.dataset import load_dataset
+    from fairlatent.models.classifier import read_classifier_config
+    from fairlatent.train.classifier import ClassifierConfig, reweighting_weights, train_classifier
+
+    names = _split_names(attributes)
+    real = load_dataset(data)
+    real.check_attributes(names)
+    extras = [load_dataset(p) for p in (extra_data or [])]
+    sample_weights = None
+    if weights is not None:
+        if weights != "reweight":
+            raise FairlatentError(f"--weights: unknown scheme {weights!r}; the only scheme is 'reweight'")
+        if not target or not protected:
+            raise FairlatentError("--weights reweight needs --target and --protected")
+        real.check_attributes([target, protected])
+        idx = real.split_indices("train")
+        w = reweighting_weights(real.labels(target, idx), real.labels(protected, idx))
+        sample_weights = [w] + [None] * len(extras)
+    elif target or protected:
+        raise FairlatentError("--target/--protected only apply with --weights reweight")
+    config = ClassifierConfig(epochs=epochs, batch_size=batch_size, width=width, depth=depth, lr=lr, seed=seed, device=device)
+    path = train_classifier(
+        [real, *extras], names, out, config, sample_weights=sample_weights, progress=not quiet, overwrite=overwrite
+    )
+    saved = read_classifier_config(path)
+    table = Table(title=f"{path} (best epoch {saved['best_epoch']}, validation)")
+    for col in ("attribute", "AP", "acc (calibrated)", "calibrated thr", "F1 thr"):
+        table.add_column(col)
+    for a in saved["attributes"]:
+        m, t = saved["val_metrics"][a], saved["thresholds"][a]
+        table.add_row(a, f"{m['ap']:.4f}", f"{m['accuracy_calibrated']:.4f}", f"{t['calibrated']:.4g}", f"{t['f1']:.4g}")
+    Console().print(table)
+
+
+@app.command("score")
+def score_command(
+    model: Path = typer.Option(..., "--model", help="Trained classifier directory."),
+    data: Path = typer.Option(..., "--data", help="Data set directory to score."),
+    out: Path = typer.Option(..., "--out", help="Output CSV: id, then one sigmoid-score column per attribute."),
+    split: Optional[str] = typer.Option(None, "--split", help="Score only this split (default: every row)."),
+    batch_size: int = typer.Option(512, "--batch-size", min=1),
+) -> None:
+    """Score every image of a data set with a trained classifier."""
+    from fairlatent.models.classifier import score_dataset
+
+    path = score_dataset(model, data, out, split=split, batch_size=batch_size)
+    Console().print(f"wrote {path}")

@@ -221,8 +221,8 @@ def read_classifier_config(path: str | os.PathLike) -> dict[str, Any]:
         raise FairlatentError(f"{path}: not a classifier directory (no such directory)")
     if not (path / "config.json").is_file():
         hint = " (training was interrupted: run the same training command again to resume)" if (
-            path / "checkpoint.safetensors"
-        ).is_file() else ""
+            path / "checkpoint"
+        ).is_dir() else ""
         raise FairlatentError(f"{path}: missing config.json; not a complete fairlatent classifier{hint}")
     config = read_json(path / "config.json")
     if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
@@ -301,6 +301,11 @@ def score_dataset(
 
     handle = load_classifier(model_dir)
     data = load_dataset(data_dir)
+    if data.images.shape[1:3] != (handle.image_size, handle.image_size):
+        raise FairlatentError(
+            f"{data.path}: images are {data.images.shape[1]}×{data.images.shape[2]} but classifier {handle.path} "
+            f"expects {handle.image_size}×{handle.image_size}"
+        )
     idx = np.arange(len(data)) if split is None else data.split_indices(split)
     scores = np.zeros((0, len(handle.attributes)), dtype=np.float32)
     chunks = []

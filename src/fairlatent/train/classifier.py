@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,15 @@ from fairlatent.models.classifier import (
     FORMAT_NAME,
     FORMAT_VERSION,
     AttributeClassifier,
-    load_state_dict_file,
+)
+from fairlatent.train.checkpoint import (
+    load_checkpoint,
+    load_module_state,
+    load_optimizer_state,
+    module_tensors,
+    optimizer_tensors,
+    has_checkpoint,
+    save_checkpoint,
 )
 from fairlatent.train.thresholds import calibrated_threshold, f1_best_threshold
 from fairlatent.utils.device import autocast, default_device
@@ -42,7 +51,7 @@ from fairlatent.utils.images import to_tensor
 from fairlatent.utils.io import atomic_file, write_json
 from fairlatent.utils.seed import rng
 
-CHECKPOINT_NAME = "checkpoint.safetensors"
+CHECKPOINT_NAME = "checkpoint"  # a directory (see fairlatent.train.checkpoint)
 
 
 class ClassifierConfig(BaseModel):
@@ -316,38 +325,29 @@ def validation_metrics(y: np.ndarray, scores: np.ndarray, attributes: list[str],
     return thresholds, metrics
 
 
-# ----------------------------------------------------------------------------------------------------------
-# Checkpoints: one safetensors file (model, best weights, Adam state) with the loop state in its metadata
+# Checkpoints (fairlatent.train.checkpoint): model, best-epoch weights and Adam state in safetensors, the
+# loop state (epoch, history, best epoch) in JSON, the whole directory replaced atomically every epoch.
 
 
 def _save_checkpoint(path: Path, model, best_state, optimizer, state: dict[str, Any]) -> None:
-    from safetensors.torch import save_file
-
-    tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tensors.update({f"best/{k}": v.detach().cpu().contiguous() for k, v in best_state.items()})
-    for i, s in optimizer.state_dict()["state"].items():
-        for name, v in s.items():
-            tensors[f"optim/{i}/{name}"] = (v if torch.is_tensor(v) else torch.tensor(v)).detach().cpu().contiguous()
-    with atomic_file(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"state": json.dumps(state)})
+    tensors = module_tensors(model, "model")
+    tensors.update({f"best.{k}": v for k, v in best_state.items()})
+    tensors.update(optimizer_tensors(optimizer, "optim"))
+    save_checkpoint(path, tensors, {"fingerprint": state["fingerprint"]}, state)
 
 
-def _load_checkpoint(path: Path, model, optimizer, device) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    from safetensors import safe_open
-
-    tensors = load_state_dict_file(path)
-    with safe_open(str(path), "pt") as fh:
-        state = json.loads((fh.metadata() or {}).get("state", "{}"))
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
-    best = {k[5:]: v.to(device) for k, v in tensors.items() if k.startswith("best/")}
-    opt_state: dict[int, dict[str, torch.Tensor]] = {}
-    for k, v in tensors.items():
-        if k.startswith("optim/"):
-            _, i, name = k.split("/")
-            opt_state.setdefault(int(i), {})[name] = v if name == "step" else v.to(device)
-    sd = optimizer.state_dict()
-    sd["state"] = opt_state
-    optimizer.load_state_dict(sd)
+def _load_checkpoint(path: Path, model, optimizer, device, fingerprint: str):
+    """Restore model and Adam state in place; return ``(best-epoch weights, loop state)``."""
+    tensors, _, state = load_checkpoint(path)
+    if state.get("fingerprint") != fingerprint:
+        raise FairlatentError(
+            f"{path}: checkpoint of a different training run (other data, attributes or config); "
+            "pass overwrite=True (CLI: --overwrite) or choose another directory"
+        )
+    load_module_state(model, tensors, "model", source=path)
+    best = {k[5:]: v.to(device) for k, v in tensors.items() if k.startswith("best.")}
+    optim = {k: (v if k.endswith(".step") else v.to(device)) for k, v in tensors.items() if k.startswith("optim.")}
+    load_optimizer_state(optimizer, optim, "optim", source=path)
     return best, state
 
 
@@ -391,7 +391,7 @@ def train_classifier(
         Their ``train_split`` rows are concatenated (e.g. real data plus synthetic sets, whose rows are all
         in ``train``).
     attributes : names of the attributes to predict (one logit each).
-    out_dir : directory for the model; while training it holds ``checkpoint.safetensors`` (updated after
+    out_dir : directory for the model; while training it holds ``checkpoint/`` (replaced after
         every epoch), and rerunning the same call resumes from it. A completed directory is returned as is
         when the call is identical, and is an error otherwise unless ``overwrite=True``.
     config : :class:`ClassifierConfig`
@@ -463,7 +463,7 @@ def train_classifier(
     out_dir.mkdir(parents=True, exist_ok=True)
     if overwrite:
         config_path.unlink(missing_ok=True)
-        ckpt_path.unlink(missing_ok=True)
+        shutil.rmtree(ckpt_path, ignore_errors=True)
 
     device = default_device(config.device)
     with torch.random.fork_rng(devices=[]):  # initialise from the config seed without touching global RNG
@@ -474,13 +474,8 @@ def train_classifier(
 
     start_epoch, history, best_epoch, best_ap = 0, [], 0, -np.inf
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    if ckpt_path.is_file():  # resume
-        best, state = _load_checkpoint(ckpt_path, model, optimizer, device)
-        if state.get("fingerprint") != fingerprint:
-            raise FairlatentError(
-                f"{ckpt_path}: checkpoint of a different training run (other data, attributes or config); "
-                "pass overwrite=True (CLI: --overwrite) or choose another directory"
-            )
+    if has_checkpoint(ckpt_path):  # resume
+        best, state = _load_checkpoint(ckpt_path, model, optimizer, device, fingerprint)
         best_state, start_epoch, history = best, state["epoch"], state["history"]
         best_epoch, best_ap = state["best_epoch"], state["best_ap"]
 
@@ -532,7 +527,7 @@ def train_classifier(
         val_set=str(val_data.path), val_split=val_split, val_weighted=val_weights is not None,
         sample_weighted=sample_weights is not None, train_seconds_last_session=time.perf_counter() - t0,
     ))
-    ckpt_path.unlink(missing_ok=True)
+    shutil.rmtree(ckpt_path, ignore_errors=True)
     return out_dir
 
 
