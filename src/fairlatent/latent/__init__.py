@@ -1,1 +1,27 @@
-"""fairlatent.latent"""
+"""Latent-space geometry: attribute hyperplanes and the edits that flip a protected attribute."""
+
+from fairlatent.latent.edits import (
+    EDIT_KINDS,
+    affine_minimum_norm_edit,
+    agreement_mask,
+    complementary_latents,
+    complementary_latents_domain,
+    edit_latents,
+    minimum_norm_edit,
+    multi_protected_edits,
+)
+from fairlatent.latent.hyperplane import Hyperplane, fit_domain_hyperplanes, fit_hyperplane
+
+__all__ = [
+    "EDIT_KINDS",
+    "Hyperplane",
+    "affine_minimum_norm_edit",
+    "agreement_mask",
+    "complementary_latents",
+    "complementary_latents_domain",
+    "edit_latents",
+    "fit_domain_hyperplanes",
+    "fit_hyperplane",
+    "minimum_norm_edit",
+    "multi_protected_edits",
+]

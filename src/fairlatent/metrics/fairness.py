@@ -19,7 +19,6 @@ Undefined values (a group with no positives has no TPR; a group absent from a bo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
