@@ -41,6 +41,7 @@ from fairlatent.data.imageio import (
     Box,
     crop_resize,
     decode_images,
+    decode_rgb,
     examples,
     mode_conversion_note,
     open_image_source,
@@ -275,8 +276,6 @@ def read_celeba(
                 f"{expected['size'][0]}×{expected['size'][1]}"
             )
         return crop_resize(img, expected["box"], size)
-
-    from fairlatent.data.imageio import decode_rgb
 
     w0, h0 = decode_rgb(source.read(labelled[0]), source.display_name(labelled[0]))[0].size
     if abs(w0 / h0 - FULL_SIZE[0] / FULL_SIZE[1]) > 0.01:
