@@ -19,11 +19,15 @@ Undefined values (a group with no positives has no TPR; a group absent from a bo
 
 from __future__ import annotations
 
-
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from fairlatent.errors import FairlatentError
+
+# The calibrated threshold (``score > t`` predicts positive; t = the (P+1)-th largest validation score, ties
+# at the boundary predicted negative, not the reference's off-by-one) has one implementation, in the
+# classifier's threshold module; it is re-exported here so that metrics users find it beside the metrics.
+from fairlatent.train.thresholds import calibrated_threshold
 
 __all__ = [
     "accuracy",
@@ -429,33 +433,6 @@ def _kl_cells(yt: np.ndarray, ys: np.ndarray, codes: np.ndarray, bins: int, rang
     """Flat index ``(true*2 + group)*bins + bin`` of each row's histogram cell."""
     return (yt.astype(np.int64) * 2 + codes) * bins + _score_bins(ys, bins, range_)
 
-
-# --------------------------------------------------------------------------------------------------
-# Threshold
-# --------------------------------------------------------------------------------------------------
-
-
-def calibrated_threshold(y_true_val, y_score_val) -> float:
-    """The threshold that predicts as many positives as there are, on validation ("calibrated").
-
-    Prediction is ``score > threshold``. With the scores sorted in descending order
-    ``s_(1) ≥ s_(2) ≥ …`` and ``P`` positives, the threshold is ``s_(P+1)``, so exactly the ``P``
-    top-scored rows are predicted positive when there are no ties. Ties at the boundary are all
-    predicted negative (never more than ``P`` predicted positives). ``P = 0`` gives the maximum score
-    (nothing predicted positive); ``P = n`` gives the largest float below the minimum score (all
-    positive).
-
-    The reference code took ``s_(P)``, which with the strict ``>`` predicts ``P − 1`` positives: an
-    off-by-one that this function does not reproduce.
-    """
-    yt = _as_binary(y_true_val, "y_true_val")
-    ys = _as_scores(y_score_val, "y_score_val")
-    n = _same_length(y_true_val=yt, y_score_val=ys)
-    p = int(yt.sum())
-    desc = np.sort(ys)[::-1]
-    if p >= n:
-        return float(np.nextafter(desc[-1], -np.inf))
-    return float(desc[p])
 
 
 # Re-exported here for the contract in docs/ARCHITECTURE.md (fairness.bootstrap_metrics); the module
