@@ -210,3 +210,16 @@ def test_errors_name_the_row():
 def test_undefined_rate_is_nan_not_zero():
     # Group 1 has no positives: its TPR is undefined, so is the gap.
     assert np.isnan(F.deo([1, 0, 0, 0], [1, 0, 1, 0], sensitive_features=[0, 0, 1, 1]))
+
+
+def test_empty_group_cells_are_skipped_in_ba_and_worst_group():
+    # Tables as a bootstrap resample can produce them: group 1 absent entirely.
+    counts = np.zeros((2, 2, 2))
+    counts[0] = [[3, 1], [1, 5]]  # group 0: [true 0: pred 0, pred 1], [true 1: ...]
+    # Only group 0 exists, so P(T=t|A=0) = P(T=t): both y = 0, the 2 defined cells give 0, the
+    # 2 cells of the empty group are undefined and skipped -> 0, not nan.
+    assert F.bias_amplification_from_counts(counts) == 0.0
+    # Cells (t=0, g=0): 3/4, (t=1, g=0): 5/6 -> worst 3/4; empty cells ignored.
+    assert F.worst_group_accuracy_from_counts(counts) == pytest.approx(0.75)
+    # Rates of the absent group are undefined, so are the gaps.
+    assert np.isnan(F.deo_from_counts(counts))
