@@ -96,10 +96,11 @@ def bootstrap_metrics(
     Returns
     -------
     dict
-        ``{name: {"median", "lo", "hi", "std", "full"}}``, all ×100. ``full`` is the metric on the whole
-        split. For KL each resample gives 4 values (both directions, positives and negatives) and the
-        statistics are over all ``4·n_boot`` of them, as in the reference code; KL is scaled ×100 too so
-        that every number in the report has the same unit convention. Undefined resample values (a group
+        ``{name: {"median", "lo", "hi", "std", "full"}}``, in percent (×100) like the paper, except KL,
+        which stays in nats: the reference code (``utils.bootstrap_kl``) and the paper's table report raw KL
+        (values around 1), while AP, DEO and BA are ×100. ``full`` is the metric on the whole split. For KL
+        each resample gives 4 values (both directions, positives and negatives) and the statistics are over
+        all ``4·n_boot`` of them, as in the reference code. Undefined resample values (a group
         absent from a resample) are ignored (nan-aware statistics).
     """
     names = list(metrics)
@@ -152,8 +153,9 @@ def bootstrap_metrics(
     lo_q, hi_q = 50.0 * (1.0 - ci), 50.0 * (1.0 + ci)
     result: dict[str, dict[str, float]] = {}
     for m in names:
-        values = 100.0 * np.concatenate(blocks[m], axis=0).ravel()
-        full_value = 100.0 * full[m].ravel()
+        scale = 1.0 if m == "KL" else 100.0  # KL in nats, as the reference reports it
+        values = scale * np.concatenate(blocks[m], axis=0).ravel()
+        full_value = scale * full[m].ravel()
         if np.all(np.isnan(values)):
             stats = dict.fromkeys(("median", "lo", "hi", "std"), float("nan"))
         else:

@@ -49,7 +49,7 @@ def fmt_interval(m: dict[str, float]) -> str:
 
 def metric_table(methods: dict[str, Any], split: str, metrics: list[str] = HEADLINE) -> Table:
     """The terminal table: median [95 % interval] per method and metric, in percent."""
-    table = Table(title=f"{split}: median [95% bootstrap interval], percent", show_lines=False)
+    table = Table(title=f"{split}: median [95% bootstrap interval], percent (KL in nats)", show_lines=False)
     table.add_column("method", style="bold")
     for metric in metrics:
         table.add_column(metric + (" ↓" if metric in LOWER_IS_BETTER else " ↑"), justify="right")
