@@ -1,0 +1,294 @@
+"""GAN architectures, losses, the training job (checkpoints, exact resume, errors) on tiny configs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch.nn import functional as F
+
+from fairlatent.data import write_dataset
+from fairlatent.errors import FairlatentError
+from fairlatent.models.gan import SIZES, build_discriminator, build_generator
+from fairlatent.train.checkpoint import load_checkpoint, load_module_state, load_tensors
+from fairlatent.train.gan import (
+    BatchSource,
+    GANConfig,
+    GANTrainer,
+    discriminator_loss,
+    generator_loss,
+    gradient_penalty,
+    train_gan,
+)
+
+TINY = dict(width=4, batch_size=8, latent_dim=16, log_every=1, sample_every=1000, checkpoint_every=2)
+
+
+def synthetic_faces(n: int, size: int, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame]:
+    """Discs ("faces") on a plain background, with a dark bar ("glasses") on some."""
+    r = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    glasses = r.random(n) < 0.4
+    images = np.empty((n, size, size, 3), np.uint8)
+    for i in range(n):
+        img = np.full((size, size, 3), r.integers(150, 255, 3), np.uint8)
+        face = (xx - 0.5) ** 2 + (yy - 0.55) ** 2 < 0.09
+        img[face] = r.integers(120, 230, 3)
+        if glasses[i]:
+            img[(abs(yy - 0.5) < 0.05) & (abs(xx - 0.5) < 0.25)] = 20
+        images[i] = img
+    table = pd.DataFrame({"id": [str(i) for i in range(n)], "split": "train", "glasses": glasses.astype(int)})
+    return images, table
+
+
+@pytest.fixture(scope="module")
+def data32(tmp_path_factory):
+    images, table = synthetic_faces(40, 32)
+    return write_dataset(tmp_path_factory.mktemp("d") / "faces32", images, table, {"source": "test"})
+
+
+# --- architectures ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "resnet"])
+@pytest.mark.parametrize("size", SIZES)
+def test_shapes_and_range(arch, size):
+    G = build_generator(arch, size=size, latent_dim=7, width=4).eval()
+    D = build_discriminator(arch, size=size, width=4)
+    x = G(torch.randn(3, 7) * 10)  # large latents saturate tanh: still inside [-1, 1]
+    assert x.shape == (3, 3, size, size)
+    assert x.abs().max() <= 1.0
+    assert D(x).shape == (3,)
+
+
+def test_unsupported_size_and_arch():
+    with pytest.raises(ValueError, match="48"):
+        build_generator("dcgan", size=48, latent_dim=8, width=4)
+    with pytest.raises(ValueError, match="stylegan"):
+        build_discriminator("stylegan", size=32, width=4)
+
+
+# --- losses: closed forms and cross-checks ---------------------------------------------------------
+
+
+def test_losses_match_definitions():
+    d_real, d_fake = torch.tensor([2.0, -0.5, 0.3]), torch.tensor([-1.5, 0.8, 1.2])
+    ns = F.binary_cross_entropy_with_logits(d_real, torch.ones(3)) + F.binary_cross_entropy_with_logits(
+        d_fake, torch.zeros(3)
+    )
+    torch.testing.assert_close(discriminator_loss("ns", d_real, d_fake), ns)
+    # hinge by hand: relu(1 - [2, -.5, .3]) = [0, 1.5, .7] → .7333; relu(1 + [-1.5, .8, 1.2]) = [0, 1.8, 2.2] → 1.3333
+    torch.testing.assert_close(discriminator_loss("hinge", d_real, d_fake), torch.tensor(0.7 / 3 + 1.5 / 3 + 4.0 / 3))
+    torch.testing.assert_close(discriminator_loss("wgan-gp", d_real, d_fake), d_fake.mean() - d_real.mean())
+    torch.testing.assert_close(generator_loss("ns", d_fake), F.binary_cross_entropy_with_logits(d_fake, torch.ones(3)))
+    torch.testing.assert_close(generator_loss("hinge", d_fake), -d_fake.mean())
+
+
+def test_gradient_penalty_closed_form():
+    # D(x) = <w, x>: ∇D = w everywhere, so GP = (‖w‖ − 1)².
+    w = torch.randn(1, 3, 4, 4)
+
+    def D(x):
+        return (x * w).flatten(1).sum(1)
+
+    real, fake, alpha = torch.randn(5, 3, 4, 4), torch.randn(5, 3, 4, 4), torch.rand(5, 1, 1, 1)
+    torch.testing.assert_close(gradient_penalty(D, real, fake, alpha), (w.norm() - 1) ** 2)
+
+
+@pytest.mark.parametrize("loss", ["ns", "hinge", "wgan-gp"])
+def test_discriminator_learns_to_separate(data32, loss):
+    """With G frozen, D updates drive its loss down and score real images above generated ones."""
+    cfg = GANConfig(**{**TINY, "width": 8}, loss=loss, lr_d=1e-3, seed=1)
+    tr = GANTrainer(cfg, 32)
+    from fairlatent.data import load_dataset
+
+    batches = BatchSource(np.asarray(load_dataset(data32).images), 8, seed=1, flip=False, device=tr.device)
+    z = torch.randn(8, cfg.latent_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        fake = tr.G(z)
+    real = batches(0)
+
+    def d_loss():
+        with torch.no_grad():
+            out = tr.D(torch.cat([real, fake]))
+        return float(discriminator_loss(loss, out[:8], out[8:])), float(out[:8].mean() - out[8:].mean())
+
+    before, gap0 = d_loss()
+    for _ in range(15):
+        out = tr.D(torch.cat([real, fake]))
+        ld = discriminator_loss(loss, out[:8], out[8:])
+        tr.opt_d.zero_grad()
+        ld.backward()
+        tr.opt_d.step()
+    after, gap1 = d_loss()
+    assert after < before - 0.1
+    assert gap1 > max(gap0, 0.0)
+
+
+def test_generator_learns_to_fool_frozen_discriminator():
+    cfg = GANConfig(**TINY, loss="ns", lr_g=2e-3, seed=2)
+    tr = GANTrainer(cfg, 32)
+    with torch.no_grad():  # a frozen D whose logits are not all ≈ 0 (DCGAN init is N(0, 0.02))
+        tr.D.fc.weight.mul_(50.0)
+    tr.D.requires_grad_(False)
+    z = torch.randn(16, cfg.latent_dim, generator=torch.Generator().manual_seed(0))
+
+    def g_loss():
+        with torch.no_grad():
+            return float(generator_loss("ns", tr.D(tr.G(z))))
+
+    before = g_loss()
+    for _ in range(30):
+        lg = generator_loss("ns", tr.D(tr.G(z)))
+        tr.opt_g.zero_grad()
+        lg.backward()
+        tr.opt_g.step()
+    after = g_loss()
+    assert after < before - 0.1
+
+
+# --- data order ------------------------------------------------------------------------------------
+
+
+def test_batch_source_is_a_permutation_per_epoch_and_pure():
+    images = np.arange(10, dtype=np.uint8)[:, None, None, None].repeat(4, 1).repeat(4, 2).repeat(3, 3)
+    src = BatchSource(images, 5, seed=3, flip=False, device=torch.device("cpu"), channels_last=False)
+    ids = lambda x: ((x[:, 0, 0, 0] + 1) * 127.5).round().long().tolist()  # noqa: E731
+    epoch0 = ids(src(0)) + ids(src(1))
+    assert sorted(epoch0) == list(range(10))
+    assert ids(src(3)) != ids(src(1)) or ids(src(2)) != ids(src(0))  # a new order next epoch
+    again = BatchSource(images, 5, seed=3, flip=False, device=torch.device("cpu"), channels_last=False)
+    assert ids(again(1)) == ids(src(1))  # batch b depends on (seed, b) only, not on history
+
+
+def test_flip_mirrors_about_half():
+    images = np.zeros((64, 4, 4, 3), np.uint8)
+    images[:, :, 0] = 255  # a bright left column
+    src = BatchSource(images, 64, seed=0, flip=True, device=torch.device("cpu"), channels_last=False)
+    x = src(0)
+    flipped = (x[:, 0, 0, -1] > 0).float().mean()
+    assert 0.3 < flipped < 0.7
+    assert torch.equal(x[x[:, 0, 0, -1] > 0], images_to_flipped(images, x[:, 0, 0, -1] > 0))
+
+
+def images_to_flipped(images, mask):
+    from fairlatent.utils.images import to_tensor
+
+    return to_tensor(images)[mask].flip(3)
+
+
+# --- the job: layout, resume, errors ---------------------------------------------------------------
+
+
+def test_train_gan_layout_and_done_marker(data32, tmp_path):
+    out = train_gan(data32, tmp_path / "run", GANConfig(**{**TINY, "sample_every": 2}, steps=3), progress=False)
+    from fairlatent.utils.io import read_json
+
+    rec = read_json(out / "config.json")
+    assert rec["done"] is True and rec["step"] == 3 and rec["config"]["size"] == 32
+    assert (out / "generator.safetensors").is_file()
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_000002.png", "step_000003.png"]
+    log = pd.read_csv(out / "log.csv")
+    assert list(log.columns) == ["step", "loss_d", "loss_g", "images_per_s", "elapsed_s"]
+    assert log["step"].tolist() == [1, 2, 3] and np.isfinite(log[["loss_d", "loss_g"]].to_numpy()).all()
+    # downstream weights are the EMA generator's, which differ from the raw generator's
+    gen = load_tensors(out / "generator.safetensors")
+    ck, _, state = load_checkpoint(out / "checkpoint")
+    assert state["step"] == 3
+    assert all(torch.equal(gen[k], ck["G_ema." + k[2:]]) for k in gen)
+    assert not all(torch.equal(gen[k], ck[k]) for k in gen)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [dict(arch="dcgan", loss="hinge"), dict(arch="resnet", loss="wgan-gp", n_critic=2, betas=(0.0, 0.9))],
+    ids=["dcgan-hinge", "resnet-sn-wgangp"],
+)
+def test_resume_is_bitwise_identical(data32, tmp_path, monkeypatch, extra):
+    cfg = GANConfig(**TINY, steps=5, ema_decay=0.9, **extra)
+    full = train_gan(data32, tmp_path / "full", cfg, progress=False)
+
+    # Interrupt a second run after step 3 (its last checkpoint is at step 2), then resume it.
+    real_step = GANTrainer.train_step
+
+    def crashing_step(self, step, reals):
+        if step == 3:
+            raise KeyboardInterrupt
+        return real_step(self, step, reals)
+
+    monkeypatch.setattr(GANTrainer, "train_step", crashing_step)
+    with pytest.raises(KeyboardInterrupt):
+        train_gan(data32, tmp_path / "resumed", cfg, progress=False)
+    assert load_checkpoint(tmp_path / "resumed" / "checkpoint")[2]["step"] == 2
+    assert not (tmp_path / "resumed" / "generator.safetensors").exists()
+    monkeypatch.setattr(GANTrainer, "train_step", real_step)
+    resumed = train_gan(data32, tmp_path / "resumed", cfg, progress=False)
+
+    a, b = load_checkpoint(full / "checkpoint")[0], load_checkpoint(resumed / "checkpoint")[0]
+    assert a.keys() == b.keys() and any(k.startswith("opt_d.") for k in a)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    ga, gb = load_tensors(full / "generator.safetensors"), load_tensors(resumed / "generator.safetensors")
+    assert all(torch.equal(ga[k], gb[k]) for k in ga)
+    assert pd.read_csv(resumed / "log.csv")["step"].tolist() == [1, 2, 3, 4, 5]
+    # the run actually trained: weights moved from their initial values
+    init = GANTrainer(cfg, 32).tensors()
+    assert not torch.equal(init["G.fc.weight"], a["G.fc.weight"])
+
+
+def test_extending_a_finished_run_continues_it(data32, tmp_path):
+    cfg = GANConfig(**TINY, steps=4)
+    full = train_gan(data32, tmp_path / "full", cfg, progress=False)
+    part = train_gan(data32, tmp_path / "part", cfg.model_copy(update={"steps": 2}), progress=False)
+    train_gan(data32, part, cfg, progress=False)
+    a, b = load_tensors(full / "generator.safetensors"), load_tensors(part / "generator.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_truncated_checkpoint_is_named(data32, tmp_path):
+    out = train_gan(data32, tmp_path / "run", GANConfig(**TINY, steps=2), progress=False)
+    f = out / "checkpoint" / "tensors.safetensors"
+    f.write_bytes(f.read_bytes()[:-100])
+    with pytest.raises(FairlatentError, match="tensors.safetensors: truncated"):
+        train_gan(data32, out, GANConfig(**TINY, steps=4), progress=False)
+    g = out / "generator.safetensors"
+    g.write_bytes(g.read_bytes()[: g.stat().st_size // 2])
+    with pytest.raises(FairlatentError, match="generator.safetensors: unreadable or truncated"):
+        load_tensors(g)
+
+
+def test_checkpoint_of_another_architecture_is_rejected(data32, tmp_path):
+    out = train_gan(data32, tmp_path / "run", GANConfig(**TINY, steps=2), progress=False)
+    with pytest.raises(FairlatentError, match="width=4 but the configuration has width=8"):
+        train_gan(data32, out, GANConfig(**{**TINY, "width": 8}, steps=4), progress=False)
+    with pytest.raises(FairlatentError, match="arch='dcgan' but the configuration has arch='resnet'"):
+        train_gan(data32, out, GANConfig(**TINY, steps=4, arch="resnet"), progress=False)
+    # weights loaded into a different network directly: the mismatching tensors are named
+    tensors = load_tensors(out / "generator.safetensors")
+    with pytest.raises(FairlatentError, match=r"another architecture\?.*G\.fc\.weight: file \(256, 16\) vs model"):
+        load_module_state(build_generator("dcgan", size=32, latent_dim=16, width=8), tensors, "G", source="x")
+    with pytest.raises(FairlatentError, match=r"missing G\.fc\.bias, G\.blocks\.0.*unexpected G\.bn0"):
+        load_module_state(build_generator("resnet", size=32, latent_dim=16, width=4), tensors, "G", source="x")
+
+
+def test_wrong_image_size_is_named(data32, tmp_path):
+    with pytest.raises(FairlatentError, match="images are 32×32 but the GAN config has size=64"):
+        train_gan(data32, tmp_path / "run", GANConfig(**TINY, steps=1, size=64), progress=False)
+    images, table = synthetic_faces(10, 24)
+    odd = write_dataset(tmp_path / "odd", images, table, {"source": "test"})
+    with pytest.raises(FairlatentError, match="image size 24 is not supported"):
+        train_gan(odd, tmp_path / "run2", GANConfig(**TINY, steps=1), progress=False)
+    with pytest.raises(FairlatentError, match="batch_size 64 exceeds the 40 training images"):
+        train_gan(data32, tmp_path / "run3", GANConfig(**{**TINY, "batch_size": 64}, steps=1), progress=False)
+
+
+def test_no_resume_starts_afresh(data32, tmp_path):
+    cfg = GANConfig(**TINY, steps=2)
+    out = train_gan(data32, tmp_path / "run", cfg, progress=False)
+    first = load_tensors(out / "generator.safetensors")
+    # a different config in the same folder is fine without resume, and overwrites everything
+    train_gan(data32, out, cfg.model_copy(update={"seed": 9}), resume=False, progress=False)
+    second = load_tensors(out / "generator.safetensors")
+    assert not torch.equal(first["G.fc.weight"], second["G.fc.weight"])
+    assert load_checkpoint(out / "checkpoint")[1]["seed"] == 9
