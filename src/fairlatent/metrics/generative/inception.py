@@ -324,7 +324,10 @@ def load_inception(weights: str | os.PathLike | None = None, *, fuse: bool = Tru
         state = state["state_dict"]
     net = InceptionV3TF()
     state = canonical_state_dict(state)
-    missing, unexpected = net.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = net.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        missing, unexpected = [str(exc).splitlines()[-1].strip()], []
     if missing or unexpected:
         raise FairlatentError(
             f"{path}: not an Inception-v3 FID checkpoint (missing {missing[:3]}…, unexpected {unexpected[:3]}…)"
