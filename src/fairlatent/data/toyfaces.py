@@ -190,7 +190,7 @@ def sample_face_params(attributes: pd.DataFrame | Mapping[str, np.ndarray], seed
         "hair_length": r.uniform(-0.1, 1.25, n),
         "bangs_phase": r.uniform(0, 2 * np.pi, n),
         "hat_color": r.integers(0, len(HAT_COLORS), n),
-        "hat_height": r.uniform(0.8, 1.0, n),
+        "hat_height": r.uniform(0.75, 0.95, n),
         "earring_color": r.integers(0, len(EARRING_COLORS), n),
         "beard_tone": r.uniform(0, 1, n),
     }
@@ -321,8 +321,9 @@ def _render_chunk(p: pd.DataFrame, size: int, want_masks: bool) -> tuple[np.ndar
 
     # Hat: a coloured crown over the top of the head and a wider brim.
     crown_hh = face_col("hat_height") / 2
-    d_hat = _sd_box(x, y, 0.0, -0.8 - crown_hh, 1.02, crown_hh, 0.25)
-    d_hat = np.minimum(d_hat, _sd_box(x, y, 0.0, -0.8, 1.38, 0.1, 0.06))
+    brim_y = -0.9  # high enough that bangs stay visible between the brim and the eyes
+    d_hat = _sd_box(x, y, 0.0, brim_y - crown_hh, 1.02, crown_hh, 0.25)
+    d_hat = np.minimum(d_hat, _sd_box(x, y, 0.0, brim_y, 1.38, 0.1, 0.06))
     paint(cover(d_hat) * flag("Wearing_Hat"), col["hat"], "hat")
 
     # Earrings: bright dots under the ear lobes.
