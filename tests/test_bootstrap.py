@@ -7,7 +7,7 @@ from sklearn.metrics import average_precision_score
 from fairlatent.errors import FairlatentError
 from fairlatent.metrics import fairness as F
 from fairlatent.metrics.bootstrap import _BLOCK, ALL_METRICS, resample_counts
-from fairlatent.metrics.fairness import bootstrap_metrics
+from fairlatent.metrics.bootstrap import bootstrap_metrics
 from fairlatent.utils.seed import rng
 
 fm = pytest.importorskip("fairlearn.metrics")

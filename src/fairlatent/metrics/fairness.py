@@ -432,9 +432,3 @@ def kl_divergence_scores(
 def _kl_cells(yt: np.ndarray, ys: np.ndarray, codes: np.ndarray, bins: int, range_) -> np.ndarray:
     """Flat index ``(true*2 + group)*bins + bin`` of each row's histogram cell."""
     return (yt.astype(np.int64) * 2 + codes) * bins + _score_bins(ys, bins, range_)
-
-
-
-# Re-exported here for the contract in docs/ARCHITECTURE.md (fairness.bootstrap_metrics); the module
-# imports this one, so the import must come after every name above is defined.
-from fairlatent.metrics.bootstrap import bootstrap_metrics  # noqa: E402
