@@ -98,7 +98,7 @@ class Dataset:
         return np.unpackbits(packed, axis=-1, count=w).astype(bool)
 
 
-def _validate_table(table: pd.DataFrame, n_images: int, where: str) -> pd.DataFrame:
+def _validate_table(table: pd.DataFrame, n_images: int, where: str, *, unlabelled: bool = False) -> pd.DataFrame:
     for col in ("id", "split"):
         if col not in table.columns:
             raise FairlatentError(f"{where}: missing column {col!r}")
@@ -114,7 +114,7 @@ def _validate_table(table: pd.DataFrame, n_images: int, where: str) -> pd.DataFr
             f"{where}: row {i + 2}: split {table['split'].iloc[i]!r} is not one of {', '.join(SPLITS)}"
         )
     attrs = [c for c in table.columns if c not in RESERVED_COLUMNS]
-    if not attrs:
+    if not attrs and not unlabelled:  # generated sets may be unlabelled: meta.json says "unlabelled": true
         raise FairlatentError(f"{where}: no attribute columns")
     for col in attrs:
         values = table[col]
@@ -150,7 +150,8 @@ def write_dataset(
     path = Path(path)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
         raise FairlatentError(f"{path}: images must be uint8 N×H×W×3, got {images.dtype} {images.shape}")
-    table = _validate_table(table.reset_index(drop=True), len(images), f"{path}/attributes.csv")
+    table = _validate_table(table.reset_index(drop=True), len(images), f"{path}/attributes.csv",
+                            unlabelled=bool(meta.get("unlabelled")))
     meta = dict(meta)
     meta.update(
         format=FORMAT_NAME,
@@ -204,7 +205,7 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
         table = pd.read_csv(path / "attributes.csv", dtype={"id": str, "split": str})
     except Exception as exc:  # pandas raises several types for malformed CSV
         raise FairlatentError(f"{path}/attributes.csv: cannot parse ({exc})") from None
-    table = _validate_table(table, len(images), f"{path}/attributes.csv")
+    table = _validate_table(table, len(images), f"{path}/attributes.csv", unlabelled=bool(meta.get("unlabelled")))
     packed = None
     if (path / "masks.npy").is_file():
         packed = _load_npy(path / "masks.npy")

@@ -13,6 +13,7 @@ until it falls inside [−τ, τ], i.e. z is drawn from the standard normal trun
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -140,7 +141,9 @@ def load_generator(path: str | os.PathLike, *, latent_dim: int | None = None, ou
     if output_range not in OUTPUT_RANGES:
         raise FairlatentError(f"output_range must be one of {', '.join(OUTPUT_RANGES)}, got {output_range!r}")
     try:
-        module = torch.jit.load(str(path), map_location=dev)
+        with warnings.catch_warnings():  # torch 2.x flags TorchScript as deprecated; it is the exchange format here
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(str(path), map_location=dev)
     except Exception as exc:
         raise FairlatentError(f"{path}: not a loadable TorchScript file ({exc})") from None
     module.eval()
