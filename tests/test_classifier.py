@@ -1,0 +1,273 @@
+"""Attribute classifier: architecture, training (concatenation, weights, resume, determinism), handle, scores, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+from sklearn.metrics import average_precision_score
+
+from fairlatent.data.dataset import load_dataset, write_dataset
+from fairlatent.errors import FairlatentError
+from fairlatent.models.classifier import AttributeClassifier, load_classifier, score_dataset
+from fairlatent.train.classifier import (
+    ClassifierConfig,
+    collect_training_rows,
+    reweighting_weights,
+    train_classifier,
+)
+from fairlatent.train.thresholds import calibrated_threshold, f1_best_threshold
+
+SIZE = 16
+FAST = dict(width=4, depth=1, epochs=2, batch_size=32, lr=3e-3)
+
+
+def _make_set(path, n, seed, *, squares=True, n_val=None, all_train=False):
+    """Dark noise images; ``square`` = a bright 5×5 square somewhere (when ``squares``), ``noise`` = coin flip.
+
+    With ``squares=False`` no image has a square and every ``square`` label is 0: such a set alone cannot
+    teach the attribute.
+    """
+    r = np.random.default_rng(seed)
+    imgs = r.integers(0, 90, size=(n, SIZE, SIZE, 3), dtype=np.uint8)
+    sq = (r.random(n) < 0.5) if squares else np.zeros(n, bool)
+    for i in np.flatnonzero(sq):
+        y, x = r.integers(0, SIZE - 5, 2)
+        imgs[i, y : y + 5, x : x + 5] = 250
+    n_val = n // 3 if n_val is None else n_val
+    split = np.array(["train"] * n) if all_train else np.where(np.arange(n) < n - n_val, "train", "val")
+    table = pd.DataFrame({
+        "id": [f"s{seed}_{i}" for i in range(n)], "split": split,
+        "square": sq.astype(int), "noise": (r.random(n) < 0.5).astype(int),
+    })
+    return write_dataset(path, imgs, table, {"source": "test"})
+
+
+@pytest.fixture(scope="module")
+def easy(tmp_path_factory):
+    return _make_set(tmp_path_factory.mktemp("data") / "easy", 360, seed=1)
+
+
+@pytest.fixture(scope="module")
+def trained(easy, tmp_path_factory):
+    cfg = ClassifierConfig(**{**FAST, "epochs": 3}, seed=0)
+    return train_classifier([easy], ["square", "noise"], tmp_path_factory.mktemp("m") / "clf", cfg, progress=False)
+
+
+# --- architecture -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size,stem_out", [(32, 32), (64, 32), (128, 32), (16, 16)])
+def test_architecture_shapes_and_stem_downsampling(size, stem_out):
+    m = AttributeClassifier(n_outputs=5, image_size=size, width=8, depth=2, stages=3).eval()
+    x = torch.zeros(2, 3, size, size)
+    assert m.stem(x).shape[-1] == stem_out  # the first stage works at 32 px or less
+    assert m(x).shape == (2, 5)
+    assert m.features(x).shape == (2, m.feature_dim) and m.feature_dim == 32
+    assert len(m.blocks) == 6
+
+
+# --- training -----------------------------------------------------------------------------------------
+
+
+def test_loss_decreases_and_easy_attribute_is_learned(trained, easy):
+    h = load_classifier(trained)
+    cfg = h.config
+    losses = [e["train_loss"] for e in cfg["history"]]
+    assert losses[-1] < losses[0]
+    assert cfg["val_metrics"]["square"]["ap"] > 0.97
+    assert cfg["val_metrics"]["noise"]["ap"] < 0.8  # coin-flip labels stay unlearnable
+    # best epoch = argmax of the recorded mean validation AP
+    means = [e["val_mean_ap"] for e in cfg["history"]]
+    assert cfg["best_epoch"] == int(np.argmax(means)) + 1
+
+
+def test_handle_reproduces_saved_thresholds_and_metrics(trained, easy):
+    """Scores from the loaded handle equal those the trainer used: recomputed thresholds/AP match."""
+    h = load_classifier(trained)
+    data = load_dataset(easy)
+    idx = data.split_indices("val")
+    scores = h.predict_scores(np.asarray(data.images[idx]))  # the trainer's batching: bitwise equal scores
+    assert scores.dtype == np.float32 and scores.shape == (len(idx), 2)
+    np.testing.assert_allclose(h.predict_scores(np.asarray(data.images[idx]), batch_size=7), scores, atol=1e-6)
+    for a, name in enumerate(h.attributes):
+        y = data.labels(name, idx)
+        assert h.thresholds[name]["calibrated"] == calibrated_threshold(y, scores[:, a])
+        assert h.thresholds[name]["f1"] == f1_best_threshold(y, scores[:, a])
+        assert h.config["val_metrics"][name]["ap"] == pytest.approx(average_precision_score(y, scores[:, a]), abs=1e-9)
+    logits = h.predict_logits(np.asarray(data.images[idx]))
+    np.testing.assert_allclose(torch.sigmoid(torch.from_numpy(logits)).numpy(), scores, rtol=1e-6, atol=1e-7)
+    feats = h.features(np.asarray(data.images[idx]))
+    assert feats.shape == (len(idx), h.module.feature_dim) and feats.dtype == np.float32
+    pred = h.predict(np.asarray(data.images[idx]))
+    assert (pred == (scores > np.array([h.thresholds[a]["calibrated"] for a in h.attributes]))).all()
+
+
+def test_concatenation_uses_the_second_set(tmp_path):
+    """Set A never shows a square (all labels 0); only set B can teach it, so high AP proves B was used."""
+    a = _make_set(tmp_path / "a", 240, seed=2, squares=False)
+    b = _make_set(tmp_path / "b", 200, seed=3, n_val=0, all_train=True)
+    val = _make_set(tmp_path / "val", 120, seed=4)
+    rows = collect_training_rows([load_dataset(a), load_dataset(b)], ["square"], "train", None, None)
+    assert len(rows) == 160 + 200 and set(np.unique(rows.source)) == {0, 1}
+    img = rows.gather(np.array([0, 160, 161]))
+    np.testing.assert_array_equal(img[1], load_dataset(b).images[0])
+    np.testing.assert_array_equal(img[0], load_dataset(a).images[0])
+    out = train_classifier([a, b], ["square"], tmp_path / "m", ClassifierConfig(**FAST), val_set=val, progress=False)
+    assert json.loads((out / "config.json").read_text())["val_metrics"]["square"]["ap"] > 0.95
+
+
+def test_zero_weight_on_positives_learns_all_negative(easy, trained, tmp_path):
+    data = load_dataset(easy)
+    idx = data.split_indices("train")
+    w = (data.labels("square", idx) == 0).astype(float)  # positives weigh nothing
+    out = train_classifier([easy], ["square", "noise"], tmp_path / "w", ClassifierConfig(**{**FAST, "epochs": 3}),
+                           sample_weights=[w], progress=False)
+    vi = data.split_indices("val")
+    pos = data.labels("square", vi) == 1
+    weighted = load_classifier(out).predict_scores(np.asarray(data.images[vi]))[:, 0]
+    plain = load_classifier(trained).predict_scores(np.asarray(data.images[vi]))[:, 0]
+    # Same seed and schedule; only the weights differ. Told only "negative", the weighted model scores the
+    # positives lower than the plain one does (and below its negatives' level of ~0.45 at this early stage).
+    assert weighted[pos].mean() < 0.4
+    assert weighted[pos].mean() < plain[pos].mean() - 0.1
+
+
+def test_resume_equals_uninterrupted_and_seed_determinism(easy, trained, tmp_path):
+    """Interrupt after epochs 1 and 2, resume: bitwise the uninterrupted ``trained`` model (same config)."""
+    from fairlatent.train.checkpoint import load_checkpoint
+
+    cfg = ClassifierConfig(**{**FAST, "epochs": 3}, seed=0)
+    attrs = ["square", "noise"]
+    part = tmp_path / "part"
+    train_classifier([easy], attrs, part, cfg, progress=False, stop_after_epoch=1)
+    assert (part / "checkpoint").is_dir() and not (part / "config.json").exists()
+    with pytest.raises(FairlatentError, match="interrupted"):
+        load_classifier(part)
+    after_one = load_checkpoint(part / "checkpoint")[0]
+    train_classifier([easy], attrs, part, cfg, progress=False, stop_after_epoch=2)
+    train_classifier([easy], attrs, part, cfg, progress=False)  # resumes at epoch 3
+    assert not (part / "checkpoint").exists()
+    wa, wb = load_file(str(trained / "model.safetensors")), load_file(str(part / "model.safetensors"))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    ca, cb = (json.loads((p / "config.json").read_text()) for p in (trained, part))
+    assert ca["history"] == cb["history"] and ca["thresholds"] == cb["thresholds"]
+    # another seed → other weights after the same epoch
+    other = tmp_path / "other"
+    train_classifier([easy], attrs, other, cfg.model_copy(update={"seed": 1}), progress=False, stop_after_epoch=1)
+    other_one = load_checkpoint(other / "checkpoint")[0]
+    assert not torch.equal(after_one["model.head.weight"], other_one["model.head.weight"])
+    # an identical call on a finished directory returns it; a different one is refused
+    assert train_classifier([easy], attrs, part, cfg, progress=False) == part
+    with pytest.raises(FairlatentError, match="different trained classifier"):
+        train_classifier([easy], ["square"], part, cfg, progress=False)
+    with pytest.raises(FairlatentError, match="different training run"):
+        train_classifier([easy], ["square"], other, cfg, progress=False)
+
+
+def test_val_weights_drive_the_recorded_ap(easy, tmp_path):
+    data = load_dataset(easy)
+    vi = data.split_indices("val")
+    vw = np.where(data.labels("noise", vi) == 1, 3.0, 0.5)
+    out = train_classifier([easy], ["square", "noise"], tmp_path / "vw", ClassifierConfig(**{**FAST, "epochs": 1}),
+                           val_weights=vw, progress=False)
+    h = load_classifier(out)
+    scores = h.predict_scores(np.asarray(data.images[vi]))
+    best = h.config["history"][h.config["best_epoch"] - 1]
+    for a, name in enumerate(h.attributes):
+        y = data.labels(name, vi)
+        assert best["val_ap"][name] == pytest.approx(average_precision_score(y, scores[:, a], sample_weight=vw), abs=1e-9)
+    unweighted = average_precision_score(data.labels("noise", vi), scores[:, 1])
+    assert best["val_ap"]["noise"] != pytest.approx(unweighted, abs=1e-6)
+
+
+# --- reweighting --------------------------------------------------------------------------------------
+
+
+def test_reweighting_makes_target_and_protected_independent():
+    r = np.random.default_rng(0)
+    t = (r.random(1000) < 0.4).astype(int)
+    g = np.where(r.random(1000) < 0.85, t, 1 - t)  # strongly correlated
+    w = reweighting_weights(t, g)
+    joint = np.array([[w[(t == a) & (g == b)].sum() for b in (0, 1)] for a in (0, 1)]) / w.sum()
+    np.testing.assert_allclose(joint, np.outer(joint.sum(1), joint.sum(0)), atol=1e-12)
+    np.testing.assert_allclose(joint.sum(0), [0.5, 0.5])
+    np.testing.assert_allclose(joint.sum(1), [np.mean(t == 0), np.mean(t == 1)])  # class balance kept
+    assert w.sum() == pytest.approx(len(t))
+    n1, n11 = (t == 1).sum(), ((t == 1) & (g == 1)).sum()
+    assert w[(t == 1) & (g == 1)][0] == pytest.approx(n1 / (2 * n11))
+    with pytest.raises(FairlatentError, match="target=1 and protected=0"):
+        reweighting_weights([1, 1, 0, 0], [1, 1, 0, 1])
+    with pytest.raises(FairlatentError, match="not 0 or 1"):
+        reweighting_weights([1, 2], [0, 1])
+
+
+# --- scores and errors --------------------------------------------------------------------------------
+
+
+def test_score_dataset_csv_round_trip(trained, easy, tmp_path):
+    out = score_dataset(trained, easy, tmp_path / "scores.csv")
+    table = pd.read_csv(out, dtype={"id": str})
+    data = load_dataset(easy)
+    assert list(table.columns) == ["id", "square", "noise"]
+    assert (table["id"].to_numpy() == data.ids).all()
+    expect = load_classifier(trained).predict_scores(np.asarray(data.images))
+    np.testing.assert_array_equal(table[["square", "noise"]].to_numpy().astype(np.float32), expect)
+    val = pd.read_csv(score_dataset(trained, easy, tmp_path / "val.csv", split="val"), dtype={"id": str})
+    assert len(val) == len(data.split_indices("val"))
+
+
+def test_errors(trained, easy, tmp_path):
+    h = load_classifier(trained)
+    with pytest.raises(FairlatentError, match=r"expects 16×16 images, got 32×32"):
+        h.predict_scores(np.zeros((2, 32, 32, 3), np.uint8))
+    with pytest.raises(FairlatentError, match="uint8"):
+        h.predict_scores(np.zeros((2, 16, 16, 3), np.float32))
+    with pytest.raises(FairlatentError, match=r"no attribute 'Smiling'; attributes are: square, noise"):
+        train_classifier([easy], ["Smiling"], tmp_path / "x", ClassifierConfig(**FAST), progress=False)
+    with pytest.raises(FairlatentError, match="sample_weights\\[0\\]"):
+        train_classifier([easy], ["square"], tmp_path / "x", ClassifierConfig(**FAST), sample_weights=[np.ones(3)], progress=False)
+    with pytest.raises(FairlatentError, match="has only negatives"):
+        train_classifier([easy], ["square"], tmp_path / "x", ClassifierConfig(**FAST),
+                         val_set=_make_set(tmp_path / "nosq", 30, seed=9, squares=False), progress=False)
+    # truncated weights
+    bad = tmp_path / "trunc"
+    bad.mkdir()
+    (bad / "config.json").write_text((trained / "config.json").read_text())
+    (bad / "model.safetensors").write_bytes((trained / "model.safetensors").read_bytes()[:500])
+    with pytest.raises(FairlatentError, match="truncated"):
+        load_classifier(bad)
+    # config that does not match the weights
+    cfg = json.loads((trained / "config.json").read_text())
+    cfg["arch"]["width"] = 8
+    (bad / "model.safetensors").write_bytes((trained / "model.safetensors").read_bytes())
+    (bad / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(FairlatentError, match="do not match the architecture"):
+        load_classifier(bad)
+    with pytest.raises(FairlatentError, match="not a classifier directory"):
+        load_classifier(tmp_path / "nope")
+
+
+def test_cli_train_reweight_and_score(easy, tmp_path):
+    from fairlatent.cli import main
+
+    out = tmp_path / "cli_model"
+    main_args = ["train-classifier", "--data", str(easy), "--attributes", "square", "--out", str(out),
+                 "--weights", "reweight", "--target", "square", "--protected", "noise", "--epochs", "1",
+                 "--width", "4", "--batch-size", "64", "--quiet"]
+    with pytest.raises(SystemExit) as exc:
+        main(main_args)
+    assert exc.value.code == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["sample_weighted"] and cfg["attributes"] == ["square"]
+    with pytest.raises(SystemExit) as exc:
+        main(["score", "--model", str(out), "--data", str(easy), "--out", str(tmp_path / "s.csv")])
+    assert exc.value.code == 0
+    assert list(pd.read_csv(tmp_path / "s.csv").columns) == ["id", "square"]
+    with pytest.raises(SystemExit) as exc:
+        main(["train-classifier", "--data", str(easy), "--attributes", "square,Hat", "--out", str(tmp_path / "y")])
+    assert exc.value.code == 2
