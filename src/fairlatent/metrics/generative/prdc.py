@@ -35,15 +35,15 @@ import torch
 from fairlatent.errors import FairlatentError
 
 SNAP_RELATIVE = 1e-5
-BLOCK_ELEMENTS = 32 * 1024 * 1024  # float32 entries per distance block (128 MiB)
+BLOCK_ELEMENTS = 16 * 1024 * 1024  # float32 entries per distance block (64 MiB)
 
 
 def _sq_dists(a: torch.Tensor, na: torch.Tensor, b: torch.Tensor, nb: torch.Tensor) -> torch.Tensor:
     """Squared Euclidean distances between rows of a and b, clipped at 0, near-zero snapped to 0."""
     scale = na[:, None] + nb[None, :]
     d2 = torch.addmm(scale, a, b.T, beta=1.0, alpha=-2.0)
-    d2.clamp_min_(0.0)
-    d2.masked_fill_(d2 <= SNAP_RELATIVE * scale, 0.0)
+    # one pass both clips negatives (round-off) and snaps near-duplicates: threshold ≥ 0
+    d2.masked_fill_(d2 <= scale.mul_(SNAP_RELATIVE), 0.0)
     return d2
 
 
