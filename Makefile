@@ -21,6 +21,9 @@ $(VENV)/.installed: pyproject.toml
 
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PIP) install -q -c $(VENV)/constraints.txt -e '.[test]'
+	# test-only reference for the Inception/FID/KID/IS cross-checks; its dependencies (torchvision) break
+	# the CPU torch, so it is installed without them and its modules are loaded directly by the tests.
+	$(PIP) install -q --no-deps torch-fidelity==0.4.0
 	touch $@
 
 venv: $(VENV)/.installed
