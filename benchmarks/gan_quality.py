@@ -43,9 +43,12 @@ def main() -> None:
     ap.add_argument("--arch", default=None)
     ap.add_argument("--loss", default=None)
     ap.add_argument("--tag", default="default")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: unchanged)")
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"torch threads: {torch.get_num_threads()}", flush=True)
 
     data = work / "toyfaces32"

@@ -292,3 +292,24 @@ def test_no_resume_starts_afresh(data32, tmp_path):
     second = load_tensors(out / "generator.safetensors")
     assert not torch.equal(first["G.fc.weight"], second["G.fc.weight"])
     assert load_checkpoint(out / "checkpoint")[1]["seed"] == 9
+
+
+def test_cli_train_gan(data32, tmp_path):
+    from typer.testing import CliRunner
+
+    from fairlatent.cli import app, main
+    from fairlatent.utils.io import read_json
+
+    out = tmp_path / "cli-run"
+    args = ["train-gan", "--data", str(data32), "--out", str(out), "--steps", "2", "--batch-size", "8",
+            "--width", "4", "--latent-dim", "16", "--no-ema", "--quiet"]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    rec = read_json(out / "config.json")
+    assert rec["done"] and rec["generator"] == "plain" and rec["config"]["latent_dim"] == 16
+    with pytest.raises(SystemExit) as exc:
+        main(args[:4] + ["--out", str(tmp_path / "x"), "--loss", "wasserstein", "--quiet"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(args[:4] + ["--out", str(tmp_path / "y"), "--size", "64", "--quiet"])
+    assert exc.value.code == 2

@@ -76,8 +76,8 @@ class GANConfig(BaseModel):
     loss: Literal["hinge", "ns", "wgan-gp"] = "hinge"
     size: int | None = Field(None, description="image size; None = the data set's")
     latent_dim: int = Field(128, ge=1)
-    width: int = Field(64, ge=1, description="channels of the last hidden generator layer")
-    steps: int = Field(2000, ge=1)
+    width: int = Field(32, ge=1, description="channels of the last hidden generator layer")
+    steps: int = Field(4000, ge=1)
     batch_size: int = Field(64, ge=1)
     lr_g: float = Field(2e-4, gt=0)
     lr_d: float = Field(2e-4, gt=0)
