@@ -121,6 +121,25 @@ def test_concatenation_uses_the_second_set(tmp_path):
     assert json.loads((out / "config.json").read_text())["val_metrics"]["square"]["ap"] > 0.95
 
 
+def test_label_overrides_by_id_and_by_position(easy):
+    data = load_dataset(easy)
+    idx = data.split_indices("train")
+    ids = data.ids[idx]
+    soft = np.linspace(0, 1, len(idx))
+    by_id = pd.DataFrame({"id": ids[::-1], "square": soft[::-1], "noise": 1 - soft[::-1]})  # shuffled order
+    rows = collect_training_rows([data], ["square", "noise"], "train", None, [by_id])
+    np.testing.assert_allclose(rows.labels[:, 0], soft.astype(np.float32))
+    np.testing.assert_allclose(rows.labels[:, 1], (1 - soft).astype(np.float32))
+    aligned = pd.DataFrame({"square": soft, "noise": soft})
+    np.testing.assert_allclose(collect_training_rows([data], ["square"], "train", None, [aligned]).labels[:, 0], soft.astype(np.float32))
+    with pytest.raises(FairlatentError, match=r"no row for id"):
+        collect_training_rows([data], ["square"], "train", None, [by_id.iloc[1:]])
+    with pytest.raises(FairlatentError, match=r"column 'square': value 2.0 is not in \[0, 1\]"):
+        collect_training_rows([data], ["square"], "train", None, [aligned.assign(square=2.0)])
+    with pytest.raises(FairlatentError, match="no column 'Hat'"):
+        collect_training_rows([data], ["Hat"], "train", None, [aligned])
+
+
 def test_zero_weight_on_positives_learns_all_negative(easy, trained, tmp_path):
     data = load_dataset(easy)
     idx = data.split_indices("train")

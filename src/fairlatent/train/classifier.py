@@ -111,7 +111,7 @@ def reweighting_weights(target, protected) -> np.ndarray:
         bad = ~np.isin(a, [0, 1])
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise FairlatentError(f"reweighting: {name} row {i}: value {a[i]!r} is not 0 or 1")
+            raise FairlatentError(f"reweighting: {name} row {i}: value {a[i].item()!r} is not 0 or 1")
     w = np.zeros(len(t), dtype=np.float64)
     for tv in (0, 1):
         n_t = int((t == tv).sum())
@@ -191,7 +191,7 @@ def _override_labels(override: pd.DataFrame, data: Dataset, idx: np.ndarray, att
     bad = ~(np.isfinite(y) & (y >= 0) & (y <= 1))
     if bad.any():
         r, c = np.argwhere(bad)[0]
-        raise FairlatentError(f"{where}: row {r}, column {attributes[c]!r}: value {y[r, c]!r} is not in [0, 1]")
+        raise FairlatentError(f"{where}: row {r}, column {attributes[c]!r}: value {float(y[r, c])} is not in [0, 1]")
     return y.astype(np.float32)
 
 
@@ -231,7 +231,7 @@ def collect_training_rows(
             bad = ~(np.isfinite(w) & (w >= 0))
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
-                raise FairlatentError(f"sample_weights[{k}] (for {data.path}): row {i}: weight {w[i]!r} is not finite and ≥ 0")
+                raise FairlatentError(f"sample_weights[{k}] (for {data.path}): row {i}: weight {float(w[i])} is not finite and ≥ 0")
         sources.append(np.full(len(idx), k, dtype=np.int64))
         rows.append(idx)
         labels.append(y)
@@ -450,7 +450,8 @@ def train_classifier(
     out_dir = Path(out_dir)
     fingerprint = _fingerprint(dict(
         config=config.model_dump(exclude={"device", "eval_batch_size"}), attributes=attributes,
-        train_sets=[(str(d.path), len(d)) for d in datasets], val=(str(val_data.path), val_split),
+        train_sets=[(str(Path(d.path).resolve()), len(d)) for d in datasets],
+        val=(str(Path(val_data.path).resolve()), val_split),
         train_split=train_split, sample_weights=[_array_digest(w) for w in (sample_weights or [])],
         val_weights=_array_digest(val_weights), label_overrides=[_array_digest(o) for o in (label_overrides or [])],
     ))

@@ -20,9 +20,9 @@ def _check(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
     if len(y) == 0:
         raise FairlatentError("cannot choose a threshold on an empty set of scores")
     if not np.isin(y, [0, 1]).all():
-        raise FairlatentError(f"y_true must be 0/1, got value {y[~np.isin(y, [0, 1])][0]!r}")
+        raise FairlatentError(f"y_true must be 0/1, got value {y[~np.isin(y, [0, 1])][0].item()!r}")
     if not np.isfinite(s).all():
-        raise FairlatentError(f"scores must be finite, got {s[~np.isfinite(s)][0]!r}")
+        raise FairlatentError(f"scores must be finite, got {float(s[~np.isfinite(s)][0])}")
     return y.astype(np.int64), s
 
 
