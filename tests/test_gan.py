@@ -196,8 +196,27 @@ def test_train_gan_layout_and_done_marker(data32, tmp_path):
     gen = load_tensors(out / "generator.safetensors")
     ck, _, state = load_checkpoint(out / "checkpoint")
     assert state["step"] == 3
-    assert all(torch.equal(gen[k], ck["G_ema." + k[2:]]) for k in gen)
-    assert not all(torch.equal(gen[k], ck[k]) for k in gen)
+    params = [k for k in gen if "running_" not in k and "num_batches" not in k]
+    assert all(torch.equal(gen[k], ck["G_ema." + k[2:]]) for k in params)
+    assert not all(torch.equal(gen[k], ck[k]) for k in params)
+
+
+def test_ema_batchnorm_recalibration_matches_exact_statistics(data32):
+    """After recalibration, each BN layer's running mean/var are the exact batch statistics of its input."""
+    cfg = GANConfig(**TINY, seed=4)
+    tr = GANTrainer(cfg, 32)
+    with torch.no_grad():
+        for p in tr.G_ema.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    tr.recalibrate_ema_batchnorm(n_batches=3)
+    bn = tr.G_ema.bn0
+    g = __import__("fairlatent.utils.seed", fromlist=["x"]).torch_generator(cfg.seed, "gan-bn-recalibration")
+    z = torch.cat([torch.randn(cfg.batch_size, cfg.latent_dim, generator=g) for _ in range(3)])
+    with torch.no_grad():
+        h = tr.G_ema.fc(z).view(len(z), -1, 4, 4)
+    # cumulative average of the three per-batch means (equal batch sizes → overall mean)
+    torch.testing.assert_close(bn.running_mean, h.mean(dim=(0, 2, 3)), rtol=1e-4, atol=1e-5)
+    assert not tr.G_ema.training and bn.momentum == 0.1
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ weights::
 
     D step:  L_D = loss_D(D(x_real), D(G(z)))              [+ λ · GP for WGAN-GP]
     G step:  L_G = loss_G(D(G(z)))
-    EMA:     θ_ema ← decay · θ_ema + (1 − decay) · θ_G      (θ_ema ← θ_G before ``ema_start``)
+    EMA:     θ_ema ← β · θ_ema + (1 − β) · θ_G, β = min(decay, (1+t)/(10+t)), t = step − ema_start
 
 Losses (``d_real``, ``d_fake`` are discriminator logits):
 
@@ -221,12 +221,46 @@ class GANTrainer:
 
     @torch.no_grad()
     def update_ema(self, step: int) -> None:
-        """θ_ema ← decay·θ_ema + (1 − decay)·θ_G (a copy before ``ema_start``); buffers are copied."""
-        decay = self.config.ema_decay if step >= self.config.ema_start else 0.0
+        """θ_ema ← β·θ_ema + (1 − β)·θ_G with β = min(decay, (1 + t) / (10 + t)), t = step − ema_start.
+
+        The warm-up of β (as in TensorFlow's ``ExponentialMovingAverage`` with ``num_updates``) keeps the
+        average from being dominated by the untrained early weights, which makes short runs blurry.
+        Before ``ema_start`` the EMA is a copy of G. Buffers (batch-norm statistics) are copied.
+        """
+        t = step - self.config.ema_start
+        decay = min(self.config.ema_decay, (1.0 + t) / (10.0 + t)) if t >= 0 else 0.0
         for pe, p in zip(self.G_ema.parameters(), self.G.parameters()):
             pe.lerp_(p, 1.0 - decay)
         for be, b in zip(self.G_ema.buffers(), self.G.buffers()):
             be.copy_(b)
+
+    @torch.no_grad()
+    def recalibrate_ema_batchnorm(self, n_batches: int = 16) -> None:
+        """Recompute the EMA generator's batch-norm statistics from its own activations ("standing stats").
+
+        The EMA weights are an average over many steps, so the running statistics copied from G do not
+        match them; in eval mode that mismatch washes out colours and contrast. Here the statistics are
+        the exact mean and variance over ``n_batches`` batches of fixed latents (cumulative averaging,
+        ``momentum=None``), a deterministic function of the weights and the seed. G's training is
+        unaffected: the next EMA update copies G's buffers again.
+        """
+        G = self.G_ema
+        if G is None:
+            return
+        bns = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not bns:
+            return
+        g = torch_generator(self.config.seed, "gan-bn-recalibration")
+        momenta = [m.momentum for m in bns]
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None
+        G.train()
+        for _ in range(n_batches):
+            G(self._z(g, self.config.batch_size))
+        G.eval()
+        for m, mom in zip(bns, momenta):
+            m.momentum = mom
 
     @property
     def downstream_generator(self) -> nn.Module:
@@ -375,6 +409,7 @@ def train_gan(data, out_dir, config: GANConfig | None = None, *, resume: bool = 
         _write_log(log_path, log_rows)
 
     def save_grid(step: int) -> None:
+        trainer.recalibrate_ema_batchnorm()
         grid = image_grid(trainer.render(grid_z), nrow=8)
         save_png(samples_dir / f"step_{step:06d}.png", grid, scale=max(1, 128 // size))
 
@@ -416,6 +451,7 @@ def train_gan(data, out_dir, config: GANConfig | None = None, *, resume: bool = 
     save_state(final_step, elapsed0 + time.perf_counter() - t0)
     if final_step % config.sample_every != 0 or not (samples_dir / f"step_{final_step:06d}.png").exists():
         save_grid(final_step)
+    trainer.recalibrate_ema_batchnorm()
     save_tensors(out_dir / "generator.safetensors", module_tensors(trainer.downstream_generator, "G"))
     write_json(out_dir / "config.json", _run_record(config, size, n_train, data, final_step, done=True))
     return out_dir
