@@ -202,3 +202,60 @@ def test_bad_arguments_raise_user_errors(kwargs, message):
 def test_make_refuses_existing_directory(toyfaces_small):
     with pytest.raises(FairlatentError, match="already exists"):
         make_toyfaces(toyfaces_small, n=10, progress=False)
+
+
+def test_faint_share_is_exact_and_independent_of_labels():
+    from fairlatent.data.toyfaces import FAINT_RANGE, assign_labels, sample_face_params
+
+    sizes = {"train": 4000, "val": 500, "test": 500, "test_balanced": 500}
+    clean = assign_labels(sizes, target="Wearing_Hat", protected="Eyeglasses",
+                          skews={"train": 0.9, "val": 0.9, "test": 0.9, "test_balanced": 0.5}, seed=3)
+    bold = sample_face_params(clean, 3)
+    params = sample_face_params(clean, 3, {"Wearing_Hat": 0.5})
+    sal = params["salience_Wearing_Hat"].to_numpy()
+    faint = sal < 1
+    assert faint.sum() == round(0.5 * len(clean))
+    assert sal[faint].min() >= FAINT_RANGE[0] and sal[faint].max() <= FAINT_RANGE[1]
+    # chosen independently of the labels: the faint share is about the same among positives with and
+    # without the protected attribute (a biased choice would itself create the correlation)
+    t, g = clean["Wearing_Hat"].to_numpy(), clean["Eyeglasses"].to_numpy()
+    shares = [faint[(t == 1) & (g == b)].mean() for b in (0, 1)]
+    assert abs(shares[0] - shares[1]) < 0.08
+    # adding faintness changes no other nuisance draw
+    for col in bold.columns:
+        assert np.array_equal(bold[col].to_numpy(), params[col].to_numpy()), col
+
+
+def test_faint_attribute_changes_fewer_pixels_and_salience_scales_the_change():
+    from fairlatent.data.toyfaces import render_faces, sample_face_params
+
+    n = 24
+    attrs = {a: np.zeros(n, np.int8) for a in __import__("fairlatent.data.toyfaces", fromlist=["ATTRIBUTES"]).ATTRIBUTES}
+    params = sample_face_params(attrs, 0)
+    off, _ = render_faces(params, 32, masks=False)
+    on = params.copy()
+    on["Wearing_Hat"] = 1
+    bold, _ = render_faces(on, 32, masks=False)
+    on["salience_Wearing_Hat"] = np.float32(0.2)
+    faint, _ = render_faces(on, 32, masks=False)
+    on["salience_Wearing_Hat"] = np.float32(0.0)
+    invisible, _ = render_faces(on, 32, masks=False)
+    d_bold = np.abs(bold.astype(int) - off).sum()
+    d_faint = np.abs(faint.astype(int) - off).sum()
+    assert np.array_equal(invisible, off)  # salience 0: the hat does not show at all
+    assert 0.1 * d_bold < d_faint < 0.3 * d_bold  # 20 % opacity ≈ 20 % of the colour change
+
+
+def test_faint_cli_and_bad_share(tmp_path):
+    import subprocess
+    import sys
+
+    from fairlatent.data.dataset import load_dataset
+
+    r = subprocess.run([sys.executable, "-m", "fairlatent.cli", "data", "toyfaces", "--out", str(tmp_path / "f"),
+                        "--n", "200", "--faint", "Wearing_Hat=0.5"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert load_dataset(tmp_path / "f").meta["params"]["faint"] == {"Wearing_Hat": 0.5}
+    r = subprocess.run([sys.executable, "-m", "fairlatent.cli", "data", "toyfaces", "--out", str(tmp_path / "g"),
+                        "--n", "200", "--faint", "Wearing_Hat=1.5"], capture_output=True, text=True)
+    assert r.returncode == 2 and "faint share of Wearing_Hat" in r.stderr

@@ -19,6 +19,22 @@ from fairlatent.cli.app import app, data_app  # noqa: F401
 _console = Console(highlight=False, soft_wrap=True)
 
 
+def _parse_shares(text: str, option: str) -> dict[str, float]:
+    """Parse ``A=0.5,B=0.2`` into ``{"A": 0.5, "B": 0.2}`` with an error naming the bad item."""
+    from fairlatent.errors import FairlatentError
+
+    out: dict[str, float] = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        name, sep, value = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise FairlatentError(f"{option}: {item!r} is not ATTRIBUTE=SHARE (e.g. Wearing_Hat=0.5)") from None
+    return out
+
+
 @data_app.command("toyfaces")
 def toyfaces_command(
     out: Path = typer.Option(..., "--out", help="Output data set directory."),
@@ -33,6 +49,8 @@ def toyfaces_command(
                                       "in train and val (images unchanged)."),
     n_test_balanced: Optional[int] = typer.Option(None, "--n-test-balanced", help="Size of the skew-0.5 test "
                                                   "split (default: size of test)."),
+    faint: str = typer.Option("", "--faint", help="ATTR=SHARE[,ATTR=SHARE...]: that share of faces draw the "
+                              "attribute faintly (ambiguous positives), e.g. Wearing_Hat=0.5."),
     seed: int = typer.Option(0, "--seed"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
 ) -> None:
@@ -42,7 +60,7 @@ def toyfaces_command(
     t0 = time.perf_counter()
     path = make_toyfaces(out, n=n, size=size, target=target, protected=protected, skew=skew, val_skew=val_skew,
                          test_skew=test_skew, label_noise=label_noise or None, n_test_balanced=n_test_balanced,
-                         seed=seed, overwrite=overwrite, progress=True)
+                         faint=_parse_shares(faint, "--faint"), seed=seed, overwrite=overwrite, progress=True)
     from fairlatent.data.dataset import load_dataset
 
     meta = load_dataset(path).meta

@@ -156,8 +156,22 @@ def _sd_box(x, y, cx, cy, hw, hh, radius=0.0):
 # Parameter table
 
 
-def sample_face_params(attributes: pd.DataFrame | Mapping[str, np.ndarray], seed: int) -> pd.DataFrame:
+FAINT_RANGE = (0.05, 0.35)  # strength of a faint attribute: a hat at 5–35 % opacity, a smile 5–35 % bent
+
+
+def sample_face_params(
+    attributes: pd.DataFrame | Mapping[str, np.ndarray],
+    seed: int,
+    faint: Mapping[str, float] | None = None,
+) -> pd.DataFrame:
     """Draw the nuisance parameters for faces with the given attribute labels.
+
+    ``faint`` maps attribute names to the share of faces on which that attribute is drawn faintly: its
+    ``salience_<attr>`` column (how strongly it shows, 1 = fully) is drawn from :data:`FAINT_RANGE` for
+    that share of faces, chosen at random and independently of every label. Faint positives are
+    *ambiguous* images, the situation in which a classifier leans on a correlated attribute instead of the
+    evidence (in CelebA, the "inconsistently labelled" attributes). With every attribute bold, a small CNN
+    classifies ToyFaces perfectly and no training skew can bias it.
 
     Parameters
     ----------
@@ -196,7 +210,22 @@ def sample_face_params(attributes: pd.DataFrame | Mapping[str, np.ndarray], seed
     }
     for k, v in params.items():
         attrs[k] = v.astype(np.int64) if k in ("hat_color", "earring_color") else v.astype(np.float32)
+    for attr, share in _normalise_faint(faint).items():
+        # own stream per attribute, so adding one never changes the other draws
+        rf = seeded_rng(seed, f"toyfaces-faint-{attr}")
+        salience = np.ones(n, np.float32)
+        chosen = rf.permutation(n)[: int(round(share * n))]
+        salience[chosen] = rf.uniform(*FAINT_RANGE, chosen.size)
+        attrs[f"salience_{attr}"] = salience
     return attrs
+
+
+def _normalise_faint(faint: Mapping[str, float] | None) -> dict[str, float]:
+    out = {}
+    for attr, share in (faint or {}).items():
+        _check_attribute(attr, "faint")
+        out[attr] = _check_rate(share, f"faint share of {attr}")
+    return out
 
 
 def _lerp(pair, t):
@@ -266,7 +295,11 @@ def _render_chunk(p: pd.DataFrame, size: int, want_masks: bool) -> tuple[np.ndar
             painted.add(q)
 
     def flag(attr: str) -> np.ndarray:
-        return p[attr].to_numpy(np.float32)[:, None, None]
+        """The attribute's label times its salience (how strongly it shows; 1 unless drawn faint)."""
+        v = p[attr].to_numpy(np.float32)
+        if f"salience_{attr}" in p.columns:
+            v = v * p[f"salience_{attr}"].to_numpy(np.float32)
+        return v[:, None, None]
 
     # Hair mass behind the head: a cap above the face plus a curtain falling to ``hair_length``.
     hw = face_col("hair_width")
@@ -542,6 +575,7 @@ def render_toyfaces(
     val_skew: float | None = None,
     test_skew: float | None = None,
     label_noise: float | Mapping[str, float] | None = None,
+    faint: Mapping[str, float] | None = None,
     split_fractions: Sequence[float] = (0.7, 0.15, 0.15),
     n_test_balanced: int | None = None,
     seed: int = 0,
@@ -565,7 +599,8 @@ def render_toyfaces(
 
     clean = assign_labels(sizes, target=target, protected=protected, skews=skews, seed=seed)
     observed, flipped = apply_label_noise(clean, noise, seed)
-    params = sample_face_params(clean, seed)
+    faint = _normalise_faint(faint)
+    params = sample_face_params(clean, seed, faint)
 
     if progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -610,6 +645,8 @@ def render_toyfaces(
             "test_skew": test_skew,
             "label_noise": noise,
             "label_noise_splits": ["train", "val"],
+            "faint": faint,
+            "faint_range": list(FAINT_RANGE),
             "split_fractions": [float(f) for f in split_fractions],
             "n_test_balanced": sizes["test_balanced"],
             "seed": int(seed),
@@ -639,6 +676,7 @@ def make_toyfaces(
     val_skew: float | None = None,
     test_skew: float | None = None,
     label_noise: float | Mapping[str, float] | None = None,
+    faint: Mapping[str, float] | None = None,
     split_fractions: Sequence[float] = (0.7, 0.15, 0.15),
     n_test_balanced: int | None = None,
     seed: int = 0,
@@ -663,6 +701,9 @@ def make_toyfaces(
         ``test_skew`` default to the same value, like CelebA's splits.
     label_noise
         A rate for every attribute, or ``{attribute: rate}``; flips labels in train and val only.
+    faint
+        ``{attribute: share}``: that share of faces (in every split) draw the attribute faintly, so its
+        positives are ambiguous (see :func:`sample_face_params`). The demo uses ``{"Wearing_Hat": 0.5}``.
     seed
         Same seed → byte-identical data set.
     """
@@ -680,6 +721,7 @@ def make_toyfaces(
         val_skew=val_skew,
         test_skew=test_skew,
         label_noise=label_noise,
+        faint=faint,
         split_fractions=split_fractions,
         n_test_balanced=n_test_balanced,
         seed=seed,

@@ -37,12 +37,16 @@ class DataConfig(_Strict):
     val_skew: float | None = Field(None, ge=0.0, le=1.0)
     test_skew: float | None = Field(None, ge=0.0, le=1.0)
     label_noise: float = Field(0.0, ge=0.0, le=0.5)
+    faint: dict[str, float] = Field(default_factory=dict, description="{attribute: share drawn faintly}")
     seed: int | None = None
 
     @model_validator(mode="after")
     def _check(self) -> "DataConfig":
         if self.source == "path" and not self.path:
             raise ValueError("data.source = 'path' needs data.path (a fairlatent data set directory)")
+        bad = {k: v for k, v in self.faint.items() if not 0.0 <= v <= 1.0}
+        if bad:
+            raise ValueError(f"data.faint shares must be in [0, 1], got {bad}")
         if self.target == self.protected:
             raise ValueError(f"data.target and data.protected are both {self.target!r}; they must differ")
         return self

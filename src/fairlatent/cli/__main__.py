@@ -1,0 +1,3 @@
+from fairlatent.cli import main
+
+main()
