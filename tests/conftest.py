@@ -10,6 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
+
+# One intra-op thread: the tests' tensors are small (threads only add overhead), results are bitwise
+# reproducible only at a fixed thread count, and with another busy process on a 2-core machine a 2-thread
+# torch step was measured ~30x slower than a 1-thread one.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
