@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 HEADLINE = ["AP", "DEO", "BA", "KL", "DP", "EOdds", "acc", "worst_group_acc"]
 # lower is better for the fairness metrics, higher for AP/accuracy
 LOWER_IS_BETTER = {"DEO", "BA", "KL", "DP", "EOpp", "EOdds"}
+DISPLAY = {"worst_group_acc": "worst-group acc"}
 
 
 def _png_b64(png: bytes) -> str:
@@ -48,15 +49,19 @@ def fmt_interval(m: dict[str, float]) -> str:
 
 
 def metric_table(methods: dict[str, Any], split: str, metrics: list[str] = HEADLINE) -> Table:
-    """The terminal table: median [95 % interval] per method and metric, in percent."""
-    table = Table(title=f"{split}: median [95% bootstrap interval], percent (KL in nats)", show_lines=False)
-    table.add_column("method", style="bold")
+    """The terminal table: one row per metric, one column per method, ``median [95 % interval]``.
+
+    Metrics run down the rows so the table stays readable in an 80-column terminal with several methods.
+    """
+    names = [m for m, res in methods.items() if split in res]
+    table = Table(title=f"{split}: median [95% bootstrap interval]; percent, KL in nats")
+    table.add_column("metric", style="bold")
+    for name in names:
+        table.add_column(name, justify="right", no_wrap=True)
     for metric in metrics:
-        table.add_column(metric + (" ↓" if metric in LOWER_IS_BETTER else " ↑"), justify="right")
-    for name, res in methods.items():
-        if split not in res:
-            continue
-        table.add_row(name, *[fmt_interval(res[split][m]) if m in res[split] else "–" for m in metrics])
+        arrow = "↓" if metric in LOWER_IS_BETTER else "↑"
+        table.add_row(f"{DISPLAY.get(metric, metric)} {arrow}", *[fmt_interval(methods[n][split][metric]) if metric in methods[n][split]
+                                              else "–" for n in names])
     return table
 
 
