@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from fairlatent.errors import FairlatentError
 from fairlatent.pipeline.config import load_config, validate_config
-from fairlatent.pipeline.run import balanced_group_weights
 from fairlatent.pipeline.stages import StageRunner
 
 
@@ -45,21 +43,6 @@ def test_builtin_configs_validate():
     for name in ("demo", "demo_fast"):
         cfg = _builtin_config(name)
         assert cfg.data.target == "Wearing_Hat" and cfg.data.protected == "Eyeglasses" and cfg.data.skew == 0.9
-
-
-def test_balanced_weights_make_target_and_group_independent():
-    rng = np.random.default_rng(0)
-    t = rng.integers(0, 2, 1000)
-    g = np.where(rng.random(1000) < 0.9, t, 1 - t)  # skew 0.9
-    w = balanced_group_weights(t, g)
-    for a in (0, 1):
-        n_t = (t == a).sum()
-        for b in (0, 1):
-            # weighted mass of each cell is N_t / 2
-            assert w[(t == a) & (g == b)].sum() == pytest.approx(n_t / 2)
-    # so P_w(t=1 | g) is the same for both groups
-    p = [w[(g == b) & (t == 1)].sum() / w[g == b].sum() for b in (0, 1)]
-    assert p[0] == pytest.approx(p[1])
 
 
 def test_stage_runner_skips_unchanged_and_reruns_on_change(tmp_path):

@@ -29,7 +29,8 @@ from rich.console import Console
 from fairlatent.data.dataset import Dataset, load_dataset, write_dataset
 from fairlatent.errors import FairlatentError
 from fairlatent.pipeline.config import PipelineConfig
-from fairlatent.pipeline.stages import StageRunner, stable_hash
+from fairlatent.pipeline.stages import StageRunner
+from fairlatent.train.classifier import reweighting_weights
 from fairlatent.utils.io import save_npy, write_json
 
 EDIT_OF_METHOD = {
@@ -59,25 +60,6 @@ def _dataset_fingerprint(path: Path) -> dict[str, Any]:
 
 def _cells(t: np.ndarray, g: np.ndarray) -> dict[str, int]:
     return {f"t{a}_g{b}": int(((t == a) & (g == b)).sum()) for a in (0, 1) for b in (0, 1)}
-
-
-def balanced_group_weights(t: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """w(t, g) = N_t / (2·N_{t,g}): both protected groups weigh the same within each target class.
-
-    Used by the ``reweighting`` baseline on the train split (REFERENCE §1) and, on the validation split, to
-    select the augmented models' best epoch by group-balanced AP as the paper does. Weighted cell masses are
-    then N_t/2 for each g, so under the weights t and g are independent.
-    """
-    t = np.asarray(t).astype(int)
-    g = np.asarray(g).astype(int)
-    w = np.zeros(len(t), dtype=np.float64)
-    for a in (0, 1):
-        n_t = (t == a).sum()
-        for b in (0, 1):
-            cell = (t == a) & (g == b)
-            if cell.any():
-                w[cell] = n_t / (2.0 * cell.sum())
-    return w
 
 
 class Pipeline:
@@ -323,7 +305,7 @@ class Pipeline:
         if method == "reweighting":
             ds = self._data()
             tr = ds.split_indices("train")
-            return [data_path], [balanced_group_weights(ds.labels(self.t, tr), ds.labels(self.g, tr))], False
+            return [data_path], [reweighting_weights(ds.labels(self.t, tr), ds.labels(self.g, tr))], False
         pairs_dir = self.stages.results["pairs"].dir
         if method == "latent_debias_filtered":
             return [data_path, str(pairs_dir / "complementary_filtered")], None, True
@@ -346,10 +328,10 @@ class Pipeline:
         def fn(stage_dir: Path) -> dict[str, Any]:
             sets, weights, balanced_val = self._method_train_sets(method)
             val_weights = None
-            if balanced_val:
+            if balanced_val:  # the paper selects augmented models by group-balanced validation AP
                 ds = self._data()
                 va = ds.split_indices("val")
-                val_weights = balanced_group_weights(ds.labels(self.t, va), ds.labels(self.g, va))
+                val_weights = reweighting_weights(ds.labels(self.t, va), ds.labels(self.g, va))
             train_classifier(sets, [self.t], stage_dir / "model", ccfg, val_set=sets[0], sample_weights=weights,
                              val_weights=val_weights, progress=self.progress)
             return {"path": str((stage_dir / "model").resolve())}
@@ -439,4 +421,4 @@ def run_pipeline(config: PipelineConfig, run_dir: str | os.PathLike, *, console:
     return Pipeline(config, run_dir, console=console, progress=progress).run()
 
 
-__all__ = ["Pipeline", "run_pipeline", "balanced_group_weights", "stable_hash"]
+__all__ = ["Pipeline", "run_pipeline"]
