@@ -65,6 +65,18 @@ def metric_table(methods: dict[str, Any], split: str, metrics: list[str] = HEADL
     return table
 
 
+def render_html(report: dict[str, Any], figures: dict[str, str], *, run_dir: str) -> str:
+    """The self-contained HTML page. Every string from the report is escaped (jinja2 autoescape)."""
+    env = jinja2.Environment(loader=jinja2.PackageLoader("fairlatent.report", "templates"),
+                             autoescape=jinja2.select_autoescape(["html", "j2"], default=True),
+                             undefined=jinja2.StrictUndefined)
+    env.filters["interval"] = fmt_interval
+    evaluation = report["methods"]
+    return env.get_template("report.html.j2").render(
+        report=report, figures=figures, metrics=HEADLINE, lower_is_better=LOWER_IS_BETTER, run_dir=run_dir,
+        splits=[s for s in ("test", "test_balanced") if any(s in r for r in evaluation.values())])
+
+
 def build_report(pipe: "Pipeline", total_seconds: float) -> dict[str, Any]:
     from fairlatent.data.dataset import load_dataset
 
@@ -137,12 +149,7 @@ def build_report(pipe: "Pipeline", total_seconds: float) -> dict[str, Any]:
     figures["real_samples"] = _png_b64(_grid_png(np.asarray(data.images[np.sort(real_idx)]), nrow=16,
                                                  scale=max(1, 64 // data.image_size)))
 
-    env = jinja2.Environment(loader=jinja2.PackageLoader("fairlatent.report", "templates"),
-                             autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
-    env.filters["interval"] = fmt_interval
-    html = env.get_template("report.html.j2").render(
-        report=report, figures=figures, metrics=HEADLINE, lower_is_better=LOWER_IS_BETTER, run_dir=str(run_dir),
-        splits=[s for s in ("test", "test_balanced") if any(s in r for r in evaluation.values())])
+    html = render_html(report, figures, run_dir=str(run_dir))
     write_text(run_dir / "report.html", html)
 
     console = pipe.console

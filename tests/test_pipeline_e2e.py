@@ -1,0 +1,98 @@
+"""`fairlatent demo --fast` end to end: the report's shape, stage caching on a second run, invalidation of
+only what a config change touches, the latent-edit invariants measured in the run, and HTML escaping."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fairlatent.cli.pipeline_commands import _builtin_config
+from fairlatent.pipeline.run import Pipeline
+
+METRICS = ("AP", "DEO", "BA", "KL", "DP", "EOdds", "worst_group_acc")
+
+
+@pytest.fixture(scope="module")
+def fast_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("demo") / "fast"
+    pipe = Pipeline(_builtin_config("demo_fast"), run_dir, progress=False)
+    report = pipe.run()
+    return run_dir, pipe, report
+
+
+def test_report_json_shape_and_intervals(fast_run):
+    run_dir, _, report = fast_run
+    on_disk = json.loads((run_dir / "report.json").read_text())
+    assert on_disk["methods"].keys() == report["methods"].keys() == {"baseline", "reweighting", "latent_debias"}
+    assert on_disk["config"]["data"]["target"] == "Wearing_Hat"
+    for method, res in on_disk["methods"].items():
+        for split in ("test", "test_balanced"):
+            for m in METRICS:
+                v = res[split][m]
+                assert v["lo"] <= v["median"] <= v["hi"], (method, split, m, v)
+            assert 0 <= res[split]["AP"]["median"] <= 100
+    lat = on_disk["latent"]
+    for key in ("h_t_heldout_acc", "h_g_heldout_acc", "cos_theta", "pairs", "flip_rate_g", "keep_rate_t"):
+        assert key in lat
+    assert lat["pairs"] == 300 and -1 <= lat["cos_theta"] <= 1
+    assert set(on_disk["timings_s"]) >= {"data", "gan", "labeler", "latents", "hyperplanes", "pairs",
+                                          "train_baseline", "evaluate", "total"}
+
+
+def test_edit_kept_the_target_score_and_synthetic_set_is_paired(fast_run):
+    run_dir, _, report = fast_run
+    # measured inside the run on the float64 latents: |w_t·(z' - z)| must vanish
+    assert report["latent"]["edits"]["complementary"]["latent_target_score_change"] < 1e-4
+    from fairlatent.data.dataset import load_dataset
+
+    pairs = load_dataset(run_dir / "pairs" / "complementary")
+    n = len(pairs) // 2
+    t = pairs.labels("Wearing_Hat")
+    g = pairs.labels("Eyeglasses")
+    assert np.array_equal(t[:n], t[n:])  # G(z) and G(z') share z's target label
+    assert np.array_equal(g[:n], 1 - g[n:])  # and carry opposite protected labels
+    assert pairs.latents is not None and pairs.latents.shape == (2 * n, 128)
+
+
+def test_second_run_skips_everything_and_a_change_reruns_only_downstream(fast_run):
+    run_dir, _, report = fast_run
+    again = Pipeline(_builtin_config("demo_fast"), run_dir, progress=False)
+    again.run()
+    assert all(r.skipped for r in again.stages.results.values())
+    cfg = _builtin_config("demo_fast")
+    cfg.evaluation.n_boot = 40
+    changed = Pipeline(cfg, run_dir, progress=False)
+    changed.run()
+    ran = {name for name, r in changed.stages.results.items() if not r.skipped}
+    assert ran == {"evaluate"}
+
+
+def test_report_html_is_self_contained_and_escapes_user_strings(fast_run):
+    run_dir, _, report = fast_run
+    html = (run_dir / "report.html").read_text()
+    assert "data:image/png;base64," in html
+    assert not re.search(r"""(src|href)=["'](?!data:)""", html)  # nothing loaded from outside the file
+    from fairlatent.report.build import render_html
+
+    evil = json.loads(json.dumps(report))
+    evil["target"] = "<script>alert(1)</script>"
+    out = render_html(evil, {"real_samples": ""}, run_dir="<b>dir</b>")
+    assert "<script>alert(1)</script>" not in out and "&lt;script&gt;alert(1)&lt;/script&gt;" in out
+    assert "<b>dir</b>" not in out
+
+
+def test_run_command_config_errors_exit_2(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[data]\ntarget = "Wearing_Hat"\nprotected = "Eyeglasses"\nskew = 2\n')
+    r = subprocess.run([sys.executable, "-m", "fairlatent.cli", "run", str(bad), "--out", str(tmp_path / "r")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "data.skew" in r.stderr
+    bad.write_text('[data]\nsource = "toyfaces"\ntarget = "Wearing_Hatt"\n')
+    r = subprocess.run([sys.executable, "-m", "fairlatent.cli", "run", str(bad), "--out", str(tmp_path / "r")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "Wearing_Hatt" in r.stderr and "Wearing_Hat" in r.stderr.replace("Wearing_Hatt", "")
