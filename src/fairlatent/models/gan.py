@@ -80,20 +80,26 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """[Conv(4, stride 2) + LeakyReLU(0.2)]… down to 4×4 → Linear → one logit per image (no batch norm)."""
+    """[Conv(4, stride 2) + LeakyReLU(0.2)]… down to 4×4 → Linear → one logit per image (no batch norm).
 
-    def __init__(self, size: int = 32, width: int = 64):
+    With ``spectral=True`` every layer is spectrally normalised (SNGAN's "standard CNN" use of it):
+    the discriminator is then 1-Lipschitz per layer, which keeps its logits, and so G's gradients, from
+    blowing up when D is trained with a larger learning rate than G.
+    """
+
+    def __init__(self, size: int = 32, width: int = 64, spectral: bool = False):
         super().__init__()
-        self.size, self.width = size, width
+        self.size, self.width, self.spectral = size, width, spectral
         ch = _channels(size, width)[::-1]  # width … widest
+        sn = spectral_norm if spectral else (lambda m: m)
         layers: list[nn.Module] = []
-        cin = 3
-        for cout in ch:
-            layers += [nn.Conv2d(cin, cout, 4, 2, 1), nn.LeakyReLU(0.2, True)]
-            cin = cout
+        convs = [nn.Conv2d(c_in, c_out, 4, 2, 1) for c_in, c_out in zip([3] + ch[:-1], ch)]
+        fc = nn.Linear(ch[-1] * 16, 1)
+        _dcgan_init(nn.ModuleList([*convs, fc]))  # before the parametrisation wraps the weights
+        for conv in convs:
+            layers += [sn(conv), nn.LeakyReLU(0.2, True)]
         self.body = nn.Sequential(*layers)
-        self.fc = nn.Linear(cin * 16, 1)
-        _dcgan_init(self)
+        self.fc = sn(fc)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.body(x).flatten(1)).squeeze(1)
@@ -179,10 +185,10 @@ def build_generator(arch: str, *, size: int, latent_dim: int, width: int) -> nn.
     raise ValueError(f"unknown GAN architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
 
 
-def build_discriminator(arch: str, *, size: int, width: int) -> nn.Module:
-    """The discriminator paired with ``arch``'s generator (DCGAN or spectral-norm ResNet)."""
+def build_discriminator(arch: str, *, size: int, width: int, spectral_norm: bool = False) -> nn.Module:
+    """The discriminator paired with ``arch``'s generator (DCGAN, optionally spectral-norm, or SN-ResNet)."""
     if arch == "dcgan":
-        return DCGANDiscriminator(size, width)
+        return DCGANDiscriminator(size, width, spectral=spectral_norm)
     if arch == "resnet":
         return SNResNetDiscriminator(size, width)
     raise ValueError(f"unknown GAN architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")

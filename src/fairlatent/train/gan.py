@@ -62,8 +62,8 @@ RUN_VERSION = 1
 LOG_COLUMNS = ("step", "loss_d", "loss_g", "images_per_s", "elapsed_s")
 # Settings a resumed run must share with its checkpoint (``steps`` may grow; logging/device may change).
 RESUME_KEYS = (
-    "arch", "loss", "size", "latent_dim", "width", "batch_size", "lr_g", "lr_d", "betas", "n_critic",
-    "gp_weight", "ema", "ema_decay", "ema_start", "seed", "flip", "n_train",
+    "arch", "loss", "size", "latent_dim", "width", "width_d", "d_spectral_norm", "augment", "batch_size",
+    "lr_g", "lr_d", "betas", "n_critic", "gp_weight", "ema", "ema_decay", "ema_start", "seed", "flip", "n_train",
 )  # fmt: skip
 
 
@@ -81,6 +81,11 @@ class GANConfig(BaseModel):
     size: int | None = Field(None, description="image size; None = the data set's")
     latent_dim: int = Field(128, ge=1)
     width: int = Field(32, ge=1, description="channels of the last hidden generator layer")
+    width_d: int | None = Field(None, ge=1, description="channels of the first discriminator layer; None = width")
+    d_spectral_norm: bool = Field(False, description="spectral normalisation in the DCGAN discriminator")
+    augment: Literal["none", "translation"] = Field(
+        "none", description="differentiable augmentation of every image D sees (real and fake)"
+    )
     steps: int = Field(6000, ge=1)
     batch_size: int = Field(64, ge=1)
     lr_g: float = Field(4e-4, gt=0)
@@ -135,6 +140,23 @@ def gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, alpha
     return (grad.flatten(1).norm(2, dim=1) - 1.0).pow(2).mean()
 
 
+def translate(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Shift each image of ``x`` (N×C×H×W) by ``shift[n] = (dy, dx)`` whole pixels, filling with zeros.
+
+    The "translation" policy of DiffAugment (Zhao et al. 2020): applied to real *and* generated images,
+    and differentiable w.r.t. ``x``, so the discriminator cannot memorise exact pixel positions while
+    the generator still learns the un-augmented distribution. out[n, :, i, j] = x[n, :, i − dy, j − dx].
+    """
+    n, _, h, w = x.shape
+    r = int(shift.abs().max()) if shift.numel() else 0
+    padded = F.pad(x, (r, r, r, r))
+    iy = torch.arange(h, device=x.device)[None, :] + r - shift[:, :1]  # N×H
+    ix = torch.arange(w, device=x.device)[None, :] + r - shift[:, 1:]  # N×W
+    out = padded[torch.arange(n, device=x.device)[:, None, None], :, iy[:, :, None], ix[:, None, :]]  # N×H×W×C
+    return out.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last if x.is_contiguous(
+        memory_format=torch.channels_last) else torch.contiguous_format)  # fmt: skip
+
+
 # --- data ------------------------------------------------------------------------------------------
 
 
@@ -185,7 +207,8 @@ class GANTrainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(hash_str(f"gan-init-{c.seed}"))
             self.G = build_generator(c.arch, size=size, latent_dim=c.latent_dim, width=c.width)
-            self.D = build_discriminator(c.arch, size=size, width=c.width)
+            self.D = build_discriminator(c.arch, size=size, width=c.width_d or c.width,
+                                         spectral_norm=c.d_spectral_norm)  # fmt: skip
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if c.ema else None
         fmt = torch.channels_last if c.channels_last else torch.contiguous_format
         for m in (self.G, self.D, self.G_ema):
@@ -197,6 +220,13 @@ class GANTrainer:
     def _z(self, g: torch.Generator, n: int) -> torch.Tensor:
         return torch.randn(n, self.config.latent_dim, generator=g).to(self.device)
 
+    def _augment(self, g: torch.Generator, x: torch.Tensor) -> torch.Tensor:
+        """``x`` as D should see it: unchanged, or shifted by up to size/8 pixels per image ("translation")."""
+        if self.config.augment == "none":
+            return x
+        r = self.size // 8
+        return translate(x, torch.randint(-r, r + 1, (x.shape[0], 2), generator=g).to(self.device))
+
     def train_step(self, step: int, reals: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """``len(reals)`` (= n_critic) D updates, one G update, one EMA update; returns (L_D, L_G) detached."""
         c, G, D = self.config, self.G, self.D
@@ -206,7 +236,7 @@ class GANTrainer:
             n = real.shape[0]
             with torch.no_grad():
                 fake = G(self._z(g, n))
-            logits = D(torch.cat([real, fake]))  # one pass: a single spectral-norm power iteration
+            logits = D(self._augment(g, torch.cat([real, fake])))  # one pass: a single spectral-norm power iteration
             loss_d = discriminator_loss(c.loss, logits[:n], logits[n:])
             if c.loss == "wgan-gp":
                 alpha = torch.rand(n, 1, 1, 1, generator=g).to(self.device)
@@ -215,7 +245,7 @@ class GANTrainer:
             loss_d.backward()
             self.opt_d.step()
         D.requires_grad_(False)  # the G step needs gradients through D, not for D's weights
-        loss_g = generator_loss(c.loss, D(G(self._z(g, reals[-1].shape[0]))))
+        loss_g = generator_loss(c.loss, D(self._augment(g, G(self._z(g, reals[-1].shape[0])))))
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
