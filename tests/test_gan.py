@@ -10,7 +10,7 @@ from torch.nn import functional as F
 
 from fairlatent.data import write_dataset
 from fairlatent.errors import FairlatentError
-from fairlatent.models.gan import SIZES, build_discriminator, build_generator
+from fairlatent.models.gan import SIZES, build_discriminator, build_generator, minibatch_stddev
 from fairlatent.train.checkpoint import load_checkpoint, load_module_state, load_tensors
 from fairlatent.train.gan import (
     BatchSource,
@@ -79,6 +79,29 @@ def test_spectral_norm_dcgan_discriminator_is_unit_lipschitz_per_layer():
         if hasattr(m, "parametrizations"):
             w = m.weight.detach().flatten(1)
             assert abs(float(torch.linalg.matrix_norm(w, ord=2)) - 1.0) < 0.05
+
+
+def test_minibatch_stddev_closed_form_and_grouping():
+    h = torch.randn(6, 5, 4, 4)
+    out = minibatch_stddev(h, 3)
+    assert out.shape == (6, 1, 4, 4)
+    for grp in range(2):
+        g = h[3 * grp : 3 * grp + 3].double()
+        expected = ((g - g.mean(0)).pow(2).mean(0) + 1e-8).sqrt().mean()  # population std, then mean
+        torch.testing.assert_close(out[3 * grp : 3 * grp + 3].double(), expected.expand(3, 1, 4, 4))
+    torch.testing.assert_close(minibatch_stddev(h[:1].expand(3, 5, 4, 4), 3), torch.full((3, 1, 4, 4), 1e-4))
+    with pytest.raises(ValueError, match="divisible by 4"):
+        minibatch_stddev(h, 4)
+    # in D, an image's logit depends on its own group only
+    D = build_discriminator("dcgan", size=32, width=4, minibatch_std=2)
+    x = torch.randn(4, 3, 32, 32)
+    y = x.clone()
+    y[3] = torch.randn(3, 32, 32)
+    a, b = D(x), D(y)
+    torch.testing.assert_close(a[:2], b[:2])
+    assert not torch.allclose(a[2], b[2])
+    with pytest.raises(ValueError, match="d_minibatch_std=4"):
+        GANConfig(batch_size=6, d_minibatch_std=4)
 
 
 def test_translate_matches_padded_shift():
@@ -260,7 +283,7 @@ def test_ema_batchnorm_recalibration_matches_exact_statistics(data32):
     [
         dict(arch="dcgan", loss="hinge"),
         dict(arch="resnet", loss="wgan-gp", n_critic=2, betas=(0.0, 0.9)),
-        dict(arch="dcgan", loss="ns", width_d=6, d_spectral_norm=True, augment="translation", lr_g=1e-4),
+        dict(arch="dcgan", loss="ns", width_d=6, d_spectral_norm=True, d_minibatch_std=4, augment="translation"),
     ],
     ids=["dcgan-hinge", "resnet-sn-wgangp", "dcgan-sn-translation"],
 )
@@ -302,6 +325,29 @@ def test_extending_a_finished_run_continues_it(data32, tmp_path):
     part = train_gan(data32, tmp_path / "part", cfg.model_copy(update={"steps": 2}), progress=False)
     train_gan(data32, part, cfg, progress=False)
     a, b = load_tensors(full / "generator.safetensors"), load_tensors(part / "generator.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoint_older_than_new_settings_still_resumes(data32, tmp_path):
+    """A run written before width_d/d_spectral_norm/d_minibatch_std/augment existed (its saved configs lack
+    them) resumes with their legacy values, and is refused with another value for one of them."""
+    import json
+
+    cfg = GANConfig(**TINY, steps=4)
+    full = train_gan(data32, tmp_path / "full", cfg, progress=False)
+    old = train_gan(data32, tmp_path / "old", cfg.model_copy(update={"steps": 2}), progress=False)
+    new_keys = ("width_d", "d_spectral_norm", "d_minibatch_std", "augment")
+    for f in (old / "config.json", old / "checkpoint" / "config.json"):
+        rec = json.loads(f.read_text())
+        cfg_dict = rec["config"] if "config" in rec else rec
+        for k in new_keys:
+            del cfg_dict[k]
+        f.write_text(json.dumps(rec))
+    assert train_gan(data32, old, cfg.model_copy(update={"steps": 2}), progress=False) == old  # finished, as is
+    with pytest.raises(FairlatentError, match="augment='none'.*augment='translation'"):
+        train_gan(data32, old, cfg.model_copy(update={"augment": "translation"}), progress=False)
+    train_gan(data32, old, cfg, progress=False)
+    a, b = load_tensors(full / "generator.safetensors"), load_tensors(old / "generator.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 

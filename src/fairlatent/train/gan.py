@@ -35,7 +35,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import nn
 from torch.nn import functional as F
 
@@ -62,9 +62,12 @@ RUN_VERSION = 1
 LOG_COLUMNS = ("step", "loss_d", "loss_g", "images_per_s", "elapsed_s")
 # Settings a resumed run must share with its checkpoint (``steps`` may grow; logging/device may change).
 RESUME_KEYS = (
-    "arch", "loss", "size", "latent_dim", "width", "width_d", "d_spectral_norm", "augment", "batch_size",
-    "lr_g", "lr_d", "betas", "n_critic", "gp_weight", "ema", "ema_decay", "ema_start", "seed", "flip", "n_train",
+    "arch", "loss", "size", "latent_dim", "width", "width_d", "d_spectral_norm", "d_minibatch_std", "augment",
+    "batch_size", "lr_g", "lr_d", "betas", "n_critic", "gp_weight", "ema", "ema_decay", "ema_start", "seed", "flip", "n_train",
 )  # fmt: skip
+
+# Values that settings added in a later version had implicitly before (runs written earlier lack them).
+LEGACY_VALUES = {"width_d": None, "d_spectral_norm": False, "d_minibatch_std": 0, "augment": "none"}
 
 
 class GANConfig(BaseModel):
@@ -83,6 +86,7 @@ class GANConfig(BaseModel):
     width: int = Field(32, ge=1, description="channels of the last hidden generator layer")
     width_d: int | None = Field(None, ge=1, description="channels of the first discriminator layer; None = width")
     d_spectral_norm: bool = Field(False, description="spectral normalisation in the DCGAN discriminator")
+    d_minibatch_std: int = Field(0, ge=0, description="group size of D's minibatch-std feature (DCGAN); 0 = off")
     augment: Literal["none", "translation"] = Field(
         "none", description="differentiable augmentation of every image D sees (real and fake)"
     )
@@ -110,6 +114,16 @@ class GANConfig(BaseModel):
         if v is not None and v not in SIZES:
             raise ValueError(f"size must be one of {SIZES}, got {v}")
         return v
+
+    @model_validator(mode="after")
+    def _minibatch_std_ok(self) -> "GANConfig":
+        k = self.d_minibatch_std
+        if k > 1 and (self.arch != "dcgan" or self.batch_size % k):
+            raise ValueError(
+                f"d_minibatch_std={k} needs arch='dcgan' and a batch_size divisible by it "
+                f"(got arch={self.arch!r}, batch_size={self.batch_size})"
+            )
+        return self
 
 
 # --- losses ----------------------------------------------------------------------------------------
@@ -208,7 +222,7 @@ class GANTrainer:
             torch.manual_seed(hash_str(f"gan-init-{c.seed}"))
             self.G = build_generator(c.arch, size=size, latent_dim=c.latent_dim, width=c.width)
             self.D = build_discriminator(c.arch, size=size, width=c.width_d or c.width,
-                                         spectral_norm=c.d_spectral_norm)  # fmt: skip
+                                         spectral_norm=c.d_spectral_norm, minibatch_std=c.d_minibatch_std)  # fmt: skip
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if c.ema else None
         fmt = torch.channels_last if c.channels_last else torch.contiguous_format
         for m in (self.G, self.D, self.G_ema):
@@ -352,6 +366,11 @@ def _training_images(ds: Dataset, config: GANConfig) -> tuple[np.ndarray, np.nda
     return ds.images, idx, int(h)
 
 
+def _with_legacy(saved: dict) -> dict:
+    """A saved run configuration with settings added since it was written filled in by ``LEGACY_VALUES``."""
+    return {**LEGACY_VALUES, **saved}
+
+
 def _read_log(path: Path, upto: int) -> list[dict]:
     if not path.is_file():
         return []
@@ -409,7 +428,8 @@ def train_gan(data, out_dir, config: GANConfig | None = None, *, resume: bool = 
     if resume and (out_dir / "config.json").is_file():
         rec = read_json(out_dir / "config.json")
         if rec.get("done") and rec.get("step") == config.steps and (out_dir / "generator.safetensors").is_file():
-            if {k: rec["config"].get(k) for k in RESUME_KEYS if k != "n_train"} != {
+            saved = _with_legacy(rec["config"])
+            if {k: saved.get(k) for k in RESUME_KEYS if k != "n_train"} != {
                 k: run_cfg[k] for k in RESUME_KEYS if k != "n_train"
             }:
                 raise FairlatentError(
@@ -425,7 +445,16 @@ def train_gan(data, out_dir, config: GANConfig | None = None, *, resume: bool = 
     trainer = GANTrainer(config, size)
     start, log_rows, elapsed0 = 0, [], 0.0
     if resume and has_checkpoint(ckpt_dir):
-        tensors, _, state = load_checkpoint(ckpt_dir, expect_config=run_cfg, must_match=RESUME_KEYS)
+        # settings added after a checkpoint was written are compared with the value they had implicitly
+        saved = read_json(ckpt_dir / "config.json")
+        must_match = [k for k in RESUME_KEYS if k in saved]
+        for k in RESUME_KEYS:
+            if k not in saved and k in LEGACY_VALUES and run_cfg[k] != LEGACY_VALUES[k]:
+                raise FairlatentError(
+                    f"{ckpt_dir}: checkpoint was made with {k}={LEGACY_VALUES[k]!r} (it predates the setting) "
+                    f"but the configuration has {k}={run_cfg[k]!r}; use a new output directory or start afresh"
+                )
+        tensors, _, state = load_checkpoint(ckpt_dir, expect_config=run_cfg, must_match=must_match)
         trainer.load(tensors, ckpt_dir)
         start, elapsed0 = int(state["step"]), float(state.get("elapsed_s", 0.0))
         if start > config.steps:
