@@ -55,6 +55,11 @@ class DataConfig(_Strict):
 class LatentConfig(_Strict):
     """Latent sampling, labelling, hyperplanes and pair generation (REFERENCE §1 steps 2–5)."""
 
+    labeler_weights: Literal["balanced", "none"] = Field(
+        "balanced",
+        description="Train the labeler f_t, f_g with group-balanced weights w(t,g) = N_t / (2·N_tg) ('balanced') "
+                    "or unweighted like the reference code ('none'). A labeler trained on skewed data labels "
+                    "ambiguous images by the protected attribute, which tilts h_t toward h_g.")
     n_fit: int = Field(10000, ge=50)
     n_holdout: int = Field(5000, ge=20)
     n_pairs: int = Field(10000, ge=10)

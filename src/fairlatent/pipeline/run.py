@@ -135,16 +135,31 @@ class Pipeline:
         self.stages.run("gan", gcfg.model_dump(), fn, deps=("data",))
 
     def stage_labeler(self) -> None:
+        """f_t and f_g: one two-output classifier trained on the real train split.
+
+        With ``latent.labeler_weights = "balanced"`` (default) it is trained with the group-balanced weights
+        of the reweighting baseline. The reference trains it on the skewed data as is; its labels of
+        ambiguous generated images then follow the protected attribute, h_t leans toward h_g, and the pairs
+        carry the very shortcut the method is meant to remove (measured on the demo: cos θ 0.90, f_t kept on
+        55 % of pairs, latent_debias DEO 5.6 vs baseline 6.6). ``"none"`` reproduces the reference.
+        """
         from fairlatent.train.classifier import train_classifier
 
         ccfg = self._classifier_config({**self.cfg.classifier, **self.cfg.labeler})
+        weighting = self.cfg.latent.labeler_weights
 
         def fn(stage_dir: Path) -> dict[str, Any]:
             data = self.stages.results["data"].outputs["path"]
-            train_classifier([data], [self.t, self.g], stage_dir / "model", ccfg, progress=self.progress)
-            return {"path": str((stage_dir / "model").resolve())}
+            weights = None
+            if weighting == "balanced":
+                ds = self._data()
+                tr = ds.split_indices("train")
+                weights = [reweighting_weights(ds.labels(self.t, tr), ds.labels(self.g, tr))]
+            train_classifier([data], [self.t, self.g], stage_dir / "model", ccfg, sample_weights=weights,
+                             progress=self.progress)
+            return {"path": str((stage_dir / "model").resolve()), "weights": weighting}
 
-        self.stages.run("labeler", ccfg.model_dump(), fn, deps=("data",))
+        self.stages.run("labeler", {"classifier": ccfg.model_dump(), "weights": weighting}, fn, deps=("data",))
 
     def _label(self, scores: np.ndarray, labeler) -> tuple[np.ndarray, np.ndarray]:
         kind = self.cfg.latent.threshold

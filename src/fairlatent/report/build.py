@@ -111,6 +111,7 @@ def build_report(pipe: "Pipeline", total_seconds: float) -> dict[str, Any]:
             "angle_deg": float(np.degrees(np.arccos(np.clip(hp["cos_theta"], -1, 1)))), "pairs": comp["pairs"], "flip_rate_g": comp["flip_rate_g"],
             "keep_rate_t": comp["keep_rate_t"], "p_ft1_given_fg": comp["p_ft1_given_fg"],
             "agreement_dropped": comp["agreement_dropped"], "edits": pairs,
+            "labeler_weights": st["labeler"].outputs.get("weights", "none"),
             "generated_label_rates": {"t": st["latents"].outputs["rate_t"], "g": st["latents"].outputs["rate_g"],
                                       "cells": st["latents"].outputs["cells"]},
         }
