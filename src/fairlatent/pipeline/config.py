@@ -38,12 +38,16 @@ class DataConfig(_Strict):
     test_skew: float | None = Field(None, ge=0.0, le=1.0)
     label_noise: float = Field(0.0, ge=0.0, le=0.5)
     faint: dict[str, float] = Field(default_factory=dict, description="{attribute: share drawn faintly}")
+    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     seed: int | None = None
 
     @model_validator(mode="after")
     def _check(self) -> "DataConfig":
         if self.source == "path" and not self.path:
             raise ValueError("data.source = 'path' needs data.path (a fairlatent data set directory)")
+        if any(f <= 0 for f in self.split_fractions) or abs(sum(self.split_fractions) - 1) > 1e-6:
+            raise ValueError(f"data.split_fractions must be three positive shares summing to 1, "
+                             f"got {list(self.split_fractions)}")
         bad = {k: v for k, v in self.faint.items() if not 0.0 <= v <= 1.0}
         if bad:
             raise ValueError(f"data.faint shares must be in [0, 1], got {bad}")

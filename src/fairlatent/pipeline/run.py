@@ -114,7 +114,7 @@ class Pipeline:
                 if not out.exists():
                     make_toyfaces(out, n=d.n, size=d.size, target=self.t, protected=self.g, skew=d.skew,
                                   val_skew=d.val_skew, test_skew=d.test_skew, label_noise=d.label_noise or None,
-                                  faint=d.faint or None,
+                                  faint=d.faint or None, split_fractions=d.split_fractions,
                                   seed=params["seed"], progress=self.progress)
                 return {"path": str(out.resolve())}
 
