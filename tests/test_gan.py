@@ -100,8 +100,10 @@ def test_minibatch_stddev_closed_form_and_grouping():
     a, b = D(x), D(y)
     torch.testing.assert_close(a[:2], b[:2])
     assert not torch.allclose(a[2], b[2])
-    with pytest.raises(ValueError, match="d_minibatch_std=4"):
+    with pytest.raises(ValueError, match="d_minibatch_std=4 needs a batch_size divisible"):
         GANConfig(batch_size=6, d_minibatch_std=4)
+    GANConfig(batch_size=6, d_minibatch_std=0)
+    GANConfig(batch_size=6, arch="resnet")  # the SN-ResNet discriminator has no such feature
 
 
 def test_translate_matches_padded_shift():
@@ -333,7 +335,7 @@ def test_checkpoint_older_than_new_settings_still_resumes(data32, tmp_path):
     them) resumes with their legacy values, and is refused with another value for one of them."""
     import json
 
-    cfg = GANConfig(**TINY, steps=4)
+    cfg = GANConfig(**TINY, steps=4, d_minibatch_std=0)  # the settings' legacy values
     full = train_gan(data32, tmp_path / "full", cfg, progress=False)
     old = train_gan(data32, tmp_path / "old", cfg.model_copy(update={"steps": 2}), progress=False)
     new_keys = ("width_d", "d_spectral_norm", "d_minibatch_std", "augment")
@@ -346,6 +348,8 @@ def test_checkpoint_older_than_new_settings_still_resumes(data32, tmp_path):
     assert train_gan(data32, old, cfg.model_copy(update={"steps": 2}), progress=False) == old  # finished, as is
     with pytest.raises(FairlatentError, match="augment='none'.*augment='translation'"):
         train_gan(data32, old, cfg.model_copy(update={"augment": "translation"}), progress=False)
+    with pytest.raises(FairlatentError, match="d_minibatch_std=0.*d_minibatch_std=4"):
+        train_gan(data32, old, cfg.model_copy(update={"d_minibatch_std": 4}), progress=False)
     train_gan(data32, old, cfg, progress=False)
     a, b = load_tensors(full / "generator.safetensors"), load_tensors(old / "generator.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)

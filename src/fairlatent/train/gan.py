@@ -74,7 +74,10 @@ class GANConfig(BaseModel):
     """Everything that determines a GAN run.
 
     Defaults are sized for ToyFaces 32 px on two CPU cores (a DCGAN of width 32 runs ≈ 26 steps/s of
-    batch 64 there, channels_last); ``benchmarks/gan_quality.py`` measures the attribute-rate bar.
+    batch 64 there, channels_last); ``benchmarks/gan_quality.py`` measures the attribute-rate bar. The
+    minibatch-std feature of D (group 4) is on by default: without it the generator over-produced a
+    minority attribute (blond hair, 44 % vs 30 %); with it all ToyFaces rates but the 2-pixel earrings
+    come within about ±6 points.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -86,7 +89,9 @@ class GANConfig(BaseModel):
     width: int = Field(32, ge=1, description="channels of the last hidden generator layer")
     width_d: int | None = Field(None, ge=1, description="channels of the first discriminator layer; None = width")
     d_spectral_norm: bool = Field(False, description="spectral normalisation in the DCGAN discriminator")
-    d_minibatch_std: int = Field(0, ge=0, description="group size of D's minibatch-std feature (DCGAN); 0 = off")
+    d_minibatch_std: int = Field(
+        4, ge=0, description="group size of the DCGAN discriminator's minibatch-std feature; 0 = off (SN-ResNet D: none)"
+    )
     augment: Literal["none", "translation"] = Field(
         "none", description="differentiable augmentation of every image D sees (real and fake)"
     )
@@ -118,10 +123,10 @@ class GANConfig(BaseModel):
     @model_validator(mode="after")
     def _minibatch_std_ok(self) -> "GANConfig":
         k = self.d_minibatch_std
-        if k > 1 and (self.arch != "dcgan" or self.batch_size % k):
+        if k > 1 and self.arch == "dcgan" and self.batch_size % k:
             raise ValueError(
-                f"d_minibatch_std={k} needs arch='dcgan' and a batch_size divisible by it "
-                f"(got arch={self.arch!r}, batch_size={self.batch_size})"
+                f"d_minibatch_std={k} needs a batch_size divisible by it (got batch_size={self.batch_size}); "
+                f"choose another batch size, or d_minibatch_std=0 to turn the feature off"
             )
         return self
 
