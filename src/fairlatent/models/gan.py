@@ -12,8 +12,9 @@ i.e. wide at low resolution and ``width`` channels at the last hidden layer (the
 Why these choices
 -----------------
 - The DCGAN discriminator has no batch normalisation, so the same network is valid for WGAN-GP (whose
-  gradient penalty is defined per sample) and its output for one image never depends on the rest of
-  the batch.
+  gradient penalty is defined per sample). Its optional minibatch-std feature (``minibatch_std=k``,
+  the training default) is the one exception to "one image, one logit": it adds a statistic of each
+  group of ``k`` images, which lets D notice a generator that drops a minority mode.
 - Generators use batch normalisation in training and running statistics in ``eval()`` mode, so a
   rendered image depends only on its own latent: any image can be regenerated from its latent alone.
 - The ResNet discriminator uses spectral normalisation (Miyato et al. 2018), which bounds each layer's
