@@ -98,3 +98,32 @@ def test_subset_and_errors():
     res3 = bootstrap_metrics(y, s, sensitive_features=np.arange(300) % 3, threshold=0.5, n_boot=5,
                              metrics=("DEO", "BA", "EOdds"))
     assert all(np.isfinite(v["median"]) for v in res3.values())
+
+
+def test_paired_difference_uses_identical_resamples_and_detects_what_overlap_misses():
+    from fairlatent.metrics.bootstrap import paired_difference
+
+    rng_ = np.random.default_rng(5)
+    n = 4000
+    y = rng_.integers(0, 2, n)
+    g = rng_.integers(0, 2, n)
+    base = rng_.random(n)
+    # model A: noisy scores that favour group 1 among positives; model B: A's scores with that favour halved
+    s_a = np.clip(0.5 * y + 0.35 * base + 0.12 * y * g, 0, 1)
+    s_b = np.clip(0.5 * y + 0.35 * base + 0.06 * y * g, 0, 1)
+    th = 0.6
+    ra, sa = bootstrap_metrics(y, s_a, sensitive_features=g, threshold=th, n_boot=200, seed=1, return_samples=True)
+    rb, sb = bootstrap_metrics(y, s_b, sensitive_features=g, threshold=th, n_boot=200, seed=1, return_samples=True)
+    assert ra == bootstrap_metrics(y, s_a, sensitive_features=g, threshold=th, n_boot=200, seed=1)
+    d = paired_difference(sb, sa)
+    # the per-resample differences are exactly B - A on the same resamples
+    diff = sb["DEO"] - sa["DEO"]
+    assert d["DEO"]["median"] == pytest.approx(np.median(diff))
+    assert d["DEO"]["p_better"] == pytest.approx(np.mean(diff < 0))
+    assert d["DEO"]["hi"] < 0  # B is fairer, and the paired interval says so
+    # a model compared with itself: zero difference, never better
+    same = paired_difference(sa, sa)
+    assert same["DEO"]["median"] == 0 and same["DEO"]["p_better"] == 0
+    assert same["AP"]["lo"] == same["AP"]["hi"] == 0
+    with pytest.raises(Exception, match="same resamples"):
+        paired_difference({"DEO": sa["DEO"][:10]}, {"DEO": sb["DEO"]})

@@ -354,18 +354,19 @@ class Pipeline:
         self.stages.run(f"train_{method}", {"method": method, "classifier": ccfg.model_dump()}, fn, deps=deps)
 
     def stage_evaluate(self) -> None:
-        from fairlatent.metrics.bootstrap import bootstrap_metrics
+        from fairlatent.metrics.bootstrap import bootstrap_metrics, paired_difference
         from fairlatent.metrics.fairness import calibrated_threshold
         from fairlatent.models.classifier import load_classifier
 
         ev = self.cfg.evaluation
         deps = tuple(f"train_{m}" for m in self.cfg.methods)
-        cfg = {"n_boot": ev.n_boot, "ci": ev.ci, "seed": self.cfg.seed}
+        cfg = {"n_boot": ev.n_boot, "ci": ev.ci, "seed": self.cfg.seed, "paired": True}
 
         def fn(stage_dir: Path) -> dict[str, Any]:
             ds = self._data()
             results: dict[str, Any] = {}
             scores_out: dict[str, np.ndarray] = {}
+            samples: dict[tuple[str, str], dict[str, np.ndarray]] = {}
             for m in self.cfg.methods:
                 clf = load_classifier(self.stages.results[f"train_{m}"].outputs["path"])
                 va = ds.split_indices("val")
@@ -378,11 +379,20 @@ class Pipeline:
                         continue
                     s = clf.predict_scores(np.asarray(ds.images[idx]))[:, 0]
                     y, g = ds.labels(self.t, idx), ds.labels(self.g, idx)
-                    results[m][split] = bootstrap_metrics(y, s, sensitive_features=g, threshold=th,
-                                                          n_boot=ev.n_boot, ci=ev.ci, seed=self.cfg.seed)
+                    results[m][split], samples[m, split] = bootstrap_metrics(
+                        y, s, sensitive_features=g, threshold=th, n_boot=ev.n_boot, ci=ev.ci, seed=self.cfg.seed,
+                        return_samples=True)
                     scores_out[f"{m}/{split}"] = s
                     scores_out[f"_y/{split}"] = y
                     scores_out[f"_g/{split}"] = g
+            # every method was scored on the same resamples of each split: compare each with the baseline
+            if "baseline" in self.cfg.methods:
+                for m in self.cfg.methods:
+                    if m == "baseline":
+                        continue
+                    results[m]["paired_vs_baseline"] = {
+                        split: paired_difference(samples[m, split], samples["baseline", split], ci=ev.ci)
+                        for split in EVAL_SPLITS if (m, split) in samples}
             with open(stage_dir / "scores.npz.tmp", "wb") as fh:
                 np.savez(fh, **scores_out)
             os.replace(stage_dir / "scores.npz.tmp", stage_dir / "scores.npz")

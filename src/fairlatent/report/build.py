@@ -77,6 +77,21 @@ def render_html(report: dict[str, Any], figures: dict[str, str], *, run_dir: str
         splits=[s for s in ("test", "test_balanced") if any(s in r for r in evaluation.values())])
 
 
+def paired_table(methods: dict[str, Any], split: str, metrics: tuple[str, ...] = ("AP", "DEO", "BA", "EOdds")) -> Table:
+    """Method − baseline on identical bootstrap resamples: median [95 % interval], and P(better)."""
+    table = Table(title=f"{split}: method − baseline on the same resamples; median [95% interval] (P better)")
+    table.add_column("method", style="bold")
+    for metric in metrics:
+        table.add_column(f"Δ{metric}", justify="right")
+    for name, res in methods.items():
+        paired = res.get("paired_vs_baseline", {}).get(split)
+        if not paired:
+            continue
+        table.add_row(name, *[f"{paired[m]['median']:+.1f} [{paired[m]['lo']:+.1f}, {paired[m]['hi']:+.1f}] "
+                              f"({paired[m]['p_better']:.0%})" for m in metrics])
+    return table
+
+
 def build_report(pipe: "Pipeline", total_seconds: float) -> dict[str, Any]:
     from fairlatent.data.dataset import load_dataset
 
@@ -156,6 +171,8 @@ def build_report(pipe: "Pipeline", total_seconds: float) -> dict[str, Any]:
     console = pipe.console
     for split in ("test", "test_balanced"):
         console.print(metric_table(evaluation, split))
+        if any("paired_vs_baseline" in r for r in evaluation.values()):
+            console.print(paired_table(evaluation, split))
     if "latent" in report:
         lat = report["latent"]
         console.print(f"latent: h_t held-out acc {lat['h_t_heldout_acc']:.3f}, h_g held-out acc "
