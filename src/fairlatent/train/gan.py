@@ -75,9 +75,10 @@ class GANConfig(BaseModel):
 
     Defaults are sized for ToyFaces 32 px on two CPU cores (a DCGAN of width 32 runs ≈ 26 steps/s of
     batch 64 there, channels_last); ``benchmarks/gan_quality.py`` measures the attribute-rate bar. The
-    minibatch-std feature of D (group 4) is on by default: without it the generator over-produced a
-    minority attribute (blond hair, 44 % vs 30 %); with it all ToyFaces rates but the 2-pixel earrings
-    come within about ±6 points.
+    minibatch-std feature of D (group 4, ~3 % of a step) is on by default: without it the generator
+    over-produced blond hair (44 % vs 30 %); with it blond is within ±3 points, but the bar is not met —
+    the 2-pixel earrings stay under-produced (−13 to −19 points) and hats/bangs drift by 5–10 points
+    from run to run (even a floating-point-level change of the code moves single gaps by ~4 points).
     """
 
     model_config = ConfigDict(extra="forbid")
