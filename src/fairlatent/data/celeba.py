@@ -349,9 +349,7 @@ def read_celeba(
         "fractions": fractions_out,
         "label_rows_in_file": int(len(attr)),
         "images_in_source": int(len(image_names)),
-        "reported": report_unmatched(labels_only, images_only)
-        | {"skipped_bad_images": {"count": len(res.skipped), "examples": [f"{n}: {r}" for n, r in res.skipped[:5]]},
-           "converted_to_rgb": dict(res.converted_modes)},
+        "reported": report_unmatched(labels_only, images_only, res),
         "notes": notes,
     }
     return res.images, table, meta

@@ -243,9 +243,7 @@ def read_fairface(
         "age_bins": {k: {"lower_edge_at_least": lo, "lower_edge_below": hi} for k, (lo, hi) in AGE_BINS.items()},
         "preprocessing": {"input_size": [w0, h0], "size": size, "crop": False,
                           "resize_filter": RESAMPLE_FILTER_NAME, "resampled": (w0, h0) != (size, size)},
-        "reported": report_unmatched(labels_only, images_only)
-        | {"skipped_bad_images": {"count": len(res.skipped), "examples": [f"{n}: {r}" for n, r in res.skipped[:5]]},
-           "converted_to_rgb": dict(res.converted_modes)},
+        "reported": report_unmatched(labels_only, images_only, res),
         "notes": [n for n in [mode_conversion_note(res.converted_modes)] if n],
     }
     return res.images, table, meta

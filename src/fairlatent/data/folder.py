@@ -91,12 +91,18 @@ def select_attributes(available: Sequence[str], wanted: Sequence[str] | None, wh
     return list(dict.fromkeys(wanted))
 
 
-def report_unmatched(labels_only: Sequence[str], images_only: Sequence[str]) -> dict[str, Any]:
-    """The ``meta["reported"]`` block: label rows without images and images without labels (count + examples)."""
-    return {
+def report_unmatched(labels_only: Sequence[str], images_only: Sequence[str], decoded: Any = None) -> dict[str, Any]:
+    """The ``meta["reported"]`` block shared by every reader: label rows without images and images without
+    labels (count + examples), and, given the decode result, the bad images skipped and the modes converted."""
+    out: dict[str, Any] = {
         "labels_without_image": {"count": len(labels_only), "examples": examples(labels_only)},
         "images_without_labels": {"count": len(images_only), "examples": examples(images_only)},
     }
+    if decoded is not None:
+        out["skipped_bad_images"] = {"count": len(decoded.skipped),
+                                     "examples": [f"{n}: {r}" for n, r in decoded.skipped[:5]]}
+        out["converted_to_rgb"] = dict(decoded.converted_modes)
+    return out
 
 
 def read_label_csv(path: str | os.PathLike) -> pd.DataFrame:
@@ -210,9 +216,7 @@ def read_folder(
         "preprocessing": {"crop": "largest centred square", "size": size, "resize_filter": RESAMPLE_FILTER_NAME},
         "split_method": split_method,
         "fractions": list(fractions),
-        "reported": report_unmatched(labels_only, images_only)
-        | {"skipped_bad_images": {"count": len(res.skipped), "examples": [f"{n}: {r}" for n, r in res.skipped[:5]]},
-           "converted_to_rgb": dict(res.converted_modes)},
+        "reported": report_unmatched(labels_only, images_only, res),
         "notes": notes,
     }
     return res.images, table, meta
