@@ -182,7 +182,7 @@ class Pipeline:
             from fairlatent.utils.seed import hash_str
 
             z = gen.sample_latents(n, seed=self.cfg.seed + hash_str("latents") % 10_000, truncation=lc.truncation)
-            scores = self._score_latents(gen, labeler, z, "labelling G(z)")
+            _, scores = self._render_and_score(gen, labeler, z, "labelling G(z)", keep_images=False)
             t_lab, g_lab = self._label(scores, labeler)
             save_npy(stage_dir / "z.npy", z.astype(np.float32))
             save_npy(stage_dir / "scores.npy", scores.astype(np.float32))
@@ -191,18 +191,25 @@ class Pipeline:
 
         self.stages.run("latents", cfg, fn, deps=("gan", "labeler"))
 
-    def _score_latents(self, gen, labeler, z: np.ndarray, what: str) -> np.ndarray:
+    def _render_and_score(self, gen, labeler, z: np.ndarray, what: str, *,
+                          keep_images: bool) -> tuple[np.ndarray | None, np.ndarray]:
+        """Render G(z) batch by batch and score every image with the labeler: ``(images or None, scores)``.
+
+        Images are kept only when asked: the latents stage needs just the scores of its 25k+ images.
+        """
         from rich.progress import Progress
 
         bs = self.cfg.latent.batch_size
-        out = []
+        images, scores = [], []
         with Progress(console=self.console, disable=not self.progress, transient=True) as prog:
             task = prog.add_task(what, total=len(z))
             for i in range(0, len(z), bs):
-                imgs = gen.render(z[i : i + bs])
-                out.append(labeler.predict_scores(imgs))
+                imgs = gen.render(z[i : i + bs], batch_size=bs)
+                if keep_images:
+                    images.append(imgs)
+                scores.append(labeler.predict_scores(imgs))
                 prog.advance(task, len(imgs))
-        return np.concatenate(out)
+        return (np.concatenate(images) if keep_images else None), np.concatenate(scores)
 
     def _latent_arrays(self):
         from fairlatent.models.classifier import load_classifier
@@ -269,14 +276,13 @@ class Pipeline:
             z = z_all[start:].astype(np.float64)
             t_z, g_z = t_all[start:], g_all[start:]
             gen = load_generator(self.stages.results["gan"].outputs["path"], device=self.cfg.device)
-            imgs_z = np.concatenate([gen.render(z[i:i + lc.batch_size].astype(np.float32))
-                                     for i in range(0, len(z), lc.batch_size)])
+            imgs_z = gen.render(z.astype(np.float32), batch_size=lc.batch_size)
             out: dict[str, Any] = {}
             for edit in edits:
                 zp = edit_latents(z, h_t, h_g, kind=edit, min_sin=lc.min_sin).astype(np.float32)
-                scores_p = self._score_latents(gen, labeler, zp, f"labelling G(z') [{edit}]")
+                imgs_p, scores_p = self._render_and_score(gen, labeler, zp, f"labelling G(z') [{edit}]",
+                                                          keep_images=True)
                 t_p, g_p = self._label(scores_p, labeler)
-                imgs_p = np.concatenate([gen.render(zp[i:i + lc.batch_size]) for i in range(0, len(zp), lc.batch_size)])
                 n = len(z)
                 flip = float((g_p != g_z).mean())
                 keep = float((t_p == t_z).mean())
@@ -367,24 +373,25 @@ class Pipeline:
             results: dict[str, Any] = {}
             scores_out: dict[str, np.ndarray] = {}
             samples: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+            # read each evaluation split once; every method is scored on the same images
+            va = ds.split_indices("val")
+            val_images, val_y = np.asarray(ds.images[va]), ds.labels(self.t, va)
+            splits: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+            for split in EVAL_SPLITS:
+                idx = ds.split_indices(split, required=split == "test")
+                if idx.size:
+                    splits[split] = (np.asarray(ds.images[idx]), ds.labels(self.t, idx), ds.labels(self.g, idx))
+                    scores_out[f"_y/{split}"], scores_out[f"_g/{split}"] = splits[split][1:]
             for m in self.cfg.methods:
                 clf = load_classifier(self.stages.results[f"train_{m}"].outputs["path"])
-                va = ds.split_indices("val")
-                s_val = clf.predict_scores(np.asarray(ds.images[va]))[:, 0]
-                th = float(calibrated_threshold(ds.labels(self.t, va), s_val))
+                th = float(calibrated_threshold(val_y, clf.predict_scores(val_images)[:, 0]))
                 results[m] = {"threshold": th}
-                for split in EVAL_SPLITS:
-                    idx = ds.split_indices(split, required=split == "test")
-                    if idx.size == 0:
-                        continue
-                    s = clf.predict_scores(np.asarray(ds.images[idx]))[:, 0]
-                    y, g = ds.labels(self.t, idx), ds.labels(self.g, idx)
+                for split, (images, y, g) in splits.items():
+                    s = clf.predict_scores(images)[:, 0]
                     results[m][split], samples[m, split] = bootstrap_metrics(
                         y, s, sensitive_features=g, threshold=th, n_boot=ev.n_boot, ci=ev.ci, seed=self.cfg.seed,
                         return_samples=True)
                     scores_out[f"{m}/{split}"] = s
-                    scores_out[f"_y/{split}"] = y
-                    scores_out[f"_g/{split}"] = g
             # every method was scored on the same resamples of each split: compare each with the baseline
             if "baseline" in self.cfg.methods:
                 for m in self.cfg.methods:

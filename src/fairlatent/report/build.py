@@ -99,7 +99,7 @@ def build_report(pipe: "Pipeline", total_seconds: float) -> dict[str, Any]:
     run_dir = pipe.run_dir
     data = pipe._data()
     t, g = pipe.t, pipe.g
-    evaluation = {m: {k: v for k, v in st["evaluate"].outputs[m].items()} for m in pipe.cfg.methods}
+    evaluation = {m: st["evaluate"].outputs[m] for m in pipe.cfg.methods}
 
     cells = {}
     for split in ("train", "val", "test", "test_balanced"):
