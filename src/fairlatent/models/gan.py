@@ -59,11 +59,19 @@ def _dcgan_init(module: nn.Module) -> None:
 
 
 class DCGANGenerator(nn.Module):
-    """z → Linear → 4×4 feature map → [ConvTranspose(4, stride 2) + BN + ReLU]… → ConvTranspose → tanh."""
+    """z → Linear → 4×4 feature map → [ConvTranspose(4, stride 2) + BN + ReLU]… → ConvTranspose → tanh.
 
-    def __init__(self, latent_dim: int = 128, size: int = 32, width: int = 64):
+    With ``final_width=f`` (> 0) the last up-sampling produces ``f`` hidden channels at full resolution
+    instead of the 3 colour channels, followed by BN + ReLU + a 3×3 convolution to RGB. Why: in the
+    classic shape the only layer that works at full resolution is a stride-2 transposed convolution
+    straight to RGB, so each output pixel is a linear function of just 4 half-resolution features (the
+    cause of checkerboard artefacts) and pixel-sized details (ToyFaces' 2-pixel earrings) have no
+    full-resolution nonlinearity to be drawn with. ``final_width=0`` is the classic shape.
+    """
+
+    def __init__(self, latent_dim: int = 128, size: int = 32, width: int = 64, final_width: int = 0):
         super().__init__()
-        self.latent_dim, self.size, self.width = latent_dim, size, width
+        self.latent_dim, self.size, self.width, self.final_width = latent_dim, size, width, final_width
         ch = _channels(size, width)
         self.c0 = ch[0]
         self.fc = nn.Linear(latent_dim, ch[0] * 16, bias=False)
@@ -71,7 +79,11 @@ class DCGANGenerator(nn.Module):
         layers: list[nn.Module] = []
         for cin, cout in zip(ch[:-1], ch[1:]):
             layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)]
-        layers += [nn.ConvTranspose2d(ch[-1], 3, 4, 2, 1), nn.Tanh()]
+        if final_width > 0:
+            layers += [nn.ConvTranspose2d(ch[-1], final_width, 4, 2, 1, bias=False), nn.BatchNorm2d(final_width),
+                       nn.ReLU(True), nn.Conv2d(final_width, 3, 3, 1, 1), nn.Tanh()]  # fmt: skip
+        else:
+            layers += [nn.ConvTranspose2d(ch[-1], 3, 4, 2, 1), nn.Tanh()]
         self.body = nn.Sequential(*layers)
         _dcgan_init(self)
 
@@ -207,10 +219,12 @@ class SNResNetDiscriminator(nn.Module):
         return self.fc(h).squeeze(1)
 
 
-def build_generator(arch: str, *, size: int, latent_dim: int, width: int) -> nn.Module:
-    """The generator of ``arch`` ("dcgan" or "resnet")."""
+def build_generator(arch: str, *, size: int, latent_dim: int, width: int, final_width: int = 0) -> nn.Module:
+    """The generator of ``arch`` ("dcgan" or "resnet"); ``final_width`` applies to DCGAN only (see its class)."""
     if arch == "dcgan":
-        return DCGANGenerator(latent_dim, size, width)
+        return DCGANGenerator(latent_dim, size, width, final_width)
+    if final_width:
+        raise ValueError(f"final_width={final_width} applies to the DCGAN generator only, not {arch!r}")
     if arch == "resnet":
         return ResNetGenerator(latent_dim, size, width)
     raise ValueError(f"unknown GAN architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")

@@ -168,7 +168,8 @@ def _load_run(path: Path, latent_dim: int | None, output_range: str | None, devi
         raise FairlatentError(f"{path}: the run's latent dimension is {cfg['latent_dim']}, not {latent_dim}")
     if output_range not in (None, "[-1,1]"):
         raise FairlatentError(f"{path}: fairlatent generators output [-1,1], not {output_range}")
-    G = build_generator(cfg["arch"], size=cfg["size"], latent_dim=cfg["latent_dim"], width=cfg["width"])
+    G = build_generator(cfg["arch"], size=cfg["size"], latent_dim=cfg["latent_dim"], width=cfg["width"],
+                        final_width=cfg.get("g_final_width", 0))  # runs written before the setting lack it
     load_module_state(G, load_tensors(path / "generator.safetensors"), "G", source=path / "generator.safetensors")
     G.to(device).eval().requires_grad_(False)
     if cfg.get("channels_last", False):

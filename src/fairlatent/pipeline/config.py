@@ -64,6 +64,17 @@ class LatentConfig(_Strict):
         description="Train the labeler f_t, f_g with group-balanced weights w(t,g) = N_t / (2·N_tg) ('balanced') "
                     "or unweighted like the reference code ('none'). A labeler trained on skewed data labels "
                     "ambiguous images by the protected attribute, which tilts h_t toward h_g.")
+    target_labeler: Literal["own", "baseline", "reweighting"] = Field(
+        "own",
+        description="Which classifier labels G(z) with the target: 'own' trains the labeler of this section; "
+                    "'baseline' / 'reweighting' reuse that method's trained target classifier (the reference uses "
+                    "its baseline classifier f_t; 'reweighting' is the group-balanced one, like labeler_weights="
+                    "'balanced') and save one training per run.")
+    protected_labeler: str | None = Field(
+        None,
+        description="A trained fairlatent classifier directory that predicts the protected attribute. Given, it "
+                    "is f_g (shared across runs, e.g. by a benchmark over many targets) and the labeler learns "
+                    "the target only.")
     n_fit: int = Field(10000, ge=50)
     n_holdout: int = Field(5000, ge=20)
     n_pairs: int = Field(10000, ge=10)
@@ -82,6 +93,14 @@ class EvaluationConfig(_Strict):
     n_generative: int = Field(5000, ge=10)
 
 
+class GeneratorConfig(_Strict):
+    """A trained generator to use instead of training one: a fairlatent GAN run or a TorchScript file."""
+
+    path: str
+    latent_dim: int | None = Field(None, ge=1, description="needed for a TorchScript file")
+    output_range: Literal["[-1,1]", "[0,1]"] = "[-1,1]"
+
+
 class PipelineConfig(_Strict):
     """The whole run. ``seed`` seeds every stage (each stage derives its own sub-stream)."""
 
@@ -90,6 +109,8 @@ class PipelineConfig(_Strict):
     device: str | None = None
     data: DataConfig = DataConfig()
     gan: dict[str, Any] = Field(default_factory=dict)
+    generator: GeneratorConfig | None = Field(
+        None, description="use this trained generator (the gan section is then ignored)")
     labeler: dict[str, Any] = Field(default_factory=dict)
     classifier: dict[str, Any] = Field(default_factory=dict)
     latent: LatentConfig = LatentConfig()

@@ -3,8 +3,10 @@
 Stages, each cached in its own folder of the run directory (see :mod:`fairlatent.pipeline.stages`):
 
 1. ``data``       the real data set (ToyFaces rendered here, or a user's data set referenced by content hash)
-2. ``gan``        a GAN trained on the real train split
-3. ``labeler``    one classifier for the target and protected attributes, trained on real data (f_t, f_g)
+2. ``gan``        a GAN trained on the real train split (or a given trained generator, ``[generator]``)
+3. ``labeler``    f_t and f_g: by default one classifier for both, trained on real data; f_g may be a given
+                  classifier (``latent.protected_labeler``, shared by a benchmark's targets) and f_t a method's
+                  trained target classifier (``latent.target_labeler``)
 4. ``latents``    latents z ~ N(0, I), G(z) rendered and labelled by f_t, f_g (F1-best thresholds)
 5. ``hyperplanes`` linear h_t, h_g fitted on ``n_fit`` latents, accuracy on ``n_holdout`` held-out latents
 6. ``pairs``      z' for ``n_pairs`` further latents; G(z), G(z') stored losslessly with their latents;
@@ -43,19 +45,29 @@ EDIT_OF_METHOD = {
 EVAL_SPLITS = ("test", "test_balanced")
 
 
-def _dataset_fingerprint(path: Path) -> dict[str, Any]:
-    """Identity of a user's data set: content hash of its small files, size and mtime of the arrays."""
+def _fingerprint(path: Path, small: tuple[str, ...] = ("meta.json", "attributes.csv"),
+                 large: tuple[str, ...] = ("images.npy", "masks.npy")) -> dict[str, Any]:
+    """Identity of something a user hands in (a data set, a trained model): content hash of its small files,
+    size and mtime of its large ones. A file (TorchScript) is hashed whole."""
     import hashlib
 
     ident: dict[str, Any] = {"path": str(path.resolve())}
-    for name in ("meta.json", "attributes.csv"):
-        ident[name] = hashlib.sha256((path / name).read_bytes()).hexdigest()[:16]
-    for name in ("images.npy", "masks.npy"):
+    if path.is_file():
+        ident["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        return ident
+    for name in small:
+        if (path / name).is_file():
+            ident[name] = hashlib.sha256((path / name).read_bytes()).hexdigest()[:16]
+    for name in large:
         f = path / name
         if f.is_file():
             st = f.stat()
             ident[name] = [st.st_size, int(st.st_mtime)]
     return ident
+
+
+# a trained model's identity: state.json holds the SHA-256 of its tensors (fairlatent.train.checkpoint)
+_MODEL_FILES = ("config.json", "state.json", "thresholds.json")
 
 
 def _cells(t: np.ndarray, g: np.ndarray) -> dict[str, int]:
@@ -98,7 +110,7 @@ class Pipeline:
             ds.check_attributes([self.t, self.g])
             for split in ("train", "val", "test"):
                 ds.split_indices(split)
-            cfg = {"fingerprint": _dataset_fingerprint(path)}
+            cfg = {"fingerprint": _fingerprint(path)}
 
             def fn(stage_dir: Path) -> dict[str, Any]:
                 return {"path": str(path.resolve())}
@@ -122,9 +134,27 @@ class Pipeline:
         ds = self._data()
         ds.check_attributes([self.t, self.g])
 
+    def _generator(self):
+        from fairlatent.models.generator import load_generator
+
+        g = self.cfg.generator
+        path = self.stages.results["gan"].outputs["path"]
+        if g is not None and Path(path).is_file():
+            return load_generator(path, latent_dim=g.latent_dim, output_range=g.output_range, device=self.cfg.device)
+        return load_generator(path, device=self.cfg.device)
+
     def stage_gan(self) -> None:
         from fairlatent.train.gan import train_gan
 
+        if self.cfg.generator is not None:  # a given generator: record its identity, train nothing
+            path = Path(self.cfg.generator.path)
+            if not path.exists():
+                raise FairlatentError(f"generator.path {path}: no such GAN run directory or TorchScript file")
+            self.stages.run("gan", {"given": self.cfg.generator.model_dump(), "fingerprint": _fingerprint(
+                path, small=_MODEL_FILES, large=("generator.safetensors", "ema.safetensors"))},
+                lambda stage_dir: {"path": str(path.resolve()), "given": True})
+            self._generator()  # fail now, not after the labeler has trained, if it cannot be loaded
+            return
         gcfg = self._gan_config()
 
         def fn(stage_dir: Path) -> dict[str, Any]:
@@ -135,7 +165,12 @@ class Pipeline:
         self.stages.run("gan", gcfg.model_dump(), fn, deps=("data",))
 
     def stage_labeler(self) -> None:
-        """f_t and f_g: one two-output classifier trained on the real train split.
+        """f_t and f_g: by default one two-output classifier trained on the real train split.
+
+        ``latent.protected_labeler`` gives f_g (a trained classifier of the protected attribute, e.g. one shared
+        by every target of a benchmark); ``latent.target_labeler = "baseline" | "reweighting"`` takes f_t from
+        that method's trained target classifier (the reference labels with its baseline classifiers). The
+        labeler trained here then learns only what is still missing, or nothing.
 
         With ``latent.labeler_weights = "balanced"`` (default) it is trained with the group-balanced weights
         of the reweighting baseline. The reference trains it on the skewed data as is; its labels of
@@ -145,40 +180,76 @@ class Pipeline:
         """
         from fairlatent.train.classifier import train_classifier
 
+        from fairlatent.models.classifier import load_classifier
+
+        lc = self.cfg.latent
         ccfg = self._classifier_config({**self.cfg.classifier, **self.cfg.labeler})
-        weighting = self.cfg.latent.labeler_weights
+        weighting = lc.labeler_weights
+        own = ([self.t] if lc.target_labeler == "own" else []) + ([self.g] if lc.protected_labeler is None else [])
+        deps: tuple[str, ...] = ("data",)
+        given: dict[str, Any] = {}
+        if lc.target_labeler != "own":
+            self.stage_train(lc.target_labeler)
+            deps += (f"train_{lc.target_labeler}",)
+            given["t"] = self.stages.results[f"train_{lc.target_labeler}"].outputs["path"]
+        if lc.protected_labeler is not None:
+            path = Path(lc.protected_labeler)
+            clf = load_classifier(path)
+            if self.g not in clf.attributes:
+                raise FairlatentError(f"latent.protected_labeler {path}: predicts {clf.attributes}, not the "
+                                      f"protected attribute {self.g!r}")
+            given["g"] = str(path.resolve())
+        cfg = {"own": own, "given_g": _fingerprint(Path(given["g"]), small=_MODEL_FILES, large=())
+               if "g" in given else None, "target_labeler": lc.target_labeler}
+        if own:
+            cfg.update({"classifier": ccfg.model_dump(), "weights": weighting})
 
         def fn(stage_dir: Path) -> dict[str, Any]:
+            out: dict[str, Any] = {"weights": weighting if own else "given", **given}
+            if not own:
+                return out
             data = self.stages.results["data"].outputs["path"]
             weights = None
             if weighting == "balanced":
                 ds = self._data()
                 tr = ds.split_indices("train")
                 weights = [reweighting_weights(ds.labels(self.t, tr), ds.labels(self.g, tr))]
-            train_classifier([data], [self.t, self.g], stage_dir / "model", ccfg, sample_weights=weights,
-                             progress=self.progress)
-            return {"path": str((stage_dir / "model").resolve()), "weights": weighting}
+            train_classifier([data], own, stage_dir / "model", ccfg, sample_weights=weights, progress=self.progress)
+            path = str((stage_dir / "model").resolve())
+            return {**out, **{k: path for k, a in (("t", self.t), ("g", self.g)) if a in own}, "path": path}
 
-        self.stages.run("labeler", {"classifier": ccfg.model_dump(), "weights": weighting}, fn, deps=("data",))
+        self.stages.run("labeler", cfg, fn, deps=deps)
 
-    def _label(self, scores: np.ndarray, labeler) -> tuple[np.ndarray, np.ndarray]:
+    def _labelers(self):
+        """(f_t, f_g) classifier handles: the same handle twice when one network labels both."""
+        from fairlatent.models.classifier import load_classifier
+
+        out = self.stages.results["labeler"].outputs
+        f_t = load_classifier(out["t"])
+        return f_t, (f_t if out["g"] == out["t"] else load_classifier(out["g"]))
+
+    def _score(self, images: np.ndarray, labelers) -> np.ndarray:
+        """N×2 scores (f_t, f_g) of images."""
+        f_t, f_g = labelers
+        s_t = f_t.predict_scores(images)
+        s_g = s_t if f_g is f_t else f_g.predict_scores(images)
+        return np.stack([s_t[:, f_t.attributes.index(self.t)], s_g[:, f_g.attributes.index(self.g)]], axis=1)
+
+    def _label(self, scores: np.ndarray, labelers) -> tuple[np.ndarray, np.ndarray]:
+        """Binary (t, g) labels of N×2 scores at each labeler's validation threshold (``latent.threshold``)."""
         kind = self.cfg.latent.threshold
-        th_t = labeler.thresholds[self.t][kind]
-        th_g = labeler.thresholds[self.g][kind]
-        ti, gi = labeler.attributes.index(self.t), labeler.attributes.index(self.g)
-        return (scores[:, ti] > th_t).astype(np.int64), (scores[:, gi] > th_g).astype(np.int64)
+        f_t, f_g = labelers
+        th_t, th_g = f_t.thresholds[self.t][kind], f_g.thresholds[self.g][kind]
+        return (scores[:, 0] > th_t).astype(np.int64), (scores[:, 1] > th_g).astype(np.int64)
 
     def stage_latents(self) -> None:
-        from fairlatent.models.classifier import load_classifier
-        from fairlatent.models.generator import load_generator
-
         lc = self.cfg.latent
         n = lc.n_fit + lc.n_holdout + lc.n_pairs
         cfg = {"n": n, "truncation": lc.truncation, "threshold": lc.threshold, "seed": self.cfg.seed}
 
         def fn(stage_dir: Path) -> dict[str, Any]:
-            gen = load_generator(self.stages.results["gan"].outputs["path"], device=self.cfg.device)
-            labeler = load_classifier(self.stages.results["labeler"].outputs["path"])
+            gen = self._generator()
+            labeler = self._labelers()
             from fairlatent.utils.seed import hash_str
 
             z = gen.sample_latents(n, seed=self.cfg.seed + hash_str("latents") % 10_000, truncation=lc.truncation)
@@ -207,17 +278,15 @@ class Pipeline:
                 imgs = gen.render(z[i : i + bs], batch_size=bs)
                 if keep_images:
                     images.append(imgs)
-                scores.append(labeler.predict_scores(imgs))
+                scores.append(self._score(imgs, labeler))
                 prog.advance(task, len(imgs))
         return (np.concatenate(images) if keep_images else None), np.concatenate(scores)
 
     def _latent_arrays(self):
-        from fairlatent.models.classifier import load_classifier
-
         d = self.stages.results["latents"].dir
         z = np.load(d / "z.npy")
         scores = np.load(d / "scores.npy")
-        labeler = load_classifier(self.stages.results["labeler"].outputs["path"])
+        labeler = self._labelers()
         t_lab, g_lab = self._label(scores, labeler)
         return z, t_lab, g_lab, labeler
 
@@ -263,7 +332,6 @@ class Pipeline:
 
     def stage_pairs(self) -> None:
         from fairlatent.latent import edit_latents
-        from fairlatent.models.generator import load_generator
 
         lc = self.cfg.latent
         edits = self._edits_needed()
@@ -275,7 +343,7 @@ class Pipeline:
             start = lc.n_fit + lc.n_holdout
             z = z_all[start:].astype(np.float64)
             t_z, g_z = t_all[start:], g_all[start:]
-            gen = load_generator(self.stages.results["gan"].outputs["path"], device=self.cfg.device)
+            gen = self._generator()
             imgs_z = gen.render(z.astype(np.float32), batch_size=lc.batch_size)
             out: dict[str, Any] = {}
             for edit in edits:
@@ -418,7 +486,7 @@ class Pipeline:
         def fn(stage_dir: Path) -> dict[str, Any]:
             return generative_metrics_by_cell(
                 real=self._data(), pairs=load_dataset(self.stages.results["pairs"].dir / "complementary"),
-                labeler_dir=self.stages.results["labeler"].outputs["path"], target=self.t, protected=self.g,
+                labeler_dir=self.stages.results["labeler"].outputs["g"], target=self.t, protected=self.g,
                 n=ev.n_generative, seed=self.cfg.seed, cache_dir=stage_dir / "cache", progress=self.progress)
 
         self.stages.run("generative", cfg, fn, deps=("pairs", "labeler"))

@@ -156,9 +156,7 @@ def build_report(pipe: "Pipeline", total_seconds: float) -> dict[str, Any]:
         imgs = np.stack([np.asarray(pds.images[i]) for i in pick] + [np.asarray(pds.images[n + i]) for i in pick])
         # row 1: G(z), row 2: G(z') — column k is one pair
         figures["pairs"] = _png_b64(_grid_png(imgs, nrow=len(pick), scale=max(1, 96 // imgs.shape[1])))
-        from fairlatent.models.generator import load_generator
-
-        gen = load_generator(st["gan"].outputs["path"], device=pipe.cfg.device)
+        gen = pipe._generator()
         samples, _ = gen.sample(64, seed=pipe.cfg.seed)
         figures["gan_samples"] = _png_b64(_grid_png(samples, nrow=16, scale=max(1, 64 // samples.shape[1])))
     real_idx = data.split_indices("train")[:64]

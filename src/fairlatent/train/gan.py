@@ -62,12 +62,12 @@ RUN_VERSION = 1
 LOG_COLUMNS = ("step", "loss_d", "loss_g", "images_per_s", "elapsed_s")
 # Settings a resumed run must share with its checkpoint (``steps`` may grow; logging/device may change).
 RESUME_KEYS = (
-    "arch", "loss", "size", "latent_dim", "width", "width_d", "d_spectral_norm", "d_minibatch_std", "augment",
+    "arch", "loss", "size", "latent_dim", "width", "width_d", "g_final_width", "d_spectral_norm", "d_minibatch_std", "augment",
     "batch_size", "lr_g", "lr_d", "betas", "n_critic", "gp_weight", "ema", "ema_decay", "ema_start", "seed", "flip", "n_train",
 )  # fmt: skip
 
 # Values that settings added in a later version had implicitly before (runs written earlier lack them).
-LEGACY_VALUES = {"width_d": None, "d_spectral_norm": False, "d_minibatch_std": 0, "augment": "none"}
+LEGACY_VALUES = {"width_d": None, "g_final_width": 0, "d_spectral_norm": False, "d_minibatch_std": 0, "augment": "none"}
 
 
 class GANConfig(BaseModel):
@@ -89,6 +89,9 @@ class GANConfig(BaseModel):
     latent_dim: int = Field(128, ge=1)
     width: int = Field(32, ge=1, description="channels of the last hidden generator layer")
     width_d: int | None = Field(None, ge=1, description="channels of the first discriminator layer; None = width")
+    g_final_width: int = Field(
+        0, ge=0, description="DCGAN generator: hidden channels at full resolution before a 3×3 conv to RGB; 0 = none"
+    )
     d_spectral_norm: bool = Field(False, description="spectral normalisation in the DCGAN discriminator")
     d_minibatch_std: int = Field(
         4, ge=0, description="group size of the DCGAN discriminator's minibatch-std feature; 0 = off (SN-ResNet D: none)"
@@ -129,6 +132,8 @@ class GANConfig(BaseModel):
                 f"d_minibatch_std={k} needs a batch_size divisible by it (got batch_size={self.batch_size}); "
                 f"choose another batch size, or d_minibatch_std=0 to turn the feature off"
             )
+        if self.g_final_width and self.arch != "dcgan":
+            raise ValueError(f"g_final_width applies to the DCGAN generator only; set it to 0 for arch={self.arch!r}")
         return self
 
 
@@ -226,7 +231,8 @@ class GANTrainer:
         # come from the seed alone, without disturbing the caller's global RNG.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(hash_str(f"gan-init-{c.seed}"))
-            self.G = build_generator(c.arch, size=size, latent_dim=c.latent_dim, width=c.width)
+            self.G = build_generator(c.arch, size=size, latent_dim=c.latent_dim, width=c.width,
+                                     final_width=c.g_final_width)  # fmt: skip
             self.D = build_discriminator(c.arch, size=size, width=c.width_d or c.width,
                                          spectral_norm=c.d_spectral_norm, minibatch_std=c.d_minibatch_std)  # fmt: skip
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if c.ema else None
