@@ -63,6 +63,35 @@ def test_shapes_and_range(arch, size):
     assert D(x).shape == (3,)
 
 
+@pytest.mark.parametrize("size", SIZES)
+def test_dcgan_final_width_adds_a_full_resolution_layer(size):
+    """``final_width=f``: the last transposed conv yields f channels at full size, then a 3×3 conv to RGB;
+    ``final_width=0`` keeps the classic layers (same parameter names and shapes, so old runs load)."""
+    classic = build_generator("dcgan", size=size, latent_dim=7, width=4)
+    G = build_generator("dcgan", size=size, latent_dim=7, width=4, final_width=5)
+    assert G.final_width == 5 and classic.final_width == 0
+    seen = {}
+    G.body[-3].register_forward_hook(lambda m, i, o: seen.update(hidden=o.shape))
+    x = G.eval()(torch.randn(3, 7) * 10)
+    assert seen["hidden"] == (3, 5, size, size)  # the extra nonlinearity works at full resolution
+    assert x.shape == (3, 3, size, size) and x.abs().max() <= 1.0
+    last = G.body[-2]
+    assert isinstance(last, torch.nn.Conv2d) and last.kernel_size == (3, 3) and last.in_channels == 5
+    assert isinstance(classic.body[-2], torch.nn.ConvTranspose2d) and classic.body[-2].out_channels == 3
+    legacy = {k: v.shape for k, v in build_generator("dcgan", size=size, latent_dim=7, width=4).state_dict().items()}
+    assert {k: v.shape for k, v in classic.state_dict().items()} == legacy
+    n_extra = sum(p.numel() for p in G.parameters()) - sum(p.numel() for p in classic.parameters())
+    c = 4  # last hidden width: ConvT(c→3, bias) replaced by ConvT(c→5) + BN(5) + Conv3×3(5→3, bias)
+    assert n_extra == (c * 5 * 16 + 2 * 5 + 5 * 3 * 9 + 3) - (c * 3 * 16 + 3)
+
+
+def test_final_width_is_dcgan_only():
+    with pytest.raises(ValueError, match="DCGAN generator only"):
+        build_generator("resnet", size=32, latent_dim=7, width=4, final_width=5)
+    with pytest.raises(ValueError, match="g_final_width"):
+        GANConfig(arch="resnet", g_final_width=8)
+
+
 def test_spectral_norm_dcgan_discriminator_is_unit_lipschitz_per_layer():
     """With spectral_norm=True every DCGAN-D layer's weight has largest singular value ≈ 1 (after power
     iterations); the plain D keeps the same initial weights (the option only wraps them)."""
@@ -286,8 +315,9 @@ def test_ema_batchnorm_recalibration_matches_exact_statistics(data32):
         dict(arch="dcgan", loss="hinge"),
         dict(arch="resnet", loss="wgan-gp", n_critic=2, betas=(0.0, 0.9)),
         dict(arch="dcgan", loss="ns", width_d=6, d_spectral_norm=True, d_minibatch_std=4, augment="translation"),
+        dict(arch="dcgan", loss="hinge", g_final_width=3),
     ],
-    ids=["dcgan-hinge", "resnet-sn-wgangp", "dcgan-sn-translation"],
+    ids=["dcgan-hinge", "resnet-sn-wgangp", "dcgan-sn-translation", "dcgan-final-width"],
 )
 def test_resume_is_bitwise_identical(data32, tmp_path, monkeypatch, extra):
     cfg = GANConfig(**TINY, steps=5, ema_decay=0.9, **extra)
@@ -338,7 +368,7 @@ def test_checkpoint_older_than_new_settings_still_resumes(data32, tmp_path):
     cfg = GANConfig(**TINY, steps=4, d_minibatch_std=0)  # the settings' legacy values
     full = train_gan(data32, tmp_path / "full", cfg, progress=False)
     old = train_gan(data32, tmp_path / "old", cfg.model_copy(update={"steps": 2}), progress=False)
-    new_keys = ("width_d", "d_spectral_norm", "d_minibatch_std", "augment")
+    new_keys = ("width_d", "g_final_width", "d_spectral_norm", "d_minibatch_std", "augment")
     for f in (old / "config.json", old / "checkpoint" / "config.json"):
         rec = json.loads(f.read_text())
         cfg_dict = rec["config"] if "config" in rec else rec
@@ -350,9 +380,28 @@ def test_checkpoint_older_than_new_settings_still_resumes(data32, tmp_path):
         train_gan(data32, old, cfg.model_copy(update={"augment": "translation"}), progress=False)
     with pytest.raises(FairlatentError, match="d_minibatch_std=0.*d_minibatch_std=4"):
         train_gan(data32, old, cfg.model_copy(update={"d_minibatch_std": 4}), progress=False)
+    with pytest.raises(FairlatentError, match="g_final_width=0.*g_final_width=4"):
+        train_gan(data32, old, cfg.model_copy(update={"g_final_width": 4}), progress=False)
     train_gan(data32, old, cfg, progress=False)
     a, b = load_tensors(full / "generator.safetensors"), load_tensors(old / "generator.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_final_width_run_loads_as_the_trained_generator(data32, tmp_path):
+    """The saved run records g_final_width, so load_generator rebuilds the same network: its images equal
+    the EMA generator's (after the final batch-norm recalibration) on the same latents."""
+    from fairlatent.models.generator import load_generator
+
+    cfg = GANConfig(**TINY, steps=2, g_final_width=3)
+    out = train_gan(data32, tmp_path / "run", cfg, progress=False)
+    handle = load_generator(out)
+    G = build_generator("dcgan", size=32, latent_dim=16, width=4, final_width=3)
+    load_module_state(G, load_tensors(out / "generator.safetensors"), "G", source=out)
+    z = torch.randn(5, 16)
+    with torch.no_grad():
+        expected = G.eval()(z)
+    with torch.no_grad():
+        torch.testing.assert_close(handle.module(z.contiguous()), expected)
 
 
 def test_truncated_checkpoint_is_named(data32, tmp_path):
