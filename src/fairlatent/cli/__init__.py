@@ -15,6 +15,7 @@ from fairlatent.errors import FairlatentError
 
 # Importing registers the commands.
 from fairlatent.cli import (  # noqa: E402,F401
+    benchmark_commands,
     classifier_commands,
     data_commands,
     data_real_commands,

@@ -1,0 +1,186 @@
+"""The benchmark's tables: ``results.md`` (rewritten after every finished target) and the terminal summary.
+
+Numbers are the bootstrap medians with their 95 % intervals (percent; KL in nats), as the pipeline reports
+them. Averages over targets are plain means of the per-target medians, as the paper averages its categories.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from rich.table import Table
+
+from fairlatent.benchmark.paper import PAPER_AVERAGES, paper_overall
+
+METRICS = ("AP", "DEO", "BA", "KL")
+LOWER = {"DEO", "BA", "KL"}
+
+
+def _iv(m: dict[str, float] | None, digits: int = 1) -> str:
+    if not m or m.get("median") is None or np.isnan(m["median"]):
+        return "–"
+    return f"{m['median']:.{digits}f} [{m['lo']:.{digits}f}, {m['hi']:.{digits}f}]"
+
+
+def _f(x: float | None, digits: int = 2) -> str:
+    return "–" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.{digits}f}"
+
+
+def method_means(runs: dict[str, Any], methods: list[str]) -> dict[str, dict[str, float]]:
+    """Mean over runs of each method's median of each metric."""
+    out: dict[str, dict[str, float]] = {}
+    for m in methods:
+        vals = {k: [r["methods"][m][k]["median"] for r in runs.values() if m in r["methods"] and k in r["methods"][m]]
+                for k in METRICS}
+        out[m] = {k: float(np.nanmean(v)) if v else float("nan") for k, v in vals.items()}
+        out[m]["n"] = len([r for r in runs.values() if m in r["methods"]])
+    return out
+
+
+def _rel(new: float, base: float) -> str:
+    if base == 0 or np.isnan(base) or np.isnan(new):
+        return "–"
+    return f"{100 * (new - base) / abs(base):+.0f} %"
+
+
+def averages_table(results: dict[str, Any], methods: list[str]) -> Table:
+    runs = results.get("runs", {})
+    means = method_means(runs, methods)
+    table = Table(title=f"mean over {len(runs)} target runs of the test-split medians (percent; KL nats)")
+    table.add_column("method", style="bold")
+    for k in METRICS:
+        table.add_column(k + (" ↓" if k in LOWER else " ↑"), justify="right")
+    for m in methods:
+        table.add_row(m, *[_f(means[m][k]) + (f" ({_rel(means[m][k], means['baseline'][k])})"
+                                                  if m != "baseline" and "baseline" in means and k != "AP" else "")
+                           for k in METRICS])
+    return table
+
+
+def results_markdown(results: dict[str, Any]) -> str:
+    cfg = results.get("config", {})
+    methods = cfg.get("methods", [])
+    runs = results.get("runs", {})
+    lines: list[str] = ["# CelebA benchmark results", ""]
+    mach = results.get("machine", {})
+    lines += [f"Machine: {mach.get('cpu', '?')}, {mach.get('cores', '?')} cores, torch threads "
+              f"{mach.get('torch_threads', '?')}, CUDA: {mach.get('cuda') or 'none'}; torch {mach.get('torch', '?')}.",
+              f"Protected attribute: `{cfg.get('protected')}`; image size {cfg.get('size')}; seeds {cfg.get('seeds')}; "
+              f"finished target runs: {len(runs)}" + (f"; total wall time {results['total_s'] / 60:.1f} min"
+                                                     if "total_s" in results else " (run in progress)") + ".", ""]
+    sel = results.get("targets", {})
+    if sel:
+        lines += [f"## Targets (≥ {sel['min_positives']} positive training images in each protected group)", "",
+                  "| target | positives g=0 | positives g=1 | used |", "|---|---:|---:|---|"]
+        for t, c in sel["counts"].items():
+            lines.append(f"| {t} | {c['g0']} | {c['g1']} | {'yes' if t in sel['chosen'] else 'no'} |")
+        lines.append("")
+
+    if runs and "baseline" in methods:
+        means = method_means(runs, methods)
+        lines += ["## Averages over targets (test split; mean of per-target medians)", "",
+                  "| method | n | AP ↑ | DEO ↓ | BA ↓ | KL ↓ |", "|---|---:|---:|---:|---:|---:|"]
+        for m in methods:
+            cells = [_f(means[m][k]) + ("" if m == "baseline" or k == "AP" else f" ({_rel(means[m][k], means['baseline'][k])})")
+                     for k in METRICS]
+            lines.append(f"| {m} | {means[m]['n']} | " + " | ".join(cells) + " |")
+        po = paper_overall()
+        lines += ["", "The paper (ResNet-50, 128 px ProGAN, 162k CelebA training images; REFERENCE §1), baseline / "
+                  "latent de-biasing:", "", "| category | AP | DEO | BA | KL |", "|---|---|---|---|---|"]
+        for cat, vals in PAPER_AVERAGES.items():
+            lines.append(f"| {cat} | " + " | ".join(f"{vals[k][0]} / {vals[k][1]} ({_rel(vals[k][1], vals[k][0])})"
+                                                    if k != "AP" else f"{vals[k][0]} / {vals[k][1]}"
+                                                    for k in METRICS) + " |")
+        lines.append("| all 26 (size-weighted) | " + " | ".join(
+            f"{po[k][0]} / {po[k][1]} ({_rel(po[k][1], po[k][0])})" if k != "AP" else f"{po[k][0]} / {po[k][1]}"
+            for k in METRICS) + " |")
+        # ours by the paper's categories
+        cats = sorted({r.get("category") or "–" for r in runs.values()})
+        lines += ["", "Ours by the paper's categories, baseline / latent_debias:", "",
+                  "| category | targets | AP | DEO | BA | KL |", "|---|---:|---|---|---|---|"]
+        for cat in cats:
+            sub = {k: r for k, r in runs.items() if (r.get("category") or "–") == cat}
+            mm = method_means(sub, [m for m in ("baseline", "latent_debias") if m in methods])
+            if "latent_debias" in mm:
+                lines.append(f"| {cat} | {len(sub)} | " + " | ".join(
+                    f"{_f(mm['baseline'][k], 1)} / {_f(mm['latent_debias'][k], 1)}" for k in METRICS) + " |")
+        lines.append("")
+
+        lines += ["## Per target (test split: median [95 % bootstrap interval])", "",
+                  "| target | method | AP ↑ | DEO ↓ | BA ↓ | KL ↓ | ΔDEO vs baseline (P better) |",
+                  "|---|---|---|---|---|---|---|"]
+        for key, r in runs.items():
+            for m in methods:
+                if m not in r["methods"]:
+                    continue
+                res = r["methods"][m]
+                vs = res.get("vs_baseline", {}).get("DEO")
+                d = f"{vs['median']:+.1f} [{vs['lo']:+.1f}, {vs['hi']:+.1f}] ({vs['p_better']:.0%})" if vs else ""
+                lines.append(f"| {key} | {m} | " + " | ".join(_iv(res.get(k), 2 if k == "KL" else 1) for k in METRICS)
+                             + f" | {d} |")
+        lines.append("")
+        lines += diagnostics_lines(runs, cfg.get("protected", "Male"))
+    failed = results.get("failed", {})
+    if failed:
+        lines += ["## Failed target runs", ""] + [f"- `{k}`: {v}" for k, v in failed.items()] + [""]
+    skew = results.get("skew", {})
+    if skew:
+        lines += ["## Controlled skew (train split subsampled; same size at every skew)", "",
+                  "| run | method | AP ↑ | DEO ↓ | BA ↓ | KL ↓ |", "|---|---|---|---|---|---|"]
+        for key, r in skew.items():
+            for m in methods:
+                if m in r["methods"]:
+                    res = r["methods"][m]
+                    lines.append(f"| {key} | {m} | " + " | ".join(_iv(res.get(k), 2 if k == "KL" else 1)
+                                                               for k in METRICS) + " |")
+        lines.append("")
+    lines += timing_lines(results)
+    return "\n".join(lines) + "\n"
+
+
+def diagnostics_lines(runs: dict[str, Any], protected: str) -> list[str]:
+    """Why latent de-biasing did or did not help: hyperplanes, edits, and the GAN's coverage of each cell."""
+    lines = ["## Diagnostics per target", "",
+             "h_t, h_g: held-out accuracy of the latent hyperplanes against the labelers' labels of G(z); "
+             "flip: share of pairs whose f_g label flipped; keep: share whose f_t label stayed; "
+             "rare cell: the (target=1) cell of the protected group where the target is rarer, among G(z) as "
+             "labelled, and its precision / recall / coverage against the real images of that cell (domain "
+             "features of the protected classifier).", "",
+             "| run | h_t acc | h_g acc | cos θ | flip | keep | G(z) cells t1g0 / t1g1 | rare cell P / R / C | G(z) FID all |",
+             "|---|---:|---:|---:|---:|---:|---|---|---:|"]
+    for key, r in runs.items():
+        lat = r.get("latent")
+        if not lat:
+            continue
+        cells = lat["generated_label_rates"]["cells"]
+        n = max(1, sum(cells.values()))
+        rows = {row["name"]: row for row in r.get("generative", [])}
+        c = r["cells"].get("train", {})
+        rare_g = 0 if c.get("t1_g0", 0) < c.get("t1_g1", 0) else 1
+        rare = rows.get(f"G(z) · {r['target']}=1, {protected}={rare_g}")
+        allrow = rows.get("G(z) · all")
+        lines.append(f"| {key} | {_f(lat['h_t_heldout_acc'])} | {_f(lat['h_g_heldout_acc'])} | {_f(lat['cos_theta'])} "
+                     f"| {_f(lat['flip_rate_g'])} | {_f(lat['keep_rate_t'])} | "
+                     f"{cells['t1_g0'] / n:.1%} / {cells['t1_g1'] / n:.1%} | "
+                     + (f"{_f(rare['precision'])} / {_f(rare['recall'])} / {_f(rare['coverage'])}" if rare else "–")
+                     + f" | {_f(allrow['FID'], 1) if allrow else '–'} |")
+    lines.append("")
+    return lines
+
+
+def timing_lines(results: dict[str, Any]) -> list[str]:
+    lines = ["## Wall time per stage (seconds)", ""]
+    shared = results.get("shared_timings_s", {})
+    if shared:
+        lines.append("Shared: " + ", ".join(f"{k} {v:.0f}" for k, v in shared.items()) + ".")
+    runs = list(results.get("runs", {}).values()) + list(results.get("skew", {}).values())
+    if runs:
+        stages: dict[str, list[float]] = {}
+        for r in runs:
+            for k, v in r.get("timings_s", {}).items():
+                stages.setdefault(k, []).append(v)
+        lines.append(f"Per target run (mean over {len(runs)} runs; sum in brackets): " + ", ".join(
+            f"{k} {np.mean(v):.0f} ({np.sum(v):.0f})" for k, v in stages.items()) + ".")
+    lines.append("")
+    return lines
