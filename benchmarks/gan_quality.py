@@ -13,6 +13,9 @@ for both of the classifier's thresholds ("calibrated": predicted rate = label ra
 images, and its accuracy on the validation split is printed (a gap the judge itself makes on real data is
 not the GAN's). Blurry generated details can sit near the threshold, so a large difference between the
 two thresholds' rates flags attributes whose rate is decided by the judge rather than by the images.
+With ``--second-judge`` an independently trained classifier (another seed and width) scores the same
+generated images too: where both judges agree on nearly every image, the generated rate is a property
+of the images, not of one judge's decision boundary.
 Prints a table and the timings; saves the 8×8 grid of the final generator next to the run.
 
     python benchmarks/gan_quality.py [--work DIR] [--set steps=4000 --set lr_g=2e-4 ...] [--faint Wearing_Hat=0.5]
@@ -61,6 +64,8 @@ def main() -> None:
     ap.add_argument("--tag", default="default")
     ap.add_argument("--eval-run", default=None, help="score this finished run directory instead of training one")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: unchanged)")
+    ap.add_argument("--second-judge", action="store_true",
+                    help="also score with an independently trained classifier (seed 1, width 24)")  # fmt: skip
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -128,6 +133,21 @@ def main() -> None:
               f"{100 * fake_rate['f1'][j]:>7.1f}%{gaps['f1']:>+8.1f}{100 * unsure[j]:>7.1f}%")  # fmt: skip
     for k, w in worst.items():
         print(f"worst |gap| ({k} threshold) = {w:.1f} points -> {'PASS' if w <= 5 else 'FAIL'} (bar: 5)")
+    if args.second_judge:
+        judge2_dir = work / f"classifier-{variant}-judge2"
+        t = time.perf_counter()
+        train_classifier([data], attrs, judge2_dir, ClassifierConfig(seed=1, width=24), progress=False)
+        print(f"\nsecond judge (seed 1, width 24) ready in {time.perf_counter() - t:.1f} s", flush=True)
+        judge2 = load_classifier(judge2_dir)
+        assert list(judge2.attributes) == list(clf.attributes)
+        pred1, pred2 = fake_scores > cut["calibrated"], judge2.predict(fake)
+        real2 = judge2.predict(np.asarray(ds.images[tr_idx])).mean(0)
+        print(f"{'attribute':<20}{'train':>7}{'j2/train':>9}{'gen j1':>8}{'gen j2':>8}{'gap j2':>8}{'agree':>8}")
+        for j, a in enumerate(clf.attributes):
+            label_rate = ds.labels(a, tr_idx).mean()
+            print(f"{a:<20}{100 * label_rate:>6.1f}%{100 * real2[j]:>8.1f}%{100 * pred1[:, j].mean():>7.1f}%"
+                  f"{100 * pred2[:, j].mean():>7.1f}%{100 * (pred2[:, j].mean() - label_rate):>+8.1f}"
+                  f"{100 * (pred1[:, j] == pred2[:, j]).mean():>7.1f}%")  # fmt: skip
     print(f"grid: {grid_path}")
 
 
