@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from rich.console import Console
 from rich.table import Table
 
@@ -70,6 +70,23 @@ class CelebABenchmarkConfig(BaseModel):
         if any(not 0.5 <= s < 1 for s in v):
             raise ValueError(f"skews must be in [0.5, 1), got {v}")
         return v
+
+    @model_validator(mode="after")
+    def _sections(self) -> "CelebABenchmarkConfig":
+        """Check the model sections now, not after an hour of training: a misspelt key is named at once."""
+        from fairlatent.pipeline.config import EvaluationConfig, LatentConfig
+        from fairlatent.train.classifier import ClassifierConfig
+        from fairlatent.train.gan import GANConfig
+
+        for name, model in (("gan", GANConfig), ("classifier", ClassifierConfig), ("latent", LatentConfig),
+                            ("evaluation", EvaluationConfig)):
+            try:
+                model(**getattr(self, name))
+            except ValidationError as exc:
+                bad = "; ".join(f"{name}.{'.'.join(map(str, e['loc']))}: "
+                                f"{'unknown key' if e['type'] == 'extra_forbidden' else e['msg']}" for e in exc.errors())
+                raise ValueError(bad) from None
+        return self
 
     @field_validator("seeds")
     @classmethod

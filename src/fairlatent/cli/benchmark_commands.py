@@ -17,8 +17,8 @@ from fairlatent.errors import FairlatentError
 # A test-sized benchmark: a few hundred images, tiny models; shows the mechanics in about a minute.
 TEST_PRESET: dict[str, Any] = {
     "limit": 600, "size": 32, "min_positives": 20,
-    "gan": {"arch": "dcgan", "width": 8, "steps": 100, "batch_size": 16, "checkpoint_every": 50, "sample_every": 50},
-    "classifier": {"width": 8, "epochs": 2, "stages": 2},
+    "gan": {"arch": "dcgan", "width": 16, "steps": 400, "batch_size": 32, "checkpoint_every": 200, "sample_every": 200},
+    "classifier": {"width": 8, "epochs": 6, "stages": 2},
     # calibrated: a tiny labeler's F1-best threshold can sit below every score and label all of G(z) alike
     "latent": {"n_fit": 200, "n_holdout": 100, "n_pairs": 100, "batch_size": 128, "threshold": "calibrated"},
     "evaluation": {"n_boot": 20, "n_generative": 100},

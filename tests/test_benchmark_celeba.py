@@ -1,0 +1,200 @@
+"""``fairlatent benchmark celeba``: target selection, the skew subsampler, and a test-sized run end to end
+(on a CelebA-layout fixture built here from ToyFaces, and on ../shared/data/celeba when present)."""
+
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from fairlatent.benchmark.celeba import (positives_per_group, select_targets, skewed_train_indices)
+from fairlatent.benchmark.paper import CATEGORY, PAPER_AVERAGES, PAPER_TARGETS, paper_overall
+from fairlatent.cli import main
+from fairlatent.data.dataset import load_dataset
+from fairlatent.errors import FairlatentError
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "celeba"
+# ToyFaces attribute → the CelebA column it plays in the fixture (Eyeglasses plays the protected "Male")
+AS_CELEBA = {"Eyeglasses": "Male", "Smiling": "Smiling", "Wearing_Hat": "Wearing_Hat", "Blond_Hair": "Young"}
+
+
+def make_toy_celeba(root: Path, n: int = 600) -> pd.DataFrame:
+    """A CelebA folder (zip of 89×109 JPEGs, attribute file, identity file) whose faces show their labels.
+
+    Each ToyFaces face (64 px) is pasted where the paper crop ``[28:92, 12:76]`` reads it; two images share
+    an identity so the identity split has something to keep apart.
+    """
+    from fairlatent.data.toyfaces import render_toyfaces
+
+    toy = render_toyfaces(n=n, size=64, target="Smiling", protected="Eyeglasses", skew=0.8,
+                          split_fractions=(0.8, 0.1, 0.1), seed=3, masks=False)
+    root.mkdir(parents=True)
+    names = [f"{i:06d}.jpg" for i in range(1, n + 1)]
+    with zipfile.ZipFile(root / "celeba_toy_89x109.zip", "w") as zf:
+        for name, face in zip(names, toy.images):
+            canvas = np.full((109, 89, 3), 90, np.uint8)
+            canvas[28:92, 12:76] = face
+            buf = io.BytesIO()
+            Image.fromarray(canvas).save(buf, format="JPEG", quality=95)
+            zf.writestr(f"img_align_celeba_89x109/{name}", buf.getvalue())
+    labels = pd.DataFrame({AS_CELEBA[a]: toy.table[a].to_numpy() for a in AS_CELEBA})
+    cols = list(labels.columns)
+    rows = "".join(f"{name} " + " ".join("1" if v else "-1" for v in labels.iloc[i]) + "\n"
+                   for i, name in enumerate(names))
+    (root / "list_attr_celeba.txt").write_text(f"{n}\n" + " ".join(cols) + "\n" + rows)
+    (root / "identity_CelebA.txt").write_text("".join(f"{name} {i // 2}\n" for i, name in enumerate(names)))
+    return labels
+
+
+# ------------------------------------------------------------------------------------------ pure parts
+def test_paper_tables_are_consistent():
+    assert len(PAPER_TARGETS) == 26 and set(CATEGORY) == set(PAPER_TARGETS)
+    sizes = pd.Series(CATEGORY).value_counts().to_dict()
+    assert sizes == {"gender-independent": 14, "inconsistently labeled": 6, "gender-dependent": 6}
+    overall = paper_overall()
+    for m in ("AP", "DEO", "BA", "KL"):  # a weighted mean lies between the category values
+        for i in (0, 1):
+            vals = [PAPER_AVERAGES[c][m][i] for c in PAPER_AVERAGES]
+            assert min(vals) <= overall[m][i] <= max(vals)
+    # DEO: (21.5*6 + 25.7*6 + 16.7*14) / 26
+    assert overall["DEO"][0] == pytest.approx((21.5 * 6 + 25.7 * 6 + 16.7 * 14) / 26, abs=0.01)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_skewed_subsets_have_the_requested_skew_and_one_size(seed):
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, 2, 3000)
+    t = (rng.random(3000) < np.where(g == 0, 0.55, 0.35)).astype(int)  # target more common in g = 0
+    skews = [0.5, 0.7, 0.9]
+    subsets = skewed_train_indices(t, g, skews, seed=seed)
+    sizes = {len(v) for v in subsets.values()}
+    assert len(sizes) == 1  # the same amount of data at every skew
+    for s, idx in subsets.items():
+        assert len(np.unique(idx)) == len(idx) and idx.min() >= 0 and idx.max() < 3000
+        ts, gs = t[idx], g[idx]
+        assert ts.mean() == pytest.approx(0.5, abs=1e-9)  # both classes the same size
+        n_pos = ts.sum()
+        # majority group of positives is g = 0 (where the target is more common in the data)
+        assert ((ts == 1) & (gs == 0)).sum() / n_pos == pytest.approx(s, abs=1 / n_pos)
+        assert ((ts == 0) & (gs == 1)).sum() / (len(ts) - n_pos) == pytest.approx(s, abs=1 / n_pos)
+    # the size is the largest the 0.9 skew can fill: some cell is used up at some skew
+    cells = {(a, b): ((t == a) & (g == b)).sum() for a in (0, 1) for b in (0, 1)}
+    used = {(a, b): max(((t[i] == a) & (g[i] == b)).sum() for i in subsets.values()) for a, b in cells}
+    assert any(cells[c] - used[c] <= 10 for c in cells)
+
+
+def test_skewed_subsets_refuse_when_a_cell_is_nearly_empty():
+    t = np.array([1] * 50 + [0] * 50)
+    g = np.array([0] * 50 + [1] * 49 + [0])  # no positive in g = 1: skew < 1 cannot be built
+    with pytest.raises(FairlatentError, match="too few images"):
+        skewed_train_indices(t, g, [0.5, 0.9], seed=0)
+
+
+def test_target_selection_counts_positives_per_group(toyfaces_small):
+    ds = load_dataset(toyfaces_small)
+    attrs = [a for a in ds.attribute_names if a != "Eyeglasses"]
+    counts = positives_per_group(ds, attrs, "Eyeglasses")
+    tab = ds.table[ds.table["split"] == "train"]
+    for a in attrs:  # oracle: pandas group-by
+        by = tab.groupby("Eyeglasses")[a].sum()
+        assert counts[a] == {"g0": int(by.get(0, 0)), "g1": int(by.get(1, 0))}
+    k = sorted(min(c.values()) for c in counts.values())[len(counts) // 2]
+    chosen = select_targets(counts, k)
+    assert chosen and all(min(counts[a].values()) >= k for a in chosen)
+    assert all(min(counts[a].values()) < k for a in attrs if a not in chosen)
+
+
+# ------------------------------------------------------------------------------------------ end to end
+def _run(root: Path, out: Path, *extra: str) -> int:
+    try:
+        main(["benchmark", "celeba", "--root", str(root), "--out", str(out), "--preset", "test", "--quiet", *extra])
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def test_benchmark_end_to_end_on_fixture_resumes_and_reports(tmp_path):
+    root = tmp_path / "celeba"
+    make_toy_celeba(root)
+    out = tmp_path / "bench"
+    assert _run(root, out, "--skew-target", "Smiling") == 0
+    res = json.loads((out / "results.json").read_text())
+    # targets: the paper's targets present in the data (Smiling, Wearing_Hat, Young), Male excluded
+    assert set(res["targets"]["counts"]) == {"Smiling", "Wearing_Hat", "Young"}
+    # identity split: no identity in two splits
+    ds = load_dataset(out / "shared" / "data" / "dataset")
+    by = ds.table.groupby("split")["group_id"].apply(set)
+    assert not (by["train"] & by["val"]) and not (by["train"] & by["test"]) and not (by["val"] & by["test"])
+    assert ds.image_size == 32 and len(ds) == 600
+    # every chosen target either finished with all four methods or recorded why it failed
+    chosen = res["targets"]["chosen"]
+    assert set(chosen) == {k.split("/")[0] for k in list(res["runs"]) + list(res["failed"])
+                           if not k.split("/")[1].startswith("skew")}
+    assert "Smiling/seed0" in res["runs"], res["failed"]
+    run = res["runs"]["Smiling/seed0"]
+    assert set(run["methods"]) == {"baseline", "reweighting", "latent_debias", "latent_debias_filtered"}
+    for m, r in run["methods"].items():
+        assert 0 <= r["AP"]["lo"] <= r["AP"]["median"] <= r["AP"]["hi"] <= 100
+        assert 0 <= r["DEO"]["median"] <= 100
+        if m != "baseline":
+            assert set(r["vs_baseline"]) >= {"AP", "DEO", "BA"}
+    assert 0.5 <= run["latent"]["h_g_heldout_acc"] <= 1
+    names = [row["name"] for row in run["generative"]]
+    assert "G(z) · all" in names and "G(z) · Smiling=1, Male=0" in names
+    # skew sweep: one run per skew, on training subsets of one size
+    assert set(res["skew"]) | {k for k in res["failed"] if "skew" in k} == {"Smiling/skew0.5", "Smiling/skew0.7"}
+    sizes = set()
+    for s in (0.5, 0.7):
+        sds = load_dataset(out / "shared" / "skew_data_Smiling" / f"skew_{s:g}")
+        tr = sds.split_indices("train")
+        t, g = sds.labels("Smiling", tr), sds.labels("Male", tr)
+        sizes.add(len(tr))
+        assert max(((t == 1) & (g == a)).sum() for a in (0, 1)) / t.sum() == pytest.approx(s, abs=1 / t.sum())
+    assert len(sizes) == 1
+    md = (out / "results.md").read_text()
+    assert "| Smiling/seed0 | latent_debias |" in md and "all 26 (size-weighted)" in md
+    assert "Controlled skew" in md and "Wall time per stage" in md
+    # a restart redoes nothing and gives the same numbers
+    before = {p: p.stat().st_mtime_ns for p in (out / "targets").rglob("stage.json")}
+    assert _run(root, out, "--skew-target", "Smiling") == 0
+    after = {p: p.stat().st_mtime_ns for p in (out / "targets").rglob("stage.json")}
+    assert before == after
+    res2 = json.loads((out / "results.json").read_text())
+    assert res2["runs"]["Smiling/seed0"]["methods"] == run["methods"]
+    assert not (out / "benchmark.pid").exists()  # the lock is released
+
+
+def test_benchmark_bad_input_and_lock(tmp_path, capsys):
+    assert _run(tmp_path / "nowhere", tmp_path / "b1") == 2
+    assert "no such CelebA folder" in capsys.readouterr().err
+    root = tmp_path / "celeba"
+    make_toy_celeba(root, n=60)
+    assert _run(root, tmp_path / "b2", "--targets", "Smiling,Nope") == 2
+    assert "Nope" in capsys.readouterr().err
+    assert _run(root, tmp_path / "b3", "--skews", "0.4,0.9") == 2
+    assert "skews" in capsys.readouterr().err
+    assert _run(root, tmp_path / "b4", "--set", "gan.stepz=3") == 2  # misspelt key named
+    assert "stepz" in capsys.readouterr().err
+    # a running benchmark in the same folder is refused (this process is alive and holds the lock)
+    (tmp_path / "b5").mkdir()
+    (tmp_path / "b5" / "benchmark.pid").write_text(str(os.getppid()))
+    assert _run(root, tmp_path / "b5") == 2
+    assert "another benchmark" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/celeba not present")
+def test_benchmark_on_shared_celeba_subset(tmp_path):
+    out = tmp_path / "bench"
+    assert _run(SHARED, out, "--targets", "Smiling", "--skew-target", "none") == 0
+    res = json.loads((out / "results.json").read_text())
+    ds = load_dataset(out / "shared" / "data" / "dataset")
+    assert len(ds) == 600 and ds.attribute_names[:3] == ["5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive"]
+    by = ds.table.groupby("split")["group_id"].apply(set)
+    assert not (by["train"] & by["val"]) and not (by["train"] & by["test"]) and not (by["val"] & by["test"])
+    assert res["targets"]["chosen"] == ["Smiling"]
+    assert set(res["runs"]) | set(res["failed"]) == {"Smiling/seed0"}
