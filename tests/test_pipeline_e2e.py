@@ -96,3 +96,47 @@ def test_run_command_config_errors_exit_2(tmp_path):
     r = subprocess.run([sys.executable, "-m", "fairlatent.cli", "run", str(bad), "--out", str(tmp_path / "r")],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "Wearing_Hatt" in r.stderr and "Wearing_Hat" in r.stderr.replace("Wearing_Hatt", "")
+
+
+def test_given_torchscript_generator_shared_protected_labeler_and_baseline_as_f_t(fast_run, tmp_path):
+    """The options the CelebA benchmark relies on: nothing is retrained that was handed in, and the given
+    models are the ones that label G(z)."""
+    import torch
+
+    from fairlatent.models.classifier import load_classifier
+    from fairlatent.models.generator import load_generator
+
+    run_dir, pipe, _ = fast_run
+    gen = load_generator(run_dir / "gan" / "model")
+    traced = torch.jit.trace(gen.module.cpu().eval(), torch.zeros(2, gen.latent_dim))
+    ts = tmp_path / "g.pt"
+    traced.save(str(ts))
+    labeler_dir = run_dir / "labeler" / "model"  # predicts Wearing_Hat and Eyeglasses: used here as f_g
+    cfg = _builtin_config("demo_fast").model_copy(deep=True)
+    raw = cfg.model_dump()
+    raw["data"] = {"source": "path", "path": pipe.stages.results["data"].outputs["path"],
+                   "target": cfg.data.target, "protected": cfg.data.protected}
+    raw["generator"] = {"path": str(ts), "latent_dim": gen.latent_dim, "output_range": "[-1,1]"}
+    raw["latent"].update({"protected_labeler": str(labeler_dir), "target_labeler": "baseline"})
+    raw["evaluation"]["generative_metrics"] = False
+    from fairlatent.pipeline.config import validate_config
+
+    other = Pipeline(validate_config(raw), tmp_path / "given", progress=False)
+    other.run()
+    st = other.stages.results
+    assert st["gan"].outputs["given"] is True and not (tmp_path / "given" / "gan" / "model").exists()
+    assert st["labeler"].outputs["t"] == st["train_baseline"].outputs["path"]
+    assert st["labeler"].outputs["g"] == str(labeler_dir.resolve())
+    assert not (tmp_path / "given" / "labeler" / "model").exists()  # nothing left to train
+    # the stored scores are those of the given models on the TorchScript generator's images
+    z = np.load(st["latents"].dir / "z.npy")[:64]
+    scores = np.load(st["latents"].dir / "scores.npy")[:64]
+    imgs = load_generator(ts, latent_dim=gen.latent_dim, output_range="[-1,1]").render(z)
+    f_t, f_g = load_classifier(st["labeler"].outputs["t"]), load_classifier(labeler_dir)
+    np.testing.assert_allclose(scores[:, 0], f_t.predict_scores(imgs)[:, 0], atol=1e-5)
+    np.testing.assert_allclose(scores[:, 1], f_g.predict_scores(imgs)[:, f_g.attributes.index(cfg.data.protected)],
+                               atol=1e-5)
+    # a protected labeler that does not predict the protected attribute is refused by name
+    raw["latent"]["protected_labeler"] = str(st["train_baseline"].outputs["path"])
+    with pytest.raises(Exception, match="not the protected attribute"):
+        Pipeline(validate_config(raw), tmp_path / "bad", progress=False).run()
