@@ -90,6 +90,29 @@ def test_final_width_is_dcgan_only():
         build_generator("resnet", size=32, latent_dim=7, width=4, final_width=5)
     with pytest.raises(ValueError, match="g_final_width"):
         GANConfig(arch="resnet", g_final_width=8)
+    with pytest.raises(ValueError, match="DCGAN discriminator only"):
+        build_discriminator("resnet", size=32, width=4, first_width=5)
+    with pytest.raises(ValueError, match="d_first_width"):
+        GANConfig(arch="resnet", d_first_width=8)
+
+
+@pytest.mark.parametrize("minibatch_std", [0, 4])
+def test_dcgan_discriminator_first_width_is_a_full_resolution_conv(minibatch_std):
+    """``first_width=f``: a 3×3 stride-1 conv (3 → f) + LeakyReLU runs at full size before the classic
+    stride-2 stack, whose first conv then takes f inputs; 0 keeps the classic parameter names and shapes."""
+    classic = build_discriminator("dcgan", size=32, width=4, minibatch_std=minibatch_std)
+    D = build_discriminator("dcgan", size=32, width=4, minibatch_std=minibatch_std, first_width=5)
+    first, second = D.body[0], D.body[2]
+    assert (first.in_channels, first.out_channels, first.kernel_size, first.stride) == (3, 5, (3, 3), (1, 1))
+    assert (second.in_channels, second.stride) == (5, (2, 2))
+    x = torch.randn(8, 3, 32, 32)
+    seen = {}
+    first.register_forward_hook(lambda m, i, o: seen.update(full=o.shape))
+    assert D(x).shape == (8,) and seen["full"] == (8, 5, 32, 32)
+    legacy = build_discriminator("dcgan", size=32, width=4, minibatch_std=minibatch_std, first_width=0)
+    assert {k: v.shape for k, v in classic.state_dict().items()} == {k: v.shape for k, v in legacy.state_dict().items()}
+    # the classic stack after the new layer: same shapes as the classic D from its second conv on
+    assert [m.weight.shape for m in D.body[4::2]] == [m.weight.shape for m in classic.body[2::2]]
 
 
 def test_spectral_norm_dcgan_discriminator_is_unit_lipschitz_per_layer():
@@ -315,7 +338,7 @@ def test_ema_batchnorm_recalibration_matches_exact_statistics(data32):
         dict(arch="dcgan", loss="hinge"),
         dict(arch="resnet", loss="wgan-gp", n_critic=2, betas=(0.0, 0.9)),
         dict(arch="dcgan", loss="ns", width_d=6, d_spectral_norm=True, d_minibatch_std=4, augment="translation"),
-        dict(arch="dcgan", loss="hinge", g_final_width=3),
+        dict(arch="dcgan", loss="hinge", g_final_width=3, d_first_width=3),
     ],
     ids=["dcgan-hinge", "resnet-sn-wgangp", "dcgan-sn-translation", "dcgan-final-width"],
 )
@@ -368,7 +391,7 @@ def test_checkpoint_older_than_new_settings_still_resumes(data32, tmp_path):
     cfg = GANConfig(**TINY, steps=4, d_minibatch_std=0)  # the settings' legacy values
     full = train_gan(data32, tmp_path / "full", cfg, progress=False)
     old = train_gan(data32, tmp_path / "old", cfg.model_copy(update={"steps": 2}), progress=False)
-    new_keys = ("width_d", "g_final_width", "d_spectral_norm", "d_minibatch_std", "augment")
+    new_keys = ("width_d", "g_final_width", "d_first_width", "d_spectral_norm", "d_minibatch_std", "augment")
     for f in (old / "config.json", old / "checkpoint" / "config.json"):
         rec = json.loads(f.read_text())
         cfg_dict = rec["config"] if "config" in rec else rec

@@ -108,13 +108,19 @@ class DCGANDiscriminator(nn.Module):
     two equal halves), and WGAN-GP's per-sample penalty no longer applies exactly.
     """
 
-    def __init__(self, size: int = 32, width: int = 64, spectral: bool = False, minibatch_std: int = 0):
+    def __init__(self, size: int = 32, width: int = 64, spectral: bool = False, minibatch_std: int = 0,
+                 first_width: int = 0):  # fmt: skip
         super().__init__()
         self.size, self.width, self.spectral, self.minibatch_std = size, width, spectral, minibatch_std
+        self.first_width = first_width
         ch = _channels(size, width)[::-1]  # width … widest
         sn = spectral_norm if spectral else (lambda m: m)
         layers: list[nn.Module] = []
-        convs = [nn.Conv2d(c_in, c_out, 4, 2, 1) for c_in, c_out in zip([3] + ch[:-1], ch)]
+        # first_width > 0: a 3×3 conv at full resolution before the first down-sampling, so pixel-sized
+        # details get their own nonlinear features before the stride-2 layers mix them with neighbours
+        ins = [first_width if first_width > 0 else 3] + ch[:-1]
+        convs = [nn.Conv2d(3, first_width, 3, 1, 1)] if first_width > 0 else []
+        convs += [nn.Conv2d(c_in, c_out, 4, 2, 1) for c_in, c_out in zip(ins, ch)]
         fc = nn.Linear((ch[-1] + (minibatch_std > 1)) * 16, 1)
         _dcgan_init(nn.ModuleList([*convs, fc]))  # before the parametrisation wraps the weights
         for conv in convs:
@@ -231,10 +237,13 @@ def build_generator(arch: str, *, size: int, latent_dim: int, width: int, final_
 
 
 def build_discriminator(arch: str, *, size: int, width: int, spectral_norm: bool = False,
-                        minibatch_std: int = 0) -> nn.Module:  # fmt: skip
+                        minibatch_std: int = 0, first_width: int = 0) -> nn.Module:  # fmt: skip
     """The discriminator paired with ``arch``'s generator (DCGAN, optionally spectral-norm, or SN-ResNet)."""
     if arch == "dcgan":
-        return DCGANDiscriminator(size, width, spectral=spectral_norm, minibatch_std=minibatch_std)
+        return DCGANDiscriminator(size, width, spectral=spectral_norm, minibatch_std=minibatch_std,
+                                  first_width=first_width)  # fmt: skip
+    if first_width:
+        raise ValueError(f"first_width={first_width} applies to the DCGAN discriminator only, not {arch!r}")
     if arch == "resnet":
         return SNResNetDiscriminator(size, width)
     raise ValueError(f"unknown GAN architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")

@@ -62,12 +62,15 @@ RUN_VERSION = 1
 LOG_COLUMNS = ("step", "loss_d", "loss_g", "images_per_s", "elapsed_s")
 # Settings a resumed run must share with its checkpoint (``steps`` may grow; logging/device may change).
 RESUME_KEYS = (
-    "arch", "loss", "size", "latent_dim", "width", "width_d", "g_final_width", "d_spectral_norm", "d_minibatch_std", "augment",
+    "arch", "loss", "size", "latent_dim", "width", "width_d", "g_final_width", "d_first_width", "d_spectral_norm", "d_minibatch_std", "augment",
     "batch_size", "lr_g", "lr_d", "betas", "n_critic", "gp_weight", "ema", "ema_decay", "ema_start", "seed", "flip", "n_train",
 )  # fmt: skip
 
 # Values that settings added in a later version had implicitly before (runs written earlier lack them).
-LEGACY_VALUES = {"width_d": None, "g_final_width": 0, "d_spectral_norm": False, "d_minibatch_std": 0, "augment": "none"}
+LEGACY_VALUES = {
+    "width_d": None, "g_final_width": 0, "d_first_width": 0, "d_spectral_norm": False, "d_minibatch_std": 0,
+    "augment": "none",
+}  # fmt: skip
 
 
 class GANConfig(BaseModel):
@@ -91,6 +94,9 @@ class GANConfig(BaseModel):
     width_d: int | None = Field(None, ge=1, description="channels of the first discriminator layer; None = width")
     g_final_width: int = Field(
         0, ge=0, description="DCGAN generator: hidden channels at full resolution before a 3×3 conv to RGB; 0 = none"
+    )
+    d_first_width: int = Field(
+        0, ge=0, description="DCGAN discriminator: channels of a 3×3 conv at full resolution before the first stride-2 conv; 0 = none"
     )
     d_spectral_norm: bool = Field(False, description="spectral normalisation in the DCGAN discriminator")
     d_minibatch_std: int = Field(
@@ -134,6 +140,8 @@ class GANConfig(BaseModel):
             )
         if self.g_final_width and self.arch != "dcgan":
             raise ValueError(f"g_final_width applies to the DCGAN generator only; set it to 0 for arch={self.arch!r}")
+        if self.d_first_width and self.arch != "dcgan":
+            raise ValueError(f"d_first_width applies to the DCGAN discriminator only; set it to 0 for arch={self.arch!r}")
         return self
 
 
@@ -234,7 +242,8 @@ class GANTrainer:
             self.G = build_generator(c.arch, size=size, latent_dim=c.latent_dim, width=c.width,
                                      final_width=c.g_final_width)  # fmt: skip
             self.D = build_discriminator(c.arch, size=size, width=c.width_d or c.width,
-                                         spectral_norm=c.d_spectral_norm, minibatch_std=c.d_minibatch_std)  # fmt: skip
+                                         spectral_norm=c.d_spectral_norm, minibatch_std=c.d_minibatch_std,
+                                         first_width=c.d_first_width)  # fmt: skip
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if c.ema else None
         fmt = torch.channels_last if c.channels_last else torch.contiguous_format
         for m in (self.G, self.D, self.G_ema):
