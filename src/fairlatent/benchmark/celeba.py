@@ -235,7 +235,7 @@ class CelebABenchmark:
                       progress=self.progress)
             return {"path": str((stage_dir / "model").resolve())}
 
-        self.shared.run("gan", gcfg.model_dump(), fn, deps=("data",))
+        self.shared.run("gan", gcfg.cache_key(), fn, deps=("data",))
 
     def stage_protected(self) -> None:
         from fairlatent.train.classifier import ClassifierConfig, train_classifier

@@ -162,7 +162,7 @@ class Pipeline:
                       resume=True, progress=self.progress)
             return {"path": str((stage_dir / "model").resolve())}
 
-        self.stages.run("gan", gcfg.model_dump(), fn, deps=("data",))
+        self.stages.run("gan", gcfg.cache_key(), fn, deps=("data",))
 
     def stage_labeler(self) -> None:
         """f_t and f_g: by default one two-output classifier trained on the real train split.

@@ -134,6 +134,19 @@ class GANConfig(BaseModel):
     flip: bool = True
     channels_last: bool = Field(True, description="NHWC memory format (faster convolutions on CPU)")
 
+    def cache_key(self) -> dict:
+        """The settings that identify a run for stage caching (:mod:`fairlatent.pipeline.stages`).
+
+        Settings added after caches existed (``g_final_width``, ``d_first_width``) are left out while they
+        hold the value that reproduces the earlier behaviour, so adding a setting does not retrain every
+        cached GAN.
+        """
+        dump = self.model_dump()
+        for k in ("g_final_width", "d_first_width"):
+            if dump[k] == LEGACY_VALUES[k]:
+                del dump[k]
+        return dump
+
     @field_validator("size")
     @classmethod
     def _size_ok(cls, v: int | None) -> int | None:
