@@ -67,7 +67,8 @@ def results_markdown(results: dict[str, Any]) -> str:
     lines += [f"Machine: {mach.get('cpu', '?')}, {mach.get('cores', '?')} cores, torch threads "
               f"{mach.get('torch_threads', '?')}, CUDA: {mach.get('cuda') or 'none'}; torch {mach.get('torch', '?')}.",
               f"Protected attribute: `{cfg.get('protected')}`; image size {cfg.get('size')}; seeds {cfg.get('seeds')}; "
-              f"finished target runs: {len(runs)}" + (f"; total wall time {results['total_s'] / 60:.1f} min"
+              f"finished target runs: {len(runs)}" + (f"; wall time of the last invocation {results['total_s'] / 60:.1f} min "
+                                                     "(a resumed run skips finished work; stage times below)"
                                                      if "total_s" in results else " (run in progress)") + ".", ""]
     sel = results.get("targets", {})
     if sel:
@@ -181,6 +182,7 @@ def timing_lines(results: dict[str, Any]) -> list[str]:
             for k, v in r.get("timings_s", {}).items():
                 stages.setdefault(k, []).append(v)
         lines.append(f"Per target run (mean over {len(runs)} runs; sum in brackets): " + ", ".join(
-            f"{k} {np.mean(v):.0f} ({np.sum(v):.0f})" for k, v in stages.items()) + ".")
+            f"{k} {np.mean(v):.0f} ({np.sum(v):.0f})" for k, v in stages.items() if k != "total")
+            + f". Sum of all stage times: {(sum(shared.values()) + sum(np.sum(v) for k, v in stages.items() if k != 'total')) / 60:.0f} min.")
     lines.append("")
     return lines
