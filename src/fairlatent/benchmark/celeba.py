@@ -174,8 +174,8 @@ class CelebABenchmark:
 
     # -------------------------------------------------------------- shared stages
     def stage_data(self) -> None:
-        from fairlatent.data.celeba import read_celeba
-        from fairlatent.data.dataset import write_dataset
+        from fairlatent.data.celeba import convert_celeba
+        from fairlatent.data.dataset import load_dataset
 
         root = Path(self.cfg.root)
         if not root.exists():
@@ -185,11 +185,11 @@ class CelebABenchmark:
                "fractions": list(c.split_fractions), "seed": c.seeds[0], "limit": c.limit}
 
         def fn(stage_dir: Path) -> dict[str, Any]:
-            out = stage_dir / "dataset"
-            imgs, table, meta = read_celeba(root, size=c.size, split="identity", fractions=c.split_fractions,
-                                            seed=c.seeds[0], limit=c.limit, progress=self.progress)
-            write_dataset(out, imgs, table, meta, overwrite=True)
-            return {"path": str(out.resolve()), "n": int(len(table)),
+            path, _ = convert_celeba(stage_dir / "dataset", root, overwrite=True, size=c.size, split="identity",
+                                     fractions=c.split_fractions, seed=c.seeds[0], limit=c.limit,
+                                     progress=self.progress)
+            table = load_dataset(path).table
+            return {"path": str(path.resolve()), "n": int(len(table)),
                     "splits": {k: int(v) for k, v in table["split"].value_counts().items()}}
 
         self.shared.run("data", key, fn)

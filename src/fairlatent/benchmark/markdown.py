@@ -44,18 +44,28 @@ def _rel(new: float, base: float) -> str:
     return f"{100 * (new - base) / abs(base):+.0f} %"
 
 
+def average_rows(runs: dict[str, Any], methods: list[str]) -> list[tuple[str, int, list[str]]]:
+    """(method, runs, one cell per metric): the mean, and for the fairness metrics its change vs baseline."""
+    means = method_means(runs, methods)
+    return [(m, means[m]["n"], [_f(means[m][k]) + ("" if m == "baseline" or "baseline" not in means or k == "AP"
+                                                   else f" ({_rel(means[m][k], means['baseline'][k])})")
+                                for k in METRICS]) for m in methods]
+
+
 def averages_table(results: dict[str, Any], methods: list[str]) -> Table:
     runs = results.get("runs", {})
-    means = method_means(runs, methods)
     table = Table(title=f"mean over {len(runs)} target runs of the test-split medians (percent; KL nats)")
     table.add_column("method", style="bold")
     for k in METRICS:
         table.add_column(k + (" ↓" if k in LOWER else " ↑"), justify="right")
-    for m in methods:
-        table.add_row(m, *[_f(means[m][k]) + (f" ({_rel(means[m][k], means['baseline'][k])})"
-                                                  if m != "baseline" and "baseline" in means and k != "AP" else "")
-                           for k in METRICS])
+    for m, _, cells in average_rows(runs, methods):
+        table.add_row(m, *cells)
     return table
+
+
+def _metric_cells(res: dict[str, Any]) -> str:
+    """``| AP | DEO | BA | KL |`` cells of one method's result: median [95 % interval]."""
+    return " | ".join(_iv(res.get(k), 2 if k == "KL" else 1) for k in METRICS)
 
 
 def results_markdown(results: dict[str, Any]) -> str:
@@ -79,13 +89,10 @@ def results_markdown(results: dict[str, Any]) -> str:
         lines.append("")
 
     if runs and "baseline" in methods:
-        means = method_means(runs, methods)
         lines += ["## Averages over targets (test split; mean of per-target medians)", "",
                   "| method | n | AP ↑ | DEO ↓ | BA ↓ | KL ↓ |", "|---|---:|---:|---:|---:|---:|"]
-        for m in methods:
-            cells = [_f(means[m][k]) + ("" if m == "baseline" or k == "AP" else f" ({_rel(means[m][k], means['baseline'][k])})")
-                     for k in METRICS]
-            lines.append(f"| {m} | {means[m]['n']} | " + " | ".join(cells) + " |")
+        for m, n, cells in average_rows(runs, methods):
+            lines.append(f"| {m} | {n} | " + " | ".join(cells) + " |")
         po = paper_overall()
         lines += ["", "The paper (ResNet-50, 128 px ProGAN, 162k CelebA training images; REFERENCE §1), baseline / "
                   "latent de-biasing:", "", "| category | AP | DEO | BA | KL |", "|---|---|---|---|---|"]
@@ -118,8 +125,7 @@ def results_markdown(results: dict[str, Any]) -> str:
                 res = r["methods"][m]
                 vs = res.get("vs_baseline", {}).get("DEO")
                 d = f"{vs['median']:+.1f} [{vs['lo']:+.1f}, {vs['hi']:+.1f}] ({vs['p_better']:.0%})" if vs else ""
-                lines.append(f"| {key} | {m} | " + " | ".join(_iv(res.get(k), 2 if k == "KL" else 1) for k in METRICS)
-                             + f" | {d} |")
+                lines.append(f"| {key} | {m} | {_metric_cells(res)} | {d} |")
         lines.append("")
         lines += diagnostics_lines(runs, cfg.get("protected", "Male"))
     failed = results.get("failed", {})
@@ -132,9 +138,7 @@ def results_markdown(results: dict[str, Any]) -> str:
         for key, r in skew.items():
             for m in methods:
                 if m in r["methods"]:
-                    res = r["methods"][m]
-                    lines.append(f"| {key} | {m} | " + " | ".join(_iv(res.get(k), 2 if k == "KL" else 1)
-                                                               for k in METRICS) + " |")
+                    lines.append(f"| {key} | {m} | {_metric_cells(r['methods'][m])} |")
         lines.append("")
     lines += timing_lines(results)
     return "\n".join(lines) + "\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -107,8 +108,7 @@ def celeba_command(
 
     if preset not in ("default", "test"):
         raise FairlatentError(f"--preset {preset!r}: choose 'default' or 'test'")
-    raw: dict[str, Any] = dict(TEST_PRESET) if preset == "test" else {}
-    raw = json.loads(json.dumps(raw))  # deep copy
+    raw: dict[str, Any] = copy.deepcopy(TEST_PRESET) if preset == "test" else {}
     raw.update({"root": str(root), "protected": protected, "seeds": _csv(seeds, int)})
     if targets:
         raw["targets"] = _csv(targets)

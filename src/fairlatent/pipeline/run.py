@@ -178,9 +178,8 @@ class Pipeline:
         carry the very shortcut the method is meant to remove (measured on the demo: cos θ 0.90, f_t kept on
         55 % of pairs, latent_debias DEO 5.6 vs baseline 6.6). ``"none"`` reproduces the reference.
         """
-        from fairlatent.train.classifier import train_classifier
-
         from fairlatent.models.classifier import load_classifier
+        from fairlatent.train.classifier import train_classifier
 
         lc = self.cfg.latent
         ccfg = self._classifier_config({**self.cfg.classifier, **self.cfg.labeler})
