@@ -20,6 +20,11 @@ Prints a table and the timings; saves the 8×8 grid of the final generator next 
 
     python benchmarks/gan_quality.py [--work DIR] [--set steps=4000 --set lr_g=2e-4 ...] [--faint Wearing_Hat=0.5]
     python benchmarks/gan_quality.py --eval-run DIR     # score an existing run, no training
+    python benchmarks/gan_quality.py --every 1000 --set steps=16000   # learning curve of the gaps
+
+With ``--every K`` the run is trained in legs of K steps (each leg resumes the previous one's checkpoint,
+which ends bitwise identical to one uninterrupted run) and the gaps are printed after every leg: whether
+more training closes a gap or the generator has settled with it.
 """
 
 from __future__ import annotations
@@ -53,6 +58,25 @@ def _parse_set(items: list[str]) -> dict:
     return out
 
 
+def read_log_elapsed(run: Path) -> float:
+    """Training seconds of a run so far (last ``elapsed_s`` of its log, which adds up resumed legs)."""
+    import pandas as pd
+
+    return float(pd.read_csv(run / "log.csv")["elapsed_s"].iloc[-1])
+
+
+def _label_rates(ds, clf) -> np.ndarray:
+    tr_idx = ds.split_indices("train")
+    return np.array([ds.labels(a, tr_idx).mean() for a in clf.attributes])
+
+
+def _generated_rates(gen, clf, n: int) -> np.ndarray:
+    """Share of ``n`` generated images (latent seed 123) the judge calls positive, calibrated threshold."""
+    fake, _ = gen.sample(n, seed=123)
+    cut = np.array([clf.thresholds[a]["calibrated"] for a in clf.attributes])
+    return (clf.predict_scores(fake) > cut).mean(0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", default="/tmp/fairlatent-gan-quality")
@@ -64,6 +88,8 @@ def main() -> None:
     ap.add_argument("--tag", default="default")
     ap.add_argument("--eval-run", default=None, help="score this finished run directory instead of training one")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: unchanged)")
+    ap.add_argument("--every", type=int, default=None, metavar="K",
+                    help="train in legs of K steps and print the gaps after each (learning curve)")  # fmt: skip
     ap.add_argument("--second-judge", action="store_true",
                     help="also score with an independently trained classifier (seed 1, width 24)")  # fmt: skip
     args = ap.parse_args()
@@ -83,26 +109,33 @@ def main() -> None:
     ds = load_dataset(data)
     attrs = ds.attribute_names
 
+    clf_dir = work / f"classifier-{variant}"
+    t = time.perf_counter()
+    train_classifier([data], attrs, clf_dir, ClassifierConfig(), progress=False)
+    print(f"classifier ready in {time.perf_counter() - t:.1f} s", flush=True)
+    clf = load_classifier(clf_dir)
+
     if args.eval_run:
         run = Path(args.eval_run)
         print(f"scoring existing run {run}", flush=True)
     else:
         cfg = GANConfig(**_parse_set(args.set))
         print("GAN config:", cfg.model_dump(), flush=True)
+        run = work / f"gan-{variant}-{args.tag}"
+        legs = list(range(args.every, cfg.steps, args.every)) if args.every else []
+        if legs:
+            print(f"\n{'step':>6}{'train s':>9}  " + "".join(f"{a[:8]:>9}" for a in clf.attributes) + f"{'worst':>7}")
         t = time.perf_counter()
-        run = train_gan(data, work / f"gan-{variant}-{args.tag}", cfg, progress=False)
+        for steps in [*legs, cfg.steps]:
+            train_gan(data, run, cfg.model_copy(update={"steps": steps}), progress=False)
+            if legs:
+                gaps = 100 * (_generated_rates(load_generator(run), clf, args.n_generated) - _label_rates(ds, clf))
+                elapsed = float(read_log_elapsed(run))
+                print(f"{steps:>6}{elapsed:>9.0f}  " + "".join(f"{g:>+9.1f}" for g in gaps)
+                      + f"{np.abs(gaps).max():>7.1f}", flush=True)  # fmt: skip
         gan_s = time.perf_counter() - t
-        import pandas as pd
-
-        log = pd.read_csv(run / "log.csv")
-        print(f"GAN trained in {gan_s:.1f} s this call; log elapsed {log['elapsed_s'].iloc[-1]:.1f} s, "
-              f"{cfg.steps / log['elapsed_s'].iloc[-1]:.2f} steps/s, median {log['images_per_s'].median():.0f} img/s", flush=True)  # fmt: skip
-
-    clf_dir = work / f"classifier-{variant}"
-    t = time.perf_counter()
-    train_classifier([data], attrs, clf_dir, ClassifierConfig(), progress=False)
-    print(f"classifier ready in {time.perf_counter() - t:.1f} s", flush=True)
-    clf = load_classifier(clf_dir)
+        print(f"GAN trained in {gan_s:.1f} s this call; log elapsed {read_log_elapsed(run):.1f} s, "
+              f"{cfg.steps / read_log_elapsed(run):.2f} steps/s", flush=True)  # fmt: skip
 
     gen = load_generator(run)
     t = time.perf_counter()

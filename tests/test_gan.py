@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from torch.nn import functional as F
 
-from fairlatent.data import write_dataset
+from fairlatent.data import load_dataset, write_dataset
 from fairlatent.errors import FairlatentError
-from fairlatent.models.gan import SIZES, build_discriminator, build_generator, minibatch_stddev
+from fairlatent.models.gan import SIZES, build_discriminator, build_generator, minibatch_stddev, pack_images
 from fairlatent.train.checkpoint import load_checkpoint, load_module_state, load_tensors
 from fairlatent.train.gan import (
     BatchSource,
@@ -19,6 +21,7 @@ from fairlatent.train.gan import (
     discriminator_loss,
     generator_loss,
     gradient_penalty,
+    r1_penalty,
     train_gan,
     translate,
 )
@@ -113,6 +116,79 @@ def test_dcgan_discriminator_first_width_is_a_full_resolution_conv(minibatch_std
     assert {k: v.shape for k, v in classic.state_dict().items()} == {k: v.shape for k, v in legacy.state_dict().items()}
     # the classic stack after the new layer: same shapes as the classic D from its second conv on
     assert [m.weight.shape for m in D.body[4::2]] == [m.weight.shape for m in classic.body[2::2]]
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_packed_discriminator_stacks_consecutive_images(channels_last):
+    """pack=2: images 2j and 2j+1 are stacked along channels (first conv 6 → width), one logit per pair;
+    the same network on the stacked input by hand gives the same logits, in either memory format."""
+    D = build_discriminator("dcgan", size=32, width=4, minibatch_std=2, pack=2)
+    assert D.body[0].in_channels == 6
+    x = torch.randn(8, 3, 32, 32)
+    by_hand = torch.cat([x[0::2], x[1::2]], dim=1)  # pair j = [x[2j], x[2j+1]]
+    torch.testing.assert_close(pack_images(x, 2), by_hand)
+    xin = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    out = D(xin)
+    assert out.shape == (4,)
+    D.pack = 1  # the same weights, fed the stacked images directly
+    torch.testing.assert_close(out, D(by_hand))
+    D.pack = 2
+    with pytest.raises(ValueError, match="pack=2 needs a batch size divisible by 2, got 7"):
+        D(x[:7])
+    with pytest.raises(ValueError, match="DCGAN discriminator only"):
+        build_discriminator("resnet", size=32, width=4, pack=2)
+
+
+def test_packed_training_step_scores_real_and_fake_packs_apart(data32):
+    """With pack=2 a D step's loss is loss_D(logits of the n/2 real packs, logits of the n/2 fake packs),
+    recomputed here by hand from the same latents (both halves non-empty, the loss finite)."""
+    from fairlatent.utils.seed import torch_generator
+
+    cfg = GANConfig(**TINY, d_pack=2, seed=3)
+    tr = GANTrainer(cfg, 32)
+    real = BatchSource(np.asarray(load_dataset(data32).images), 8, seed=3, flip=False, device=tr.device)(0)
+    G0, D0 = copy.deepcopy(tr.G), copy.deepcopy(tr.D)
+    loss_d, _ = tr.train_step(0, [real])
+    g = torch_generator(cfg.seed, "gan-step", 0)
+    with torch.no_grad():
+        fake = G0(torch.randn(8, cfg.latent_dim, generator=g))
+        logits = D0(torch.cat([real, fake]))
+    assert logits.shape == (8,)
+    expected = discriminator_loss("hinge", logits[:4], logits[4:])
+    assert torch.isfinite(loss_d)
+    torch.testing.assert_close(loss_d, expected)
+
+
+def test_r1_penalty_closed_form_and_lazy_weight(data32):
+    """R1 of a linear D(x) = <w, x> is ‖w‖²; in a training step the D loss grows by (γ/2)·k·R1 on steps that
+    are multiples of r1_every = k and is unchanged on the others."""
+    w = torch.randn(1, 3, 4, 4)
+    torch.testing.assert_close(r1_penalty(lambda x: (x * w).flatten(1).sum(1), torch.randn(5, 3, 4, 4)), w.square().sum())
+
+    real = BatchSource(np.asarray(load_dataset(data32).images), 8, seed=4, flip=False, device=torch.device("cpu"))(0)
+    base = GANConfig(**TINY, loss="ns", seed=4)
+    for step, applies in ((0, True), (1, False), (4, True)):
+        plain = GANTrainer(base, 32)
+        lazy = GANTrainer(base.model_copy(update={"r1_gamma": 0.5, "r1_every": 2}), 32)
+        D0 = copy.deepcopy(lazy.D)
+        d_plain, _ = plain.train_step(step, [real])
+        d_lazy, _ = lazy.train_step(step, [real])
+        extra = 0.5 * 0.5 * 2 * r1_penalty(D0, real).detach() if applies else torch.zeros(())
+        torch.testing.assert_close(d_lazy, d_plain + extra)
+        assert (float(extra) > 0) == applies
+
+
+def test_pack_and_r1_settings_are_validated():
+    with pytest.raises(ValueError, match="d_pack applies to the DCGAN discriminator only"):
+        GANConfig(arch="resnet", d_pack=2)
+    with pytest.raises(ValueError, match="d_pack=3 needs a batch_size divisible by it"):
+        GANConfig(batch_size=64, d_pack=3, d_minibatch_std=0)
+    with pytest.raises(ValueError, match="packs divisible by d_minibatch_std=4"):
+        GANConfig(batch_size=8, d_pack=4, d_minibatch_std=4)
+    with pytest.raises(ValueError, match="WGAN-GP has its own penalty"):
+        GANConfig(loss="wgan-gp", r1_gamma=1.0)
+    assert GANConfig(d_pack=2, r1_gamma=0.1).cache_key()["d_pack"] == 2
+    assert "d_pack" not in GANConfig().cache_key() and "r1_gamma" not in GANConfig().cache_key()
 
 
 def test_spectral_norm_dcgan_discriminator_is_unit_lipschitz_per_layer():
@@ -339,8 +415,9 @@ def test_ema_batchnorm_recalibration_matches_exact_statistics(data32):
         dict(arch="resnet", loss="wgan-gp", n_critic=2, betas=(0.0, 0.9)),
         dict(arch="dcgan", loss="ns", width_d=6, d_spectral_norm=True, d_minibatch_std=4, augment="translation"),
         dict(arch="dcgan", loss="hinge", g_final_width=3, d_first_width=3),
+        dict(arch="dcgan", loss="ns", d_pack=2, r1_gamma=1.0, r1_every=2),
     ],
-    ids=["dcgan-hinge", "resnet-sn-wgangp", "dcgan-sn-translation", "dcgan-final-width"],
+    ids=["dcgan-hinge", "resnet-sn-wgangp", "dcgan-sn-translation", "dcgan-final-width", "dcgan-pack-r1"],
 )
 def test_resume_is_bitwise_identical(data32, tmp_path, monkeypatch, extra):
     cfg = GANConfig(**TINY, steps=5, ema_decay=0.9, **extra)
@@ -391,7 +468,8 @@ def test_checkpoint_older_than_new_settings_still_resumes(data32, tmp_path):
     cfg = GANConfig(**TINY, steps=4, d_minibatch_std=0)  # the settings' legacy values
     full = train_gan(data32, tmp_path / "full", cfg, progress=False)
     old = train_gan(data32, tmp_path / "old", cfg.model_copy(update={"steps": 2}), progress=False)
-    new_keys = ("width_d", "g_final_width", "d_first_width", "d_spectral_norm", "d_minibatch_std", "augment")
+    new_keys = ("width_d", "g_final_width", "d_first_width", "d_pack", "r1_gamma", "r1_every", "d_spectral_norm",
+                "d_minibatch_std", "augment")  # fmt: skip
     for f in (old / "config.json", old / "checkpoint" / "config.json"):
         rec = json.loads(f.read_text())
         cfg_dict = rec["config"] if "config" in rec else rec

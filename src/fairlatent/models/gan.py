@@ -106,20 +106,27 @@ class DCGANDiscriminator(nn.Module):
     faces) is penalised. D's output then depends on the other images of the group: the batch size must
     be a multiple of ``k``, real and generated images must not share a group (the trainer concatenates
     two equal halves), and WGAN-GP's per-sample penalty no longer applies exactly.
+
+    With ``pack=m`` (> 1) D is a PacGAN discriminator (Lin et al. 2018): each run of ``m`` consecutive
+    images is stacked along the channels into one input (first layer 3·m → width) and gets one logit, so
+    N images give N/m logits. A generator that under-produces a mode is easier to catch on packs (the
+    chance that a pack holds the mode at least once differs more than single-image rates), and D does
+    1/m of the work after its first layer.
     """
 
     def __init__(self, size: int = 32, width: int = 64, spectral: bool = False, minibatch_std: int = 0,
-                 first_width: int = 0):  # fmt: skip
+                 first_width: int = 0, pack: int = 1):  # fmt: skip
         super().__init__()
         self.size, self.width, self.spectral, self.minibatch_std = size, width, spectral, minibatch_std
-        self.first_width = first_width
+        self.first_width, self.pack = first_width, pack
         ch = _channels(size, width)[::-1]  # width … widest
         sn = spectral_norm if spectral else (lambda m: m)
         layers: list[nn.Module] = []
         # first_width > 0: a 3×3 conv at full resolution before the first down-sampling, so pixel-sized
         # details get their own nonlinear features before the stride-2 layers mix them with neighbours
-        ins = [first_width if first_width > 0 else 3] + ch[:-1]
-        convs = [nn.Conv2d(3, first_width, 3, 1, 1)] if first_width > 0 else []
+        c_in = 3 * pack
+        ins = [first_width if first_width > 0 else c_in] + ch[:-1]
+        convs = [nn.Conv2d(c_in, first_width, 3, 1, 1)] if first_width > 0 else []
         convs += [nn.Conv2d(c_in, c_out, 4, 2, 1) for c_in, c_out in zip(ins, ch)]
         fc = nn.Linear((ch[-1] + (minibatch_std > 1)) * 16, 1)
         _dcgan_init(nn.ModuleList([*convs, fc]))  # before the parametrisation wraps the weights
@@ -129,6 +136,8 @@ class DCGANDiscriminator(nn.Module):
         self.fc = sn(fc)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pack > 1:
+            x = pack_images(x, self.pack)
         h = self.body(x)
         if self.minibatch_std <= 1:
             return self.fc(h.flatten(1)).squeeze(1)
@@ -137,6 +146,16 @@ class DCGANDiscriminator(nn.Module):
         w, n_h = self.fc.weight, h.shape[1] * 16
         s = minibatch_stddev(h, self.minibatch_std)[:, 0, 0, 0]
         return (F.linear(h.flatten(1), w[:, :n_h], self.fc.bias) + s[:, None] * w[:, n_h:].sum(1)).squeeze(1)
+
+
+def pack_images(x: torch.Tensor, pack: int) -> torch.Tensor:
+    """N×C×H×W → (N/pack)×(pack·C)×H×W: each run of ``pack`` consecutive images becomes one input."""
+    n, c, h, w = x.shape
+    if n % pack:
+        raise ValueError(f"a discriminator with pack={pack} needs a batch size divisible by {pack}, got {n}")
+    cl = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    out = x.contiguous().view(n // pack, pack * c, h, w)
+    return out.contiguous(memory_format=torch.channels_last) if cl else out
 
 
 def minibatch_stddev(h: torch.Tensor, group: int) -> torch.Tensor:
@@ -237,13 +256,15 @@ def build_generator(arch: str, *, size: int, latent_dim: int, width: int, final_
 
 
 def build_discriminator(arch: str, *, size: int, width: int, spectral_norm: bool = False,
-                        minibatch_std: int = 0, first_width: int = 0) -> nn.Module:  # fmt: skip
+                        minibatch_std: int = 0, first_width: int = 0, pack: int = 1) -> nn.Module:  # fmt: skip
     """The discriminator paired with ``arch``'s generator (DCGAN, optionally spectral-norm, or SN-ResNet)."""
     if arch == "dcgan":
         return DCGANDiscriminator(size, width, spectral=spectral_norm, minibatch_std=minibatch_std,
-                                  first_width=first_width)  # fmt: skip
+                                  first_width=first_width, pack=pack)  # fmt: skip
     if first_width:
         raise ValueError(f"first_width={first_width} applies to the DCGAN discriminator only, not {arch!r}")
+    if pack > 1:
+        raise ValueError(f"pack={pack} applies to the DCGAN discriminator only, not {arch!r}")
     if arch == "resnet":
         return SNResNetDiscriminator(size, width)
     raise ValueError(f"unknown GAN architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
