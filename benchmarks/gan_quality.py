@@ -114,6 +114,7 @@ def main() -> None:
     train_classifier([data], attrs, clf_dir, ClassifierConfig(), progress=False)
     print(f"classifier ready in {time.perf_counter() - t:.1f} s", flush=True)
     clf = load_classifier(clf_dir)
+    label_rates = _label_rates(ds, clf)
 
     if args.eval_run:
         run = Path(args.eval_run)
@@ -123,19 +124,23 @@ def main() -> None:
         print("GAN config:", cfg.model_dump(), flush=True)
         run = work / f"gan-{variant}-{args.tag}"
         legs = list(range(args.every, cfg.steps, args.every)) if args.every else []
+        # a run already past a leg cannot be scored there again (only its latest weights are kept)
+        done = json.loads((run / "config.json").read_text())["step"] if (run / "config.json").is_file() else 0
+        if any(s <= done for s in legs):
+            print(f"{run} is already at step {done}: legs up to it are skipped", flush=True)
+            legs = [s for s in legs if s > done]
         if legs:
             print(f"\n{'step':>6}{'train s':>9}  " + "".join(f"{a[:8]:>9}" for a in clf.attributes) + f"{'worst':>7}")
         t = time.perf_counter()
         for steps in [*legs, cfg.steps]:
             train_gan(data, run, cfg.model_copy(update={"steps": steps}), progress=False)
             if legs:
-                gaps = 100 * (_generated_rates(load_generator(run), clf, args.n_generated) - _label_rates(ds, clf))
-                elapsed = float(read_log_elapsed(run))
-                print(f"{steps:>6}{elapsed:>9.0f}  " + "".join(f"{g:>+9.1f}" for g in gaps)
+                gaps = 100 * (_generated_rates(load_generator(run), clf, args.n_generated) - label_rates)
+                print(f"{steps:>6}{read_log_elapsed(run):>9.0f}  " + "".join(f"{g:>+9.1f}" for g in gaps)
                       + f"{np.abs(gaps).max():>7.1f}", flush=True)  # fmt: skip
-        gan_s = time.perf_counter() - t
-        print(f"GAN trained in {gan_s:.1f} s this call; log elapsed {read_log_elapsed(run):.1f} s, "
-              f"{cfg.steps / read_log_elapsed(run):.2f} steps/s", flush=True)  # fmt: skip
+        gan_s, elapsed = time.perf_counter() - t, read_log_elapsed(run)
+        print(f"GAN trained in {gan_s:.1f} s this call; log elapsed {elapsed:.1f} s, "
+              f"{cfg.steps / elapsed:.2f} steps/s", flush=True)  # fmt: skip
 
     gen = load_generator(run)
     t = time.perf_counter()
@@ -161,7 +166,7 @@ def main() -> None:
           f"{'gen f1':>8}{'gap f1':>8}{'unsure':>8}{'>0.9 real':>10}{'>0.9 gen':>9}")  # fmt: skip
     worst = {"calibrated": 0.0, "f1": 0.0}
     for j, a in enumerate(clf.attributes):
-        label_rate = ds.labels(a, tr_idx).mean()
+        label_rate = label_rates[j]
         acc = (val_pred[:, j] == ds.labels(a, va_idx)).mean()
         gaps = {k: 100 * (fake_rate[k][j] - label_rate) for k in fake_rate}
         for k in gaps:
@@ -183,7 +188,7 @@ def main() -> None:
         real2 = judge2.predict(np.asarray(ds.images[tr_idx])).mean(0)
         print(f"{'attribute':<20}{'train':>7}{'j2/train':>9}{'gen j1':>8}{'gen j2':>8}{'gap j2':>8}{'agree':>8}")
         for j, a in enumerate(clf.attributes):
-            label_rate = ds.labels(a, tr_idx).mean()
+            label_rate = label_rates[j]
             print(f"{a:<20}{100 * label_rate:>6.1f}%{100 * real2[j]:>8.1f}%{100 * pred1[:, j].mean():>7.1f}%"
                   f"{100 * pred2[:, j].mean():>7.1f}%{100 * (pred2[:, j].mean() - label_rate):>+8.1f}"
                   f"{100 * (pred1[:, j] == pred2[:, j]).mean():>7.1f}%")  # fmt: skip

@@ -98,8 +98,8 @@ class GANConfig(BaseModel):
 
     A third round (two threads, ``benchmarks/gan_quality.py --every``) found no setting either: the
     default, trained on to 9,000 steps (1.5× the budget), holds Wearing_Earrings at −17 to −21 and
-    Smiling at +8 to +11 from step 4,000 on (more time does not close the gaps); PacGAN packing (``d_pack`` 2 and 4),
-    R1 with the ns loss (γ 0.1 and 1, lazy every 4 steps), batch 32 for 10,000 steps, lr_d 1e-4, a
+    Smiling at +8 to +11 from step 4,000 on (more time does not close the gaps); PacGAN packing
+    (``d_pack`` 2 and 4), R1 with the ns loss (γ 0.1 and 1, lazy every 4 steps), batch 32 for 10,000 steps, lr_d 1e-4, a
     resize-convolution output layer and the SN-ResNet pair (width 16) all kept earrings 9–30 points low,
     with ≤ 1 % of generated faces scored > 0.9 for earrings. Drawing the earrings and mouth of the data
     set 50 % larger (a test of "the details are too small") did not help either (earrings −9, mouth
@@ -329,7 +329,7 @@ class GANTrainer:
             with torch.no_grad():
                 fake = G(self._z(g, n))
             logits = D(self._augment(g, torch.cat([real, fake])))  # one pass: a single spectral-norm power iteration
-            k = n // getattr(D, "pack", 1)  # logits of the real images (or of their packs) come first
+            k = n // c.d_pack  # logits of the real images (or of their packs) come first
             loss_d = discriminator_loss(c.loss, logits[:k], logits[k:])
             if c.loss == "wgan-gp":
                 alpha = torch.rand(n, 1, 1, 1, generator=g).to(self.device)
