@@ -265,7 +265,7 @@ def test_errors(trained, easy, tmp_path):
     cfg["arch"]["width"] = 8
     (bad / "model.safetensors").write_bytes((trained / "model.safetensors").read_bytes())
     (bad / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(FairlatentError, match="do not match the architecture"):
+    with pytest.raises(FairlatentError, match="do not fit the AttributeClassifier"):
         load_classifier(bad)
     with pytest.raises(FairlatentError, match="not a classifier directory"):
         load_classifier(tmp_path / "nope")

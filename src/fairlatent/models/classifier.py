@@ -23,6 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from fairlatent.errors import FairlatentError
+from fairlatent.models.weights import load_module_state, load_tensors
 from fairlatent.utils.device import default_device
 from fairlatent.utils.images import to_tensor
 from fairlatent.utils.io import atomic_file, read_json
@@ -237,42 +238,13 @@ def read_classifier_config(path: str | os.PathLike) -> dict[str, Any]:
     return config
 
 
-def load_state_dict_file(file: Path) -> dict[str, torch.Tensor]:
-    """Load a safetensors file; a truncated or corrupt file is a :class:`FairlatentError`."""
-    from safetensors.torch import load_file
-
-    if not file.is_file():
-        raise FairlatentError(f"{file}: file not found")
-    try:
-        return load_file(str(file))
-    except Exception as exc:  # safetensors raises SafetensorError / OSError for bad files
-        raise FairlatentError(f"{file}: unreadable or truncated safetensors file ({exc})") from None
-
-
-def load_weights(module: nn.Module, state: dict[str, torch.Tensor], where: Path) -> None:
-    """Copy ``state`` into ``module``, naming missing, unexpected or mis-shaped tensors on mismatch."""
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    extra = sorted(set(state) - set(own))
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or extra or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}")
-        if extra:
-            parts.append(f"unexpected {', '.join(extra[:5])}{' …' if len(extra) > 5 else ''}")
-        if shapes:
-            parts.append(f"shape mismatch {'; '.join(shapes[:5])}")
-        raise FairlatentError(f"{where}: weights do not match the architecture in config.json ({'; '.join(parts)})")
-    module.load_state_dict(state)
-
-
 def load_classifier(path: str | os.PathLike, *, device: str | torch.device | None = None) -> ClassifierHandle:
     """Open a trained classifier directory (``config.json`` + ``model.safetensors``) for scoring."""
     path = Path(path)
     config = read_classifier_config(path)
     module = build_classifier(config["arch"])
-    load_weights(module, load_state_dict_file(path / "model.safetensors"), path / "model.safetensors")
+    weights = path / "model.safetensors"
+    load_module_state(module, load_tensors(weights), "", source=weights)
     attributes = list(config["attributes"])
     if module.n_outputs != len(attributes):
         raise FairlatentError(

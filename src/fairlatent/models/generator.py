@@ -152,7 +152,7 @@ def load_generator(path: str | os.PathLike, *, latent_dim: int | None = None, ou
 
 def _load_run(path: Path, latent_dim: int | None, output_range: str | None, device: torch.device) -> GeneratorHandle:
     from fairlatent.models.gan import build_generator
-    from fairlatent.train.checkpoint import load_module_state, load_tensors
+    from fairlatent.models.weights import load_module_state, load_tensors
 
     if not (path / "config.json").is_file():
         raise FairlatentError(f"{path}: not a fairlatent GAN run (no config.json)")

@@ -21,11 +21,17 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+__all__ = [
+    "save_checkpoint", "has_checkpoint", "load_checkpoint", "optimizer_tensors", "load_optimizer_state",
+    # re-exported from fairlatent.models.weights
+    "save_tensors", "load_tensors", "module_tensors", "load_module_state",
+]  # fmt: skip
+
 import torch
-from safetensors.torch import load_file, save_file
 
 from fairlatent.errors import FairlatentError
-from fairlatent.utils.io import atomic_directory, atomic_file, read_json, write_json
+from fairlatent.models.weights import load_module_state, load_tensors, module_tensors, save_tensors
+from fairlatent.utils.io import atomic_directory, read_json, write_json
 
 TENSORS_FILE = "tensors.safetensors"
 CONFIG_FILE = "config.json"
@@ -38,24 +44,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def save_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor]) -> None:
-    """Write ``{name: tensor}`` to a safetensors file atomically (tensors copied to contiguous CPU)."""
-    cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    with atomic_file(path) as tmp:
-        save_file(cpu, str(tmp))
-
-
-def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a safetensors file; a missing, truncated or corrupt file raises a :class:`FairlatentError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FairlatentError(f"{path}: file not found")
-    try:
-        return load_file(str(path), device="cpu")
-    except Exception as exc:  # safetensors raises SafetensorError / OSError for damaged files
-        raise FairlatentError(f"{path}: unreadable or truncated safetensors file ({exc})") from None
 
 
 def save_checkpoint(
@@ -118,45 +106,7 @@ def load_checkpoint(
     return tensors, config, state
 
 
-# --- flattening modules and optimisers into {name: tensor} -------------------------------------------
-
-
-def module_tensors(module: torch.nn.Module, prefix: str) -> dict[str, torch.Tensor]:
-    """``module.state_dict()`` (parameters and buffers) with every key prefixed by ``prefix + '.'``."""
-    return {f"{prefix}.{k}": v for k, v in module.state_dict().items()}
-
-
-def load_module_state(
-    module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], prefix: str, *, source: str | os.PathLike
-) -> None:
-    """Load the ``prefix.``-named tensors into ``module`` exactly (no missing, extra or mis-shaped keys).
-
-    A mismatch means the file was written for another architecture; the error lists the first
-    differences so the user can tell which (e.g. another width, image size or latent dimension).
-    """
-    p = f"{prefix}."
-    saved = {k[len(p) :]: v for k, v in tensors.items() if k.startswith(p)}
-    own = module.state_dict()
-    missing = [k for k in own if k not in saved]
-    unexpected = [k for k in saved if k not in own]
-    shapes = [
-        f"{prefix}.{k}: file {tuple(saved[k].shape)} vs model {tuple(v.shape)}"
-        for k, v in own.items()
-        if k in saved and tuple(saved[k].shape) != tuple(v.shape)
-    ]
-    if missing or unexpected or shapes:
-        parts = []
-        if shapes:
-            parts.append("shape mismatch " + "; ".join(shapes[:3]))
-        if missing:
-            parts.append("missing " + ", ".join(f"{prefix}.{k}" for k in missing[:3]))
-        if unexpected:
-            parts.append("unexpected " + ", ".join(f"{prefix}.{k}" for k in unexpected[:3]))
-        raise FairlatentError(
-            f"{source}: weights do not fit the {type(module).__name__} built from the configuration "
-            f"(another architecture?): {' | '.join(parts)}"
-        )
-    module.load_state_dict(saved, strict=True)
+# --- optimisers as {name: tensor} (modules: fairlatent.models.weights) -------------------------------
 
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer, prefix: str) -> dict[str, torch.Tensor]:
