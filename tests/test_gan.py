@@ -379,7 +379,7 @@ def test_train_gan_layout_and_done_marker(data32, tmp_path):
     assert (out / "generator.safetensors").is_file()
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_000002.png", "step_000003.png"]
     log = pd.read_csv(out / "log.csv")
-    assert list(log.columns) == ["step", "loss_d", "loss_g", "images_per_s", "elapsed_s"]
+    assert list(log.columns) == ["step", "epoch", "loss_d", "loss_g", "images_per_s", "elapsed_s"]
     assert log["step"].tolist() == [1, 2, 3] and np.isfinite(log[["loss_d", "loss_g"]].to_numpy()).all()
     # downstream weights are the EMA generator's, which differ from the raw generator's
     gen = load_tensors(out / "generator.safetensors")
@@ -426,10 +426,10 @@ def test_resume_is_bitwise_identical(data32, tmp_path, monkeypatch, extra):
     # Interrupt a second run after step 3 (its last checkpoint is at step 2), then resume it.
     real_step = GANTrainer.train_step
 
-    def crashing_step(self, step, reals):
+    def crashing_step(self, step, reals, **kw):
         if step == 3:
             raise KeyboardInterrupt
-        return real_step(self, step, reals)
+        return real_step(self, step, reals, **kw)
 
     monkeypatch.setattr(GANTrainer, "train_step", crashing_step)
     with pytest.raises(KeyboardInterrupt):

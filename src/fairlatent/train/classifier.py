@@ -1,11 +1,14 @@
 """Training attribute classifiers: BCE-with-logits, Adam, horizontal flips, best epoch by validation AP.
 
-The loop is deliberately plain (no framework, no DataLoader): each epoch draws a permutation of the
-training rows of all training sets concatenated (real + synthetic), gathers each batch straight from the
-memory-mapped images, flips a random half horizontally, and takes one Adam step on the (optionally
-per-sample weighted) BCE loss. After each epoch it scores the validation split and keeps the weights of
-the epoch with the best mean average precision over the attributes, then saves a checkpoint, so an
-interrupted run resumes where it stopped and (on CPU) ends with bitwise the same weights.
+The loop is the shared training engine (:mod:`fairlatent.train.engine`); what is specific to classifiers
+is :class:`ClassifierObjective`: each epoch visits a permutation of the training rows of all training sets
+concatenated (real + synthetic), gathers each batch straight from the memory-mapped images, flips a random
+half horizontally, and takes one Adam step on the (optionally per-sample weighted) BCE loss. After each
+epoch it scores the validation split and keeps the weights of the epoch with the best mean average
+precision over the attributes; the engine then saves a checkpoint, so an interrupted run resumes where it
+stopped and (on CPU) ends with bitwise the same weights. Launched on several processes (torchrun, or
+``fairlatent train-classifier --nproc N``) each rank trains on its slice of every batch, with batch-norm
+statistics and the loss taken over the global batch: the same weights as one process (to float rounding).
 
 Every random choice comes from ``config.seed`` through named sub-streams (initialisation, shuffling,
 flips per epoch), so the same seed gives the same weights on CPU, and resuming needs no saved RNG state.
@@ -36,19 +39,14 @@ from fairlatent.models.classifier import (
     FORMAT_VERSION,
     AttributeClassifier,
 )
-from fairlatent.train.checkpoint import (
-    load_checkpoint,
-    load_module_state,
-    load_optimizer_state,
-    module_tensors,
-    optimizer_tensors,
-    has_checkpoint,
-    save_checkpoint,
-)
+from fairlatent.models.weights import save_tensors
+from fairlatent.train.checkpoint import has_checkpoint
+from fairlatent.train.distributed import DistContext, all_reduce_sum, barrier, convert_batchnorm, init_distributed, wrap
+from fairlatent.train.engine import Batch, Callback, DataOrder, Engine, LoopSettings, identity_keys
 from fairlatent.train.thresholds import calibrated_threshold, f1_best_threshold
-from fairlatent.utils.device import autocast, default_device
+from fairlatent.utils.device import autocast
 from fairlatent.utils.images import to_tensor
-from fairlatent.utils.io import atomic_file, write_json
+from fairlatent.utils.io import read_json, write_json
 from fairlatent.utils.seed import rng
 
 CHECKPOINT_NAME = "checkpoint"  # a directory (see fairlatent.train.checkpoint)
@@ -72,8 +70,9 @@ class ClassifierConfig(BaseModel):
     weight_decay: float = Field(0.0, ge=0)
     flip: bool = Field(True, description="random horizontal flips of half of each batch")
     seed: int = 0
-    device: str | None = Field(None, description="'cpu', 'cuda', …; None: CUDA when available")
-    eval_batch_size: int = Field(512, ge=1)
+    device: str | None = Field(None, description="'cpu', 'cuda', …; None: CUDA when available",
+                               json_schema_extra={"resume_key": False})
+    eval_batch_size: int = Field(512, ge=1, json_schema_extra={"resume_key": False})
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -259,6 +258,20 @@ def batch_tensors(
     return x, y, w
 
 
+def weighted_bce(model, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None, reduction: str = "mean") -> torch.Tensor:
+    """``w_i · mean_a BCE(logit_ia, y_ia)`` over the batch, averaged (``"mean"``) or summed (``"sum"``).
+
+    The batch mean of per-sample losses, each the mean over attributes, scaled by the sample's weight (as
+    ``BCEWithLogitsLoss(weight=w)`` does), so a zero-weight sample contributes nothing.
+    """
+    with autocast(x.device):
+        logits = model(x)
+    per_sample = F.binary_cross_entropy_with_logits(logits.float(), y, reduction="none").mean(dim=1)
+    if w is not None:
+        per_sample = per_sample * w
+    return per_sample.sum() if reduction == "sum" else per_sample.mean()
+
+
 def train_step(
     model: AttributeClassifier,
     optimizer: torch.optim.Optimizer,
@@ -266,16 +279,8 @@ def train_step(
     y: torch.Tensor,
     w: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """One Adam step on the batch; returns the (detached) loss.
-
-    ``loss = mean_i w_i · mean_a BCE(logit_ia, y_ia)``: the batch mean of per-sample losses, each the mean
-    over attributes, scaled by the sample's weight (as ``BCEWithLogitsLoss(weight=w)`` does), so a
-    zero-weight sample contributes nothing.
-    """
-    with autocast(x.device):
-        logits = model(x)
-    per_sample = F.binary_cross_entropy_with_logits(logits.float(), y, reduction="none").mean(dim=1)
-    loss = (per_sample * w).mean() if w is not None else per_sample.mean()
+    """One Adam step on the batch's :func:`weighted_bce` (mean); returns the (detached) loss."""
+    loss = weighted_bce(model, x, y, w)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -325,30 +330,95 @@ def validation_metrics(y: np.ndarray, scores: np.ndarray, attributes: list[str],
     return thresholds, metrics
 
 
-# Checkpoints (fairlatent.train.checkpoint): model, best-epoch weights and Adam state in safetensors, the
-# loop state (epoch, history, best epoch) in JSON, the whole directory replaced atomically every epoch.
+# The objective the training engine runs (fairlatent.train.engine): one Adam step per batch, validation at
+# every epoch end. Its checkpoint holds the model ("model."), the best epoch's weights ("best."), Adam's state
+# ("optim.") and, in JSON, the epoch, the history and the best epoch.
 
 
-def _save_checkpoint(path: Path, model, best_state, optimizer, state: dict[str, Any]) -> None:
-    tensors = module_tensors(model, "model")
-    tensors.update({f"best.{k}": v for k, v in best_state.items()})
-    tensors.update(optimizer_tensors(optimizer, "optim"))
-    save_checkpoint(path, tensors, {"fingerprint": state["fingerprint"]}, state)
+class ClassifierObjective:
+    """BCE training of an :class:`AttributeClassifier` with best-epoch selection on validation AP.
 
+    Per-sample flips come from ``rng(seed, "classifier-flip", epoch)`` indexed by the sample's position in
+    the epoch's order, so they do not depend on the number of processes. With one process the loss is
+    ``mean_i w_i · mean_a BCE`` (:func:`train_step`); with W ranks, rank r computes
+    ``W · Σ_{i ∈ r} w_i · mean_a BCE / B`` over its slice of the global batch of B, which DDP's gradient
+    average turns into the gradient of the global batch mean, also for a short last batch.
+    """
 
-def _load_checkpoint(path: Path, model, optimizer, device, fingerprint: str):
-    """Restore model and Adam state in place; return ``(best-epoch weights, loop state)``."""
-    tensors, _, state = load_checkpoint(path)
-    if state.get("fingerprint") != fingerprint:
-        raise FairlatentError(
-            f"{path}: checkpoint of a different training run (other data, attributes or config); "
-            "pass overwrite=True (CLI: --overwrite) or choose another directory"
-        )
-    load_module_state(model, tensors, "model", source=path)
-    best = {k[5:]: v.to(device) for k, v in tensors.items() if k.startswith("best.")}
-    optim = {k: (v if k.endswith(".step") else v.to(device)) for k, v in tensors.items() if k.startswith("optim.")}
-    load_optimizer_state(optimizer, optim, "optim", source=path)
-    return best, state
+    def __init__(self, model: AttributeClassifier, optimizer: torch.optim.Optimizer, data: TrainingRows,
+                 config: ClassifierConfig, ctx: DistContext, fingerprint: str):  # fmt: skip
+        self.model, self.optimizer, self.data, self.config, self.ctx = model, optimizer, data, config, ctx
+        self.fingerprint = fingerprint  # identifies the run in the checkpoint (data, attributes, config)
+        self.train_model = wrap(model, ctx)
+        self.history: list[dict[str, Any]] = []
+        self.best_epoch, self.best_ap = 0, -np.inf
+        self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self.loss_sum = torch.zeros((), device=ctx.device)
+        self._flip_epoch, self._flips = -1, None
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"model": self.model}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"optim": self.optimizer}
+
+    def extra_tensors(self) -> dict[str, torch.Tensor]:
+        return {f"best.{k}": v for k, v in self.best_state.items()}
+
+    def load_extra_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.best_state = {k[5:]: v.to(self.ctx.device) for k, v in tensors.items() if k.startswith("best.")}
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"fingerprint": self.fingerprint, "epoch": len(self.history), "history": self.history, "best_epoch": self.best_epoch,
+                "best_ap": self.best_ap}  # fmt: skip
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.history, self.best_epoch, self.best_ap = state["history"], state["best_epoch"], state["best_ap"]
+
+    def _flip(self, epoch: int, positions: np.ndarray) -> np.ndarray | None:
+        if not self.config.flip:
+            return None
+        if epoch != self._flip_epoch:
+            self._flip_epoch, self._flips = epoch, rng(self.config.seed, "classifier-flip", epoch).random(len(self.data)) < 0.5
+        return self._flips[positions]
+
+    def train_step(self, step: int, batches: list[Batch]) -> dict[str, torch.Tensor]:
+        (batch,) = batches
+        self.model.train()
+        images = self.data.gather(batch.rows, self._flip(batch.epoch, batch.positions))
+        x, y, w = batch_tensors(images, self.data.labels[batch.rows], self.data.weights[batch.rows], self.ctx.device)
+        if not self.ctx.distributed:
+            loss = train_step(self.model, self.optimizer, x, y, w)
+            self.loss_sum += loss * len(batch.rows)
+            return {"loss": loss}
+        share = weighted_bce(self.train_model, x, y, w, reduction="sum") / batch.global_size
+        self.optimizer.zero_grad(set_to_none=True)
+        (share * self.ctx.world).backward()  # DDP averages over ranks: the global batch mean's gradient
+        self.optimizer.step()
+        share = share.detach()
+        self.loss_sum += share * batch.global_size
+        return {"loss": share}
+
+    def end_epoch(self, val_images, val_idx, val_y, val_weights, attributes: list[str], progress: bool) -> None:
+        """Validation after an epoch: history, best weights (rank 0 scores; every rank sums the loss)."""
+        n = len(self.data)
+        loss = float(all_reduce_sum(self.loss_sum, self.ctx)) / n
+        self.loss_sum = torch.zeros((), device=self.ctx.device)
+        if not self.ctx.is_main:
+            self.history.append({"epoch": len(self.history) + 1})
+            return
+        scores = predict_scores(self.model, val_images, val_idx, self.ctx.device, self.config.eval_batch_size)
+        ap = average_precisions(val_y, scores, val_weights)
+        epoch = len(self.history) + 1
+        self.history.append(dict(epoch=epoch, train_loss=loss, val_mean_ap=float(ap.mean()),
+                                 val_ap={a: float(v) for a, v in zip(attributes, ap)}))  # fmt: skip
+        if ap.mean() > self.best_ap:
+            self.best_ap, self.best_epoch = float(ap.mean()), epoch
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        if progress:
+            from rich.console import Console
+
+            Console(stderr=True).print(f"epoch {epoch}: train loss {loss:.4f}, val mean AP {ap.mean():.4f}")
 
 
 def _fingerprint(payload: dict[str, Any]) -> str:
@@ -449,94 +519,72 @@ def train_classifier(
 
     out_dir = Path(out_dir)
     fingerprint = _fingerprint(dict(
-        config=config.model_dump(exclude={"device", "eval_batch_size"}), attributes=attributes,
+        config=config.model_dump(include=set(identity_keys(ClassifierConfig))), attributes=attributes,
         train_sets=[(str(Path(d.path).resolve()), len(d)) for d in datasets],
         val=(str(Path(val_data.path).resolve()), val_split),
         train_split=train_split, sample_weights=[_array_digest(w) for w in (sample_weights or [])],
         val_weights=_array_digest(val_weights), label_overrides=[_array_digest(o) for o in (label_overrides or [])],
-    ))
+    ))  # fmt: skip
+    ctx = init_distributed(config.device)
     ckpt_path, config_path = out_dir / CHECKPOINT_NAME, out_dir / "config.json"
     if config_path.is_file() and not overwrite:
         done = json.loads(config_path.read_text(encoding="utf-8"))
         if done.get("fingerprint") == fingerprint and (out_dir / "model.safetensors").is_file():
             return out_dir
         raise FairlatentError(f"{out_dir} already holds a different trained classifier; pass overwrite=True (CLI: --overwrite) or choose another directory")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if overwrite:
-        config_path.unlink(missing_ok=True)
-        shutil.rmtree(ckpt_path, ignore_errors=True)
+    if ctx.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if overwrite:
+            config_path.unlink(missing_ok=True)
+            shutil.rmtree(ckpt_path, ignore_errors=True)
+    barrier(ctx)
+    if has_checkpoint(ckpt_path) and read_json(ckpt_path / "state.json").get("fingerprint") != fingerprint:
+        raise FairlatentError(
+            f"{ckpt_path}: checkpoint of a different training run (other data, attributes or config); "
+            "pass overwrite=True (CLI: --overwrite) or choose another directory"
+        )
 
-    device = default_device(config.device)
     with torch.random.fork_rng(devices=[]):  # initialise from the config seed without touching global RNG
         torch.manual_seed(int(rng(config.seed, "classifier-init").integers(0, 2**62)))
         model = AttributeClassifier(len(attributes), image_size, config.width, config.depth, config.stages)
+    if ctx.distributed:
+        convert_batchnorm(model)  # statistics over the global batch (fairlatent.train.distributed)
     # channels_last: images arrive as NHWC, and convolutions in that layout are faster (bench_classifier.py)
-    model.to(device, memory_format=torch.channels_last)
+    model.to(ctx.device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    objective = ClassifierObjective(model, optimizer, data, config, ctx, fingerprint)
 
-    start_epoch, history, best_epoch, best_ap = 0, [], 0, -np.inf
-    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    if has_checkpoint(ckpt_path):  # resume
-        best, state = _load_checkpoint(ckpt_path, model, optimizer, device, fingerprint)
-        best_state, start_epoch, history = best, state["epoch"], state["history"]
-        best_epoch, best_ap = state["best_epoch"], state["best_ap"]
-
-    n, bs = len(data), config.batch_size
-    n_batches = (n + bs - 1) // bs
-    last_epoch = config.epochs if stop_after_epoch is None else min(config.epochs, stop_after_epoch)
+    order = DataOrder(len(data), config.batch_size, seed=config.seed, stream="classifier-shuffle", drop_last=False, ctx=ctx)
+    per_epoch = order.per_epoch
+    engine = Engine(
+        objective, order, out_dir,
+        LoopSettings(steps=config.epochs * per_epoch, checkpoint_every=config.epochs * per_epoch + 1,
+                     log_every=max(1, per_epoch // 10), name="classifier", checkpoint_at_epoch_end=True),
+        ctx=ctx, run_config={"fingerprint": fingerprint}, progress=progress,
+        callbacks=[Callback(lambda step: objective.end_epoch(val_data.images, val_idx, val_y, val_weights, attributes,
+                                                             progress), at_epoch_end=True)],
+    )  # fmt: skip
+    engine.restore()
     t0 = time.perf_counter()
-    bar = _progress(progress)
-    with bar:
-        task = bar.add_task("classifier", total=(last_epoch - start_epoch) * n_batches)
-        for epoch in range(start_epoch, last_epoch):
-            model.train()
-            order = rng(config.seed, "classifier-shuffle", epoch).permutation(n)
-            flips = rng(config.seed, "classifier-flip", epoch).random(n) < 0.5 if config.flip else None
-            loss_sum = torch.zeros((), device=device)
-            for b in range(n_batches):
-                idx = order[b * bs : (b + 1) * bs]
-                images = data.gather(idx, None if flips is None else flips[b * bs : (b + 1) * bs])
-                x, y, w = batch_tensors(images, data.labels[idx], data.weights[idx], device)
-                loss_sum += train_step(model, optimizer, x, y, w) * len(idx)
-                bar.update(task, advance=1, description=f"epoch {epoch + 1}/{config.epochs}")
-            scores = predict_scores(model, val_data.images, val_idx, device, config.eval_batch_size)
-            ap = average_precisions(val_y, scores, val_weights)
-            history.append(dict(epoch=epoch + 1, train_loss=float(loss_sum) / n, val_mean_ap=float(ap.mean()),
-                                val_ap={a: float(v) for a, v in zip(attributes, ap)}))
-            if ap.mean() > best_ap:
-                best_ap, best_epoch = float(ap.mean()), epoch + 1
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            if progress:
-                bar.console.print(f"epoch {epoch + 1}: train loss {history[-1]['train_loss']:.4f}, val mean AP {ap.mean():.4f}")
-            _save_checkpoint(ckpt_path, model, best_state, optimizer, dict(
-                fingerprint=fingerprint, epoch=epoch + 1, history=history, best_epoch=best_epoch, best_ap=best_ap))
-    if last_epoch < config.epochs:
+    stop = None if stop_after_epoch is None else stop_after_epoch * per_epoch
+    final = engine.run(stop_at_step=stop)
+    if final < engine.loop.steps or not ctx.is_main:
         return out_dir
 
     # Final artefacts: best-epoch weights, thresholds and metrics on validation.
+    best_state = objective.best_state
     model.load_state_dict(best_state)
-    scores = predict_scores(model, val_data.images, val_idx, device, config.eval_batch_size)
+    scores = predict_scores(model, val_data.images, val_idx, ctx.device, config.eval_batch_size)
     thresholds, metrics = validation_metrics(val_y, scores, attributes, val_weights)
-    from safetensors.torch import save_file
-
-    with atomic_file(out_dir / "model.safetensors") as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in best_state.items()}, str(tmp))
+    save_tensors(out_dir / "model.safetensors", best_state)
     write_json(config_path, dict(
         format=FORMAT_NAME, version=FORMAT_VERSION, attributes=attributes, image_size=image_size,
-        arch=model.arch(), thresholds=thresholds, val_metrics=metrics, best_epoch=best_epoch,
-        history=history, train_config=config.model_dump(), fingerprint=fingerprint,
-        train_sets=[str(d.path) for d in datasets], train_rows=int(n), train_split=train_split,
+        arch=model.arch(), thresholds=thresholds, val_metrics=metrics, best_epoch=objective.best_epoch,
+        history=objective.history, train_config=config.model_dump(), fingerprint=fingerprint,
+        train_sets=[str(d.path) for d in datasets], train_rows=int(len(data)), train_split=train_split,
         val_set=str(val_data.path), val_split=val_split, val_weighted=val_weights is not None,
-        sample_weighted=sample_weights is not None, train_seconds_last_session=time.perf_counter() - t0,
-    ))
+        sample_weighted=sample_weights is not None, world_size=ctx.world,
+        train_seconds_last_session=time.perf_counter() - t0,
+    ))  # fmt: skip
     shutil.rmtree(ckpt_path, ignore_errors=True)
     return out_dir
-
-
-def _progress(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TimeRemainingColumn(), disable=not enabled,
-    )

@@ -28,10 +28,7 @@ exactly, so on CPU a resumed run ends with weights bitwise identical to an unint
 from __future__ import annotations
 
 import copy
-import csv
-import io
 import shutil
-import time
 from pathlib import Path
 from typing import Literal
 
@@ -44,35 +41,26 @@ from torch.nn import functional as F
 from fairlatent.data.dataset import Dataset, load_dataset
 from fairlatent.errors import FairlatentError
 from fairlatent.models.gan import SIZES, build_discriminator, build_generator
-from fairlatent.train.checkpoint import (
-    has_checkpoint,
-    load_checkpoint,
-    load_module_state,
-    load_optimizer_state,
-    module_tensors,
-    optimizer_tensors,
-    save_checkpoint,
-    save_tensors,
-)
+from fairlatent.models.weights import load_module_state, module_tensors, save_tensors
+from fairlatent.train.checkpoint import load_optimizer_state, optimizer_tensors
+from fairlatent.train.distributed import DistContext, barrier, convert_batchnorm, init_distributed, wrap
+from fairlatent.train.engine import Batch, Callback, DataOrder, Engine, LoopSettings, identity_keys
 from fairlatent.utils.device import default_device
 from fairlatent.utils.images import image_grid, save_png, to_tensor, to_uint8
-from fairlatent.utils.io import read_json, write_json, write_text
+from fairlatent.utils.io import read_json, write_json
 from fairlatent.utils.seed import hash_str, rng, torch_generator
 
 RUN_FORMAT = "fairlatent-gan"
 RUN_VERSION = 1
-LOG_COLUMNS = ("step", "loss_d", "loss_g", "images_per_s", "elapsed_s")
-# Settings a resumed run must share with its checkpoint (``steps`` may grow; logging/device may change).
-RESUME_KEYS = (
-    "arch", "loss", "size", "latent_dim", "width", "width_d", "g_final_width", "d_first_width", "d_pack", "d_spectral_norm", "d_minibatch_std",
-    "augment", "r1_gamma", "r1_every", "batch_size", "lr_g", "lr_d", "betas", "n_critic", "gp_weight", "ema", "ema_decay", "ema_start", "seed", "flip", "n_train",
-)  # fmt: skip
-
 # Values that settings added in a later version had implicitly before (runs written earlier lack them).
 LEGACY_VALUES = {
     "width_d": None, "g_final_width": 0, "d_first_width": 0, "d_pack": 1, "r1_gamma": 0.0, "r1_every": 1, "d_spectral_norm": False, "d_minibatch_std": 0,
     "augment": "none",
 }  # fmt: skip
+
+
+# Fields that say how a run is carried out, not what it computes: they may change when a run resumes.
+RUN_ONLY = {"resume_key": False}
 
 
 class GANConfig(BaseModel):
@@ -128,7 +116,7 @@ class GANConfig(BaseModel):
     augment: Literal["none", "translation"] = Field(
         "none", description="differentiable augmentation of every image D sees (real and fake)"
     )
-    steps: int = Field(6000, ge=1)
+    steps: int = Field(6000, ge=1, json_schema_extra=RUN_ONLY)
     batch_size: int = Field(64, ge=1)
     lr_g: float = Field(4e-4, gt=0)
     lr_d: float = Field(4e-4, gt=0)
@@ -140,13 +128,14 @@ class GANConfig(BaseModel):
     ema: bool = True
     ema_decay: float = Field(0.999, ge=0, lt=1)
     ema_start: int = Field(0, ge=0, description="step before which the EMA simply copies G")
-    checkpoint_every: int = Field(500, ge=1)
-    sample_every: int = Field(500, ge=1)
-    log_every: int = Field(50, ge=1)
+    checkpoint_every: int = Field(500, ge=1, json_schema_extra=RUN_ONLY)
+    sample_every: int = Field(500, ge=1, json_schema_extra=RUN_ONLY)
+    log_every: int = Field(50, ge=1, json_schema_extra=RUN_ONLY)
     seed: int = 0
-    device: str | None = None
+    device: str | None = Field(None, json_schema_extra=RUN_ONLY)
     flip: bool = True
-    channels_last: bool = Field(True, description="NHWC memory format (faster convolutions on CPU)")
+    channels_last: bool = Field(True, description="NHWC memory format (faster convolutions on CPU)",
+                                json_schema_extra=RUN_ONLY)
 
     def cache_key(self) -> dict:
         """The settings that identify a run for stage caching (:mod:`fairlatent.pipeline.stages`).
@@ -193,6 +182,11 @@ class GANConfig(BaseModel):
         if self.r1_gamma > 0 and self.loss == "wgan-gp":
             raise ValueError("r1_gamma is for the hinge and ns losses; WGAN-GP has its own penalty (gp_weight)")
         return self
+
+
+# Settings a resumed run must share with its checkpoint: every field not marked RUN_ONLY, and the number of
+# training images (derived from the spec, so a new field takes part without being listed anywhere).
+RESUME_KEYS = identity_keys(GANConfig) + ("n_train",)
 
 
 # --- losses ----------------------------------------------------------------------------------------
@@ -251,46 +245,55 @@ def translate(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
 
 
 class BatchSource:
-    """Batch ``b`` of the training images as a float tensor in [-1, 1], a pure function of (seed, b).
+    """The training images of a global batch as a float tensor in [-1, 1], a pure function of (seed, batch).
 
-    Epoch ``e`` visits the images in the order ``rng(seed, "gan-order", e).permutation(n)`` in
-    ``n // batch_size`` full batches (the remainder is skipped that epoch); half the images of batch
-    ``b`` (chosen by ``rng(seed, "gan-flip", b)``) are mirrored left-right when ``flip`` is on.
+    The order is the engine's :class:`~fairlatent.train.engine.DataOrder` with stream ``"gan-order"`` and
+    ``drop_last``: epoch ``e`` visits the images in ``rng(seed, "gan-order", e).permutation(n)`` in
+    ``n // batch_size`` full batches (the remainder is skipped that epoch). Half the images of batch ``b``
+    (chosen by ``rng(seed, "gan-flip", b)`` over the global batch) are mirrored left-right when ``flip``
+    is on. Under data parallelism each rank gathers its slice of the global batch only.
     """
 
     def __init__(self, images: np.ndarray, batch_size: int, *, seed: int, flip: bool, device: torch.device,
-                 channels_last: bool = True, rows: np.ndarray | None = None):  # fmt: skip
+                 channels_last: bool = True, rows: np.ndarray | None = None, ctx: DistContext | None = None):  # fmt: skip
         self.rows = np.arange(len(images)) if rows is None else np.asarray(rows)
-        if batch_size > len(self.rows):
-            raise FairlatentError(f"batch_size {batch_size} exceeds the {len(self.rows)} training images")
+        self.order = DataOrder(len(self.rows), batch_size, seed=seed, stream="gan-order", drop_last=True, ctx=ctx)
         self.images, self.batch_size, self.seed, self.flip = images, batch_size, seed, flip
         self.device, self.channels_last = device, channels_last
-        self.per_epoch = len(self.rows) // batch_size
-        self._epoch, self._order = -1, np.empty(0, dtype=np.int64)
+        self.per_epoch = self.order.per_epoch
 
-    def __call__(self, b: int) -> torch.Tensor:
-        epoch, pos = divmod(b, self.per_epoch)
-        if epoch != self._epoch:
-            self._epoch, self._order = epoch, rng(self.seed, "gan-order", epoch).permutation(len(self.rows))
-        idx = self._order[pos * self.batch_size : (pos + 1) * self.batch_size]
-        x = to_tensor(self.images[self.rows[idx]], self.device)
+    def gather(self, batch: Batch) -> torch.Tensor:
+        """This rank's images of ``batch`` (N×3×H×W in [-1, 1]), flipped where the global batch's draw says."""
+        x = to_tensor(self.images[self.rows[batch.rows]], self.device)
         if self.flip:
-            mirror = torch.from_numpy(rng(self.seed, "gan-flip", b).random(len(idx)) < 0.5).to(self.device)
-            x = torch.where(mirror[:, None, None, None], x.flip(3), x)
+            mirror = rng(self.seed, "gan-flip", batch.index).random(batch.global_size)[batch.part] < 0.5
+            x = torch.where(torch.from_numpy(mirror).to(self.device)[:, None, None, None], x.flip(3), x)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
+
+    def __call__(self, b: int) -> torch.Tensor:
+        return self.gather(self.order.batch(b))
 
 
 # --- the models and one training step --------------------------------------------------------------
 
 
 class GANTrainer:
-    """Generator, discriminator, EMA generator and their optimisers, with :meth:`train_step`."""
+    """Generator, discriminator, EMA generator and their optimisers, with :meth:`train_step`.
 
-    def __init__(self, config: GANConfig, size: int, device: torch.device | None = None):
+    Under data parallelism (``ctx.world > 1``) G and D are each wrapped for gradient synchronisation
+    (:func:`~fairlatent.train.distributed.wrap`), their batch norms compute global-batch statistics, and
+    every random draw of a step is made for the global batch and sliced (``shard``), so a rank's latents,
+    penalty weights and shifts are those its images would get in a one-process run. ``G``, ``D`` and
+    ``G_ema`` are always the raw modules (what checkpoints and :meth:`tensors` hold).
+    """
+
+    def __init__(self, config: GANConfig, size: int, device: torch.device | None = None,
+                 ctx: DistContext | None = None):  # fmt: skip
         self.config, self.size = config, size
-        self.device = device or default_device(config.device)
+        self.ctx = ctx or DistContext(device=device or default_device(config.device))
+        self.device = device or self.ctx.device
         c = config
         # Initial weights (and spectral-norm start vectors, drawn from the global RNG at construction)
         # come from the seed alone, without disturbing the caller's global RNG.
@@ -302,45 +305,68 @@ class GANTrainer:
                                          spectral_norm=c.d_spectral_norm, minibatch_std=c.d_minibatch_std,
                                          first_width=c.d_first_width, pack=c.d_pack)  # fmt: skip
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if c.ema else None
+        if self.ctx.distributed:
+            convert_batchnorm(self.G)
+            convert_batchnorm(self.D)
         fmt = torch.channels_last if c.channels_last else torch.contiguous_format
         for m in (self.G, self.D, self.G_ema):
             if m is not None:
                 m.to(self.device, memory_format=fmt)
+        self.G_train, self.D_train = wrap(self.G, self.ctx), wrap(self.D, self.ctx)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=c.lr_g, betas=tuple(c.betas))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=c.lr_d, betas=tuple(c.betas))
 
-    def _z(self, g: torch.Generator, n: int) -> torch.Tensor:
-        return torch.randn(n, self.config.latent_dim, generator=g).to(self.device)
+    def _z(self, g: torch.Generator, n: int, part: slice | None = None) -> torch.Tensor:
+        """Latents of ``n`` global-batch images, this rank's ``part`` of them."""
+        z = torch.randn(n, self.config.latent_dim, generator=g)
+        return (z if part is None else z[part]).to(self.device)
 
-    def _augment(self, g: torch.Generator, x: torch.Tensor) -> torch.Tensor:
-        """``x`` as D should see it: unchanged, or shifted by up to size/8 pixels per image ("translation")."""
+    def _augment(self, g: torch.Generator, x: torch.Tensor, n: int | None = None, part: slice | None = None,
+                 halves: int = 1) -> torch.Tensor:  # fmt: skip
+        """``x`` as D should see it: unchanged, or shifted by up to size/8 pixels per image ("translation").
+
+        ``x`` holds ``halves`` runs (real, fake) of this rank's ``part`` of ``n`` global images each; the
+        shifts are drawn for the global layout and sliced, as for the latents.
+        """
         if self.config.augment == "none":
             return x
         r = self.size // 8
-        return translate(x, torch.randint(-r, r + 1, (x.shape[0], 2), generator=g).to(self.device))
+        if n is None:
+            return translate(x, torch.randint(-r, r + 1, (x.shape[0], 2), generator=g).to(self.device))
+        s = torch.randint(-r, r + 1, (halves * n, 2), generator=g)
+        s = torch.cat([s[h * n : (h + 1) * n][part] for h in range(halves)])
+        return translate(x, s.to(self.device))
 
-    def train_step(self, step: int, reals: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``len(reals)`` (= n_critic) D updates, one G update, one EMA update; returns (L_D, L_G) detached."""
+    def train_step(self, step: int, reals: list[torch.Tensor], shard: tuple[slice, int] | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """``len(reals)`` (= n_critic) D updates, one G update, one EMA update; returns (L_D, L_G) detached.
+
+        ``shard = (part, n)``: the ``reals`` are this rank's ``part`` of a global batch of ``n`` (None: the
+        whole batch). Every draw of the step comes from ``torch_generator(seed, "gan-step", step)`` for the
+        global batch, in the same order whatever the number of ranks.
+        """
         c, G, D = self.config, self.G, self.D
         g = torch_generator(c.seed, "gan-step", step)
         D.requires_grad_(True)
         for real in reals:
-            n = real.shape[0]
+            part, n = shard if shard is not None else (slice(None), real.shape[0])
             with torch.no_grad():
-                fake = G(self._z(g, n))
-            logits = D(self._augment(g, torch.cat([real, fake])))  # one pass: a single spectral-norm power iteration
-            k = n // c.d_pack  # logits of the real images (or of their packs) come first
+                fake = G(self._z(g, n, part))
+            # one pass over real and fake: a single spectral-norm power iteration
+            logits = self.D_train(self._augment(g, torch.cat([real, fake]), n, part, halves=2))
+            k = real.shape[0] // c.d_pack  # logits of the real images (or of their packs) come first
             loss_d = discriminator_loss(c.loss, logits[:k], logits[k:])
             if c.loss == "wgan-gp":
-                alpha = torch.rand(n, 1, 1, 1, generator=g).to(self.device)
+                alpha = torch.rand(n, 1, 1, 1, generator=g)[part].to(self.device)
                 loss_d = loss_d + c.gp_weight * gradient_penalty(D, real, fake, alpha)
             if c.r1_gamma > 0 and step % c.r1_every == 0:  # lazy R1: every r1_every steps, weighted by it
-                loss_d = loss_d + 0.5 * c.r1_gamma * c.r1_every * r1_penalty(D, self._augment(g, real))
+                loss_d = loss_d + 0.5 * c.r1_gamma * c.r1_every * r1_penalty(D, self._augment(g, real, n, part))
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
-        D.requires_grad_(False)  # the G step needs gradients through D, not for D's weights
-        loss_g = generator_loss(c.loss, D(self._augment(g, G(self._z(g, reals[-1].shape[0])))))
+        D.requires_grad_(False)  # the G step needs gradients through D (the raw one: no reduction), not for D
+        part, n = shard if shard is not None else (slice(None), reals[-1].shape[0])
+        loss_g = generator_loss(c.loss, D(self._augment(g, self.G_train(self._z(g, n, part)), n, part)))
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
@@ -406,22 +432,47 @@ class GANTrainer:
         finally:
             G.train(was_training)
 
-    # --- checkpoint state ---
-    def tensors(self) -> dict[str, torch.Tensor]:
-        t = {**module_tensors(self.G, "G"), **module_tensors(self.D, "D")}
+    # --- what the engine checkpoints (raw modules: no "module." prefix) ---
+    def modules(self) -> dict[str, nn.Module]:
+        out = {"G": self.G, "D": self.D}
         if self.G_ema is not None:
-            t.update(module_tensors(self.G_ema, "G_ema"))
-        t.update(optimizer_tensors(self.opt_g, "opt_g"))
-        t.update(optimizer_tensors(self.opt_d, "opt_d"))
+            out["G_ema"] = self.G_ema
+        return out
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"opt_g": self.opt_g, "opt_d": self.opt_d}
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Every module's and optimiser's tensors, as the checkpoint names them."""
+        t: dict[str, torch.Tensor] = {}
+        for name, m in self.modules().items():
+            t.update(module_tensors(m, name))
+        for name, o in self.optimizers().items():
+            t.update(optimizer_tensors(o, name))
         return t
 
-    def load(self, tensors: dict[str, torch.Tensor], source: Path) -> None:
-        load_module_state(self.G, tensors, "G", source=source)
-        load_module_state(self.D, tensors, "D", source=source)
-        if self.G_ema is not None:
-            load_module_state(self.G_ema, tensors, "G_ema", source=source)
-        load_optimizer_state(self.opt_g, tensors, "opt_g", source=source)
-        load_optimizer_state(self.opt_d, tensors, "opt_d", source=source)
+
+class GANObjective:
+    """The GAN as the training engine sees it: gather each batch, take a :meth:`GANTrainer.train_step`.
+
+    Losses are returned as this rank's share of the global mean (each rank's mean / world size).
+    """
+
+    def __init__(self, trainer: GANTrainer, source: BatchSource):
+        self.trainer, self.source = trainer, source
+
+    def modules(self) -> dict[str, nn.Module]:
+        return self.trainer.modules()
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return self.trainer.optimizers()
+
+    def train_step(self, step: int, batches: list[Batch]) -> dict[str, torch.Tensor]:
+        reals = [self.source.gather(b) for b in batches]
+        shard = (batches[0].part, batches[0].global_size) if self.trainer.ctx.distributed else None
+        loss_d, loss_g = self.trainer.train_step(step, reals, shard=shard)
+        w = self.trainer.ctx.world
+        return {"loss_d": loss_d / w, "loss_g": loss_g / w}
 
 
 # --- the job ---------------------------------------------------------------------------------------
@@ -447,27 +498,20 @@ def _training_images(ds: Dataset, config: GANConfig) -> tuple[np.ndarray, np.nda
     return ds.images, idx, int(h)
 
 
-def _with_legacy(saved: dict) -> dict:
-    """A saved run configuration with settings added since it was written filled in by ``LEGACY_VALUES``."""
-    return {**LEGACY_VALUES, **saved}
+def _check_world(config: GANConfig, world: int) -> None:
+    """Each rank's share of a batch must keep packs and minibatch-std groups whole (real and fake apart)."""
+    if world <= 1:
+        return
+    per, k, m = config.batch_size // world, config.d_minibatch_std, config.d_pack
+    if config.batch_size % world or per % m or (k > 1 and (per // m) % k):
+        raise FairlatentError(
+            f"batch_size={config.batch_size} on {world} processes: each process's share must be a whole number "
+            f"divisible by d_pack={m}" + (f" into a number of packs divisible by d_minibatch_std={k}" if k > 1 else "")
+            + "; choose another batch size or number of processes"
+        )
 
 
-def _read_log(path: Path, upto: int) -> list[dict]:
-    if not path.is_file():
-        return []
-    rows = list(csv.DictReader(io.StringIO(path.read_text())))
-    return [r for r in rows if int(r["step"]) <= upto]
-
-
-def _write_log(path: Path, rows: list[dict]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=LOG_COLUMNS)
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(path, buf.getvalue())
-
-
-def _run_record(config: GANConfig, size: int, n_train: int, data: Path, step: int, done: bool) -> dict:
+def _run_record(config: GANConfig, size: int, n_train: int, data: Path, step: int, done: bool, world: int) -> dict:
     return {
         "format": RUN_FORMAT,
         "version": RUN_VERSION,
@@ -475,6 +519,7 @@ def _run_record(config: GANConfig, size: int, n_train: int, data: Path, step: in
         "step": step,
         "data": str(data),
         "n_train": n_train,
+        "world_size": world,
         "generator": "ema" if config.ema else "plain",
         "config": {**config.model_dump(mode="json"), "size": size},
     }
@@ -485,116 +530,83 @@ def fixed_sample_latents(config: GANConfig, n: int = 64) -> torch.Tensor:
     return torch.randn(n, config.latent_dim, generator=torch_generator(config.seed, "gan-grid"))
 
 
-def train_gan(data, out_dir, config: GANConfig | None = None, *, resume: bool = True, progress: bool = True) -> Path:
+def _finished(out_dir: Path, config: GANConfig, run_cfg: dict) -> bool:
+    """Whether ``out_dir`` holds this very run, finished (an error if it holds another finished run)."""
+    if not (out_dir / "config.json").is_file():
+        return False
+    rec = read_json(out_dir / "config.json")
+    if not (rec.get("done") and rec.get("step") == config.steps and (out_dir / "generator.safetensors").is_file()):
+        return False
+    saved = {**LEGACY_VALUES, **rec["config"]}
+    keys = [k for k in RESUME_KEYS if k != "n_train"]
+    if {k: saved.get(k) for k in keys} != {k: run_cfg[k] for k in keys}:
+        raise FairlatentError(
+            f"{out_dir}: holds a finished run with another configuration; use another --out or --no-resume"
+        )
+    return True
+
+
+def train_gan(data, out_dir, config: GANConfig | None = None, *, resume: bool = True, progress: bool = True,
+              stop_at_step: int | None = None) -> Path:  # fmt: skip
     """Train a GAN on ``data``'s train split into ``out_dir``; return ``out_dir``.
 
     ``out_dir`` layout: ``config.json`` (run record, ``"done": true`` once finished),
     ``generator.safetensors`` (EMA weights when ``ema``, what :func:`~fairlatent.models.generator.
     load_generator` loads), ``checkpoint/`` (latest full state), ``samples/step_XXXXXX.png`` (8×8 grids
-    of fixed latents) and ``log.csv`` (step, losses, training images/s, elapsed seconds).
+    of fixed latents) and ``log.csv`` (step, epoch, losses, training images/s, elapsed seconds).
 
-    With ``resume`` (default) a run continues from ``checkpoint/`` and ends bitwise identical (CPU) to an
-    uninterrupted run; a finished run with the same ``steps`` is returned as is. ``resume=False``
-    discards the previous checkpoint, samples and log.
+    The loop is the shared :class:`~fairlatent.train.engine.Engine`; launched by torchrun (or
+    ``fairlatent train-gan --nproc N``) it trains data-parallel, each rank on its slice of every batch,
+    rank 0 writing. With ``resume`` (default) a run continues from ``checkpoint/`` and ends bitwise
+    identical (CPU, same number of processes) to an uninterrupted run; a finished run with the same
+    ``steps`` is returned as is. ``resume=False`` discards the previous checkpoint, samples and log.
+    ``stop_at_step`` stops early (leaving a checkpoint), as an interruption would.
     """
     config = config or GANConfig()
     data, out_dir = Path(data), Path(out_dir)
+    ctx = init_distributed(config.device)
+    _check_world(config, ctx.world)
     ds = load_dataset(data)
     images, rows, size = _training_images(ds, config)
     n_train = len(rows)
     run_cfg = {**config.model_dump(mode="json"), "size": size, "n_train": n_train}
-    ckpt_dir, samples_dir, log_path = out_dir / "checkpoint", out_dir / "samples", out_dir / "log.csv"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    samples_dir = out_dir / "samples"
+    if resume and _finished(out_dir, config, run_cfg):
+        return out_dir
+    if ctx.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            for p in (out_dir / "checkpoint", samples_dir):
+                shutil.rmtree(p, ignore_errors=True)
+            for p in (out_dir / "log.csv", out_dir / "generator.safetensors"):
+                p.unlink(missing_ok=True)
+    barrier(ctx)  # nobody reads a checkpoint rank 0 is about to discard
 
-    if resume and (out_dir / "config.json").is_file():
-        rec = read_json(out_dir / "config.json")
-        if rec.get("done") and rec.get("step") == config.steps and (out_dir / "generator.safetensors").is_file():
-            saved = _with_legacy(rec["config"])
-            if {k: saved.get(k) for k in RESUME_KEYS if k != "n_train"} != {
-                k: run_cfg[k] for k in RESUME_KEYS if k != "n_train"
-            }:
-                raise FairlatentError(
-                    f"{out_dir}: holds a finished run with another configuration; use another --out or --no-resume"
-                )
-            return out_dir
-    if not resume:
-        for p in (ckpt_dir, samples_dir):
-            shutil.rmtree(p, ignore_errors=True)
-        for p in (log_path, out_dir / "generator.safetensors"):
-            p.unlink(missing_ok=True)
-
-    trainer = GANTrainer(config, size)
-    start, log_rows, elapsed0 = 0, [], 0.0
-    if resume and has_checkpoint(ckpt_dir):
-        # settings added after a checkpoint was written are compared with the value they had implicitly
-        saved = read_json(ckpt_dir / "config.json")
-        must_match = [k for k in RESUME_KEYS if k in saved]
-        for k in RESUME_KEYS:
-            if k not in saved and k in LEGACY_VALUES and run_cfg[k] != LEGACY_VALUES[k]:
-                raise FairlatentError(
-                    f"{ckpt_dir}: checkpoint was made with {k}={LEGACY_VALUES[k]!r} (it predates the setting) "
-                    f"but the configuration has {k}={run_cfg[k]!r}; use a new output directory or start afresh"
-                )
-        tensors, _, state = load_checkpoint(ckpt_dir, expect_config=run_cfg, must_match=must_match)
-        trainer.load(tensors, ckpt_dir)
-        start, elapsed0 = int(state["step"]), float(state.get("elapsed_s", 0.0))
-        if start > config.steps:
-            raise FairlatentError(f"{ckpt_dir}: checkpoint is at step {start}, beyond steps={config.steps}")
-        log_rows = _read_log(log_path, start)
-    write_json(out_dir / "config.json", _run_record(config, size, n_train, data, start, done=False))
-
-    batches = BatchSource(images, config.batch_size, seed=config.seed, flip=config.flip,
-                          device=trainer.device, channels_last=config.channels_last, rows=rows)  # fmt: skip
+    trainer = GANTrainer(config, size, ctx=ctx)
+    source = BatchSource(images, config.batch_size, seed=config.seed, flip=config.flip, device=trainer.device,
+                         channels_last=config.channels_last, rows=rows, ctx=ctx)  # fmt: skip
     grid_z = fixed_sample_latents(config)
 
-    def save_state(step: int, elapsed: float) -> None:
-        save_checkpoint(ckpt_dir, trainer.tensors(), run_cfg, {"step": step, "elapsed_s": elapsed})
-        _write_log(log_path, log_rows)
-
     def save_grid(step: int) -> None:
-        trainer.recalibrate_ema_batchnorm()
-        grid = image_grid(trainer.render(grid_z), nrow=8)
-        save_png(samples_dir / f"step_{step:06d}.png", grid, scale=max(1, 128 // size))
+        if ctx.is_main:
+            trainer.recalibrate_ema_batchnorm()
+            grid = image_grid(trainer.render(grid_z), nrow=8)
+            save_png(samples_dir / f"step_{step:06d}.png", grid, scale=max(1, 128 // size))
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    bar = Progress(TextColumn("GAN"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                   TimeElapsedColumn(), TimeRemainingColumn(), disable=not progress)  # fmt: skip
-    t0 = time.perf_counter()
-    t_log, step_log = t0, start
-    sum_d = sum_g = torch.zeros((), device=trainer.device)
-    with bar:
-        task = bar.add_task("", total=config.steps, completed=start)
-        for step in range(start, config.steps):
-            reals = [batches(step * config.n_critic + k) for k in range(config.n_critic)]
-            loss_d, loss_g = trainer.train_step(step, reals)
-            sum_d, sum_g = sum_d + loss_d, sum_g + loss_g
-            done_steps = step + 1
-            if done_steps % config.log_every == 0 or done_steps == config.steps:
-                now = time.perf_counter()
-                k = done_steps - step_log
-                row = {
-                    "step": done_steps,
-                    "loss_d": round(float(sum_d) / k, 5),
-                    "loss_g": round(float(sum_g) / k, 5),
-                    "images_per_s": round(k * config.batch_size * config.n_critic / max(now - t_log, 1e-9), 1),
-                    "elapsed_s": round(elapsed0 + now - t0, 2),
-                }
-                log_rows.append(row)
-                bar.update(task, description=f"D {row['loss_d']:.3f}  G {row['loss_g']:.3f}  {row['images_per_s']:.0f} img/s")
-                t_log, step_log = now, done_steps
-                sum_d = sum_g = torch.zeros((), device=trainer.device)
-            bar.update(task, completed=done_steps)
-            if done_steps % config.sample_every == 0:
-                save_grid(done_steps)
-            if done_steps % config.checkpoint_every == 0 and done_steps != config.steps:
-                save_state(done_steps, elapsed0 + time.perf_counter() - t0)
-
-    final_step = max(start, config.steps)
-    save_state(final_step, elapsed0 + time.perf_counter() - t0)
-    if final_step % config.sample_every != 0 or not (samples_dir / f"step_{final_step:06d}.png").exists():
-        save_grid(final_step)
+    engine = Engine(
+        GANObjective(trainer, source), source.order, out_dir,
+        LoopSettings(steps=config.steps, batches_per_step=config.n_critic, checkpoint_every=config.checkpoint_every,
+                     log_every=config.log_every, name="GAN"),
+        ctx=ctx, run_config=run_cfg, resume_keys=RESUME_KEYS, legacy_values=LEGACY_VALUES,
+        callbacks=[Callback(save_grid, every=config.sample_every, at_end=True)], progress=progress,
+    )  # fmt: skip
+    start = engine.restore() if resume else 0
+    if ctx.is_main:
+        write_json(out_dir / "config.json", _run_record(config, size, n_train, data, start, False, ctx.world))
+    final = engine.run(stop_at_step=stop_at_step)
+    if final < config.steps or not ctx.is_main:
+        return out_dir
     trainer.recalibrate_ema_batchnorm()
     save_tensors(out_dir / "generator.safetensors", module_tensors(trainer.downstream_generator, "G"))
-    write_json(out_dir / "config.json", _run_record(config, size, n_train, data, final_step, done=True))
+    write_json(out_dir / "config.json", _run_record(config, size, n_train, data, final, True, ctx.world))
     return out_dir
