@@ -73,6 +73,10 @@ class ClassifierConfig(BaseModel):
     device: str | None = Field(None, description="'cpu', 'cuda', …; None: CUDA when available",
                                json_schema_extra={"resume_key": False})
     eval_batch_size: int = Field(512, ge=1, json_schema_extra={"resume_key": False})
+    channels_last: bool = Field(
+        True, description="NHWC memory format in training (faster convolutions on CPU; see "
+                          "fairlatent.train.distributed.GlobalBatchNorm for its effect on batch-norm gradients)",
+        json_schema_extra={"resume_key": False})
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -387,6 +391,8 @@ class ClassifierObjective:
         self.model.train()
         images = self.data.gather(batch.rows, self._flip(batch.epoch, batch.positions))
         x, y, w = batch_tensors(images, self.data.labels[batch.rows], self.data.weights[batch.rows], self.ctx.device)
+        if not self.config.channels_last:
+            x = x.contiguous()
         if not self.ctx.distributed:
             loss = train_step(self.model, self.optimizer, x, y, w)
             self.loss_sum += loss * len(batch.rows)
@@ -550,7 +556,7 @@ def train_classifier(
     if ctx.distributed:
         convert_batchnorm(model)  # statistics over the global batch (fairlatent.train.distributed)
     # channels_last: images arrive as NHWC, and convolutions in that layout are faster (bench_classifier.py)
-    model.to(ctx.device, memory_format=torch.channels_last)
+    model.to(ctx.device, memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     objective = ClassifierObjective(model, optimizer, data, config, ctx, fingerprint)
 
@@ -569,6 +575,7 @@ def train_classifier(
     stop = None if stop_after_epoch is None else stop_after_epoch * per_epoch
     final = engine.run(stop_at_step=stop)
     if final < engine.loop.steps or not ctx.is_main:
+        barrier(ctx)  # every rank returns once rank 0 has written the finished model
         return out_dir
 
     # Final artefacts: best-epoch weights, thresholds and metrics on validation.
@@ -587,4 +594,5 @@ def train_classifier(
         train_seconds_last_session=time.perf_counter() - t0,
     ))  # fmt: skip
     shutil.rmtree(ckpt_path, ignore_errors=True)
+    barrier(ctx)
     return out_dir

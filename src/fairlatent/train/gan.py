@@ -605,8 +605,13 @@ def train_gan(data, out_dir, config: GANConfig | None = None, *, resume: bool = 
         write_json(out_dir / "config.json", _run_record(config, size, n_train, data, start, False, ctx.world))
     final = engine.run(stop_at_step=stop_at_step)
     if final < config.steps or not ctx.is_main:
-        return out_dir
+        return _done(out_dir, ctx)
     trainer.recalibrate_ema_batchnorm()
     save_tensors(out_dir / "generator.safetensors", module_tensors(trainer.downstream_generator, "G"))
     write_json(out_dir / "config.json", _run_record(config, size, n_train, data, final, True, ctx.world))
+    return _done(out_dir, ctx)
+
+
+def _done(out_dir: Path, ctx: DistContext) -> Path:
+    barrier(ctx)  # every rank returns once rank 0 has written the finished run
     return out_dir
