@@ -198,3 +198,27 @@ def test_benchmark_on_shared_celeba_subset(tmp_path):
     assert not (by["train"] & by["val"]) and not (by["train"] & by["test"]) and not (by["val"] & by["test"])
     assert res["targets"]["chosen"] == ["Smiling"]
     assert set(res["runs"]) | set(res["failed"]) == {"Smiling/seed0"}
+
+
+def test_benchmark_config_sections_are_typed_and_laid_over_the_defaults():
+    from fairlatent.benchmark.celeba import CelebABenchmarkConfig
+    from fairlatent.errors import FairlatentError
+    from fairlatent.train.classifier import ClassifierConfig
+    from fairlatent.train.gan import GANConfig
+    from fairlatent.utils.settings import validate_settings
+
+    cfg = CelebABenchmarkConfig(root="x", seeds=[3], device="cpu")
+    # the old untyped merging: {"seed": seeds[0], "device": device, **defaults}
+    assert cfg.gan_spec() == GANConfig(seed=3, device="cpu", arch="dcgan", width=32, steps=6000, batch_size=64)
+    assert cfg.classifier_spec() == ClassifierConfig(seed=3, device="cpu", width=16, epochs=8)
+    assert cfg.model_dump()["classifier"] == {"width": 16, "epochs": 8}
+    cfg = CelebABenchmarkConfig.model_validate({"root": "x", "classifier": {"lr": 0.01, "seed": 1},
+                                                "latent": {"n_pairs": 50}})
+    assert (cfg.classifier_spec().epochs, cfg.classifier_spec().lr, cfg.classifier_spec().seed) == (8, 0.01, 1)
+    assert (cfg.latent.n_pairs, cfg.latent.n_fit) == (50, 10000)
+    for raw, key in (({"gan": {"stepz": 1}}, "gan.stepz"), ({"latent": {"nfit": 1}}, "latent.nfit"),
+                     ({"evaluation": {"nboot": 1}}, "evaluation.nboot")):
+        with pytest.raises(FairlatentError, match=rf"^bench: {key}: unknown key$"):
+            validate_settings(CelebABenchmarkConfig, {"root": "x", **raw}, "bench")
+    with pytest.raises(FairlatentError, match="unknown method.*latent_debias_filtered"):
+        validate_settings(CelebABenchmarkConfig, {"root": "x", "methods": ["nope"]}, "bench")

@@ -92,3 +92,116 @@ def test_stage_runner_resumes_interrupted_stage_with_its_files(tmp_path):
         StageRunner(tmp_path).run("other", {"k": 1}, crash)
     StageRunner(tmp_path).run("other", {"k": 2}, lambda d: seen.append((d / "checkpoint").exists()) or {})
     assert seen[-1] is False
+
+
+# ------------------------------------------------------------------ typed sections (one source of truth)
+@pytest.mark.parametrize("raw, key", [
+    ({"gan": {"stepz": 5}}, "gan.stepz"),
+    ({"classifier": {"epoch": 3}}, "classifier.epoch"),
+    ({"labeler": {"widht": 8}}, "labeler.widht"),
+    ({"latent": {"n_pair": 10}}, "latent.n_pair"),
+    ({"evaluation": {"nboot": 10}}, "evaluation.nboot"),
+    ({"sede": 1}, "sede"),
+])
+def test_misspelt_key_in_any_section_is_named_at_load_time(tmp_path, raw, key):
+    f = tmp_path / "config.toml"
+    lines = []
+    for k, v in raw.items():
+        if isinstance(v, dict):
+            lines.append(f"[{k}]")
+            lines += [f"{kk} = {vv}" for kk, vv in v.items()]
+        else:
+            lines.insert(0, f"{k} = {v}")
+    f.write_text("\n".join(lines) + "\n")
+    with pytest.raises(FairlatentError) as exc:
+        load_config(f)
+    assert str(exc.value) == f"{f}: {key}: unknown key"
+
+
+def test_section_values_are_checked_by_the_training_specs():
+    with pytest.raises(FairlatentError, match=r"gan\.steps: Input should be greater than or equal to 1"):
+        validate_config({"gan": {"steps": 0}})
+    with pytest.raises(FairlatentError, match=r"classifier\.lr"):
+        validate_config({"classifier": {"lr": -1.0}})
+    # a cross-field rule of GANConfig, refused before anything trains
+    with pytest.raises(FairlatentError, match="d_minibatch_std=3 needs a batch_size divisible"):
+        validate_config({"gan": {"d_minibatch_std": 3, "batch_size": 64}})
+
+
+def test_removed_agreement_filter_points_to_the_method():
+    with pytest.raises(FairlatentError, match=r"latent: latent\.agreement_filter was removed: list "
+                                              r"'latent_debias_filtered' in methods"):
+        validate_config({"latent": {"agreement_filter": True}})
+
+
+def test_unknown_method_is_rejected_at_load_time_listing_the_registry(tmp_path):
+    from fairlatent.pipeline.methods import method_names
+
+    f = tmp_path / "c.toml"
+    f.write_text('methods = ["baseline", "latent_debias_filterd"]\n')
+    with pytest.raises(FairlatentError) as exc:
+        load_config(f)
+    msg = str(exc.value)
+    assert msg.startswith(f"{f}: methods: unknown method(s) ['latent_debias_filterd']")
+    assert all(name in msg for name in method_names())
+    assert validate_config({"methods": ["synthetic_only"]}).methods == ["synthetic_only"]
+
+
+def _old_specs(raw):
+    """The merging of the untyped sections before they were typed (Pipeline._gan_config & co.)."""
+    from fairlatent.train.classifier import ClassifierConfig
+    from fairlatent.train.gan import GANConfig
+
+    run = {"seed": raw.get("seed", 0), "device": raw.get("device")}
+    gan = GANConfig(**{**run, **raw.get("gan", {})})
+    clf = ClassifierConfig(**{**run, **raw.get("classifier", {})})
+    lab = ClassifierConfig(**{**run, **raw.get("classifier", {}), **raw.get("labeler", {})})
+    return gan, clf, lab
+
+
+@pytest.mark.parametrize("name", ["demo", "demo_fast"])
+def test_builtin_config_specs_equal_the_old_merging(name):
+    """The stage cache keys of existing runs depend on these: typed sections must not change them."""
+    import tomllib
+    from importlib import resources
+
+    from fairlatent.cli.pipeline_commands import _builtin_config
+
+    raw = tomllib.loads((resources.files("fairlatent.pipeline") / "configs" / f"{name}.toml").read_text())
+    cfg = _builtin_config(name)
+    gan, clf, lab = _old_specs(raw)
+    assert cfg.gan_spec() == gan and cfg.gan_spec().cache_key() == gan.cache_key()
+    assert cfg.classifier_spec() == clf and cfg.classifier_spec().model_dump() == clf.model_dump()
+    assert cfg.labeler_spec() == lab and cfg.labeler_spec().model_dump() == lab.model_dump()
+    # the sections dump as written, as the untyped dicts did (config.json, report.json)
+    dumped = cfg.model_dump()
+    for section in ("gan", "classifier", "labeler"):
+        assert dumped[section] == raw.get(section, {})
+    if name == "demo_fast":
+        assert lab.epochs == 5 and clf.epochs == 2 and gan.steps == 1500
+
+
+def test_run_seed_and_device_are_section_defaults_and_labeler_overlays_classifier():
+    raw = {"seed": 7, "device": "cpu", "gan": {"steps": 9, "seed": 3},
+           "classifier": {"epochs": 2, "width": 8, "device": "cuda"}, "labeler": {"epochs": 4, "seed": 11}}
+    cfg = validate_config(raw)
+    gan, clf, lab = _old_specs(raw)
+    assert (cfg.gan_spec().seed, cfg.gan_spec().device, cfg.gan_spec().steps) == (3, "cpu", 9)
+    assert (cfg.classifier_spec().seed, cfg.classifier_spec().device) == (7, "cuda")
+    assert (cfg.labeler_spec().epochs, cfg.labeler_spec().width, cfg.labeler_spec().seed) == (4, 8, 11)
+    assert (cfg.gan_spec(), cfg.classifier_spec(), cfg.labeler_spec()) == (gan, clf, lab)
+    # a dump validates back to the same specs (unset keys stay unset, so the run's seed still applies)
+    again = validate_config(cfg.model_dump())
+    assert (again.gan_spec(), again.classifier_spec(), again.labeler_spec()) == (gan, clf, lab)
+    again.seed = 1
+    assert again.classifier_spec().seed == 1 and again.gan_spec().seed == 3
+
+
+def test_load_config_with_set_overrides(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text('seed = 1\n[gan]\nsteps = 100\n')
+    cfg = load_config(f, ["gan.batch_size=16", "classifier.lr=1e-2", "methods=[\"baseline\"]", "name=x"])
+    assert (cfg.gan.steps, cfg.gan.batch_size, cfg.classifier.lr, cfg.methods, cfg.name) == (
+        100, 16, 1e-2, ["baseline"], "x")
+    with pytest.raises(FairlatentError, match=r"^--set: gan\.stepz: unknown key$"):
+        load_config(f, ["gan.stepz=3"])

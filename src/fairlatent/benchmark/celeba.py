@@ -26,16 +26,30 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 from rich.console import Console
 from rich.table import Table
 
 from fairlatent.benchmark.paper import CATEGORY, PAPER_TARGETS
 from fairlatent.errors import FairlatentError
+from fairlatent.pipeline.config import EvaluationConfig, LatentConfig
+from fairlatent.pipeline.methods import method_names
 from fairlatent.pipeline.stages import StageRunner
+from fairlatent.train.classifier import ClassifierConfig
+from fairlatent.train.gan import GANConfig
 from fairlatent.utils.io import read_json, write_json, write_text
 
 METRICS = ("AP", "DEO", "BA", "KL")
+
+# The benchmark's own defaults of its model sections: sized so 19 targets + the skew sweep fit ~2 h on 2 CPU
+# cores (see docs/benchmarks/celeba.md). A section given in the config (or by --set) is laid over these.
+SECTION_DEFAULTS: dict[str, dict[str, Any]] = {
+    "gan": {"arch": "dcgan", "width": 32, "steps": 6000, "batch_size": 64},
+    "classifier": {"width": 16, "epochs": 8},
+    # paper: 10k latents to fit, 5k held out; 5k pairs = 10k synthetic images beside ~6k real
+    "latent": {"n_fit": 10000, "n_holdout": 5000, "n_pairs": 5000},
+    "evaluation": {"n_boot": 500, "n_generative": 3000},
+}
 
 
 class CelebABenchmarkConfig(BaseModel):
@@ -53,13 +67,12 @@ class CelebABenchmarkConfig(BaseModel):
     min_positives: int = Field(150, ge=1, description="per protected group, in the train split")
     methods: list[str] = Field(default_factory=lambda: ["baseline", "reweighting", "latent_debias",
                                                         "latent_debias_filtered"])
-    # sized so 19 targets + the skew sweep fit ~2 h on 2 CPU cores (see docs/benchmarks/celeba.md)
-    gan: dict[str, Any] = Field(default_factory=lambda: {"arch": "dcgan", "width": 32, "steps": 6000,
-                                                         "batch_size": 64})
-    classifier: dict[str, Any] = Field(default_factory=lambda: {"width": 16, "epochs": 8})
-    # paper: 10k latents to fit, 5k held out; 5k pairs = 10k synthetic images beside ~6k real
-    latent: dict[str, Any] = Field(default_factory=lambda: {"n_fit": 10000, "n_holdout": 5000, "n_pairs": 5000})
-    evaluation: dict[str, Any] = Field(default_factory=lambda: {"n_boot": 500, "n_generative": 3000})
+    # the typed sections; each is SECTION_DEFAULTS[name] with what the config sets laid over it, and keeps
+    # which keys are set (seed/device default to the benchmark's; the pipeline's own rules apply to latent)
+    gan: GANConfig = Field(default_factory=lambda: GANConfig(**SECTION_DEFAULTS["gan"]))
+    classifier: ClassifierConfig = Field(default_factory=lambda: ClassifierConfig(**SECTION_DEFAULTS["classifier"]))
+    latent: LatentConfig = Field(default_factory=lambda: LatentConfig(**SECTION_DEFAULTS["latent"]))
+    evaluation: EvaluationConfig = Field(default_factory=lambda: EvaluationConfig(**SECTION_DEFAULTS["evaluation"]))
     skew_target: str | None = Field("Smiling", description="target of the controlled-skew sweep; None: no sweep")
     skews: list[float] = Field(default_factory=lambda: [0.5, 0.7, 0.9])
     device: str | None = None
@@ -71,22 +84,41 @@ class CelebABenchmarkConfig(BaseModel):
             raise ValueError(f"skews must be in [0.5, 1), got {v}")
         return v
 
-    @model_validator(mode="after")
-    def _sections(self) -> "CelebABenchmarkConfig":
-        """Check the model sections now, not after an hour of training: a misspelt key is named at once."""
-        from fairlatent.pipeline.config import EvaluationConfig, LatentConfig
-        from fairlatent.train.classifier import ClassifierConfig
-        from fairlatent.train.gan import GANConfig
+    @model_validator(mode="before")
+    @classmethod
+    def _over_defaults(cls, data: Any) -> Any:
+        """A section given as a table is laid over the benchmark's defaults of that section, so
+        ``--set classifier.lr=1e-3`` changes the learning rate and keeps ``epochs = 8``."""
+        if isinstance(data, dict):
+            data = dict(data)
+            for name, defaults in SECTION_DEFAULTS.items():
+                if isinstance(data.get(name), dict):
+                    data[name] = {**defaults, **data[name]}
+        return data
 
-        for name, model in (("gan", GANConfig), ("classifier", ClassifierConfig), ("latent", LatentConfig),
-                            ("evaluation", EvaluationConfig)):
-            try:
-                model(**getattr(self, name))
-            except ValidationError as exc:
-                bad = "; ".join(f"{name}.{'.'.join(map(str, e['loc']))}: "
-                                f"{'unknown key' if e['type'] == 'extra_forbidden' else e['msg']}" for e in exc.errors())
-                raise ValueError(bad) from None
-        return self
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, v: list[str]) -> list[str]:
+        unknown = [m for m in v if m not in method_names()]
+        if unknown:
+            raise ValueError(f"unknown method(s) {unknown}; methods are: {', '.join(method_names())}")
+        return v
+
+    @field_serializer("gan", "classifier", "latent", "evaluation")
+    def _set_keys_only(self, section: BaseModel) -> dict[str, Any]:
+        return section.model_dump(include=section.model_fields_set)
+
+    def gan_spec(self) -> GANConfig:
+        """The shared GAN's settings: seed/device are the benchmark's first seed and device unless set."""
+        g = self.gan
+        return GANConfig.model_validate({"seed": self.seeds[0], "device": self.device,
+                                         **g.model_dump(include=g.model_fields_set)})
+
+    def classifier_spec(self) -> ClassifierConfig:
+        """The shared protected classifier's settings (seed/device as for :meth:`gan_spec`)."""
+        c = self.classifier
+        return ClassifierConfig.model_validate({"seed": self.seeds[0], "device": self.device,
+                                                **c.model_dump(include=c.model_fields_set)})
 
     @field_validator("seeds")
     @classmethod
@@ -226,9 +258,9 @@ class CelebABenchmark:
         return chosen
 
     def stage_gan(self) -> None:
-        from fairlatent.train.gan import GANConfig, train_gan
+        from fairlatent.train.gan import train_gan
 
-        gcfg = GANConfig(**{"seed": self.cfg.seeds[0], "device": self.cfg.device, **self.cfg.gan})
+        gcfg = self.cfg.gan_spec()
 
         def fn(stage_dir: Path) -> dict[str, Any]:
             train_gan(self.shared.results["data"].outputs["path"], stage_dir / "model", gcfg, resume=True,
@@ -238,9 +270,9 @@ class CelebABenchmark:
         self.shared.run("gan", gcfg.cache_key(), fn, deps=("data",))
 
     def stage_protected(self) -> None:
-        from fairlatent.train.classifier import ClassifierConfig, train_classifier
+        from fairlatent.train.classifier import train_classifier
 
-        ccfg = ClassifierConfig(**{"seed": self.cfg.seeds[0], "device": self.cfg.device, **self.cfg.classifier})
+        ccfg = self.cfg.classifier_spec()
 
         def fn(stage_dir: Path) -> dict[str, Any]:
             train_classifier([self.shared.results["data"].outputs["path"]], [self.cfg.protected],
@@ -258,11 +290,12 @@ class CelebABenchmark:
             "seed": seed, "name": name, "device": c.device,
             "data": {"source": "path", "path": data_path, "target": target, "protected": c.protected},
             "generator": {"path": self.shared.results["gan"].outputs["path"]},
-            "classifier": c.classifier,
+            "classifier": c.model_dump()["classifier"],
             "latent": {"target_labeler": "reweighting",
-                       "protected_labeler": self.shared.results["protected"].outputs["path"], **c.latent},
+                       "protected_labeler": self.shared.results["protected"].outputs["path"],
+                       **c.model_dump()["latent"]},
             "methods": c.methods,
-            "evaluation": {"generative_metrics": True, **c.evaluation},
+            "evaluation": {"generative_metrics": True, **c.model_dump()["evaluation"]},
         }, where=f"benchmark config for {name}")
 
     def _run_one(self, bucket: str, key: str, target: str, seed: int, data_path: str, run_dir: Path,

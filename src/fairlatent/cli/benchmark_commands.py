@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import os
 import subprocess
 import sys
@@ -35,25 +34,6 @@ def _csv(value: str | None, cast=str) -> list | None:
         return [cast(v) for v in items]
     except ValueError:
         raise FairlatentError(f"cannot read {value!r} as a comma-separated list of {cast.__name__}") from None
-
-
-def _apply_set(raw: dict[str, Any], items: list[str]) -> None:
-    """``--set gan.steps=2000``: dotted key, JSON value (plain string when not JSON)."""
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise FairlatentError(f"--set {item!r}: expected KEY=VALUE, e.g. gan.steps=2000")
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            parsed = value
-        node = raw
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise FairlatentError(f"--set {item!r}: {p} is not a section")
-        node[leaf] = parsed
 
 
 def _pid_alive(pid: int) -> bool:
@@ -95,7 +75,8 @@ def celeba_command(
     skews: str = typer.Option(None, "--skews", help="Comma-separated skews (default 0.5,0.7,0.9)."),
     min_positives: int = typer.Option(None, "--min-positives", help="Per protected group (default 150)."),
     preset: str = typer.Option("default", "--preset", help="'default' or 'test' (a few hundred images, tiny models)."),
-    set_: list[str] = typer.Option([], "--set", help="Override a config value: --set gan.steps=2000 (repeatable)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set gan.steps=2000 or "
+                                                     "--set classifier.lr=1e-3 (TOML value; repeatable)."),
     background: bool = typer.Option(False, "--background", help="Detach; write the log to OUT/benchmark.log."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
@@ -120,15 +101,11 @@ def celeba_command(
         raw["skews"] = _csv(skews, float)
     if min_positives is not None:
         raw["min_positives"] = min_positives
-    _apply_set(raw, set_)
-    from pydantic import ValidationError
+    from fairlatent.utils.settings import apply_overrides, parse_overrides, validate_settings
 
-    try:
-        cfg = CelebABenchmarkConfig.model_validate(raw)
-    except ValidationError as exc:
-        from fairlatent.pipeline.config import _format_validation_error
-
-        raise FairlatentError(_format_validation_error(exc, "benchmark celeba")) from None
+    sets = parse_overrides(set_)
+    cfg = validate_settings(CelebABenchmarkConfig, apply_overrides(raw, sets), "benchmark celeba",
+                            {k: "--set" for k in sets})
 
     if background:
         _take_lock(out, check_only=True)  # refuse now if one is already running there; the child takes it

@@ -29,21 +29,29 @@ def train_classifier_command(
     weights: Optional[str] = typer.Option(None, "--weights", help="'reweight': w(t,g) = N_t / (2·N_{t,g}) on the real train split."),
     target: Optional[str] = typer.Option(None, "--target", help="Target attribute for --weights reweight."),
     protected: Optional[str] = typer.Option(None, "--protected", help="Protected attribute for --weights reweight."),
-    epochs: int = typer.Option(5, "--epochs", min=1),
-    batch_size: int = typer.Option(64, "--batch-size", min=1),
-    width: int = typer.Option(16, "--width", min=1),
-    depth: int = typer.Option(1, "--depth", min=1),
-    lr: float = typer.Option(1e-3, "--lr"),
-    seed: int = typer.Option(0, "--seed"),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML file of ClassifierConfig settings (any field)."),
+    set_: List[str] = typer.Option([], "--set", help="Set any ClassifierConfig field, e.g. --set weight_decay=1e-4 (TOML value; repeatable; wins over every other source)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Default 5."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Default 64."),
+    width: Optional[int] = typer.Option(None, "--width", min=1, help="Default 16."),
+    depth: Optional[int] = typer.Option(None, "--depth", min=1, help="Default 1."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Default 1e-3."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Default 0."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, …; default: CUDA when available."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model or checkpoint of another run."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
-    """Train a multi-attribute classifier (resumes from OUT's checkpoint when interrupted)."""
+    """Train a multi-attribute classifier (resumes from OUT's checkpoint when interrupted).
+
+    Settings, later ones winning: ClassifierConfig's defaults, --config FILE, the flags given, --set KEY=VALUE."""
     from fairlatent.data.dataset import load_dataset
     from fairlatent.models.classifier import read_classifier_config
     from fairlatent.train.classifier import ClassifierConfig, reweighting_weights, train_classifier
+    from fairlatent.utils.settings import settings_from
 
+    given = dict(epochs=epochs, batch_size=batch_size, width=width, depth=depth, lr=lr, seed=seed, device=device)
+    spec = settings_from(ClassifierConfig, config=config, given=given, overrides=set_, where="train-classifier",
+                         given_sources={k: "--" + k.replace("_", "-") for k in given})
     names = _split_names(attributes)
     real = load_dataset(data)
     real.check_attributes(names)
@@ -60,9 +68,8 @@ def train_classifier_command(
         sample_weights = [w] + [None] * len(extras)
     elif target or protected:
         raise FairlatentError("--target/--protected only apply with --weights reweight")
-    config = ClassifierConfig(epochs=epochs, batch_size=batch_size, width=width, depth=depth, lr=lr, seed=seed, device=device)
     path = train_classifier(
-        [real, *extras], names, out, config, sample_weights=sample_weights, progress=not quiet, overwrite=overwrite
+        [real, *extras], names, out, spec, sample_weights=sample_weights, progress=not quiet, overwrite=overwrite
     )
     saved = read_classifier_config(path)
     table = Table(title=f"{path} (best epoch {saved['best_epoch']}, validation)")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -11,37 +11,41 @@ from fairlatent.cli.app import app, data_app, metrics_app, benchmark_app  # noqa
 from fairlatent.errors import FairlatentError
 
 
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 @app.command("train-gan")
 def train_gan_command(
     data: Path = typer.Option(..., "--data", help="Data set directory (its train split is used)."),
     out: Path = typer.Option(..., "--out", help="Run directory (config.json, generator.safetensors, checkpoint/, samples/, log.csv)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML file of GANConfig settings (any field)."),
+    set_: List[str] = typer.Option([], "--set", help="Set any GANConfig field, e.g. --set r1_gamma=0.1 (TOML value; repeatable; wins over every other source)."),
     size: Optional[int] = typer.Option(None, "--size", help="Image size (32, 64, 128); default: the data set's."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Training steps (default: GANConfig's)."),
-    arch: str = typer.Option("dcgan", "--arch", help="dcgan | resnet (spectral-norm discriminator)."),
-    loss: str = typer.Option("hinge", "--loss", help="hinge | ns | wgan-gp."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="dcgan (default) | resnet (spectral-norm discriminator)."),
+    loss: Optional[str] = typer.Option(None, "--loss", help="hinge (default) | ns | wgan-gp."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1),
-    latent_dim: int = typer.Option(128, "--latent-dim", min=1),
+    latent_dim: Optional[int] = typer.Option(None, "--latent-dim", min=1, help="Default 128."),
     width: Optional[int] = typer.Option(None, "--width", min=1, help="Channels of the last hidden layer."),
-    n_critic: int = typer.Option(1, "--n-critic", min=1, help="Discriminator updates per generator update."),
-    ema: bool = typer.Option(True, "--ema/--no-ema", help="Keep (and use downstream) an EMA of the generator."),
-    seed: int = typer.Option(0, "--seed"),
+    n_critic: Optional[int] = typer.Option(None, "--n-critic", min=1, help="Discriminator updates per generator update (default 1)."),
+    ema: Optional[bool] = typer.Option(None, "--ema/--no-ema", help="Keep (and use downstream) an EMA of the generator (default on)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Default 0."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, …; default: CUDA when available."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from OUT/checkpoint (default)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
-    """Train a GAN; interrupted runs resume from their last checkpoint."""
-    from pydantic import ValidationError
+    """Train a GAN; interrupted runs resume from their last checkpoint.
 
+    Settings, later ones winning: GANConfig's defaults, --config FILE, the flags given, --set KEY=VALUE."""
     from fairlatent.train.gan import GANConfig, train_gan
+    from fairlatent.utils.settings import settings_from
 
-    given = dict(size=size, steps=steps, batch_size=batch_size, width=width)
-    try:
-        config = GANConfig(arch=arch, loss=loss, latent_dim=latent_dim, n_critic=n_critic, ema=ema, seed=seed,
-                           device=device, **{k: v for k, v in given.items() if v is not None})  # fmt: skip
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise FairlatentError(f"--{'-'.join(map(str, err['loc'])).replace('_', '-')}: {err['msg']}") from None
-    path = train_gan(data, out, config, resume=resume, progress=not quiet)
+    given = dict(size=size, steps=steps, arch=arch, loss=loss, batch_size=batch_size, latent_dim=latent_dim,
+                 width=width, n_critic=n_critic, ema=ema, seed=seed, device=device)
+    spec = settings_from(GANConfig, config=config, given=given, overrides=set_, where="train-gan",
+                         given_sources={k: _flag(k) for k in given})
+    path = train_gan(data, out, spec, resume=resume, progress=not quiet)
     typer.echo(f"generator: {path / 'generator.safetensors'}")
 
 

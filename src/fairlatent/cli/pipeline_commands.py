@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import List
 
 import typer
 
@@ -21,6 +22,8 @@ def _builtin_config(name: str):
 def run_command(
     config: Path = typer.Argument(..., help="Pipeline config (TOML). See `fairlatent demo` for a built-in one."),
     out: Path = typer.Option(None, "--out", help="Run directory (default: runs/<config name>)."),
+    set_: List[str] = typer.Option([], "--set", help="Override a config value, e.g. --set gan.steps=2000 or "
+                                                     "--set seed=1 (TOML value; repeatable)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Run (or resume) the whole pipeline: data → GAN → classifiers → latents → hyperplanes → pairs →
@@ -28,7 +31,7 @@ def run_command(
     from fairlatent.pipeline.config import load_config
     from fairlatent.pipeline.run import run_pipeline
 
-    cfg = load_config(config)
+    cfg = load_config(config, overrides=set_)
     run_pipeline(cfg, out or Path("runs") / cfg.name, progress=not quiet)
 
 

@@ -1,22 +1,35 @@
-"""The pipeline configuration: one TOML file, validated with clear messages.
+"""The pipeline configuration: one TOML file, validated with clear messages when it is loaded.
 
-Every section is a pydantic model with ``extra="forbid"``, so a misspelt key is an error that names it.
-The GAN and classifier sections take the same fields as :class:`fairlatent.train.gan.GANConfig` and
-:class:`fairlatent.train.classifier.ClassifierConfig`; they are validated against those when the stage runs.
+Every section is a pydantic model with ``extra="forbid"``, so a misspelt key is an error that names it
+(``config.toml: gan.stepz: unknown key``) before anything trains. The ``[gan]``, ``[classifier]`` and
+``[labeler]`` sections *are* :class:`fairlatent.train.gan.GANConfig` and
+:class:`fairlatent.train.classifier.ClassifierConfig`: one definition of each setting, not a copy.
+
+Sections remember which keys the file set (pydantic's ``model_fields_set``), which carries two rules:
+
+- the top-level ``seed`` and ``device`` are each section's ``seed``/``device`` unless the section sets them;
+- the labeler is the ``[classifier]`` section overlaid with what ``[labeler]`` sets.
+
+:meth:`PipelineConfig.gan_spec`, :meth:`~PipelineConfig.classifier_spec` and
+:meth:`~PipelineConfig.labeler_spec` apply them; a config dumps each of these sections as the keys it set,
+so ``validate_config(cfg.model_dump())`` gives back the same specs.
 """
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterable, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator,
+                      model_validator)
 
-from fairlatent.errors import FairlatentError
+from fairlatent.pipeline.methods import get_method, method_names
+from fairlatent.train.classifier import ClassifierConfig
+from fairlatent.train.gan import GANConfig
+from fairlatent.utils.settings import (apply_overrides, format_validation_error, load_toml, parse_overrides,
+                                       validate_settings)
 
-METHODS = ("baseline", "reweighting", "latent_debias", "latent_debias_filtered", "latent_debias_onto_plane",
-           "latent_debias_reflect", "latent_debias_project", "synthetic_only", "real_plus_gz")
+S = TypeVar("S", GANConfig, ClassifierConfig)
 
 
 class _Strict(BaseModel):
@@ -59,6 +72,15 @@ class DataConfig(_Strict):
 class LatentConfig(_Strict):
     """Latent sampling, labelling, hyperplanes and pair generation (REFERENCE §1 steps 2–5)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_keys(cls, data: Any) -> Any:
+        # accepted and never read until it was removed; the method below is what it meant
+        if isinstance(data, dict) and "agreement_filter" in data:
+            raise ValueError("latent.agreement_filter was removed: list 'latent_debias_filtered' in methods "
+                             "instead (it trains on the pairs whose f_t label agreed on G(z) and G(z'))")
+        return data
+
     labeler_weights: Literal["balanced", "none"] = Field(
         "balanced",
         description="Train the labeler f_t, f_g with group-balanced weights w(t,g) = N_t / (2·N_tg) ('balanced') "
@@ -81,7 +103,6 @@ class LatentConfig(_Strict):
     hyperplane: Literal["svm", "logistic"] = "svm"
     threshold: Literal["f1", "calibrated"] = "f1"
     truncation: float | None = Field(None, gt=0)
-    agreement_filter: bool = False
     min_sin: float = Field(0.1, gt=0, lt=1)
     batch_size: int = Field(512, ge=1)
 
@@ -101,6 +122,15 @@ class GeneratorConfig(_Strict):
     output_range: Literal["[-1,1]", "[0,1]"] = "[-1,1]"
 
 
+def _with_run_defaults(section: S, seed: int, device: str | None, overlay: S | None = None) -> S:
+    """``section`` with the run's ``seed``/``device`` where it does not set them, then the keys ``overlay``
+    sets on top; validated again, so a combination that only the merge makes invalid is still refused."""
+    raw: dict[str, Any] = {"seed": seed, "device": device, **section.model_dump(include=section.model_fields_set)}
+    if overlay is not None:
+        raw.update(overlay.model_dump(include=overlay.model_fields_set))
+    return type(section).model_validate(raw)
+
+
 class PipelineConfig(_Strict):
     """The whole run. ``seed`` seeds every stage (each stage derives its own sub-stream)."""
 
@@ -108,51 +138,79 @@ class PipelineConfig(_Strict):
     name: str = "run"
     device: str | None = None
     data: DataConfig = DataConfig()
-    gan: dict[str, Any] = Field(default_factory=dict)
+    gan: GANConfig = Field(default_factory=GANConfig,
+                           description="the GAN's training settings; seed/device default to the run's")
     generator: GeneratorConfig | None = Field(
         None, description="use this trained generator (the gan section is then ignored)")
-    labeler: dict[str, Any] = Field(default_factory=dict)
-    classifier: dict[str, Any] = Field(default_factory=dict)
+    labeler: ClassifierConfig = Field(
+        default_factory=ClassifierConfig,
+        description="the labeler f_t, f_g: the classifier section with these keys replaced")
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig,
+                                         description="every method's target classifier")
     latent: LatentConfig = LatentConfig()
-    methods: list[str] = Field(default_factory=lambda: ["baseline", "reweighting", "latent_debias"])
+    methods: list[str] = Field(default_factory=lambda: ["baseline", "reweighting", "latent_debias"],
+                               description="names of fairlatent.pipeline.methods (registered methods)")
     evaluation: EvaluationConfig = EvaluationConfig()
 
     @field_validator("methods")
     @classmethod
     def _known_methods(cls, v: list[str]) -> list[str]:
-        unknown = [m for m in v if m not in METHODS]
+        known = method_names()
+        unknown = [m for m in v if m not in known]
         if unknown:
-            raise ValueError(f"unknown method(s) {unknown}; methods are: {', '.join(METHODS)}")
+            raise ValueError(f"unknown method(s) {unknown}; methods are: {', '.join(known)}")
         if not v:
             raise ValueError("methods is empty")
         return list(dict.fromkeys(v))
 
+    @field_serializer("gan", "labeler", "classifier")
+    def _set_keys_only(self, section: BaseModel) -> dict[str, Any]:
+        # what the file set, not every default: keeps "unset" (and so the run's seed/device) across a dump
+        return section.model_dump(include=section.model_fields_set)
 
-def _format_validation_error(exc: ValidationError, where: str) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        lines.append(f"{where}: {loc}: {msg}" + (f" (got {err['input']!r})" if err["type"] != "extra_forbidden" and "input" in err and not isinstance(err["input"], dict) else ""))
-    return "\n".join(lines)
+    @model_validator(mode="after")
+    def _specs_valid(self) -> "PipelineConfig":
+        """Build the merged specs now, so a merge the training code would refuse is refused at load time."""
+        for name, build in (("gan", self.gan_spec), ("classifier", self.classifier_spec),
+                            ("labeler", self.labeler_spec)):
+            try:
+                build()
+            except ValidationError as exc:
+                raise ValueError(format_validation_error(exc, f"{name} (merged with the run's seed/device)")) \
+                    from None
+        return self
+
+    def gan_spec(self) -> GANConfig:
+        """The GAN training settings of this run."""
+        return _with_run_defaults(self.gan, self.seed, self.device)
+
+    def classifier_spec(self) -> ClassifierConfig:
+        """The training settings of every method's target classifier."""
+        return _with_run_defaults(self.classifier, self.seed, self.device)
+
+    def labeler_spec(self) -> ClassifierConfig:
+        """The labeler's training settings: ``[classifier]`` overlaid with the keys ``[labeler]`` sets."""
+        return _with_run_defaults(self.classifier, self.seed, self.device, overlay=self.labeler)
+
+    def needs_pairs(self) -> bool:
+        """Whether any method needs the GAN and the latent stages."""
+        return any(get_method(m).needs_pairs for m in self.methods)
+
+    def edits_needed(self) -> list[str]:
+        """The latent edits whose pairs some method trains on (sorted)."""
+        return sorted({get_method(m).edit for m in self.methods if get_method(m).edit is not None})
 
 
-def validate_config(raw: dict[str, Any], where: str = "config") -> PipelineConfig:
-    """Validate a raw dict (e.g. parsed TOML); raise FairlatentError listing every problem."""
-    try:
-        return PipelineConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise FairlatentError(_format_validation_error(exc, where)) from None
+def validate_config(raw: dict[str, Any], where: str = "config",
+                    sources: dict[str, str] | None = None) -> PipelineConfig:
+    """Validate a raw dict (e.g. parsed TOML); raise FairlatentError listing every problem by dotted key.
+
+    ``sources`` optionally names where some keys came from (``{"gan.steps": "--set"}``)."""
+    return validate_settings(PipelineConfig, raw, where, sources)
 
 
-def load_config(path: str | Path) -> PipelineConfig:
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FairlatentError(f"{path}: config file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise FairlatentError(f"{path}: not valid TOML ({exc})") from None
-    return validate_config(raw, str(path))
+def load_config(path: str | Path, overrides: Iterable[str] = ()) -> PipelineConfig:
+    """Read and validate a pipeline config file, with ``--set section.key=value`` overrides applied."""
+    raw = load_toml(path)
+    sets = parse_overrides(overrides)
+    return validate_config(apply_overrides(raw, sets), str(path), {k: "--set" for k in sets})

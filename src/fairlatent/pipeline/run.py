@@ -31,17 +31,11 @@ from rich.console import Console
 from fairlatent.data.dataset import Dataset, load_dataset, write_dataset
 from fairlatent.errors import FairlatentError
 from fairlatent.pipeline.config import PipelineConfig
+from fairlatent.pipeline.methods import MethodContext, get_method
 from fairlatent.pipeline.stages import StageRunner
 from fairlatent.train.classifier import reweighting_weights
 from fairlatent.utils.io import save_npy, write_json
 
-EDIT_OF_METHOD = {
-    "latent_debias": "complementary",
-    "latent_debias_filtered": "complementary",
-    "latent_debias_onto_plane": "onto_plane",
-    "latent_debias_reflect": "reflect",
-    "latent_debias_project": "project",
-}
 EVAL_SPLITS = ("test", "test_balanced")
 
 
@@ -89,14 +83,10 @@ class Pipeline:
 
     # ------------------------------------------------------------------ helpers
     def _gan_config(self):
-        from fairlatent.train.gan import GANConfig
+        return self.cfg.gan_spec()
 
-        return GANConfig(**{"seed": self.cfg.seed, "device": self.cfg.device, **self.cfg.gan})
-
-    def _classifier_config(self, section: dict[str, Any]):
-        from fairlatent.train.classifier import ClassifierConfig
-
-        return ClassifierConfig(**{"seed": self.cfg.seed, "device": self.cfg.device, **section})
+    def _classifier_config(self):
+        return self.cfg.classifier_spec()
 
     def _data(self) -> Dataset:
         return load_dataset(self.stages.results["data"].outputs["path"])
@@ -182,7 +172,7 @@ class Pipeline:
         from fairlatent.train.classifier import train_classifier
 
         lc = self.cfg.latent
-        ccfg = self._classifier_config({**self.cfg.classifier, **self.cfg.labeler})
+        ccfg = self.cfg.labeler_spec()
         weighting = lc.labeler_weights
         own = ([self.t] if lc.target_labeler == "own" else []) + ([self.g] if lc.protected_labeler is None else [])
         deps: tuple[str, ...] = ("data",)
@@ -326,15 +316,22 @@ class Pipeline:
         return mk(o["h_t"]), mk(o["h_g"])
 
     def _edits_needed(self) -> list[str]:
-        return sorted({EDIT_OF_METHOD[m] for m in self.cfg.methods if m in EDIT_OF_METHOD}
-                      | ({"complementary"} if "real_plus_gz" in self.cfg.methods else set()))
+        return self.cfg.edits_needed()
+
+    def _filtered_edits(self) -> set[str]:
+        """Edits whose agreement-filtered pair set is written: complementary always (as ever), others when
+        a method trains on it."""
+        return {"complementary"} | {get_method(m).edit for m in self.cfg.methods if get_method(m).filtered}
 
     def stage_pairs(self) -> None:
         from fairlatent.latent import edit_latents
 
         lc = self.cfg.latent
         edits = self._edits_needed()
-        cfg = {"edits": edits, "min_sin": lc.min_sin, "n_pairs": lc.n_pairs}
+        filtered_edits = self._filtered_edits()
+        cfg: dict[str, Any] = {"edits": edits, "min_sin": lc.min_sin, "n_pairs": lc.n_pairs}
+        if filtered_edits - {"complementary"}:  # in the key only when it differs from the fixed default
+            cfg["filtered"] = sorted(filtered_edits & set(edits))
 
         def fn(stage_dir: Path) -> dict[str, Any]:
             z_all, t_all, g_all, labeler = self._latent_arrays()
@@ -364,7 +361,7 @@ class Pipeline:
                          "p_ft1_given_fg": p_t_given_g,
                          "latent_target_score_change": float(np.abs((zp - z) @ h_t.w).max()),
                          "mean_edit_norm": float(np.linalg.norm(zp - z, axis=1).mean())}
-                for filtered in ((False, True) if edit == "complementary" else (False,)):
+                for filtered in ((False, True) if edit in filtered_edits else (False,)):
                     keep_idx = np.flatnonzero(agree) if filtered else np.arange(n)
                     name = f"{edit}_filtered" if filtered else edit
                     ids = [f"z{i:06d}" for i in keep_idx] + [f"zp{i:06d}" for i in keep_idx]
@@ -385,43 +382,30 @@ class Pipeline:
 
         self.stages.run("pairs", cfg, fn, deps=("hyperplanes",))
 
-    def _method_train_sets(self, method: str) -> tuple[list[str], list[np.ndarray] | None, bool]:
-        """(train sets, per-set sample weights, balanced-val selection) of one method."""
-        data_path = self.stages.results["data"].outputs["path"]
-        if method == "baseline":
-            return [data_path], None, False
-        if method == "reweighting":
-            ds = self._data()
-            tr = ds.split_indices("train")
-            return [data_path], [reweighting_weights(ds.labels(self.t, tr), ds.labels(self.g, tr))], False
-        pairs_dir = self.stages.results["pairs"].dir
-        if method == "latent_debias_filtered":
-            return [data_path, str(pairs_dir / "complementary_filtered")], None, True
-        if method in EDIT_OF_METHOD:
-            return [data_path, str(pairs_dir / EDIT_OF_METHOD[method])], None, True
-        if method == "real_plus_gz":
-            # unpaired ablation: real + G(z) only (the first half of the complementary pair set)
-            ds = load_dataset(pairs_dir / "complementary")
-            n = len(ds) // 2
-            w = np.concatenate([np.ones(n), np.zeros(len(ds) - n)])
-            return [data_path, str(pairs_dir / "complementary")], [np.ones(len(self._data().split_indices("train"))), w], True
-        raise FairlatentError(f"unknown method {method!r}")
+    def _method_context(self) -> MethodContext:
+        pairs = self.stages.results.get("pairs")
+        return MethodContext(data_path=self.stages.results["data"].outputs["path"],
+                             pairs_dir=pairs.dir if pairs is not None else None, target=self.t, protected=self.g,
+                             load_dataset=load_dataset)
 
     def stage_train(self, method: str) -> None:
+        """Train the target classifier of one registered method (:mod:`fairlatent.pipeline.methods`)."""
         from fairlatent.train.classifier import train_classifier
 
-        ccfg = self._classifier_config(self.cfg.classifier)
-        deps = ("data",) if method in ("baseline", "reweighting") else ("data", "pairs")
+        spec = get_method(method)
+        ccfg = self._classifier_config()
+        deps = ("data", "pairs") if spec.needs_pairs else ("data",)
 
         def fn(stage_dir: Path) -> dict[str, Any]:
-            sets, weights, balanced_val = self._method_train_sets(method)
+            ctx = self._method_context()
+            ts = spec.training_sets(ctx)
             val_weights = None
-            if balanced_val:  # the paper selects augmented models by group-balanced validation AP
+            if spec.balanced_val:  # the paper selects augmented models by group-balanced validation AP
                 ds = self._data()
                 va = ds.split_indices("val")
                 val_weights = reweighting_weights(ds.labels(self.t, va), ds.labels(self.g, va))
-            train_classifier(sets, [self.t], stage_dir / "model", ccfg, val_set=sets[0], sample_weights=weights,
-                             val_weights=val_weights, progress=self.progress)
+            train_classifier(ts.sets, [self.t], stage_dir / "model", ccfg, val_set=ctx.data_path,
+                             sample_weights=ts.weights, val_weights=val_weights, progress=self.progress)
             return {"path": str((stage_dir / "model").resolve())}
 
         self.stages.run(f"train_{method}", {"method": method, "classifier": ccfg.model_dump()}, fn, deps=deps)
@@ -496,7 +480,7 @@ class Pipeline:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_json(self.run_dir / "config.json", self.cfg.model_dump())
         self.stage_data()
-        needs_latent = any(m not in ("baseline", "reweighting") for m in self.cfg.methods)
+        needs_latent = self.cfg.needs_pairs()
         if needs_latent:
             self.stage_gan()
             self.stage_labeler()

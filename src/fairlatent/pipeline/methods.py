@@ -1,0 +1,181 @@
+"""The de-biasing methods the pipeline can train, one registered object each.
+
+A method is everything the pipeline needs to know to train one target classifier: which upstream stages it
+needs (the latent stages and which edit's pairs, filtered by label agreement or not), how its training set
+is built from the real data and the pairs, whether it uses sample weights, and whether its best epoch is
+chosen on group-balanced validation AP. Before this module that knowledge was spread over six places of
+:mod:`fairlatent.pipeline.run` and the config's list of names, and a name could pass validation with no
+training recipe behind it. Now the config validates ``methods`` against this registry, and the pipeline
+asks the registry for everything else, so adding a method touches only this file.
+
+Every method selects its epoch on the real data set's ``val`` split (only the weighting differs) and is
+evaluated on the real test splits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from fairlatent.errors import FairlatentError
+from fairlatent.latent.edits import EDIT_KINDS
+
+
+@dataclass(frozen=True)
+class MethodContext:
+    """What a training-set builder may read: the real data set, the pairs stage's folder, the attributes."""
+
+    data_path: str
+    pairs_dir: Path | None
+    target: str
+    protected: str
+    load_dataset: Callable[[Any], Any] = field(default=None, repr=False)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.load_dataset is None:
+            from fairlatent.data.dataset import load_dataset
+
+            object.__setattr__(self, "load_dataset", load_dataset)
+
+    def pairs(self, name: str) -> str:
+        """Path of one pair set written by the pairs stage (``complementary``, ``complementary_filtered``…)."""
+        if self.pairs_dir is None:
+            raise FairlatentError(f"pair set {name!r} asked for, but the pairs stage has not run")
+        return str(Path(self.pairs_dir) / name)
+
+    def real_train_size(self) -> int:
+        return len(self.load_dataset(self.data_path).split_indices("train"))
+
+
+@dataclass(frozen=True)
+class TrainingSets:
+    """Arguments of :func:`fairlatent.train.classifier.train_classifier` for one method: the training data
+    sets (their ``train`` rows are concatenated) and one weight array (or None) per set, or None for all
+    ones. Validation is always on the real data set (``MethodContext.data_path``)."""
+
+    sets: list[str]
+    weights: list[np.ndarray | None] | None = None
+
+
+@dataclass(frozen=True)
+class Method:
+    """One de-biasing method.
+
+    ``edit``: the latent edit whose pairs it trains on (None: real data only, no GAN or latent stages);
+    ``filtered``: only the pairs whose f_t label agreed on G(z) and G(z'); ``sample_weights``: its builder
+    returns per-sample weights; ``balanced_val``: select the best epoch on group-balanced validation AP
+    (the paper does this for every model trained with synthetic data).
+    """
+
+    name: str
+    description: str
+    build: Callable[[MethodContext, "Method"], TrainingSets] = field(repr=False)
+    edit: str | None = None
+    filtered: bool = False
+    sample_weights: bool = False
+    balanced_val: bool = False
+
+    def __post_init__(self) -> None:
+        if self.edit is not None and self.edit not in EDIT_KINDS:
+            raise ValueError(f"method {self.name!r}: unknown edit {self.edit!r}; edits are {', '.join(EDIT_KINDS)}")
+        if self.filtered and self.edit is None:
+            raise ValueError(f"method {self.name!r}: filtered needs an edit")
+
+    @property
+    def needs_pairs(self) -> bool:
+        """Whether it needs the GAN, labeler, latents, hyperplanes and pairs stages."""
+        return self.edit is not None
+
+    @property
+    def pair_set(self) -> str | None:
+        """Name of the folder of the pairs stage it trains on."""
+        if self.edit is None:
+            return None
+        return f"{self.edit}_filtered" if self.filtered else self.edit
+
+    def training_sets(self, ctx: MethodContext) -> TrainingSets:
+        out = self.build(ctx, self)
+        if out.weights is not None and len(out.weights) != len(out.sets):
+            raise AssertionError(f"method {self.name}: {len(out.weights)} weight arrays for {len(out.sets)} sets")
+        return out
+
+
+_REGISTRY: dict[str, Method] = {}
+
+
+def register_method(method: Method, *, replace: bool = False) -> Method:
+    """Add a method to the registry (``replace=True`` to redefine one); returns it."""
+    if method.name in _REGISTRY and not replace:
+        raise ValueError(f"method {method.name!r} is already registered")
+    _REGISTRY[method.name] = method
+    return method
+
+
+def get_method(name: str) -> Method:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise FairlatentError(f"unknown method {name!r}; methods are: {', '.join(_REGISTRY)}") from None
+
+
+def method_names() -> tuple[str, ...]:
+    """Registered names, in registration order."""
+    return tuple(_REGISTRY)
+
+
+# ----------------------------------------------------------------------------------------------- builders
+def _real(ctx: MethodContext, m: Method) -> TrainingSets:
+    return TrainingSets([ctx.data_path])
+
+
+def _reweighted(ctx: MethodContext, m: Method) -> TrainingSets:
+    from fairlatent.train.classifier import reweighting_weights
+
+    ds = ctx.load_dataset(ctx.data_path)
+    tr = ds.split_indices("train")
+    return TrainingSets([ctx.data_path], [reweighting_weights(ds.labels(ctx.target, tr), ds.labels(ctx.protected, tr))])
+
+
+def _real_plus_pairs(ctx: MethodContext, m: Method) -> TrainingSets:
+    return TrainingSets([ctx.data_path, ctx.pairs(m.pair_set)])
+
+
+def _real_plus_gz(ctx: MethodContext, m: Method) -> TrainingSets:
+    # the pair set holds G(z) in its first half and G(z') in its second: weight 0 drops the G(z') half
+    pairs = ctx.pairs(m.pair_set)
+    n_pairs = len(ctx.load_dataset(pairs))
+    half = n_pairs // 2
+    w = np.concatenate([np.ones(half), np.zeros(n_pairs - half)])
+    return TrainingSets([ctx.data_path, pairs], [np.ones(ctx.real_train_size()), w])
+
+
+def _synthetic(ctx: MethodContext, m: Method) -> TrainingSets:
+    return TrainingSets([ctx.pairs(m.pair_set)])
+
+
+# ----------------------------------------------------------------------------------------------- the methods
+register_method(Method("baseline", "real training data as is", _real))
+register_method(Method("reweighting", "real data, weights w(t,g) = N_t / (2·N_tg) that make t and g independent",
+                       _reweighted, sample_weights=True))
+register_method(Method("latent_debias", "real data + every pair G(z), G(z') of the complementary edit (the paper)",
+                       _real_plus_pairs, edit="complementary", balanced_val=True))
+register_method(Method("latent_debias_filtered",
+                       "latent_debias with only the pairs on which f_t gave G(z) and G(z') the same label",
+                       _real_plus_pairs, edit="complementary", filtered=True, balanced_val=True))
+register_method(Method("latent_debias_onto_plane", "real data + pairs with z' moved onto h_g, target score kept (ablation)",
+                       _real_plus_pairs, edit="onto_plane", balanced_val=True))
+register_method(Method("latent_debias_reflect", "real data + pairs with z' reflected across h_g, target plane ignored (ablation)",
+                       _real_plus_pairs, edit="reflect", balanced_val=True))
+register_method(Method("latent_debias_project", "real data + pairs with z' projected onto h_g, target plane ignored (ablation)",
+                       _real_plus_pairs, edit="project", balanced_val=True))
+register_method(Method("synthetic_only",
+                       "only the complementary pairs G(z) ∪ G(z'), epoch chosen on real val (the paper's ablation)",
+                       _synthetic, edit="complementary", balanced_val=True))
+register_method(Method("real_plus_gz", "real data + G(z) without its partner G(z') (unpaired ablation)",
+                       _real_plus_gz, edit="complementary", sample_weights=True, balanced_val=True))
+
+
+__all__ = ["Method", "MethodContext", "TrainingSets", "register_method", "get_method", "method_names"]
