@@ -45,7 +45,7 @@ from fairlatent.train.checkpoint import (
     has_checkpoint,
     save_checkpoint,
 )
-from fairlatent.train.thresholds import calibrated_threshold, f1_best_threshold
+from fairlatent.models.thresholds import calibrated_threshold, f1_best_threshold
 from fairlatent.utils.device import autocast, default_device
 from fairlatent.utils.images import to_tensor
 from fairlatent.utils.io import atomic_file, write_json
