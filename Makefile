@@ -1,6 +1,6 @@
 # Two commands set up a fresh machine:
 #   make demo   - create .venv, install, run the main job on the built-in ToyFaces data
-#   make test   - create .venv (with test extras) if needed, run the test suite
+#   make test   - create .venv (with test extras) if needed, check the import layers, run the test suite
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -33,7 +33,7 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/fairlatent demo --out $(DEMO_OUT)
 
 test: $(VENV)/.installed-test
-	$(PY) -m pytest -q
+	$(VENV)/bin/lint-imports && $(PY) -m pytest -q
 
 clean:
 	rm -rf $(VENV) runs

@@ -20,7 +20,7 @@ from fairlatent.train.classifier import (
     reweighting_weights,
     train_classifier,
 )
-from fairlatent.train.thresholds import calibrated_threshold, f1_best_threshold
+from fairlatent.models.thresholds import calibrated_threshold, f1_best_threshold
 
 SIZE = 16
 FAST = dict(width=4, depth=1, epochs=2, batch_size=32, lr=3e-3)

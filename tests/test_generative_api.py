@@ -11,7 +11,6 @@ import pytest
 from typer.testing import CliRunner
 
 from fairlatent.cli.app import app
-from fairlatent.cli.metrics_commands import plot_truncation_sweep, truncation_sweep
 from fairlatent.data import write_dataset
 from fairlatent.errors import FairlatentError
 from fairlatent.metrics.generative import (
@@ -24,6 +23,8 @@ from fairlatent.metrics.generative import (
     extract_features,
     fid_from_features,
 )
+from fairlatent.metrics.generative.truncation import parse_truncations, truncation_sweep
+from fairlatent.report.truncation import plot_truncation_sweep, truncation_table
 
 KW = dict(kid_subsets=3, progress=False)
 
@@ -185,3 +186,14 @@ def test_truncation_sweep_trades_recall_for_precision(tmp_path):
     assert rows[0]["fid"] > rows[-1]["fid"]
     plot_truncation_sweep(rows, tmp_path / "s.png")
     assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+    table = truncation_table(rows, "sweep")
+    assert table.row_count == 3 and [c.header for c in table.columns][:2] == ["τ", "FID"]
+    assert list(table.columns[0].cells) == ["0.25", "1", "none"]
+
+
+def test_parse_truncations_reads_none_and_refuses_bad_values():
+    assert parse_truncations("0.5, 1,none,inf") == [0.5, 1.0, None, None]
+    with pytest.raises(FairlatentError, match="'abc' is not a number"):
+        parse_truncations("0.5,abc")
+    with pytest.raises(FairlatentError, match="must be positive"):
+        parse_truncations("0")

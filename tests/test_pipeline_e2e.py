@@ -3,6 +3,7 @@ only what a config change touches, the latent-edit invariants measured in the ru
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import subprocess
@@ -10,9 +11,11 @@ import sys
 
 import numpy as np
 import pytest
+from rich.console import Console
 
 from fairlatent.cli.pipeline_commands import _builtin_config
 from fairlatent.pipeline.run import Pipeline
+from fairlatent.report import build_report
 
 METRICS = ("AP", "DEO", "BA", "KL", "DP", "EOdds", "worst_group_acc")
 
@@ -21,7 +24,8 @@ METRICS = ("AP", "DEO", "BA", "KL", "DP", "EOdds", "worst_group_acc")
 def fast_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("demo") / "fast"
     pipe = Pipeline(_builtin_config("demo_fast"), run_dir, progress=False)
-    report = pipe.run()
+    report = pipe.run()  # writes report.json; report.html is the report layer's, as `fairlatent demo` does it
+    build_report(run_dir, console=Console(file=io.StringIO(), width=120))
     return run_dir, pipe, report
 
 
@@ -84,6 +88,29 @@ def test_report_html_is_self_contained_and_escapes_user_strings(fast_run):
     out = render_html(evil, {"real_samples": ""}, run_dir="<b>dir</b>")
     assert "<script>alert(1)</script>" not in out and "&lt;script&gt;alert(1)&lt;/script&gt;" in out
     assert "<b>dir</b>" not in out
+
+
+def test_report_is_rebuilt_from_the_run_folder_alone(fast_run, tmp_path):
+    """build_report needs report.json and the run's files, no pipeline: a re-render prints the same tables
+    and writes the same page; a folder without report.json is refused by name."""
+    run_dir, _, report = fast_run  # an earlier test may have rerun the pipeline: compare with the files
+    build_report(run_dir, console=Console(file=io.StringIO()))
+    first = (run_dir / "report.html").read_text()
+    buf = io.StringIO()
+    again = build_report(run_dir, console=Console(file=buf, width=200))
+    assert again == json.loads((run_dir / "report.json").read_text())
+    assert (run_dir / "report.html").read_text() == first
+    out = buf.getvalue()
+    for title in ("test: median [95% bootstrap interval]", "test_balanced: median",
+                  "test: method − baseline on the same resamples", "latent: h_t held-out acc", "report: "):
+        assert title in out, title
+    assert set(report["files"]) == {"scores", "pairs", "gan_samples"}
+    samples = np.load(run_dir / report["files"]["gan_samples"])
+    assert samples.dtype == np.uint8 and samples.shape[0] == 64
+    from fairlatent.errors import FairlatentError
+
+    with pytest.raises(FairlatentError, match="no report.json"):
+        build_report(tmp_path)
 
 
 def test_run_command_config_errors_exit_2(tmp_path):

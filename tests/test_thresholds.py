@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import f1_score
 
 from fairlatent.errors import FairlatentError
-from fairlatent.train.thresholds import calibrated_threshold, f1_best_threshold
+from fairlatent.models.thresholds import calibrated_threshold, f1_best_threshold
 
 
 def _cases(n_cases=60, seed=0):

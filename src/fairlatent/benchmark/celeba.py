@@ -23,7 +23,7 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
@@ -192,8 +192,9 @@ def machine_description() -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------- the run
 class CelebABenchmark:
     def __init__(self, cfg: CelebABenchmarkConfig, out: str | os.PathLike, *, console: Console | None = None,
-                 progress: bool = True) -> None:
+                 progress: bool = True, after_run: Callable[[Path], Any] | None = None) -> None:
         self.cfg = cfg
+        self.after_run = after_run
         self.out = Path(out)
         self.console = console or Console()
         self.progress = progress
@@ -307,6 +308,8 @@ class CelebABenchmark:
         cfg = self.pipeline_config(target, seed, data_path, f"celeba_{key.replace('/', '_')}")
         try:
             report = run_pipeline(cfg, run_dir, console=self.console, progress=self.progress)
+            if self.after_run is not None:
+                self.after_run(run_dir)
         except FairlatentError as exc:  # one target's failure (e.g. a GAN that never draws it) is a result too
             self.console.print(f"[red]{key} failed:[/] {exc}")
             self.results["failed"][key] = str(exc)
@@ -401,9 +404,13 @@ def summarize_report(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_celeba_benchmark(cfg: CelebABenchmarkConfig, out: str | os.PathLike, *, console: Console | None = None,
-                         progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) the CelebA benchmark in ``out``; return the results (also ``results.json``/``.md``)."""
-    return CelebABenchmark(cfg, out, console=console, progress=progress).run()
+                         progress: bool = True, after_run: Callable[[Path], Any] | None = None) -> dict[str, Any]:
+    """Run (or resume) the CelebA benchmark in ``out``; return the results (also ``results.json``/``.md``).
+
+    ``after_run(run_dir)`` is called after each pipeline run that finished (its ``report.json`` written); the
+    CLI passes :func:`fairlatent.report.build_report` there. The benchmark cannot import the report itself:
+    the two are independent siblings above the pipeline, and the layer above (the CLI) composes them."""
+    return CelebABenchmark(cfg, out, console=console, progress=progress, after_run=after_run).run()
 
 
 __all__ = ["CelebABenchmarkConfig", "run_celeba_benchmark", "skewed_train_indices", "select_targets",

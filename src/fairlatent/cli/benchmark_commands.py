@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,18 +12,6 @@ import typer
 from fairlatent.cli.app import benchmark_app
 from fairlatent.errors import FairlatentError
 
-# A test-sized benchmark: a few hundred images, tiny models; shows the mechanics in about a minute.
-TEST_PRESET: dict[str, Any] = {
-    "limit": 600, "size": 32, "min_positives": 20,
-    "gan": {"arch": "dcgan", "width": 16, "steps": 400, "batch_size": 32, "checkpoint_every": 200, "sample_every": 200},
-    "classifier": {"width": 8, "epochs": 6, "stages": 2},
-    # calibrated: a tiny labeler's F1-best threshold can sit below every score and label all of G(z) alike
-    "latent": {"n_fit": 200, "n_holdout": 100, "n_pairs": 100, "batch_size": 128, "threshold": "calibrated"},
-    "evaluation": {"n_boot": 20, "n_generative": 100},
-    "skews": [0.5, 0.7],
-}
-
-
 def _csv(value: str | None, cast=str) -> list | None:
     if value is None:
         return None
@@ -34,31 +20,6 @@ def _csv(value: str | None, cast=str) -> list | None:
         return [cast(v) for v in items]
     except ValueError:
         raise FairlatentError(f"cannot read {value!r} as a comma-separated list of {cast.__name__}") from None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
-def _take_lock(out: Path, *, check_only: bool = False) -> Path:
-    """One benchmark per output folder: a second one would interleave writes to the same files."""
-    out.mkdir(parents=True, exist_ok=True)
-    lock = out / "benchmark.pid"
-    if lock.is_file():
-        try:
-            pid = int(lock.read_text().strip())
-        except ValueError:
-            pid = -1
-        if pid > 0 and pid != os.getpid() and _pid_alive(pid):
-            raise FairlatentError(f"{out}: another benchmark (pid {pid}) is running in this folder; wait for it "
-                                  f"or stop it (kill {pid}); its log is {out / 'benchmark.log'}")
-    if not check_only:
-        lock.write_text(str(os.getpid()))
-    return lock
 
 
 @benchmark_app.command("celeba")
@@ -86,10 +47,11 @@ def celeba_command(
     from rich.console import Console
 
     from fairlatent.benchmark.celeba import CelebABenchmarkConfig, run_celeba_benchmark
+    from fairlatent.benchmark.lock import benchmark_lock, take_lock
+    from fairlatent.benchmark.presets import preset as preset_config
+    from fairlatent.report import build_report
 
-    if preset not in ("default", "test"):
-        raise FairlatentError(f"--preset {preset!r}: choose 'default' or 'test'")
-    raw: dict[str, Any] = copy.deepcopy(TEST_PRESET) if preset == "test" else {}
+    raw: dict[str, Any] = preset_config(preset)
     raw.update({"root": str(root), "protected": protected, "seeds": _csv(seeds, int)})
     if targets:
         raw["targets"] = _csv(targets)
@@ -108,7 +70,7 @@ def celeba_command(
                             {k: "--set" for k in sets})
 
     if background:
-        _take_lock(out, check_only=True)  # refuse now if one is already running there; the child takes it
+        take_lock(out, check_only=True)  # refuse now if one is already running there; the child takes it
         log = out / "benchmark.log"
         argv = [a for a in sys.argv[1:] if a != "--background"]
         with open(log, "a") as fh:
@@ -117,9 +79,8 @@ def celeba_command(
         typer.echo(f"benchmark running in the background (pid {proc.pid}); log: {log}; "
                    f"results as targets finish: {out / 'results.md'}")
         return
-    lock = _take_lock(out)
-    try:
-        console = Console(width=140) if quiet else None
-        run_celeba_benchmark(cfg, out, console=console, progress=not quiet)
-    finally:
-        lock.unlink(missing_ok=True)
+    console = Console(width=140) if quiet else Console()
+    with benchmark_lock(out):
+        # each finished pipeline run gets its report.html and tables, as `fairlatent run` gives one
+        run_celeba_benchmark(cfg, out, console=console, progress=not quiet,
+                             after_run=lambda run_dir: build_report(run_dir, console=console))

@@ -9,7 +9,6 @@ subcommand name (``fairlatent metrics compute ...`` works too).
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Optional
 
@@ -19,7 +18,6 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from fairlatent.cli.app import metrics_app
-from fairlatent.errors import FairlatentError
 
 
 class DefaultComputeGroup(TyperGroup):
@@ -109,80 +107,6 @@ def compute(
         console.print(f"wrote {json_out}")
 
 
-def _parse_taus(text: str) -> list[float | None]:
-    taus: list[float | None] = []
-    for item in text.split(","):
-        item = item.strip().lower()
-        if item in ("none", "inf", ""):
-            taus.append(None)
-            continue
-        try:
-            tau = float(item)
-        except ValueError:
-            raise FairlatentError(f"--taus: {item!r} is not a number or 'none'") from None
-        if not tau > 0:
-            raise FairlatentError(f"--taus: truncation {item} must be positive")
-        taus.append(tau)
-    return taus
-
-
-def truncation_sweep(generator, real, *, taus, n: int, features="domain", classifier=None, inception_weights=None,
-                     seed: int = 0, k_pr: int = 3, k_dc: int = 5, batch_size: int = 64, cache_dir=None,
-                     device=None, progress: bool = True) -> list[dict]:
-    """FID, precision, recall, density, coverage of ``n`` samples at each truncation τ (None = untruncated).
-
-    Real features are extracted once (cached) and reused; each τ samples ``n`` latents from the same seed.
-    """
-    from fairlatent.metrics.generative import (Features, GeneratorSamples, compute_generative_metrics,
-                                               extract_features, make_extractor)
-
-    extractor = make_extractor(features, classifier=classifier, inception_weights=inception_weights, seed=seed,
-                               device=device)
-    image_size = getattr(generator, "image_size", None)
-    real_feats = extract_features(real, extractor, batch_size=batch_size, cache_dir=cache_dir, device=device,
-                                  image_size=getattr(extractor, "image_size", None) or
-                                  (image_size if extractor.fixed_size else None), progress=progress)
-    rows = []
-    for tau in taus:
-        fake_feats = extract_features(GeneratorSamples(generator, n, seed, tau), extractor, batch_size=batch_size,
-                                      cache_dir=cache_dir, device=device, progress=progress,
-                                      image_size=getattr(extractor, "image_size", None))
-        res = compute_generative_metrics(Features(real_feats), Features(fake_feats), fid=True, kid=False,
-                                         prdc=True, k_pr=k_pr, k_dc=k_dc, seed=seed, device=device, progress=False)
-        rows.append({"truncation": tau, **{k: res[k] for k in ("fid", "precision", "recall", "density", "coverage")},
-                     "features": extractor.name, "n_real": res["n_real"], "n_fake": res["n_fake"]})
-    return rows
-
-
-def plot_truncation_sweep(rows: list[dict], path: Path) -> None:
-    """Two panels: FID, and precision/recall/density/coverage, against τ (untruncated drawn at the right)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from fairlatent.utils.io import atomic_file
-
-    finite = [r["truncation"] for r in rows if r["truncation"] is not None]
-    right = (max(finite) * 1.25) if finite else 1.0
-    xs = [r["truncation"] if r["truncation"] is not None else right for r in rows]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    ax1.plot(xs, [r["fid"] for r in rows], "o-", color="black")
-    ax1.set_xlabel("truncation τ")
-    ax1.set_ylabel("FID")
-    for key in ("precision", "recall", "density", "coverage"):
-        ax2.plot(xs, [r[key] for r in rows], "o-", label=key)
-    ax2.set_xlabel("truncation τ")
-    ax2.legend()
-    for ax in (ax1, ax2):
-        ax.set_xticks(xs, [f"{x:g}" if r["truncation"] is not None else "none" for x, r in zip(xs, rows)])
-    fig.suptitle(f"fidelity/diversity vs truncation ({rows[0]['features']})" if rows else "")
-    fig.tight_layout()
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-
-
 @metrics_app.command("truncation-sweep")
 def truncation_sweep_command(
     gan: Path = typer.Option(..., "--gan", help="Generator: fairlatent GAN run directory or TorchScript file."),
@@ -201,10 +125,12 @@ def truncation_sweep_command(
 ) -> None:
     """FID, precision, recall, density and coverage against truncation τ: the fidelity/diversity trade-off."""
     from fairlatent.metrics.generative import DatasetSelection
+    from fairlatent.metrics.generative.truncation import parse_truncations, truncation_sweep
     from fairlatent.models.generator import load_generator
+    from fairlatent.report.truncation import plot_truncation_sweep, truncation_table
     from fairlatent.utils.io import write_json
 
-    tau_list = _parse_taus(taus)
+    tau_list = parse_truncations(taus)
     generator = load_generator(gan, device=device)
     real_src = DatasetSelection(real, split=split) if split else real
     rows = truncation_sweep(generator, real_src, taus=tau_list, n=n, features=features, classifier=classifier,
@@ -213,13 +139,6 @@ def truncation_sweep_command(
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "sweep.json", {"gan": str(gan), "real": str(real), "seed": seed, "n": n, "rows": rows})
     plot_truncation_sweep(rows, out / "sweep.png")
-    table = Table(title=f"truncation sweep — {gan} vs {real} ({rows[0]['features'] if rows else ''})")
-    for col in ("τ", "FID", "precision", "recall", "density", "coverage"):
-        table.add_column(col, justify="right")
-    for r in rows:
-        table.add_row("none" if r["truncation"] is None else f"{r['truncation']:g}",
-                      *(f"{r[k]:.4g}" if not math.isnan(r[k]) else "nan"
-                        for k in ("fid", "precision", "recall", "density", "coverage")))
     console = Console()
-    console.print(table)
+    console.print(truncation_table(rows, f"truncation sweep — {gan} vs {real} ({rows[0]['features'] if rows else ''})"))
     console.print(f"wrote {out / 'sweep.json'} and {out / 'sweep.png'}")

@@ -18,6 +18,18 @@ def _builtin_config(name: str):
         return load_config(path)
 
 
+def _run_and_report(cfg, out: Path, *, quiet: bool) -> None:
+    """The pipeline writes report.json; the report layer renders report.html and prints the tables from it."""
+    from rich.console import Console
+
+    from fairlatent.pipeline.run import run_pipeline
+    from fairlatent.report import build_report
+
+    console = Console()
+    run_pipeline(cfg, out, console=console, progress=not quiet)
+    build_report(out, console=console)
+
+
 @app.command("run")
 def run_command(
     config: Path = typer.Argument(..., help="Pipeline config (TOML). See `fairlatent demo` for a built-in one."),
@@ -29,10 +41,9 @@ def run_command(
     """Run (or resume) the whole pipeline: data → GAN → classifiers → latents → hyperplanes → pairs →
     retraining of each method → evaluation → report. Unchanged stages are skipped."""
     from fairlatent.pipeline.config import load_config
-    from fairlatent.pipeline.run import run_pipeline
 
     cfg = load_config(config, overrides=set_)
-    run_pipeline(cfg, out or Path("runs") / cfg.name, progress=not quiet)
+    _run_and_report(cfg, out or Path("runs") / cfg.name, quiet=quiet)
 
 
 @app.command("demo")
@@ -42,7 +53,5 @@ def demo_command(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """The built-in demo: ToyFaces, target Wearing_Hat, protected Eyeglasses, training skew 0.9."""
-    from fairlatent.pipeline.run import run_pipeline
-
     cfg = _builtin_config("demo_fast" if fast else "demo")
-    run_pipeline(cfg, out, progress=not quiet)
+    _run_and_report(cfg, out, quiet=quiet)

@@ -26,14 +26,14 @@ from fairlatent.errors import FairlatentError
 
 # The calibrated threshold (``score > t`` predicts positive; t = the (P+1)-th largest validation score, ties
 # at the boundary predicted negative, not the reference's off-by-one) has one implementation, in the
-# classifier's threshold module; it is re-exported here so that metrics users find it beside the metrics.
-from fairlatent.train.thresholds import calibrated_threshold
+# classifier's threshold module (fairlatent.models.thresholds, below both training and metrics); it is
+# re-exported here so that metrics users find it beside the metrics.
+from fairlatent.models.thresholds import calibrated_threshold
 
 __all__ = [
     "accuracy",
     "average_precision",
     "bias_amplification",
-    "bootstrap_metrics",
     "calibrated_threshold",
     "confusion_by_group",
     "demographic_parity_difference",

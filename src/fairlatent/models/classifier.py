@@ -151,7 +151,7 @@ class ClassifierHandle:
         The full ``config.json`` (architecture, training config, validation metrics per epoch, best epoch).
     thresholds : dict
         ``{attr: {"calibrated": float, "f1": float}}`` chosen on validation; predict positive when
-        ``score > threshold`` (see :mod:`fairlatent.train.thresholds`).
+        ``score > threshold`` (see :mod:`fairlatent.models.thresholds`).
     module : AttributeClassifier
         The network in eval mode (for neuron audits).
     """

@@ -1,13 +1,16 @@
-"""Load a generator — a fairlatent GAN run or the user's own TorchScript file — behind one handle.
+"""Generators behind one protocol, and the loader of fairlatent GAN runs and TorchScript files.
 
-Downstream stages (latent sampling, hyperplanes, pair generation, metrics) only see
-:class:`GeneratorHandle`: latents in (float32 n×D numpy), images out (uint8 n×H×W×3). A latent fully
-determines its image (generators run in ``eval()`` mode, so batch normalisation uses running
-statistics), which is why latents are always returned with the images they produced.
+Downstream stages (latent sampling, hyperplanes, pair generation, metrics) see a :class:`Generator`: a
+latent specification (:class:`~fairlatent.models.latent_spec.LatentSpec`: N(0, I) noise plus optional
+categorical / uniform codes), ``sample_latents`` and ``decode``. The protocol does not assume an image
+generator or an unconditional N(0, I) latent, so InfoGAN-style codes, conditional generators (a condition
+array beside the latent) and tabular generators (``output_kind = "table"``) fit it; stages that need images
+(labelling with an image classifier) check ``output_kind``. A latent (with its condition) fully determines
+its output (generators run in ``eval()`` mode, so batch normalisation uses running statistics), which is
+why latents are always stored with the images they produced.
 
-Truncation (the "truncation trick"): each latent component with |z_i| > τ is redrawn from N(0, 1)
-until it falls inside [−τ, τ], i.e. z is drawn from the standard normal truncated to the cube. Lower
-τ trades diversity (recall) for fidelity (precision).
+:class:`GeneratorHandle` is the image implementation: a torch module mapping N×D latents (and, when
+conditional, N×C conditions) to N×3×H×W images. Truncation: see :mod:`fairlatent.models.latent_spec`.
 """
 
 from __future__ import annotations
@@ -15,63 +18,137 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from torch import nn
 
 from fairlatent.errors import FairlatentError
+from fairlatent.models.latent_spec import LatentSpec, truncated_normal
 from fairlatent.utils.device import default_device
 from fairlatent.utils.images import to_uint8
 from fairlatent.utils.io import read_json
-from fairlatent.utils.seed import rng
 
 OUTPUT_RANGES = ("[-1,1]", "[0,1]")
 
 
-def truncated_normal(generator: np.random.Generator, shape: tuple[int, int], truncation: float | None) -> np.ndarray:
-    """Standard-normal float32 array; with ``truncation`` τ every entry outside [−τ, τ] is redrawn until inside.
-
-    Vectorised rejection: each round redraws only the entries still outside, so the expected number of
-    rounds is 1 / P(|z| ≤ τ) (≈ 1.5 for τ = 1, ≈ 2.6 for τ = 0.5).
-    """
-    z = generator.standard_normal(shape, dtype=np.float32)
-    if truncation is None:
-        return z
-    if not truncation > 0:
-        raise FairlatentError(f"truncation must be > 0, got {truncation}")
-    bad = np.abs(z) > truncation
-    while bad.any():
-        z[bad] = generator.standard_normal(int(bad.sum()), dtype=np.float32)
-        bad = np.abs(z) > truncation
-    return z
+OutputKind = Literal["image", "table"]
+OUTPUT_KINDS = ("image", "table")
 
 
-class GeneratorHandle:
-    """A generator network plus what is needed to use it: latent dimension, image size, output range.
+@runtime_checkable
+class Generator(Protocol):
+    """What the latent stages need of a generator.
 
     Attributes
     ----------
+    latent_spec : LatentSpec
+        What a latent vector is made of; ``latent_spec.dim`` is its length.
+    condition_dim : int
+        Columns of the condition array a conditional generator takes (0: unconditional).
+    output_kind : "image" | "table"
+        ``"image"``: ``decode`` returns uint8 N×H×W×3; ``"table"``: N×F rows (tabular generators).
+    """
+
+    latent_spec: LatentSpec
+    condition_dim: int
+    output_kind: OutputKind
+
+    def sample_latents(self, n: int, seed: int, truncation: float | None = None) -> np.ndarray:
+        """``n`` latents (float32 n×dim) per the latent spec, a function of ``seed``."""
+        ...
+
+    def decode(self, z: np.ndarray, condition: np.ndarray | None = None) -> np.ndarray:
+        """Outputs of latents ``z`` (n×dim), with an n×condition_dim ``condition`` for conditional ones."""
+        ...
+
+
+def check_condition(generator: Generator, z: np.ndarray, condition: np.ndarray | None) -> np.ndarray | None:
+    """``condition`` as float32, refused when it does not match the generator: one given to an unconditional
+    generator, none given to a conditional one, or a shape other than len(z)×condition_dim.
+
+    A silently ignored condition would make every "conditional" sample come from the same distribution; a
+    missing one has no sensible default. Implementations of :class:`Generator` call this in ``decode``.
+    """
+    c_dim = generator.condition_dim
+    if condition is None:
+        if c_dim:
+            raise FairlatentError(f"this generator is conditional: decode needs a condition array of shape "
+                                  f"n×{c_dim} beside the latents")
+        return None
+    if not c_dim:
+        raise FairlatentError("this generator is unconditional: decode got a condition array it cannot use "
+                              "(pass condition=None)")
+    condition = np.asarray(condition)
+    if condition.ndim != 2 or condition.shape != (len(z), c_dim):
+        raise FairlatentError(f"condition has shape {condition.shape}, expected {len(z)}×{c_dim} "
+                              f"(one row of {c_dim} per latent)")
+    if not (np.issubdtype(condition.dtype, np.floating) or np.issubdtype(condition.dtype, np.integer)
+            or condition.dtype == bool):
+        raise FairlatentError(f"condition must be numeric, got {condition.dtype}")
+    return condition.astype(np.float32)
+
+
+def require_images(generator: Generator, purpose: str) -> Generator:
+    """``generator`` itself when it implements :class:`Generator` with image output; otherwise a
+    FairlatentError naming ``purpose`` (what needed images), so a tabular generator fails with a sentence,
+    not deep inside an image classifier."""
+    if not isinstance(generator, Generator):
+        raise FairlatentError(f"{purpose}: {type(generator).__name__} does not implement the Generator protocol "
+                              "(latent_spec, condition_dim, output_kind, sample_latents, decode)")
+    if generator.output_kind != "image":
+        raise FairlatentError(f"{purpose} needs an image generator (uint8 N×H×W×3 outputs); this generator's "
+                              f"output_kind is {generator.output_kind!r}")
+    return generator
+
+
+class GeneratorHandle:
+    """An image generator network plus what is needed to use it; implements :class:`Generator`.
+
+    The module maps N×D float latents (and, when ``condition_dim`` > 0, an N×C float condition as a second
+    argument) to N×3×H×W square images in ``output_range``.
+
+    Attributes
+    ----------
+    latent_spec : LatentSpec
+        Default ``LatentSpec(normal_dim=latent_dim)``: the N(0, I) latent of fairlatent's GANs.
     latent_dim : int
+        ``latent_spec.dim``, the length of a latent vector.
+    condition_dim : int
+    output_kind : "image"
     image_size : int
     source : Path
         The run directory or TorchScript file it was loaded from.
     """
 
-    def __init__(self, module: nn.Module, *, latent_dim: int, output_range: str, device: torch.device,
-                 source: Path, image_size: int | None = None):  # fmt: skip
+    output_kind: OutputKind = "image"
+
+    def __init__(self, module: nn.Module, *, latent_dim: int | None = None, output_range: str, device: torch.device,
+                 source: Path, image_size: int | None = None, latent_spec: LatentSpec | None = None,
+                 condition_dim: int = 0):  # fmt: skip
         if output_range not in OUTPUT_RANGES:
             raise FairlatentError(f"output_range must be one of {', '.join(OUTPUT_RANGES)}, got {output_range!r}")
-        self.module, self.latent_dim, self.output_range = module, int(latent_dim), output_range
+        if latent_spec is None:
+            if latent_dim is None:
+                raise FairlatentError("a generator needs latent_dim or latent_spec")
+            latent_spec = LatentSpec(normal_dim=int(latent_dim))
+        elif latent_dim is not None and int(latent_dim) != latent_spec.dim:
+            raise FairlatentError(f"latent_dim {latent_dim} disagrees with the latent spec's {latent_spec.dim}")
+        if condition_dim < 0:
+            raise FairlatentError(f"condition_dim must be ≥ 0, got {condition_dim}")
+        self.module, self.latent_spec, self.output_range = module, latent_spec, output_range
+        self.latent_dim, self.condition_dim = latent_spec.dim, int(condition_dim)
         self.device, self.source = device, Path(source)
         self.image_size = image_size if image_size is not None else self._probe_size()
 
-    def _forward(self, z: torch.Tensor) -> torch.Tensor:
+    def _forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         try:
-            x = self.module(z)
+            x = self.module(z) if c is None else self.module(z, c)
         except Exception as exc:  # a TorchScript module reports a wrong latent size as a RuntimeError
+            cond = f", conditions of shape {tuple(c.shape)}" if c is not None else ""
             raise FairlatentError(
-                f"{self.source}: the generator failed on latents of shape {tuple(z.shape)} "
+                f"{self.source}: the generator failed on latents of shape {tuple(z.shape)}{cond} "
                 f"(latent_dim={self.latent_dim}; is that the generator's latent dimension?): {exc}"
             ) from None
         if not torch.is_tensor(x) or x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != x.shape[3] or x.shape[0] != z.shape[0]:
@@ -82,32 +159,31 @@ class GeneratorHandle:
         return x * 2.0 - 1.0 if self.output_range == "[0,1]" else x
 
     def _probe_size(self) -> int:
+        c = torch.zeros(1, self.condition_dim, device=self.device) if self.condition_dim else None
         with torch.inference_mode():
-            return int(self._forward(torch.zeros(1, self.latent_dim, device=self.device)).shape[-1])
+            return int(self._forward(torch.zeros(1, self.latent_dim, device=self.device), c).shape[-1])
 
     def sample_latents(self, n: int, seed: int, truncation: float | None = None) -> np.ndarray:
-        """``n`` latents (float32 n×D) from N(0, I), or its truncation to [−τ, τ]^D; a function of ``seed``."""
-        if n < 0:
-            raise FairlatentError(f"number of samples must be ≥ 0, got {n}")
-        return truncated_normal(rng(seed, "generator-latents"), (int(n), self.latent_dim), truncation)
+        """``n`` latents (float32 n×D) per :attr:`latent_spec`, a function of ``seed``; truncation to [−τ, τ]
+        applies to the N(0, I) part only."""
+        return self.latent_spec.sample(n, seed, truncation)
+
+    def decode(self, z: np.ndarray, condition: np.ndarray | None = None, *, batch_size: int = 256) -> np.ndarray:
+        """Images (uint8 n×H×W×3) of latents ``z`` (n×D) and, for a conditional generator, ``condition``
+        (n×C); each image depends only on its own latent and condition."""
+        z = self.latent_spec.check(z)
+        condition = check_condition(self, z, condition)
+        out = np.empty((len(z), self.image_size, self.image_size, 3), dtype=np.uint8)
+        with torch.inference_mode():
+            for i in range(0, len(z), batch_size):
+                zb = torch.from_numpy(np.ascontiguousarray(z[i : i + batch_size], dtype=np.float32))
+                cb = None if condition is None else torch.from_numpy(condition[i : i + batch_size]).to(self.device)
+                out[i : i + len(zb)] = to_uint8(self._forward(zb.to(self.device), cb))
+        return out
 
     def render(self, latents: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Images (uint8 n×H×W×3) of ``latents`` (n×D); each image depends only on its own latent."""
-        latents = np.asarray(latents)
-        if latents.ndim != 2 or latents.shape[1] != self.latent_dim:
-            raise FairlatentError(
-                f"latents have shape {latents.shape}, expected n×{self.latent_dim} "
-                f"(this generator's latent dimension is {self.latent_dim}, got "
-                f"{latents.shape[-1] if latents.ndim else 'a scalar'})"
-            )
-        if not np.issubdtype(latents.dtype, np.floating):
-            raise FairlatentError(f"latents must be floating point, got {latents.dtype}")
-        out = np.empty((len(latents), self.image_size, self.image_size, 3), dtype=np.uint8)
-        with torch.inference_mode():
-            for i in range(0, len(latents), batch_size):
-                z = torch.from_numpy(np.ascontiguousarray(latents[i : i + batch_size], dtype=np.float32))
-                out[i : i + len(z)] = to_uint8(self._forward(z.to(self.device)))
-        return out
+        """:meth:`decode` without a condition (the API before conditional generators)."""
+        return self.decode(latents, batch_size=batch_size)
 
     def sample(self, n: int, seed: int, truncation: float | None = None, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
         """``(images uint8 n×H×W×3, latents float32 n×D)``; the latents regenerate the images via :meth:`render`."""
@@ -176,3 +252,7 @@ def _load_run(path: Path, latent_dim: int | None, output_range: str | None, devi
         G.to(memory_format=torch.channels_last)
     return GeneratorHandle(G, latent_dim=cfg["latent_dim"], output_range="[-1,1]", device=device,
                            source=path, image_size=int(cfg["size"]))  # fmt: skip
+
+
+__all__ = ["OUTPUT_KINDS", "OUTPUT_RANGES", "Generator", "GeneratorHandle", "LatentSpec", "check_condition",
+           "load_generator", "require_images", "truncated_normal"]

@@ -14,7 +14,8 @@ Stages, each cached in its own folder of the run directory (see :mod:`fairlatent
 7. ``train_<m>``  one target classifier per method (baseline, reweighting, latent_debias, ablations)
 8. ``evaluate``   calibrated threshold on val, bootstrap metrics on test and test_balanced
 9. ``generative`` FID/KID/precision/recall/density/coverage of G(z) and G(z') against real train images
-10. ``report``    report.json, report.html and the terminal table
+10. ``report``    report.json (:mod:`fairlatent.pipeline.summary`); report.html and the terminal tables are
+                  rendered from it by :func:`fairlatent.report.build_report`, a layer above
 """
 
 from __future__ import annotations
@@ -133,6 +134,21 @@ class Pipeline:
             return load_generator(path, latent_dim=g.latent_dim, output_range=g.output_range, device=self.cfg.device)
         return load_generator(path, device=self.cfg.device)
 
+    def _image_generator(self):
+        """The generator, refused unless it outputs images: the labelers f_t, f_g are image classifiers.
+
+        The latent stages are written against :class:`fairlatent.models.generator.Generator`
+        (``sample_latents`` / ``decode``), so only this check stands between them and a tabular generator."""
+        from fairlatent.models.generator import require_images
+
+        return require_images(self._generator(), "labelling generated samples with the image classifiers f_t, f_g")
+
+    def _decode(self, gen, z: np.ndarray) -> np.ndarray:
+        """G(z) for unconditional latents, ``latent.batch_size`` latents per call."""
+        bs = self.cfg.latent.batch_size
+        return np.concatenate([gen.decode(z[i : i + bs]) for i in range(0, len(z), bs)]) if len(z) else \
+            gen.decode(z)
+
     def stage_gan(self) -> None:
         from fairlatent.train.gan import train_gan
 
@@ -237,7 +253,7 @@ class Pipeline:
         cfg = {"n": n, "truncation": lc.truncation, "threshold": lc.threshold, "seed": self.cfg.seed}
 
         def fn(stage_dir: Path) -> dict[str, Any]:
-            gen = self._generator()
+            gen = self._image_generator()
             labeler = self._labelers()
             from fairlatent.utils.seed import hash_str
 
@@ -253,7 +269,7 @@ class Pipeline:
 
     def _render_and_score(self, gen, labeler, z: np.ndarray, what: str, *,
                           keep_images: bool) -> tuple[np.ndarray | None, np.ndarray]:
-        """Render G(z) batch by batch and score every image with the labeler: ``(images or None, scores)``.
+        """Decode G(z) batch by batch and score every image with the labeler: ``(images or None, scores)``.
 
         Images are kept only when asked: the latents stage needs just the scores of its 25k+ images.
         """
@@ -264,7 +280,7 @@ class Pipeline:
         with Progress(console=self.console, disable=not self.progress, transient=True) as prog:
             task = prog.add_task(what, total=len(z))
             for i in range(0, len(z), bs):
-                imgs = gen.render(z[i : i + bs], batch_size=bs)
+                imgs = gen.decode(z[i : i + bs])
                 if keep_images:
                     images.append(imgs)
                 scores.append(self._score(imgs, labeler))
@@ -339,8 +355,8 @@ class Pipeline:
             start = lc.n_fit + lc.n_holdout
             z = z_all[start:].astype(np.float64)
             t_z, g_z = t_all[start:], g_all[start:]
-            gen = self._generator()
-            imgs_z = gen.render(z.astype(np.float32), batch_size=lc.batch_size)
+            gen = self._image_generator()
+            imgs_z = self._decode(gen, z.astype(np.float32))
             out: dict[str, Any] = {}
             for edit in edits:
                 zp = edit_latents(z, h_t, h_g, kind=edit, min_sin=lc.min_sin).astype(np.float32)
@@ -492,15 +508,17 @@ class Pipeline:
         self.stage_evaluate()
         if needs_latent:
             self.stage_generative()
-        from fairlatent.report.build import build_report
+        from fairlatent.pipeline.summary import write_summary
 
-        report = build_report(self, total_seconds=time.perf_counter() - t0)
-        return report
+        # report.json only: report.html and the terminal tables are the report layer's (fairlatent.report)
+        return write_summary(self, total_seconds=time.perf_counter() - t0)
 
 
 def run_pipeline(config: PipelineConfig, run_dir: str | os.PathLike, *, console: Console | None = None,
                  progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) the whole pipeline in ``run_dir``; return the report dict (also in report.json)."""
+    """Run (or resume) the whole pipeline in ``run_dir``; return the report dict (also in report.json).
+
+    ``fairlatent.report.build_report(run_dir)`` then renders report.html and prints the tables."""
     return Pipeline(config, run_dir, console=console, progress=progress).run()
 
 

@@ -1,5 +1,9 @@
-"""Assemble a run's report: ``report.json`` (machine-readable), ``report.html`` (one self-contained file a
-person can read, images embedded) and the metric table printed in the terminal.
+"""Render a run's report: ``report.html`` (one self-contained file a person can read, images embedded) and
+the metric tables printed in the terminal, from ``report.json`` and the files of the run directory.
+
+The numbers come from ``report.json``, written by the pipeline (:mod:`fairlatent.pipeline.summary`); this
+module never sees a live pipeline, so the report sits above the pipeline in the layering without a cycle and
+a finished run folder can be re-rendered on its own (``build_report(run_dir)``).
 
 Every user-controlled string (attribute names, paths, run names) is HTML-escaped by jinja2's autoescape.
 """
@@ -8,18 +12,19 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jinja2
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from fairlatent.utils.io import write_json, write_text
+from fairlatent.errors import FairlatentError
+from fairlatent.utils.io import read_json, write_text
 
-if TYPE_CHECKING:  # pragma: no cover
-    from fairlatent.pipeline.run import Pipeline
+REPORT_JSON = "report.json"  # the file fairlatent.pipeline.summary writes
 
 HEADLINE = ["AP", "DEO", "BA", "KL", "DP", "EOdds", "acc", "worst_group_acc"]
 # lower is better for the fairness metrics, higher for AP/accuracy
@@ -92,81 +97,55 @@ def paired_table(methods: dict[str, Any], split: str, metrics: tuple[str, ...] =
     return table
 
 
-def build_report(pipe: "Pipeline", total_seconds: float) -> dict[str, Any]:
+def load_report(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """``report.json`` of a finished run (written by :func:`fairlatent.pipeline.summary.write_summary`)."""
+    path = Path(run_dir) / REPORT_JSON
+    if not path.is_file():
+        raise FairlatentError(f"{path}: no report.json; run the pipeline in {run_dir} first (`fairlatent run`)")
+    return read_json(path)
+
+
+def report_figures(report: dict[str, Any], run_dir: str | os.PathLike) -> dict[str, str]:
+    """The report's figures as base64 PNGs, drawn from files in the run directory that ``report["files"]``
+    names: score histograms and metric bars (evaluation scores), the G(z)/G(z') pairs (the pair data set),
+    generator samples, and real training images (the data set at ``report["data"]["path"]``)."""
     from fairlatent.data.dataset import load_dataset
-
-    st = pipe.stages.results
-    run_dir = pipe.run_dir
-    data = pipe._data()
-    t, g = pipe.t, pipe.g
-    evaluation = {m: st["evaluate"].outputs[m] for m in pipe.cfg.methods}
-
-    cells = {}
-    for split in ("train", "val", "test", "test_balanced"):
-        idx = data.split_indices(split, required=False)
-        if idx.size:
-            tt, gg = data.labels(t, idx), data.labels(g, idx)
-            cells[split] = {"n": int(idx.size), "P(g=t)": float((tt == gg).mean()),
-                            **{f"t{a}_g{b}": int(((tt == a) & (gg == b)).sum()) for a in (0, 1) for b in (0, 1)}}
-
-    report: dict[str, Any] = {
-        "config": pipe.cfg.model_dump(),
-        "target": t,
-        "protected": g,
-        "data": {"path": st["data"].outputs["path"], "cells": cells},
-        "methods": evaluation,
-    }
-    if "hyperplanes" in st:
-        hp, pairs = st["hyperplanes"].outputs, st["pairs"].outputs
-        comp = pairs.get("complementary", next(iter(pairs.values())))
-        report["latent"] = {
-            "h_t_heldout_acc": hp["h_t"]["heldout_acc"], "h_g_heldout_acc": hp["h_g"]["heldout_acc"],
-            "h_t_fit_acc": hp["h_t"]["fit_acc"], "h_g_fit_acc": hp["h_g"]["fit_acc"],
-            "cos_theta": hp["cos_theta"],
-            "angle_deg": float(np.degrees(np.arccos(np.clip(hp["cos_theta"], -1, 1)))), "pairs": comp["pairs"], "flip_rate_g": comp["flip_rate_g"],
-            "keep_rate_t": comp["keep_rate_t"], "p_ft1_given_fg": comp["p_ft1_given_fg"],
-            "agreement_dropped": comp["agreement_dropped"], "edits": pairs,
-            "labeler_weights": st["labeler"].outputs.get("weights", "none"),
-            "generated_label_rates": {"t": st["latents"].outputs["rate_t"], "g": st["latents"].outputs["rate_g"],
-                                      "cells": st["latents"].outputs["cells"]},
-        }
-    if "generative" in st:
-        report["generative"] = st["generative"].outputs
-    report["timings_s"] = {**pipe.stages.timings(), "total": round(total_seconds, 2)}
-    write_json(run_dir / "report.json", report)
-
-    # ---- figures
     from fairlatent.report import plots
 
+    run_dir = Path(run_dir)
+    files = report.get("files", {})
+    methods = list(report["methods"])
+    t, g = report["target"], report["protected"]
     figures: dict[str, str] = {}
-    scores = np.load(st["evaluate"].dir / "scores.npz")
+    scores = np.load(run_dir / files["scores"])
     for split in ("test", "test_balanced"):
         if f"_y/{split}" not in scores:
             continue
-        method_scores = {m: scores[f"{m}/{split}"] for m in pipe.cfg.methods}
+        method_scores = {m: scores[f"{m}/{split}"] for m in methods}
         figures[f"hist_{split}"] = _png_b64(plots.score_histograms(
             method_scores, scores[f"_y/{split}"], scores[f"_g/{split}"], target=t, protected=g))
-        figures[f"bars_{split}"] = _png_b64(plots.metric_bars(evaluation, ["AP", "DEO", "BA", "KL"], split))
-    pair_rows: list[dict[str, Any]] = []
-    if "pairs" in st:
-        pds = load_dataset(st["pairs"].dir / "complementary")
+        figures[f"bars_{split}"] = _png_b64(plots.metric_bars(report["methods"], ["AP", "DEO", "BA", "KL"], split))
+    if "pairs" in files:
+        pds = load_dataset(run_dir / files["pairs"])
         n = len(pds) // 2
-        rng = np.random.default_rng(pipe.cfg.seed)
+        rng = np.random.default_rng(report["config"]["seed"])
         pick = np.sort(rng.choice(n, size=min(16, n), replace=False))
         imgs = np.stack([np.asarray(pds.images[i]) for i in pick] + [np.asarray(pds.images[n + i]) for i in pick])
         # row 1: G(z), row 2: G(z') — column k is one pair
         figures["pairs"] = _png_b64(_grid_png(imgs, nrow=len(pick), scale=max(1, 96 // imgs.shape[1])))
-        gen = pipe._generator()
-        samples, _ = gen.sample(64, seed=pipe.cfg.seed)
+    if "gan_samples" in files:
+        samples = np.load(run_dir / files["gan_samples"])
         figures["gan_samples"] = _png_b64(_grid_png(samples, nrow=16, scale=max(1, 64 // samples.shape[1])))
+    data = load_dataset(report["data"]["path"])
     real_idx = data.split_indices("train")[:64]
     figures["real_samples"] = _png_b64(_grid_png(np.asarray(data.images[np.sort(real_idx)]), nrow=16,
                                                  scale=max(1, 64 // data.image_size)))
+    return figures
 
-    html = render_html(report, figures, run_dir=str(run_dir))
-    write_text(run_dir / "report.html", html)
 
-    console = pipe.console
+def print_summary(report: dict[str, Any], run_dir: str | os.PathLike, console: Console) -> None:
+    """The terminal view of a report: metric and paired tables per split, the latent line, the report path."""
+    evaluation = report["methods"]
     for split in ("test", "test_balanced"):
         console.print(metric_table(evaluation, split))
         if any("paired_vs_baseline" in r for r in evaluation.values()):
@@ -176,5 +155,19 @@ def build_report(pipe: "Pipeline", total_seconds: float) -> dict[str, Any]:
         console.print(f"latent: h_t held-out acc {lat['h_t_heldout_acc']:.3f}, h_g held-out acc "
                       f"{lat['h_g_heldout_acc']:.3f}, cos θ {lat['cos_theta']:.3f}; {lat['pairs']} pairs, "
                       f"f_g flipped {lat['flip_rate_g']:.1%}, f_t kept {lat['keep_rate_t']:.1%}")
-    console.print(f"report: {Path(run_dir) / 'report.html'}  ({total_seconds:.0f} s)")
+    console.print(f"report: {Path(run_dir) / 'report.html'}  ({report['timings_s']['total']:.0f} s)")
+
+
+def build_report(run_dir: str | os.PathLike, *, console: Console | None = None) -> dict[str, Any]:
+    """Render ``run_dir/report.html`` from ``run_dir/report.json`` and the run's files, print the tables to
+    ``console`` (a new one when None) and return the report dict. Needs no live pipeline: any finished run
+    folder can be re-rendered."""
+    report = load_report(run_dir)
+    html = render_html(report, report_figures(report, run_dir), run_dir=str(run_dir))
+    write_text(Path(run_dir) / "report.html", html)
+    print_summary(report, run_dir, console or Console())
     return report
+
+
+__all__ = ["HEADLINE", "LOWER_IS_BETTER", "build_report", "fmt_interval", "load_report", "metric_table",
+           "paired_table", "print_summary", "render_html", "report_figures"]

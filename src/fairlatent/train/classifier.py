@@ -43,7 +43,7 @@ from fairlatent.models.weights import save_tensors
 from fairlatent.train.checkpoint import has_checkpoint
 from fairlatent.train.distributed import DistContext, all_reduce_sum, barrier, convert_batchnorm, init_distributed, wrap
 from fairlatent.train.engine import Batch, Callback, DataOrder, Engine, LoopSettings, identity_keys
-from fairlatent.train.thresholds import calibrated_threshold, f1_best_threshold
+from fairlatent.models.thresholds import calibrated_threshold, f1_best_threshold
 from fairlatent.utils.device import autocast
 from fairlatent.utils.images import to_tensor
 from fairlatent.utils.io import read_json, write_json

@@ -1,0 +1,35 @@
+"""Named starting points for a CelebA benchmark config, on which the command line's options and ``--set`` overrides (:mod:`fairlatent.utils.settings`) are applied.
+
+``test``: a few hundred images and tiny models; it shows the mechanics end to end in about a minute (the
+test suite runs it), not the paper's effect. ``default``: nothing preset, the
+:class:`~fairlatent.benchmark.celeba.CelebABenchmarkConfig` defaults apply. Presets are plain dicts so a
+command line can merge its options into them before validation names any misspelt key.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from fairlatent.errors import FairlatentError
+
+TEST_PRESET: dict[str, Any] = {
+    "limit": 600, "size": 32, "min_positives": 20,
+    "gan": {"arch": "dcgan", "width": 16, "steps": 400, "batch_size": 32, "checkpoint_every": 200, "sample_every": 200},
+    "classifier": {"width": 8, "epochs": 6, "stages": 2},
+    # calibrated: a tiny labeler's F1-best threshold can sit below every score and label all of G(z) alike
+    "latent": {"n_fit": 200, "n_holdout": 100, "n_pairs": 100, "batch_size": 128, "threshold": "calibrated"},
+    "evaluation": {"n_boot": 20, "n_generative": 100},
+    "skews": [0.5, 0.7],
+}
+PRESETS: dict[str, dict[str, Any]] = {"default": {}, "test": TEST_PRESET}
+
+
+def preset(name: str) -> dict[str, Any]:
+    """A fresh (deep) copy of preset ``name``, safe to modify."""
+    if name not in PRESETS:
+        raise FairlatentError(f"--preset {name!r}: choose {' or '.join(repr(p) for p in PRESETS)}")
+    return copy.deepcopy(PRESETS[name])
+
+
+__all__ = ["PRESETS", "TEST_PRESET", "preset"]

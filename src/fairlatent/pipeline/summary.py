@@ -1,0 +1,101 @@
+"""The numbers of a finished run, written to ``report.json``, and the files the report reads beside it.
+
+Why here and not in :mod:`fairlatent.report`: assembling the summary needs the run's stage results, its
+data set and its generator, all of which the pipeline owns. The report layer sits above the pipeline and must
+not reach back into a live :class:`~fairlatent.pipeline.run.Pipeline`; it renders ``report.html`` and the
+terminal tables from ``report.json`` and the files named in its ``"files"`` entry (paths relative to the run
+directory), so a report can be rebuilt from a run folder alone, on another machine, long after the run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fairlatent.utils.io import save_npy, write_json
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fairlatent.pipeline.run import Pipeline
+
+REPORT_JSON = "report.json"
+# 64 generator samples for the report's sample grid (the generator is not loaded by the report)
+GAN_SAMPLES = "gan_samples.npy"
+N_GAN_SAMPLES = 64
+
+
+def label_cells(data, target: str, protected: str) -> dict[str, dict[str, Any]]:
+    """Per split: size, P(g = t) and the four (target, protected) cell counts of the real data set."""
+    cells = {}
+    for split in ("train", "val", "test", "test_balanced"):
+        idx = data.split_indices(split, required=False)
+        if idx.size:
+            tt, gg = data.labels(target, idx), data.labels(protected, idx)
+            cells[split] = {"n": int(idx.size), "P(g=t)": float((tt == gg).mean()),
+                            **{f"t{a}_g{b}": int(((tt == a) & (gg == b)).sum()) for a in (0, 1) for b in (0, 1)}}
+    return cells
+
+
+def summarize_run(pipe: "Pipeline", total_seconds: float) -> dict[str, Any]:
+    """The report dict of a run whose stages have all run (or been skipped): config, data cells, every
+    method's evaluation, the latent-space numbers, generative metrics, timings and the report's input files."""
+    st = pipe.stages.results
+    evaluation = {m: st["evaluate"].outputs[m] for m in pipe.cfg.methods}
+    report: dict[str, Any] = {
+        "config": pipe.cfg.model_dump(),
+        "target": pipe.t,
+        "protected": pipe.g,
+        "data": {"path": st["data"].outputs["path"], "cells": label_cells(pipe._data(), pipe.t, pipe.g)},
+        "methods": evaluation,
+    }
+    if "hyperplanes" in st:
+        hp, pairs = st["hyperplanes"].outputs, st["pairs"].outputs
+        comp = pairs.get("complementary", next(iter(pairs.values())))
+        report["latent"] = {
+            "h_t_heldout_acc": hp["h_t"]["heldout_acc"], "h_g_heldout_acc": hp["h_g"]["heldout_acc"],
+            "h_t_fit_acc": hp["h_t"]["fit_acc"], "h_g_fit_acc": hp["h_g"]["fit_acc"],
+            "cos_theta": hp["cos_theta"],
+            "angle_deg": float(np.degrees(np.arccos(np.clip(hp["cos_theta"], -1, 1)))), "pairs": comp["pairs"],
+            "flip_rate_g": comp["flip_rate_g"],
+            "keep_rate_t": comp["keep_rate_t"], "p_ft1_given_fg": comp["p_ft1_given_fg"],
+            "agreement_dropped": comp["agreement_dropped"], "edits": pairs,
+            "labeler_weights": st["labeler"].outputs.get("weights", "none"),
+            "generated_label_rates": {"t": st["latents"].outputs["rate_t"], "g": st["latents"].outputs["rate_g"],
+                                      "cells": st["latents"].outputs["cells"]},
+        }
+    if "generative" in st:
+        report["generative"] = st["generative"].outputs
+    report["timings_s"] = {**pipe.stages.timings(), "total": round(total_seconds, 2)}
+    report["files"] = _report_files(pipe)
+    return report
+
+
+def _report_files(pipe: "Pipeline") -> dict[str, str]:
+    """Run-directory-relative paths of what the report draws: the evaluation scores, the complementary pair
+    data set and the generator samples (when the latent stages ran)."""
+    st = pipe.stages.results
+    rel = lambda p: str(Path(p).relative_to(pipe.run_dir))  # noqa: E731
+    files = {"scores": rel(st["evaluate"].dir / "scores.npz")}
+    if "pairs" in st:
+        files["pairs"] = rel(st["pairs"].dir / "complementary")
+        files["gan_samples"] = GAN_SAMPLES
+    return files
+
+
+def write_summary(pipe: "Pipeline", total_seconds: float) -> dict[str, Any]:
+    """Write ``report.json`` (and, after the latent stages, the generator samples it names); return the dict.
+
+    The samples are drawn afresh each time (64 images, a fraction of a second) rather than cached in a stage:
+    they depend only on the generator and the seed, which the ``gan`` stage already keys.
+    """
+    report = summarize_run(pipe, total_seconds)
+    if "gan_samples" in report["files"]:
+        gen = pipe._image_generator()
+        samples = gen.decode(gen.sample_latents(N_GAN_SAMPLES, seed=pipe.cfg.seed))
+        save_npy(pipe.run_dir / report["files"]["gan_samples"], samples)
+    write_json(pipe.run_dir / REPORT_JSON, report)
+    return report
+
+
+__all__ = ["GAN_SAMPLES", "REPORT_JSON", "label_cells", "summarize_run", "write_summary"]

@@ -1,0 +1,60 @@
+"""The benchmark's folder lock and its presets/overrides, as library functions (the CLI only calls them)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from fairlatent.benchmark.lock import LOCK_NAME, benchmark_lock, pid_alive, take_lock
+from fairlatent.benchmark.presets import TEST_PRESET, preset
+from fairlatent.errors import FairlatentError
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped), so nothing answers to it."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_lock_is_written_released_and_refuses_a_live_holder(tmp_path):
+    out = tmp_path / "bench"
+    with benchmark_lock(out) as lock:
+        assert lock == out / LOCK_NAME and lock.read_text() == str(os.getpid())
+        take_lock(out)  # our own pid: ours, not another benchmark's
+    assert not lock.exists()
+    with pytest.raises(RuntimeError), benchmark_lock(out):
+        raise RuntimeError("a failing run")
+    assert not lock.exists()  # released however the block ends
+    lock.write_text(str(os.getppid()))  # a live process that is not this one
+    with pytest.raises(FairlatentError, match=rf"another benchmark \(pid {os.getppid()}\)"):
+        take_lock(out)
+    with pytest.raises(FairlatentError, match="another benchmark"):
+        take_lock(out, check_only=True)
+    assert lock.read_text() == str(os.getppid())  # refused: the other holder's lock is untouched
+
+
+def test_stale_or_garbled_lock_is_taken_over_and_check_only_writes_nothing(tmp_path):
+    pid = dead_pid()
+    assert not pid_alive(pid) and pid_alive(os.getpid())
+    (tmp_path / LOCK_NAME).write_text(str(pid))
+    take_lock(tmp_path, check_only=True)
+    assert (tmp_path / LOCK_NAME).read_text() == str(pid)
+    assert take_lock(tmp_path).read_text() == str(os.getpid())
+    (tmp_path / LOCK_NAME).write_text("not a pid")
+    assert take_lock(tmp_path).read_text() == str(os.getpid())
+
+
+def test_presets_are_fresh_copies_and_unknown_ones_are_named():
+    p = preset("test")
+    assert p == TEST_PRESET and p is not TEST_PRESET
+    p["gan"]["steps"] = 1
+    assert TEST_PRESET["gan"]["steps"] == 400 and preset("test")["gan"]["steps"] == 400
+    assert preset("default") == {}
+    with pytest.raises(FairlatentError, match="--preset 'paper'"):
+        preset("paper")
+
+
