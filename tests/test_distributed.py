@@ -21,6 +21,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from fairlatent.errors import FairlatentError
 from fairlatent.train.checkpoint import load_checkpoint
 from fairlatent.utils.io import read_json
 
@@ -100,15 +101,18 @@ def test_global_batchnorm_equals_batchnorm_on_the_whole_batch(tmp_path):
 
 def test_classifier_on_two_ranks_equals_one_process(toyfaces_small, tmp_path):
     """Global batch 64 on 2 ranks (32 each; the epoch's short last batch split too) gives the weights of one
-    process with batch 64, to 1e-5, and the same history; only rank 0 wrote."""
+    process with batch 64, to 1e-5, and the same history; only rank 0 wrote.
+
+    In contiguous memory format: on CPU, torch's one-process BatchNorm2d backward on channels_last tensors is
+    ~0.2 % off (see GlobalBatchNorm), which Adam amplifies to ~1e-4 in the weights within a few steps."""
     from fairlatent.train.classifier import ClassifierConfig, train_classifier
 
     attrs = ["Wearing_Hat", "Eyeglasses"]
     one = train_classifier([toyfaces_small], attrs, tmp_path / "one",
-                           ClassifierConfig(epochs=1, batch_size=64, width=8, seed=3), progress=False)  # fmt: skip
+                           ClassifierConfig(epochs=1, batch_size=64, width=8, seed=3, channels_last=False), progress=False)  # fmt: skip
     _run(_cli("train-classifier", "--data", str(toyfaces_small), "--attributes", ",".join(attrs), "--out",
               str(tmp_path / "two"), "--epochs", "1", "--batch-size", "64", "--width", "8", "--seed", "3",
-              "--quiet", "--nproc", "2"))  # fmt: skip
+              "--set", "channels_last=false", "--quiet", "--nproc", "2"))  # fmt: skip
     a, b = load_file(str(one / "model.safetensors")), load_file(str(tmp_path / "two" / "model.safetensors"))
     assert a.keys() == b.keys() and not any(k.startswith("module.") for k in b)
     n_train = read_json(one / "config.json")["train_rows"]
@@ -118,9 +122,12 @@ def test_classifier_on_two_ranks_equals_one_process(toyfaces_small, tmp_path):
     ca, cb = read_json(one / "config.json"), read_json(tmp_path / "two" / "config.json")
     assert cb["world_size"] == 2 and ca["world_size"] == 1
     assert abs(ca["history"][0]["train_loss"] - cb["history"][0]["train_loss"]) < 1e-5
-    # the weights moved: the comparison is not between two untrained networks
-    init = ClassifierConfig(epochs=1, batch_size=64, width=8, seed=3)
-    assert init.seed == 3 and float(a["head.weight"].abs().sum()) > 0
+    # the weights moved by far more than the tolerance: the comparison is not between two untrained networks
+    ck = tmp_path / "init"
+    train_classifier([toyfaces_small], attrs, ck, ClassifierConfig(epochs=1, batch_size=64, width=8, seed=3,
+                     channels_last=False), progress=False, stop_after_epoch=0)  # fmt: skip
+    init = load_checkpoint(ck / "checkpoint")[0]
+    assert max(float((init[f"model.{k}"] - a[k]).abs().max()) for k in a if "running" not in k and "num_b" not in k) > 1e-3
 
 
 # --- the GAN: 2 ranks, killed mid-run and resumed, = an uninterrupted 2-rank run ------------------------------
@@ -137,7 +144,7 @@ def _wait_for_checkpoint(ckpt: Path, proc: subprocess.Popen, min_step: int, time
         assert proc.poll() is None, "the run ended before it could be killed"
         try:
             step = read_json(ckpt / "state.json")["step"]
-        except (FileNotFoundError, ValueError, KeyError):
+        except (FairlatentError, ValueError, KeyError):  # not written yet, or being replaced
             step = 0
         if step >= min_step:
             return step

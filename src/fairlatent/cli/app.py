@@ -19,3 +19,21 @@ benchmark_app = typer.Typer(help="Real-data benchmarks.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(metrics_app, name="metrics")
 app.add_typer(benchmark_app, name="benchmark")
+
+
+# The arguments of this invocation (set by fairlatent.cli.main), for commands that re-launch themselves.
+LAUNCH_ARGV: list[str] = []
+
+
+def relaunch_data_parallel(nproc: int) -> None:
+    """After a command has validated its settings: with ``--nproc N`` > 1 outside torchrun, run the same
+    command on N processes under torchrun and exit with its status; otherwise return and train here."""
+    from fairlatent.train.distributed import env_world_size, launch, strip_nproc
+
+    if nproc <= 1 or env_world_size() > 1:
+        return
+    if not LAUNCH_ARGV:
+        from fairlatent.errors import FairlatentError
+
+        raise FairlatentError("--nproc needs the fairlatent command line (python -m fairlatent.cli or `fairlatent`)")
+    raise typer.Exit(launch(strip_nproc(LAUNCH_ARGV), nproc))

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fairlatent.cli.app import app, data_app  # noqa: F401
+from fairlatent.cli.app import relaunch_data_parallel, app, data_app  # noqa: F401
 from fairlatent.errors import FairlatentError
 
 
@@ -40,6 +40,8 @@ def train_classifier_command(
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, …; default: CUDA when available."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model or checkpoint of another run."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Train data-parallel on N processes of this machine "
+                              "(re-launches itself under torchrun; several machines: run torchrun yourself)."),
 ) -> None:
     """Train a multi-attribute classifier (resumes from OUT's checkpoint when interrupted).
 
@@ -68,6 +70,7 @@ def train_classifier_command(
         sample_weights = [w] + [None] * len(extras)
     elif target or protected:
         raise FairlatentError("--target/--protected only apply with --weights reweight")
+    relaunch_data_parallel(nproc)
     path = train_classifier(
         [real, *extras], names, out, spec, sample_weights=sample_weights, progress=not quiet, overwrite=overwrite
     )

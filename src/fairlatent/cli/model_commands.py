@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from fairlatent.cli.app import app, data_app, metrics_app, benchmark_app  # noqa: F401
+from fairlatent.cli.app import relaunch_data_parallel, app, data_app, metrics_app, benchmark_app  # noqa: F401
 from fairlatent.errors import FairlatentError
 
 
@@ -34,6 +34,8 @@ def train_gan_command(
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, …; default: CUDA when available."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from OUT/checkpoint (default)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Train data-parallel on N processes of this machine "
+                              "(re-launches itself under torchrun; several machines: run torchrun yourself)."),
 ) -> None:
     """Train a GAN; interrupted runs resume from their last checkpoint.
 
@@ -45,6 +47,7 @@ def train_gan_command(
                  width=width, n_critic=n_critic, ema=ema, seed=seed, device=device)
     spec = settings_from(GANConfig, config=config, given=given, overrides=set_, where="train-gan",
                          given_sources={k: _flag(k) for k in given})
+    relaunch_data_parallel(nproc)
     path = train_gan(data, out, spec, resume=resume, progress=not quiet)
     typer.echo(f"generator: {path / 'generator.safetensors'}")
 

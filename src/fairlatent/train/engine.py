@@ -197,6 +197,7 @@ class Engine:
         self.log_rows: list[dict[str, Any]] = []
         self.elapsed0 = 0.0
         self.start_step = 0
+        self._rng_state: dict[str, torch.Tensor] = {}
 
     # --- checkpoint state ---
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -267,12 +268,7 @@ class Engine:
             obj.load_extra_tensors(tensors)
         if hasattr(obj, "load_extra_state"):
             obj.load_extra_state(state)
-        key = f"_rng.rank{self.ctx.rank}.torch_cpu"
-        if key in tensors:
-            torch.set_rng_state(tensors[key])
-        key = f"_rng.rank{self.ctx.rank}.torch_cuda"
-        if key in tensors and self.ctx.device.type == "cuda":
-            torch.cuda.set_rng_state(tensors[key], self.ctx.device)
+        self._rng_state = {k.rsplit(".", 1)[1]: v for k, v in tensors.items() if k.startswith(f"_rng.rank{self.ctx.rank}.")}
         self.start_step = int(state["step"])
         self.elapsed0 = float(state.get("elapsed_s", 0.0))
         if self.start_step > self.loop.steps:
@@ -303,7 +299,24 @@ class Engine:
 
         A checkpoint is written every ``checkpoint_every`` steps, at epoch ends when asked, and after the
         last step, so a run stopped early (``stop_at_step``, an exception, a kill) resumes exactly.
+
+        The global torch RNG (which torch seeds at random in every new process) is, for the duration of
+        the run, seeded from ``(seed, "engine-global", rank)`` on a fresh start and restored from the
+        checkpoint on resume, so an objective that draws from it (dropout, say) is reproducible and
+        resumable too; the caller's own global RNG state is left as it was.
         """
+        devices = [self.ctx.device] if self.ctx.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            if self._rng_state:
+                torch.set_rng_state(self._rng_state["torch_cpu"])
+                if devices and "torch_cuda" in self._rng_state:
+                    torch.cuda.set_rng_state(self._rng_state["torch_cuda"], self.ctx.device)
+            else:
+                seed = int(rng(self.order.seed, "engine-global", self.ctx.rank).integers(0, 2**62))
+                torch.manual_seed(seed)
+            return self._run(stop_at_step)
+
+    def _run(self, stop_at_step: int | None) -> int:
         loop, ctx, obj = self.loop, self.ctx, self.objective
         last = loop.steps if stop_at_step is None else min(loop.steps, stop_at_step)
         per_epoch_steps = self.order.per_epoch // loop.batches_per_step if loop.checkpoint_at_epoch_end else 0
