@@ -28,12 +28,13 @@ Conventions (nanoGPT's, made explicit):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import warnings
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 import torch.distributed as dist
@@ -81,15 +82,37 @@ def env_world_size() -> int:
         raise FairlatentError(f"WORLD_SIZE={os.environ['WORLD_SIZE']!r} is not a whole number") from None
 
 
+_LOCAL_ONLY = [0]  # > 0 inside single_process()
+
+
+@contextlib.contextmanager
+def single_process() -> Iterator[None]:
+    """Train on this process alone inside the block, even when launched by torchrun.
+
+    A task-parallel job (a benchmark that shards independent runs over its ranks) uses the process group
+    for some steps and trains other models rank by rank; inside this block :func:`init_distributed`
+    returns a one-process context, so those trainings neither wait for nor talk to the other ranks.
+    """
+    _LOCAL_ONLY[0] += 1
+    try:
+        yield
+    finally:
+        _LOCAL_ONLY[0] -= 1
+
+
 def init_distributed(device: str | None = None) -> DistContext:
     """Join the process group torchrun set up (once per process) and return this rank's context.
 
-    Without torchrun's environment this is a single process on ``default_device(device)``. Under torchrun
-    the backend is NCCL when the device is CUDA and gloo otherwise; CUDA ranks use ``cuda:LOCAL_RANK``.
+    Without torchrun's environment (or inside :func:`single_process`) this is a single process on
+    ``default_device(device)``. Under torchrun the backend is NCCL when the device is CUDA and gloo
+    otherwise; CUDA ranks use ``cuda:LOCAL_RANK``.
     """
     world = env_world_size()
-    if world <= 1:
-        return DistContext(device=default_device(device))
+    if world <= 1 or _LOCAL_ONLY[0]:
+        dev = default_device(device)
+        if world > 1 and dev.type == "cuda" and device is None:  # one GPU per rank also when training alone
+            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return DistContext(device=dev)
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     dev = default_device(device)
     if dev.type == "cuda":
