@@ -349,6 +349,8 @@ class ClassifierObjective:
     average turns into the gradient of the global batch mean, also for a short last batch.
     """
 
+    autocast = True  # bf16 on CUDA: a convnet trained with BCE-with-logits (the loss itself is taken in float32)
+
     def __init__(self, model: AttributeClassifier, optimizer: torch.optim.Optimizer, data: TrainingRows,
                  config: ClassifierConfig, ctx: DistContext, fingerprint: str):  # fmt: skip
         self.model, self.optimizer, self.data, self.config, self.ctx = model, optimizer, data, config, ctx

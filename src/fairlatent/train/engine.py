@@ -46,6 +46,7 @@ from fairlatent.train.checkpoint import (
     save_checkpoint,
 )
 from fairlatent.train.distributed import DistContext, all_reduce_sum, gather_to_main
+from fairlatent.utils.device import autocast
 from fairlatent.utils.io import write_text
 from fairlatent.utils.seed import rng
 
@@ -130,7 +131,8 @@ class Objective(Protocol):
     ``modules()``/``optimizers()`` name the raw (unwrapped) modules and optimisers whose state the checkpoint
     holds. ``train_step(step, batches)`` takes one optimisation step over ``batches`` (``batches_per_step``
     of them, e.g. n_critic for a GAN) and returns scalar losses as *this rank's share of the global batch
-    mean* (they are summed over ranks for the log). Optional: ``extra_state()``/``load_extra_state(state)``
+    mean* (they are summed over ranks for the log). ``autocast = True`` runs the step under bf16 autocast on
+    CUDA (a no-op on CPU). Optional: ``extra_state()``/``load_extra_state(state)``
     (JSON-able loop state, e.g. a classifier's best epoch) and ``extra_tensors()``/``load_extra_tensors(t)``.
     """
 
@@ -333,7 +335,8 @@ class Engine:
             for step in range(self.start_step, last):
                 batches = [self.order.batch(step * loop.batches_per_step + k) for k in range(loop.batches_per_step)]
                 images += sum(b.global_size for b in batches) if self.images_per_batch is None else self.images_per_batch
-                losses = obj.train_step(step, batches)
+                with autocast(ctx.device, enabled=bool(getattr(obj, "autocast", False))):
+                    losses = obj.train_step(step, batches)
                 for k, v in losses.items():
                     sums[k] = sums[k] + v if k in sums else v
                 done = step + 1

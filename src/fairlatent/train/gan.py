@@ -458,6 +458,10 @@ class GANObjective:
     Losses are returned as this rank's share of the global mean (each rank's mean / world size).
     """
 
+    # float32 on CUDA too: the gradient penalties' double backward and the hinge margins have not been
+    # validated in bf16 (GPU runs cannot be tested in CI here).
+    autocast = False
+
     def __init__(self, trainer: GANTrainer, source: BatchSource):
         self.trainer, self.source = trainer, source
 
