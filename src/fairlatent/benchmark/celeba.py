@@ -19,8 +19,8 @@ resample only the pipeline — its classifiers, latent draws and bootstrap — a
 6. ``skew/<t>_s<k>``     the paper's robustness check (first seed): the train split of one target
                          subsampled to skews 0.5/0.7/0.9 at a fixed size, every method again
 7. ``results.json`` and ``results.md`` rewritten after every finished run (a restart skips finished work:
-   every stage is cached by :class:`fairlatent.pipeline.stages.StageRunner`, and every finished run leaves
-   ``done/<run>.json``, keyed by its pipeline config, so it is not started again)
+   every stage is cached by :class:`fairlatent.pipeline.stages.StageRunner`, and every finished or failed
+   run leaves ``done/<run>.json``, keyed by its pipeline config, so it is not started again)
 
 Task-parallel (``fairlatent benchmark celeba --nproc N``, i.e. under torchrun): the shared GANs and f_g's are
 trained data-parallel by all ranks together; the data and skew subsets are written by rank 0 while the
@@ -499,8 +499,10 @@ class CelebABenchmark:
         return read_json(path) if path.is_file() else None
 
     def finished(self, spec: RunSpec, key: str) -> bool:
+        """Whether the run has a record of this very config. A recorded failure counts too: the pipeline
+        is seeded, so the same config fails the same way again (delete ``done/<run>.json`` to retry)."""
         rec = self.record(spec)
-        return rec is not None and rec.get("key") == key and rec.get("status") == "done"
+        return rec is not None and rec.get("key") == key and rec.get("status") in ("done", "failed")
 
     def _run_one(self, spec: RunSpec, key: str) -> None:
         """One pipeline run; its summary (or its failure) goes to ``done/<run>.json`` (and, on rank 0, into
@@ -584,9 +586,13 @@ class CelebABenchmark:
             self.console.print(f"rank {ctx.rank}: {', '.join(s.key for s in mine) or 'nothing'}")
         for spec in mine:
             self._run_one(spec, self.keys[spec.key])
-        barrier(ctx)  # every rank's runs are recorded
         if not ctx.is_main:
             return self.results
+        # rank 0 waits for the other ranks' records on disk rather than at a barrier: a rank whose share
+        # takes longer would outlast the process group's collective timeout (a rank that dies takes the
+        # whole torchrun job with it, so this does not wait for ever)
+        while not all(self.finished(spec, self.keys[spec.key]) for spec in todo):
+            time.sleep(1.0)
         self.results["total_s"] = round(time.perf_counter() - t0, 1)
         self.save()
         from fairlatent.benchmark.markdown import averages_table

@@ -189,7 +189,9 @@ def results_markdown(results: dict[str, Any]) -> str:
         lines += diagnostics_lines(runs, cfg.get("protected", "Male"))
     failed = results.get("failed", {})
     if failed:
-        lines += ["## Failed target runs", ""] + [f"- `{k}`: {v}" for k, v in failed.items()] + [""]
+        lines += ["## Failed target runs", "", "A rerun with the same settings skips them (the same seeds fail the "
+                  "same way); delete `done/<run>.json` in the benchmark folder to try one again.", ""]
+        lines += [f"- `{k}`: {v}" for k, v in failed.items()] + [""]
     skew = results.get("skew", {})
     if skew:
         lines += ["## Controlled skew (train split subsampled; same size at every skew)", "",
