@@ -160,10 +160,14 @@ def test_benchmark_end_to_end_on_fixture_resumes_and_reports(tmp_path):
     assert "| Smiling/seed0 | latent_debias |" in md and "all 26 (size-weighted)" in md
     assert "Controlled skew" in md and "Wall time per stage" in md
     # a restart redoes nothing and gives the same numbers
+    assert 'seed_scope = "all"' in md and "Per target across seeds" in md
     before = {p: p.stat().st_mtime_ns for p in (out / "targets").rglob("stage.json")}
+    done = {p.name: p.read_text() for p in (out / "done").glob("*.json")}
+    assert len(done) == len(chosen) + 2  # one record per (target, seed) run and per skew run
     assert _run(root, out, "--skew-target", "Smiling") == 0
     after = {p: p.stat().st_mtime_ns for p in (out / "targets").rglob("stage.json")}
     assert before == after
+    assert {p.name: p.read_text() for p in (out / "done").glob("*.json")} == done
     res2 = json.loads((out / "results.json").read_text())
     assert res2["runs"]["Smiling/seed0"]["methods"] == run["methods"]
     assert not (out / "benchmark.pid").exists()  # the lock is released
@@ -379,3 +383,16 @@ def test_benchmark_on_two_ranks_shards_runs_merges_and_a_rerun_runs_nothing(tmp_
     assert {p: p.read_text() for p in (out / "done").glob("*.json")} == done
     res2 = json.loads((out / "results.json").read_text())
     assert res2["runs"] == res["runs"] and res2["machine"]["ranks"] == 1
+
+
+def test_lock_is_taken_by_rank_zero_only_under_torchrun(tmp_path, monkeypatch):
+    from fairlatent.benchmark.lock import LOCK_NAME, benchmark_lock
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    with benchmark_lock(tmp_path / "b") as lock:
+        assert lock is None and not (tmp_path / "b" / LOCK_NAME).exists()
+    monkeypatch.setenv("RANK", "0")
+    with benchmark_lock(tmp_path / "b") as lock:
+        assert lock == tmp_path / "b" / LOCK_NAME and lock.read_text() == str(os.getpid())
+    assert not (tmp_path / "b" / LOCK_NAME).exists()
