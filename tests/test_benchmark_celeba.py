@@ -127,7 +127,7 @@ def test_benchmark_end_to_end_on_fixture_resumes_and_reports(tmp_path):
     # targets: the paper's targets present in the data (Smiling, Wearing_Hat, Young), Male excluded
     assert set(res["targets"]["counts"]) == {"Smiling", "Wearing_Hat", "Young"}
     # identity split: no identity in two splits
-    ds = load_dataset(out / "shared" / "data" / "dataset")
+    ds = load_dataset(out / "shared" / "seed0" / "data" / "dataset")
     by = ds.table.groupby("split")["group_id"].apply(set)
     assert not (by["train"] & by["val"]) and not (by["train"] & by["test"]) and not (by["val"] & by["test"])
     assert ds.image_size == 32 and len(ds) == 600
@@ -150,7 +150,7 @@ def test_benchmark_end_to_end_on_fixture_resumes_and_reports(tmp_path):
     assert set(res["skew"]) | {k for k in res["failed"] if "skew" in k} == {"Smiling/skew0.5", "Smiling/skew0.7"}
     sizes = set()
     for s in (0.5, 0.7):
-        sds = load_dataset(out / "shared" / "skew_data_Smiling" / f"skew_{s:g}")
+        sds = load_dataset(out / "shared" / "seed0" / "skew_data_Smiling" / f"skew_{s:g}")
         tr = sds.split_indices("train")
         t, g = sds.labels("Smiling", tr), sds.labels("Male", tr)
         sizes.add(len(tr))
@@ -160,10 +160,14 @@ def test_benchmark_end_to_end_on_fixture_resumes_and_reports(tmp_path):
     assert "| Smiling/seed0 | latent_debias |" in md and "all 26 (size-weighted)" in md
     assert "Controlled skew" in md and "Wall time per stage" in md
     # a restart redoes nothing and gives the same numbers
+    assert 'seed_scope = "all"' in md and "Per target across seeds" in md
     before = {p: p.stat().st_mtime_ns for p in (out / "targets").rglob("stage.json")}
+    done = {p.name: p.read_text() for p in (out / "done").glob("*.json")}
+    assert len(done) == len(chosen) + 2  # one record per (target, seed) run and per skew run
     assert _run(root, out, "--skew-target", "Smiling") == 0
     after = {p: p.stat().st_mtime_ns for p in (out / "targets").rglob("stage.json")}
     assert before == after
+    assert {p.name: p.read_text() for p in (out / "done").glob("*.json")} == done
     res2 = json.loads((out / "results.json").read_text())
     assert res2["runs"]["Smiling/seed0"]["methods"] == run["methods"]
     assert not (out / "benchmark.pid").exists()  # the lock is released
@@ -192,7 +196,7 @@ def test_benchmark_on_shared_celeba_subset(tmp_path):
     out = tmp_path / "bench"
     assert _run(SHARED, out, "--targets", "Smiling", "--skew-target", "none") == 0
     res = json.loads((out / "results.json").read_text())
-    ds = load_dataset(out / "shared" / "data" / "dataset")
+    ds = load_dataset(out / "shared" / "seed0" / "data" / "dataset")
     assert len(ds) == 600 and ds.attribute_names[:3] == ["5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive"]
     by = ds.table.groupby("split")["group_id"].apply(set)
     assert not (by["train"] & by["val"]) and not (by["train"] & by["test"]) and not (by["val"] & by["test"])
@@ -222,3 +226,173 @@ def test_benchmark_config_sections_are_typed_and_laid_over_the_defaults():
             validate_settings(CelebABenchmarkConfig, {"root": "x", **raw}, "bench")
     with pytest.raises(FairlatentError, match="unknown method.*latent_debias_filtered"):
         validate_settings(CelebABenchmarkConfig, {"root": "x", "methods": ["nope"]}, "bench")
+
+
+# ------------------------------------------------------------------------------------------ seeds and ranks
+def _generator_weights(gan_dir: Path) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load_file
+
+    return load_file(str(gan_dir / "generator.safetensors"))
+
+
+def _bench_config(root: Path, **kw):
+    from fairlatent.benchmark.celeba import CelebABenchmarkConfig
+    from fairlatent.benchmark.presets import preset
+
+    raw = preset("test")
+    raw["gan"].update(steps=60, checkpoint_every=60, sample_every=60)
+    raw["classifier"].update(epochs=2)
+    return CelebABenchmarkConfig.model_validate({**raw, "root": str(root), "targets": ["Smiling"],
+                                                 "skew_target": None, "seeds": [0, 1], **kw})
+
+
+@pytest.mark.parametrize("scope", ["all", "pipeline"])
+def test_seed_scope_draws_split_gan_and_protected_per_seed_or_shares_them(tmp_path, scope):
+    from rich.console import Console
+
+    from fairlatent.benchmark.celeba import CelebABenchmark
+
+    root = tmp_path / "celeba"
+    make_toy_celeba(root, n=300)
+    out = tmp_path / "bench"
+    bench = CelebABenchmark(_bench_config(root, seed_scope=scope), out, console=Console(quiet=True), progress=False)
+    assert bench.prepare() == ["Smiling"]
+    specs = {s.seed: s for s in bench.run_specs(["Smiling"])}
+    assert set(specs) == {0, 1}
+    splits = {s: load_dataset(specs[s].data_path).table.set_index("id")["split"] for s in (0, 1)}
+    gans = {s: _generator_weights(Path(specs[s].gan)) for s in (0, 1)}
+    assert gans[0].keys() == gans[1].keys()
+    same_gan = all(np.array_equal(gans[0][k], gans[1][k]) for k in gans[0])
+    if scope == "all":
+        assert {s: Path(specs[s].gan) for s in (0, 1)} == {s: out / "shared" / f"seed{s}" / "gan" / "model"
+                                                            for s in (0, 1)}
+        assert not same_gan  # two GAN draws
+        assert (splits[0] != splits[1].loc[splits[0].index]).any()  # two identity splits
+        assert specs[0].protected != specs[1].protected
+        for s in (0, 1):  # each split identity-disjoint
+            tab = load_dataset(specs[s].data_path).table
+            by = tab.groupby("split")["group_id"].apply(set)
+            assert not (by["train"] & by["test"]) and not (by["train"] & by["val"])
+        assert not (out / "shared" / "gan").exists()
+    else:
+        assert specs[0].gan == specs[1].gan == str((out / "shared" / "gan" / "model").resolve())
+        assert same_gan and specs[0].data_path == specs[1].data_path and specs[0].protected == specs[1].protected
+        assert not (out / "shared" / "seed1").exists()
+    assert bench.results["targets"]["counts_by_seed"].keys() == ({"0", "1"} if scope == "all" else {"0"})
+    assert json.loads((out / "benchmark_layout.json").read_text()) == {"seed_scope": scope}
+
+
+def test_folder_of_another_seed_scope_is_refused(tmp_path, capsys):
+    root = tmp_path / "celeba"
+    make_toy_celeba(root, n=60)
+    old = tmp_path / "old"  # a folder of an earlier version: shared/data, no layout file
+    (old / "shared" / "data").mkdir(parents=True)
+    assert _run(root, old) == 2
+    err = capsys.readouterr().err
+    assert "seed_scope 'pipeline'" in err and "--seed-scope pipeline" in err
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "benchmark_layout.json").write_text('{"seed_scope": "all"}')
+    assert _run(root, new, "--seed-scope", "pipeline") == 2
+    assert "--seed-scope all" in capsys.readouterr().err
+    assert _run(root, new, "--seed-scope", "everything") == 2
+    assert "seed_scope" in capsys.readouterr().err
+
+
+def test_fixed_model_seed_conflicts_with_per_seed_models():
+    from fairlatent.benchmark.celeba import CelebABenchmarkConfig
+    from fairlatent.utils.settings import validate_settings
+
+    with pytest.raises(FairlatentError, match="gan.seed would give every seed the same shared models"):
+        validate_settings(CelebABenchmarkConfig, {"root": "x", "seeds": [0, 1], "gan": {"seed": 5}}, "bench")
+    cfg = validate_settings(CelebABenchmarkConfig, {"root": "x", "seeds": [0, 1], "gan": {"seed": 5},
+                                                    "seed_scope": "pipeline"}, "bench")
+    assert cfg.gan_spec(1).seed == 5 and cfg.shared_seeds() == [0]
+    cfg = CelebABenchmarkConfig(root="x", seeds=[4, 7])
+    assert (cfg.gan_spec(7).seed, cfg.classifier_spec(7).seed, cfg.shared_seeds()) == (7, 7, [4, 7])
+
+
+def test_seed_aggregates_and_seed_behaviour_in_markdown():
+    from fairlatent.benchmark.markdown import results_markdown, seed_aggregates
+
+    def run(t, s, deo):
+        return {"target": t, "seed": s, "category": None, "cells": {},
+                "methods": {"baseline": {k: {"median": deo if k == "DEO" else 50.0, "lo": 0.0, "hi": 99.0}
+                                         for k in ("AP", "DEO", "BA", "KL")}}}
+
+    runs = {"A/seed0": run("A", 0, 10.0), "A/seed1": run("A", 1, 14.0), "B/seed0": run("B", 0, 3.0)}
+    agg = seed_aggregates(runs, ["baseline"])
+    assert agg["A"]["baseline"]["DEO"] == {"mean": 12.0, "sd": pytest.approx(np.sqrt(8.0)), "n": 2}
+    assert agg["B"]["baseline"]["DEO"] == {"mean": 3.0, "sd": None, "n": 1}
+    md = results_markdown({"config": {"methods": ["baseline"], "seeds": [0, 1], "seed_scope": "all"}, "runs": runs})
+    assert 'seed_scope = "all"' in md and "its own GAN" in md
+    assert "| A | baseline | 2 | 50.0 ± 0.0 | 12.0 ± 2.8 |" in md
+    assert "| B | baseline | 1 of 2 | 50.0 ± – | 3.0 ± – |" in md
+    old = results_markdown({"config": {"methods": ["baseline"], "seeds": [0, 1]}, "runs": runs})
+    assert 'seed_scope = "pipeline"' in old and "leaves out the split and the GAN draw" in old
+
+
+def test_benchmark_on_two_ranks_shards_runs_merges_and_a_rerun_runs_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    root = tmp_path / "celeba"
+    make_toy_celeba(root, n=300)
+    out = tmp_path / "bench"
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1] / "src"),
+                                          os.environ.get("PYTHONPATH", "")])}
+    args = [sys.executable, "-m", "fairlatent.cli", "benchmark", "celeba", "--root", str(root), "--out", str(out),
+            "--preset", "test", "--quiet", "--seeds", "0,1", "--targets", "Smiling", "--skew-target", "Smiling",
+            "--skews", "0.5", "--set", "gan.steps=60", "--set", "gan.checkpoint_every=60",
+            "--set", "gan.sample_every=60", "--set", "classifier.epochs=2"]
+    first = subprocess.run([*args, "--nproc", "2"], env=env, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    res = json.loads((out / "results.json").read_text())
+    expected = {"runs": {"Smiling/seed0", "Smiling/seed1"}, "skew": {"Smiling/skew0.5"}}
+    for bucket, keys in expected.items():  # every (target, seed) and skew run is merged (or its failure is)
+        assert set(res[bucket]) | {k for k in res["failed"] if k in keys} == keys, res["failed"]
+    assert res["config"]["seed_scope"] == "all" and res["machine"]["ranks"] == 2
+    records = {p.name: json.loads(p.read_text()) for p in (out / "done").glob("*.json")}
+    assert len(records) == 3
+    # dealt round-robin: rank 0 runs the 1st and 3rd, rank 1 the 2nd
+    assert {r["rank"] for r in records.values()} == {0, 1} and all(r["world"] == 2 for r in records.values())
+    for key in res["runs"]:
+        assert res["runs"][key]["rank"] == records[f"runs__{key.replace('/', '__')}.json"]["rank"]
+    # each run's report hook ran (on the rank that ran it): report.html beside every finished run
+    for key, r in res["runs"].items():
+        assert (out / "targets" / "Smiling" / f"seed{r['seed']}" / "report.html").is_file()
+    # per-seed shared sets, GANs trained data-parallel on both ranks, and two different draws
+    gans = [out / "shared" / f"seed{s}" / "gan" / "model" for s in (0, 1)]
+    assert all(json.loads((g / "config.json").read_text())["world_size"] == 2 for g in gans)
+    w0, w1 = (_generator_weights(g) for g in gans)
+    assert any(not np.array_equal(w0[k], w1[k]) for k in w0)
+    md = (out / "results.md").read_text()
+    assert 'seed_scope = "all"' in md and "Per target across seeds" in md
+    if set(res["runs"]) == expected["runs"]:
+        assert "| Smiling | baseline | 2 |" in md
+    assert not (out / "benchmark.pid").exists()
+
+    # a rerun on one process finds every run finished and runs nothing again
+    stages = {p: p.stat().st_mtime_ns for p in out.rglob("stage.json")}
+    done = {p: p.read_text() for p in (out / "done").glob("*.json")}
+    second = subprocess.run([*args, "--nproc", "1"], env=env, capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "3 runs: 3 finished earlier, 0 to run" in second.stdout
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("stage.json")} == stages
+    assert {p: p.read_text() for p in (out / "done").glob("*.json")} == done
+    res2 = json.loads((out / "results.json").read_text())
+    assert res2["runs"] == res["runs"] and res2["machine"]["ranks"] == 1
+
+
+def test_lock_is_taken_by_rank_zero_only_under_torchrun(tmp_path, monkeypatch):
+    from fairlatent.benchmark.lock import LOCK_NAME, benchmark_lock
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    with benchmark_lock(tmp_path / "b") as lock:
+        assert lock is None and not (tmp_path / "b" / LOCK_NAME).exists()
+    monkeypatch.setenv("RANK", "0")
+    with benchmark_lock(tmp_path / "b") as lock:
+        assert lock == tmp_path / "b" / LOCK_NAME and lock.read_text() == str(os.getpid())
+    assert not (tmp_path / "b" / LOCK_NAME).exists()

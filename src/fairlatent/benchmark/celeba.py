@@ -2,19 +2,30 @@
 
 Top to bottom (``run_celeba_benchmark``):
 
-1. ``shared/data``       CelebA → 64×64 paper crop, identity-disjoint train/val/test split
-2. ``shared/targets``    the paper's 26 targets with ≥ ``min_positives`` positive training images in each
-                         protected group (printed with the counts)
-3. ``shared/gan``        one GAN on the real train split, reused by every target
-4. ``shared/protected``  one protected-attribute classifier f_g, reused by every target
+Shared work lives in one *shared set* per seed (``seed_scope = "all"``, the default:
+``shared/seed<s>/…``, so every seed draws its own split, GAN and f_g) or in one set for every seed
+(``seed_scope = "pipeline"``: ``shared/…`` from the first seed, the layout of earlier versions; seeds then
+resample only the pipeline — its classifiers, latent draws and bootstrap — and never the GAN).
+
+1. ``<set>/data``        CelebA → 64×64 paper crop, identity-disjoint train/val/test split (seeded)
+2. targets               the paper's 26 targets with ≥ ``min_positives`` positive training images in each
+                         protected group in every set's split (printed with the counts)
+3. ``<set>/gan``         one GAN on the set's real train split, reused by every target of that seed
+4. ``<set>/protected``   one protected-attribute classifier f_g, reused by every target of that seed
 5. ``targets/<t>/seed<s>`` the de-biasing pipeline (:mod:`fairlatent.pipeline.run`) per target and seed, with
-                         the shared generator and f_g; f_t is the target's reweighting classifier (the
+                         the seed's generator and f_g; f_t is the target's reweighting classifier (the
                          group-balanced labeler; see ``LatentConfig.target_labeler``); every method evaluated
                          with the bootstrap metrics; G(z)/G(z') quality per (target, protected) cell
-6. ``skew/<t>_s<k>``     the paper's robustness check: the train split of one target subsampled to skews
-                         0.5/0.7/0.9 at a fixed size, every method again
-7. ``results.json`` and ``results.md`` rewritten after every finished target (a restart skips finished work:
-   every stage is cached by :class:`fairlatent.pipeline.stages.StageRunner`)
+6. ``skew/<t>_s<k>``     the paper's robustness check (first seed): the train split of one target
+                         subsampled to skews 0.5/0.7/0.9 at a fixed size, every method again
+7. ``results.json`` and ``results.md`` rewritten after every finished run (a restart skips finished work:
+   every stage is cached by :class:`fairlatent.pipeline.stages.StageRunner`, and every finished or failed
+   run leaves ``done/<run>.json``, keyed by its pipeline config, so it is not started again)
+
+Task-parallel (``fairlatent benchmark celeba --nproc N``, i.e. under torchrun): the shared GANs and f_g's are
+trained data-parallel by all ranks together; the data and skew subsets are written by rank 0 while the
+others wait; the unfinished (target, seed) and skew runs are dealt round-robin over the ranks, each rank
+running its share alone (:func:`fairlatent.train.distributed.single_process`); rank 0 merges the results.
 """
 
 from __future__ import annotations
@@ -22,8 +33,9 @@ from __future__ import annotations
 import os
 import platform
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
@@ -34,8 +46,9 @@ from fairlatent.benchmark.paper import CATEGORY, PAPER_TARGETS
 from fairlatent.errors import FairlatentError
 from fairlatent.pipeline.config import EvaluationConfig, LatentConfig
 from fairlatent.pipeline.methods import method_names
-from fairlatent.pipeline.stages import StageRunner
+from fairlatent.pipeline.stages import StageResult, StageRunner, stable_hash
 from fairlatent.train.classifier import ClassifierConfig
+from fairlatent.train.distributed import DistContext, barrier, init_distributed, single_process
 from fairlatent.train.gan import GANConfig
 from fairlatent.utils.io import read_json, write_json, write_text
 
@@ -62,6 +75,9 @@ class CelebABenchmarkConfig(BaseModel):
     protected: str = "Male"
     size: int = Field(64, ge=8)
     seeds: list[int] = Field(default_factory=lambda: [0])
+    seed_scope: Literal["all", "pipeline"] = Field(
+        "all", description="all: every seed draws its own split, GAN and protected classifier f_g; pipeline: "
+                           "one split/GAN/f_g (first seed) shared by every seed, seeds resample the pipeline only")
     split_fractions: tuple[float, float, float] = (0.6, 0.1, 0.3)
     limit: int | None = Field(None, ge=10, description="first N labelled images only (tests)")
     min_positives: int = Field(150, ge=1, description="per protected group, in the train split")
@@ -108,17 +124,30 @@ class CelebABenchmarkConfig(BaseModel):
     def _set_keys_only(self, section: BaseModel) -> dict[str, Any]:
         return section.model_dump(include=section.model_fields_set)
 
-    def gan_spec(self) -> GANConfig:
-        """The shared GAN's settings: seed/device are the benchmark's first seed and device unless set."""
+    @model_validator(mode="after")
+    def _seeded_sections(self) -> "CelebABenchmarkConfig":
+        if self.seed_scope == "all" and len(self.seeds) > 1:
+            fixed = [f"{name}.seed" for name in ("gan", "classifier") if "seed" in getattr(self, name).model_fields_set]
+            if fixed:
+                raise ValueError(f"{' and '.join(fixed)} would give every seed the same shared models, which "
+                                 f"seed_scope 'all' draws per seed; drop it, or use seed_scope 'pipeline'")
+        return self
+
+    def shared_seeds(self) -> list[int]:
+        """The seeds that own a shared set (split, GAN, f_g): every seed, or only the first one."""
+        return list(self.seeds) if self.seed_scope == "all" else [self.seeds[0]]
+
+    def gan_spec(self, seed: int | None = None) -> GANConfig:
+        """A shared GAN's settings: seed (default: the first seed) and device are the benchmark's unless set."""
         g = self.gan
-        return GANConfig.model_validate({"seed": self.seeds[0], "device": self.device,
+        return GANConfig.model_validate({"seed": self.seeds[0] if seed is None else seed, "device": self.device,
                                          **g.model_dump(include=g.model_fields_set)})
 
-    def classifier_spec(self) -> ClassifierConfig:
-        """The shared protected classifier's settings (seed/device as for :meth:`gan_spec`)."""
+    def classifier_spec(self, seed: int | None = None) -> ClassifierConfig:
+        """A shared protected classifier's settings (seed/device as for :meth:`gan_spec`)."""
         c = self.classifier
-        return ClassifierConfig.model_validate({"seed": self.seeds[0], "device": self.device,
-                                                **c.model_dump(include=c.model_fields_set)})
+        return ClassifierConfig.model_validate({"seed": self.seeds[0] if seed is None else seed,
+                                                "device": self.device, **c.model_dump(include=c.model_fields_set)})
 
     @field_validator("seeds")
     @classmethod
@@ -190,23 +219,135 @@ def machine_description() -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------------------- the run
+LAYOUT_NAME = "benchmark_layout.json"
+
+
+@dataclass
+class SharedSet:
+    """One seed's shared work (or, with ``seed_scope = "pipeline"``, the one set every seed uses)."""
+
+    seed: int
+    runner: StageRunner
+
+    def path(self, stage: str) -> str:
+        return self.runner.results[stage].outputs["path"]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One pipeline run of the benchmark: a (target, seed) run or a skew run."""
+
+    bucket: str  # "runs" or "skew"
+    key: str  # "Smiling/seed0", "Smiling/skew0.7"
+    target: str
+    seed: int
+    data_path: str
+    run_dir: Path
+    gan: str
+    protected: str
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def record_name(self) -> str:
+        return f"{self.bucket}__{self.key.replace('/', '__')}.json"
+
+
+def _must_be_done(name: str) -> Callable[[Path], dict[str, Any]]:
+    def fn(stage_dir: Path) -> dict[str, Any]:
+        raise FairlatentError(f"{stage_dir}: stage {name} was to be written by rank 0 but is not finished")
+
+    return fn
+
+
 class CelebABenchmark:
     def __init__(self, cfg: CelebABenchmarkConfig, out: str | os.PathLike, *, console: Console | None = None,
-                 progress: bool = True, after_run: Callable[[Path], Any] | None = None) -> None:
+                 progress: bool = True, after_run: Callable[[Path], Any] | None = None,
+                 ctx: DistContext | None = None) -> None:
         self.cfg = cfg
         self.after_run = after_run
         self.out = Path(out)
         self.console = console or Console()
-        self.progress = progress
-        self.shared = StageRunner(self.out / "shared", self.console)
+        self.ctx = ctx or init_distributed(cfg.device)
+        # rank 0 speaks for the shared stages; the other ranks only print their own pipeline runs
+        self.shared_console = self.console if self.ctx.is_main else Console(quiet=True)
+        self.progress = progress and self.ctx.is_main
         self.results_path = self.out / "results.json"
+        self.done_dir = self.out / "done"
         prev = read_json(self.results_path) if self.results_path.is_file() else {}
-        # results of finished targets survive a restart even when their run folders are pruned
+        # results of finished runs survive a restart even when their run folders are pruned
         self.results: dict[str, Any] = {"runs": prev.get("runs", {}), "skew": prev.get("skew", {}),
                                         "failed": prev.get("failed", {})}
+        if self.cfg.seed_scope == "all":
+            self.sets = {s: SharedSet(s, StageRunner(self.out / "shared" / f"seed{s}", self.shared_console))
+                         for s in cfg.seeds}
+        else:
+            one = SharedSet(cfg.seeds[0], StageRunner(self.out / "shared", self.shared_console))
+            self.sets = {s: one for s in cfg.seeds}
+
+    def shared_sets(self) -> list[SharedSet]:
+        """The distinct shared sets, in seed order."""
+        return [self.sets[s] for s in self.cfg.shared_seeds()]
+
+    # -------------------------------------------------------------- layout of the folder
+    def check_layout(self) -> None:
+        """Refuse a folder whose shared sets were laid out for another ``seed_scope`` (rank 0 records it)."""
+        path = self.out / LAYOUT_NAME
+        if path.is_file():
+            made = read_json(path).get("seed_scope")
+        elif (self.out / "shared" / "data").is_dir():
+            made = "pipeline"  # a folder of an earlier version: one split/GAN/f_g for every seed in shared/
+        else:
+            made = None
+        if made is not None and made != self.cfg.seed_scope:
+            how = {"pipeline": "one split, GAN and f_g shared by every seed (shared/data, shared/gan, …)",
+                   "all": "a split, GAN and f_g per seed (shared/seed<s>/…)"}
+            raise FairlatentError(
+                f"{self.out} holds a benchmark with seed_scope {made!r}: {how[made]}; this run asks for "
+                f"{self.cfg.seed_scope!r}: {how[self.cfg.seed_scope]}. Continue it with --seed-scope {made}, "
+                f"or choose another --out")
+        barrier(self.ctx)  # every rank has looked before rank 0 writes
+        if self.ctx.is_main and made is None:
+            write_json(path, {"seed_scope": self.cfg.seed_scope})
+
+    # -------------------------------------------------------------- stages across ranks
+    def _on_main(self, runner: StageRunner, name: str, config: Any, fn: Callable[[Path], dict[str, Any]],
+                 deps: tuple[str, ...] = ()) -> StageResult:
+        """A stage written by rank 0 alone while the others wait; then every rank reads its record."""
+        if self.ctx.is_main:
+            res = runner.run(name, config, fn, deps)
+        barrier(self.ctx)
+        if not self.ctx.is_main:
+            res = runner.run(name, config, _must_be_done(name), deps)
+        return res
+
+    def _collective(self, runner: StageRunner, name: str, config: Any, train: Callable[[Path], dict[str, Any]],
+                    deps: tuple[str, ...] = ()) -> StageResult:
+        """A stage whose training is data-parallel: every rank calls ``train(stage_dir)`` together; rank 0
+        prepares the folder and keeps the stage record (one process: a plain cached stage)."""
+        ctx = self.ctx
+        if not ctx.distributed:
+            return runner.run(name, config, train, deps)
+        key = stable_hash({"stage": name, "config": config, "deps": [runner.results[d].key for d in deps]})
+        record = runner.run_dir / name / "stage.json"
+        done = record.is_file() and read_json(record).get("key") == key and bool(read_json(record).get("done"))
+        barrier(ctx)  # every rank has looked before rank 0 touches the folder
+        if not done:
+            if ctx.is_main:
+                def fn(stage_dir: Path) -> dict[str, Any]:
+                    barrier(ctx)  # the folder is ready (a stale one cleared)
+                    return train(stage_dir)
+
+                runner.run(name, config, fn, deps)
+            else:
+                barrier(ctx)
+                train(runner.run_dir / name)
+            barrier(ctx)  # rank 0 has written stage.json
+        if ctx.is_main and not done:
+            return runner.results[name]
+        return runner.run(name, config, _must_be_done(name), deps)
 
     # -------------------------------------------------------------- shared stages
-    def stage_data(self) -> None:
+    def stage_data(self, sset: SharedSet) -> None:
         from fairlatent.data.celeba import convert_celeba
         from fairlatent.data.dataset import load_dataset
 
@@ -215,120 +356,91 @@ class CelebABenchmark:
             raise FairlatentError(f"--root {root}: no such CelebA folder or file")
         c = self.cfg
         key = {"root": str(root.resolve()), "files": _root_fingerprint(root), "size": c.size,
-               "fractions": list(c.split_fractions), "seed": c.seeds[0], "limit": c.limit}
+               "fractions": list(c.split_fractions), "seed": sset.seed, "limit": c.limit}
 
         def fn(stage_dir: Path) -> dict[str, Any]:
             path, _ = convert_celeba(stage_dir / "dataset", root, overwrite=True, size=c.size, split="identity",
-                                     fractions=c.split_fractions, seed=c.seeds[0], limit=c.limit,
+                                     fractions=c.split_fractions, seed=sset.seed, limit=c.limit,
                                      progress=self.progress)
             table = load_dataset(path).table
             return {"path": str(path.resolve()), "n": int(len(table)),
                     "splits": {k: int(v) for k, v in table["split"].value_counts().items()}}
 
-        self.shared.run("data", key, fn)
+        self._on_main(sset.runner, "data", key, fn)
 
-    def data(self):
+    def data(self, sset: SharedSet | None = None):
         from fairlatent.data.dataset import load_dataset
 
-        return load_dataset(self.shared.results["data"].outputs["path"])
+        return load_dataset((sset or self.shared_sets()[0]).path("data"))
 
     def stage_targets(self) -> list[str]:
+        """The targets every seed's split qualifies (each set's counts are recorded; the table shows the
+        fewest positives over the sets)."""
         c = self.cfg
-        ds = self.data()
-        ds.check_attributes([c.protected])
-        candidates = c.targets or [t for t in PAPER_TARGETS if t in ds.attribute_names and t != c.protected]
-        ds.check_attributes(candidates)
-        counts = positives_per_group(ds, candidates, c.protected)
+        by_seed: dict[str, dict[str, dict[str, int]]] = {}
+        candidates: list[str] = []
+        for sset in self.shared_sets():
+            ds = self.data(sset)
+            ds.check_attributes([c.protected])
+            candidates = c.targets or [t for t in PAPER_TARGETS if t in ds.attribute_names and t != c.protected]
+            ds.check_attributes(candidates)
+            by_seed[str(sset.seed)] = positives_per_group(ds, candidates, c.protected)
+        counts = {t: {g: min(cs[t][g] for cs in by_seed.values()) for g in ("g0", "g1")} for t in candidates}
         chosen = candidates if c.targets else select_targets(counts, c.min_positives)
+        several = len(by_seed) > 1
         table = Table(title=f"positive training images per {c.protected} group (≥ {c.min_positives} in each "
-                            f"to qualify)")
+                            f"to qualify" + (f"; fewest over the {len(by_seed)} seeds' splits" if several else "")
+                            + ")")
         for col in ("target", "category", f"{c.protected}=0", f"{c.protected}=1", "used"):
             table.add_column(col, justify="left" if col in ("target", "category") else "right")
         for t, n in counts.items():
             table.add_row(t, CATEGORY.get(t, "–"), str(n["g0"]), str(n["g1"]), "yes" if t in chosen else "no")
-        self.console.print(table)
-        self.console.print(f"{len(chosen)} targets: {', '.join(chosen)}")
+        self.shared_console.print(table)
+        self.shared_console.print(f"{len(chosen)} targets: {', '.join(chosen)}")
         if not chosen:
             raise FairlatentError(f"no target has {c.min_positives} positive training images in each "
                                   f"{c.protected} group; lower --min-positives or pass --targets")
         short = [t for t in chosen if min(counts[t].values()) < c.min_positives]
         if short:
-            self.console.print(f"[yellow]targets below {c.min_positives} positives in a group (kept because "
-                               f"asked for): {', '.join(short)}[/]")
-        self.results["targets"] = {"chosen": chosen, "counts": counts, "min_positives": c.min_positives}
+            self.shared_console.print(f"[yellow]targets below {c.min_positives} positives in a group (kept "
+                                      f"because asked for): {', '.join(short)}[/]")
+        self.results["targets"] = {"chosen": chosen, "counts": counts, "min_positives": c.min_positives,
+                                   "counts_by_seed": by_seed}
         return chosen
 
-    def stage_gan(self) -> None:
+    def stage_gan(self, sset: SharedSet) -> None:
         from fairlatent.train.gan import train_gan
 
-        gcfg = self.cfg.gan_spec()
+        gcfg = self.cfg.gan_spec(sset.seed)
 
         def fn(stage_dir: Path) -> dict[str, Any]:
-            train_gan(self.shared.results["data"].outputs["path"], stage_dir / "model", gcfg, resume=True,
-                      progress=self.progress)
+            train_gan(sset.path("data"), stage_dir / "model", gcfg, resume=True, progress=self.progress)
             return {"path": str((stage_dir / "model").resolve())}
 
-        self.shared.run("gan", gcfg.cache_key(), fn, deps=("data",))
+        self._collective(sset.runner, "gan", gcfg.cache_key(), fn, deps=("data",))
 
-    def stage_protected(self) -> None:
+    def stage_protected(self, sset: SharedSet) -> None:
         from fairlatent.train.classifier import train_classifier
 
-        ccfg = self.cfg.classifier_spec()
+        ccfg = self.cfg.classifier_spec(sset.seed)
 
         def fn(stage_dir: Path) -> dict[str, Any]:
-            train_classifier([self.shared.results["data"].outputs["path"]], [self.cfg.protected],
-                             stage_dir / "model", ccfg, progress=self.progress)
+            train_classifier([sset.path("data")], [self.cfg.protected], stage_dir / "model", ccfg,
+                             progress=self.progress)
             return {"path": str((stage_dir / "model").resolve())}
 
-        self.shared.run("protected", ccfg.model_dump(), fn, deps=("data",))
+        self._collective(sset.runner, "protected", ccfg.model_dump(), fn, deps=("data",))
 
-    # -------------------------------------------------------------- per-target pipelines
-    def pipeline_config(self, target: str, seed: int, data_path: str, name: str):
-        from fairlatent.pipeline.config import validate_config
-
-        c = self.cfg
-        return validate_config({
-            "seed": seed, "name": name, "device": c.device,
-            "data": {"source": "path", "path": data_path, "target": target, "protected": c.protected},
-            "generator": {"path": self.shared.results["gan"].outputs["path"]},
-            "classifier": c.model_dump()["classifier"],
-            "latent": {"target_labeler": "reweighting",
-                       "protected_labeler": self.shared.results["protected"].outputs["path"],
-                       **c.model_dump()["latent"]},
-            "methods": c.methods,
-            "evaluation": {"generative_metrics": True, **c.model_dump()["evaluation"]},
-        }, where=f"benchmark config for {name}")
-
-    def _run_one(self, bucket: str, key: str, target: str, seed: int, data_path: str, run_dir: Path,
-                 extra: dict[str, Any]) -> None:
-        """One pipeline run; its summary (or its failure) goes into ``results[bucket][key]`` and to disk."""
-        from fairlatent.pipeline.run import run_pipeline
-
-        t0 = time.perf_counter()
-        cfg = self.pipeline_config(target, seed, data_path, f"celeba_{key.replace('/', '_')}")
-        try:
-            report = run_pipeline(cfg, run_dir, console=self.console, progress=self.progress)
-            if self.after_run is not None:
-                self.after_run(run_dir)
-        except FairlatentError as exc:  # one target's failure (e.g. a GAN that never draws it) is a result too
-            self.console.print(f"[red]{key} failed:[/] {exc}")
-            self.results["failed"][key] = str(exc)
-            self.save()
-            return
-        self.results["failed"].pop(key, None)
-        self.results[bucket][key] = {**summarize_report(report), "target": target, "seed": seed, **extra,
-                                     "wall_s": round(time.perf_counter() - t0, 1)}
-        self.save()
-
-    def stage_skew_data(self, target: str) -> dict[float, str]:
+    def stage_skew_data(self, target: str, sset: SharedSet | None = None) -> dict[float, str]:
         from fairlatent.data.dataset import write_dataset
 
         c = self.cfg
+        sset = sset or self.sets[c.seeds[0]]
 
         def fn(stage_dir: Path) -> dict[str, Any]:
-            ds = self.data()
+            ds = self.data(sset)
             tr = ds.split_indices("train")
-            subsets = skewed_train_indices(ds.labels(target, tr), ds.labels(c.protected, tr), c.skews, c.seeds[0])
+            subsets = skewed_train_indices(ds.labels(target, tr), ds.labels(c.protected, tr), c.skews, sset.seed)
             rest = np.flatnonzero(ds.table["split"].to_numpy() != "train")
             out: dict[str, Any] = {}
             for s, sub in subsets.items():
@@ -340,40 +452,147 @@ class CelebABenchmark:
                 out[f"{s:g}"] = {"path": str(path.resolve()), "train_images": int(len(sub))}
             return out
 
-        res = self.shared.run(f"skew_data_{target}", {"target": target, "skews": c.skews, "seed": c.seeds[0]}, fn,
-                              deps=("data",))
+        res = self._on_main(sset.runner, f"skew_data_{target}", {"target": target, "skews": c.skews,
+                                                                  "seed": sset.seed}, fn, deps=("data",))
         return {float(k): v["path"] for k, v in res.outputs.items()}
 
+    # -------------------------------------------------------------- per-target pipelines
+    def pipeline_config(self, spec: RunSpec):
+        from fairlatent.pipeline.config import validate_config
+
+        c = self.cfg
+        name = f"celeba_{spec.key.replace('/', '_')}"
+        return validate_config({
+            "seed": spec.seed, "name": name, "device": c.device,
+            "data": {"source": "path", "path": spec.data_path, "target": spec.target, "protected": c.protected},
+            "generator": {"path": spec.gan},
+            "classifier": c.model_dump()["classifier"],
+            "latent": {"target_labeler": "reweighting", "protected_labeler": spec.protected,
+                       **c.model_dump()["latent"]},
+            "methods": c.methods,
+            "evaluation": {"generative_metrics": True, **c.model_dump()["evaluation"]},
+        }, where=f"benchmark config for {name}")
+
+    def run_key(self, spec: RunSpec) -> str:
+        """What identifies a finished run: its whole pipeline config (data, generator, f_g, settings)."""
+        return stable_hash(self.pipeline_config(spec).model_dump(mode="json"))
+
+    def run_specs(self, targets: list[str]) -> list[RunSpec]:
+        """Every pipeline run, in a fixed order: seeds × targets, then the skew sweep on the first seed."""
+        specs = []
+        for seed in self.cfg.seeds:
+            sset = self.sets[seed]
+            for target in targets:
+                specs.append(RunSpec("runs", f"{target}/seed{seed}", target, seed, sset.path("data"),
+                                     self.out / "targets" / target / f"seed{seed}", sset.path("gan"),
+                                     sset.path("protected"), {"category": CATEGORY.get(target)}))
+        if self.cfg.skew_target:
+            st, seed = self.cfg.skew_target, self.cfg.seeds[0]
+            sset = self.sets[seed]
+            for s, path in self.stage_skew_data(st, sset).items():
+                specs.append(RunSpec("skew", f"{st}/skew{s:g}", st, seed, path, self.out / "skew" / f"{st}_s{s:g}",
+                                     sset.path("gan"), sset.path("protected"), {"skew": s}))
+        return specs
+
+    def record(self, spec: RunSpec) -> dict[str, Any] | None:
+        path = self.done_dir / spec.record_name
+        return read_json(path) if path.is_file() else None
+
+    def finished(self, spec: RunSpec, key: str) -> bool:
+        """Whether the run has a record of this very config. A recorded failure counts too: the pipeline
+        is seeded, so the same config fails the same way again (delete ``done/<run>.json`` to retry)."""
+        rec = self.record(spec)
+        return rec is not None and rec.get("key") == key and rec.get("status") in ("done", "failed")
+
+    def _run_one(self, spec: RunSpec, key: str) -> None:
+        """One pipeline run; its summary (or its failure) goes to ``done/<run>.json`` (and, on rank 0, into
+        the merged results)."""
+        from fairlatent.pipeline.run import run_pipeline
+
+        self.console.rule(f"[bold]{spec.key}" + (f" · rank {self.ctx.rank}" if self.ctx.distributed else ""))
+        t0 = time.perf_counter()
+        stamp = {"key": key, "rank": self.ctx.rank, "world": self.ctx.world, "started": time.time()}
+        try:
+            with single_process():
+                report = run_pipeline(self.pipeline_config(spec), spec.run_dir, console=self.console,
+                                      progress=self.progress)
+                if self.after_run is not None:
+                    self.after_run(spec.run_dir)
+        except FairlatentError as exc:  # one target's failure (e.g. a GAN that never draws it) is a result too
+            self.console.print(f"[red]{spec.key} failed:[/] {exc}")
+            write_json(self.done_dir / spec.record_name, {**stamp, "status": "failed", "error": str(exc),
+                                                          "finished": time.time()})
+        else:
+            result = {**summarize_report(report), "target": spec.target, "seed": spec.seed, **spec.extra,
+                      "wall_s": round(time.perf_counter() - t0, 1), "rank": self.ctx.rank}
+            write_json(self.done_dir / spec.record_name, {**stamp, "status": "done", "result": result,
+                                                          "finished": time.time()})
+        if self.ctx.is_main:
+            self.save()
+
     # -------------------------------------------------------------- driver
+    def merge(self) -> None:
+        """Fold every run's record into the results (a record of another config is left for its rerun)."""
+        for spec in getattr(self, "specs", []):
+            rec = self.record(spec)
+            if rec is None or rec.get("key") != self.keys.get(spec.key):
+                continue
+            if rec["status"] == "done":
+                self.results["failed"].pop(spec.key, None)
+                self.results[spec.bucket][spec.key] = rec["result"]
+            else:
+                self.results[spec.bucket].pop(spec.key, None)
+                self.results["failed"][spec.key] = rec["error"]
+
     def save(self) -> None:
         from fairlatent.benchmark.markdown import results_markdown
 
+        self.merge()
         self.results["config"] = self.cfg.model_dump()
-        self.results["machine"] = machine_description()
-        self.results["shared_timings_s"] = self.shared.timings()
+        self.results["machine"] = {**machine_description(), "ranks": self.ctx.world}
+        self.results["shared_timings_s"] = {
+            (k if self.cfg.seed_scope == "pipeline" else f"seed{ss.seed}/{k}"): v
+            for ss in self.shared_sets() for k, v in ss.runner.timings().items()}
         write_json(self.results_path, self.results)
         write_text(self.out / "results.md", results_markdown(self.results))
 
+    def prepare(self) -> list[str]:
+        """The shared work: every set's data, the targets, every set's GAN and f_g; returns the targets."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.check_layout()
+        for sset in self.shared_sets():
+            self.stage_data(sset)
+        targets = self.stage_targets()
+        for sset in self.shared_sets():
+            self.stage_gan(sset)
+            self.stage_protected(sset)
+        return targets
+
     def run(self) -> dict[str, Any]:
         t0 = time.perf_counter()
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.stage_data()
-        targets = self.stage_targets()
-        self.stage_gan()
-        self.stage_protected()
-        self.save()
-        data_path = self.shared.results["data"].outputs["path"]
-        for seed in self.cfg.seeds:
-            for target in targets:
-                self.console.rule(f"[bold]target {target} · seed {seed}")
-                self._run_one("runs", f"{target}/seed{seed}", target, seed, data_path,
-                              self.out / "targets" / target / f"seed{seed}", {"category": CATEGORY.get(target)})
-        if self.cfg.skew_target:
-            st = self.cfg.skew_target
-            for s, path in self.stage_skew_data(st).items():
-                self.console.rule(f"[bold]skew sweep: {st} at skew {s:g}")
-                self._run_one("skew", f"{st}/skew{s:g}", st, self.cfg.seeds[0], path,
-                              self.out / "skew" / f"{st}_s{s:g}", {"skew": s})
+        ctx = self.ctx
+        targets = self.prepare()
+        self.specs = self.run_specs(targets)
+        self.keys = {spec.key: self.run_key(spec) for spec in self.specs}
+        if ctx.is_main:
+            self.save()
+        todo = [spec for spec in self.specs if not self.finished(spec, self.keys[spec.key])]
+        barrier(ctx)  # every rank has listed the unfinished runs before any rank records one
+        mine = todo[ctx.rank::ctx.world]  # round-robin: the same deal on every rank
+        skipped = len(self.specs) - len(todo)
+        self.shared_console.print(f"{len(self.specs)} runs: {skipped} finished earlier, {len(todo)} to run"
+                                  + (f" over {ctx.world} ranks" if ctx.distributed else ""))
+        if ctx.distributed:
+            self.console.print(f"rank {ctx.rank}: {', '.join(s.key for s in mine) or 'nothing'}")
+        for spec in mine:
+            self._run_one(spec, self.keys[spec.key])
+        if not ctx.is_main:
+            return self.results
+        # rank 0 waits for the other ranks' records on disk rather than at a barrier: a rank whose share
+        # takes longer would outlast the process group's collective timeout (a rank that dies takes the
+        # whole torchrun job with it, so this does not wait for ever)
+        while not all(self.finished(spec, self.keys[spec.key]) for spec in todo):
+            time.sleep(1.0)
         self.results["total_s"] = round(time.perf_counter() - t0, 1)
         self.save()
         from fairlatent.benchmark.markdown import averages_table
@@ -409,9 +628,12 @@ def run_celeba_benchmark(cfg: CelebABenchmarkConfig, out: str | os.PathLike, *, 
 
     ``after_run(run_dir)`` is called after each pipeline run that finished (its ``report.json`` written); the
     CLI passes :func:`fairlatent.report.build_report` there. The benchmark cannot import the report itself:
-    the two are independent siblings above the pipeline, and the layer above (the CLI) composes them."""
+    the two are independent siblings above the pipeline, and the layer above (the CLI) composes them.
+
+    Under torchrun every rank calls this together (see the module docstring); rank 0 returns the merged
+    results, the other ranks what they know."""
     return CelebABenchmark(cfg, out, console=console, progress=progress, after_run=after_run).run()
 
 
-__all__ = ["CelebABenchmarkConfig", "run_celeba_benchmark", "skewed_train_indices", "select_targets",
+__all__ = ["CelebABenchmark", "CelebABenchmarkConfig", "RunSpec", "SharedSet", "run_celeba_benchmark", "skewed_train_indices", "select_targets",
            "positives_per_group"]

@@ -3,7 +3,7 @@
 Two benchmarks in one folder would interleave their writes to the same stage folders and results files. A
 lock whose process has died (a killed run, a reboot) is stale and is taken over, so a crash never needs a
 manual clean-up; a lock naming this very process (a ``--background`` child taking over from its parent's
-check) is ours.
+check) is ours. Under torchrun (``--nproc N``) rank 0 holds the lock for all the ranks of its job.
 """
 
 from __future__ import annotations
@@ -51,8 +51,15 @@ def take_lock(out: str | os.PathLike, *, check_only: bool = False) -> Path:
 
 
 @contextlib.contextmanager
-def benchmark_lock(out: str | os.PathLike) -> Iterator[Path]:
-    """Hold the folder's lock for the ``with`` block; it is released however the block ends."""
+def benchmark_lock(out: str | os.PathLike) -> Iterator[Path | None]:
+    """Hold the folder's lock for the ``with`` block; it is released however the block ends.
+
+    Under torchrun only rank 0 takes it (the job's other ranks yield None): one job, one lock."""
+    from fairlatent.train.distributed import env_world_size
+
+    if env_world_size() > 1 and int(os.environ.get("RANK", "0")) != 0:
+        yield None
+        return
     lock = take_lock(out)
     try:
         yield lock

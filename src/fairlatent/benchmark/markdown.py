@@ -2,6 +2,8 @@
 
 Numbers are the bootstrap medians with their 95 % intervals (percent; KL in nats), as the pipeline reports
 them. Averages over targets are plain means of the per-target medians, as the paper averages its categories.
+With several seeds, each target's medians are also summarised across seeds (mean ± sd, n seeds), and the
+text says what a seed resamples (``seed_scope``: the split, GAN and f_g too, or only the pipeline).
 """
 
 from __future__ import annotations
@@ -63,6 +65,48 @@ def averages_table(results: dict[str, Any], methods: list[str]) -> Table:
     return table
 
 
+def seed_behaviour(cfg: dict[str, Any]) -> str:
+    """One sentence: what the seeds of these results resample (``seed_scope``; results written before the
+    field existed used one split, GAN and f_g for every seed)."""
+    seeds = cfg.get("seeds", [0])
+    scope = cfg.get("seed_scope", "pipeline")
+    if scope == "all":
+        return (f"Seed behaviour: `seed_scope = \"all\"` — each of the {len(seeds)} seed(s) {seeds} draws its own "
+                "identity-disjoint split, its own GAN and its own protected classifier f_g, then its own pipeline "
+                "(classifiers, latent samples); the spread across seeds includes the GAN draw.")
+    return (f"Seed behaviour: `seed_scope = \"pipeline\"` — one split, one GAN and one protected classifier f_g "
+            f"(seed {seeds[0]}) are shared by the {len(seeds)} seed(s) {seeds}; a seed resamples only the pipeline "
+            "(classifiers, latent samples), so the spread across seeds leaves out the split and the GAN draw.")
+
+
+def seed_aggregates(runs: dict[str, Any], methods: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{target: {method: {metric: {"mean", "sd", "n"}}}}`` over the seeds of each target's runs; sd is the
+    sample standard deviation (ddof = 1; None for one seed)."""
+    by_target: dict[str, list[dict[str, Any]]] = {}
+    for key, r in runs.items():
+        by_target.setdefault(r.get("target", key.split("/")[0]), []).append(r)
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for t, rs in by_target.items():
+        out[t] = {}
+        for m in methods:
+            cells = {}
+            for k in METRICS:
+                v = np.array([r["methods"][m][k]["median"] for r in rs
+                              if m in r["methods"] and k in r["methods"][m] and r["methods"][m][k]["median"] is not None],
+                             dtype=float)
+                v = v[~np.isnan(v)]
+                cells[k] = {"mean": float(v.mean()) if len(v) else None,
+                            "sd": float(v.std(ddof=1)) if len(v) > 1 else None, "n": int(len(v))}
+            out[t][m] = cells
+    return out
+
+
+def _msd(c: dict[str, Any], digits: int) -> str:
+    if c["mean"] is None:
+        return "–"
+    return f"{c['mean']:.{digits}f} ± {c['sd']:.{digits}f}" if c["sd"] is not None else f"{c['mean']:.{digits}f} ± –"
+
+
 def _metric_cells(res: dict[str, Any]) -> str:
     """``| AP | DEO | BA | KL |`` cells of one method's result: median [95 % interval]."""
     return " | ".join(_iv(res.get(k), 2 if k == "KL" else 1) for k in METRICS)
@@ -76,6 +120,7 @@ def results_markdown(results: dict[str, Any]) -> str:
     mach = results.get("machine", {})
     lines += [f"Machine: {mach.get('cpu', '?')}, {mach.get('cores', '?')} cores, torch threads "
               f"{mach.get('torch_threads', '?')}, CUDA: {mach.get('cuda') or 'none'}; torch {mach.get('torch', '?')}.",
+              seed_behaviour(cfg), "",
               f"Protected attribute: `{cfg.get('protected')}`; image size {cfg.get('size')}; seeds {cfg.get('seeds')}; "
               f"finished target runs: {len(runs)}" + (f"; wall time of the last invocation {results['total_s'] / 60:.1f} min "
                                                      "(a resumed run skips finished work; stage times below)"
@@ -115,6 +160,20 @@ def results_markdown(results: dict[str, Any]) -> str:
                     f"{_f(mm['baseline'][k], 1)} / {_f(mm['latent_debias'][k], 1)}" for k in METRICS) + " |")
         lines.append("")
 
+        agg = seed_aggregates(runs, methods)
+        n_seeds = len(cfg.get("seeds", [0]))
+        lines += [f"## Per target across seeds (test-split medians: mean ± sd over the seeds; n = seeds)", "",
+                  seed_behaviour(cfg), "",
+                  "| target | method | n | AP ↑ | DEO ↓ | BA ↓ | KL ↓ |", "|---|---|---:|---|---|---|---|"]
+        for t, per in agg.items():
+            for m in methods:
+                cells = per[m]
+                if not any(c["n"] for c in cells.values()):
+                    continue
+                n = max(c["n"] for c in cells.values())
+                lines.append(f"| {t} | {m} | {n}{'' if n == n_seeds else f' of {n_seeds}'} | "
+                             + " | ".join(_msd(cells[k], 2 if k == "KL" else 1) for k in METRICS) + " |")
+        lines.append("")
         lines += ["## Per target (test split: median [95 % bootstrap interval])", "",
                   "| target | method | AP ↑ | DEO ↓ | BA ↓ | KL ↓ | ΔDEO vs baseline (P better) |",
                   "|---|---|---|---|---|---|---|"]
@@ -130,7 +189,9 @@ def results_markdown(results: dict[str, Any]) -> str:
         lines += diagnostics_lines(runs, cfg.get("protected", "Male"))
     failed = results.get("failed", {})
     if failed:
-        lines += ["## Failed target runs", ""] + [f"- `{k}`: {v}" for k, v in failed.items()] + [""]
+        lines += ["## Failed target runs", "", "A rerun with the same settings skips them (the same seeds fail the "
+                  "same way); delete `done/<run>.json` in the benchmark folder to try one again.", ""]
+        lines += [f"- `{k}`: {v}" for k, v in failed.items()] + [""]
     skew = results.get("skew", {})
     if skew:
         lines += ["## Controlled skew (train split subsampled; same size at every skew)", "",

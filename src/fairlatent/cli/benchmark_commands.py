@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from fairlatent.cli.app import benchmark_app
+from fairlatent.cli.app import benchmark_app, relaunch_data_parallel
 from fairlatent.errors import FairlatentError
 
 def _csv(value: str | None, cast=str) -> list | None:
@@ -31,6 +31,9 @@ def celeba_command(
     protected: str = typer.Option("Male", "--protected"),
     size: int = typer.Option(None, "--size", help="Image size (default 64)."),
     seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds, e.g. 0,1,2."),
+    seed_scope: str = typer.Option(None, "--seed-scope", help="'all' (default): each seed draws its own split, "
+                                   "GAN and protected classifier; 'pipeline': one split/GAN/f_g (first seed) for "
+                                   "every seed, seeds resample only the pipeline (the layout of earlier versions)."),
     skew_target: str = typer.Option(None, "--skew-target", help="Target of the skew sweep (default Smiling; "
                                                                 "'none' for no sweep)."),
     skews: str = typer.Option(None, "--skews", help="Comma-separated skews (default 0.5,0.7,0.9)."),
@@ -40,10 +43,13 @@ def celeba_command(
                                                      "--set classifier.lr=1e-3 (TOML value; repeatable)."),
     background: bool = typer.Option(False, "--background", help="Detach; write the log to OUT/benchmark.log."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Run on N processes of this machine (re-launches itself "
+                              "under torchrun): shared GANs and classifiers train data-parallel, the (target, "
+                              "seed) runs are dealt over the processes. A rerun with any N continues."),
 ) -> None:
-    """Run (or resume) the CelebA benchmark: one GAN and one protected-attribute classifier, then baseline,
-    reweighting and latent de-biasing for every target with bootstrap metrics; results.json and results.md
-    in OUT are rewritten as targets finish."""
+    """Run (or resume) the CelebA benchmark: per seed a split, a GAN and a protected-attribute classifier,
+    then baseline, reweighting and latent de-biasing for every target and seed with bootstrap metrics;
+    results.json and results.md in OUT are rewritten as runs finish."""
     from rich.console import Console
 
     from fairlatent.benchmark.celeba import CelebABenchmarkConfig, run_celeba_benchmark
@@ -63,6 +69,8 @@ def celeba_command(
         raw["skews"] = _csv(skews, float)
     if min_positives is not None:
         raw["min_positives"] = min_positives
+    if seed_scope is not None:
+        raw["seed_scope"] = seed_scope
     from fairlatent.utils.settings import apply_overrides, parse_overrides, validate_settings
 
     sets = parse_overrides(set_)
@@ -79,6 +87,11 @@ def celeba_command(
         typer.echo(f"benchmark running in the background (pid {proc.pid}); log: {log}; "
                    f"results as targets finish: {out / 'results.md'}")
         return
+    from fairlatent.train.distributed import env_world_size
+
+    if nproc > 1 and env_world_size() <= 1:
+        take_lock(out, check_only=True)  # refuse before starting N processes; under torchrun rank 0 takes it
+    relaunch_data_parallel(nproc)
     console = Console(width=140) if quiet else Console()
     with benchmark_lock(out):
         # each finished pipeline run gets its report.html and tables, as `fairlatent run` gives one
