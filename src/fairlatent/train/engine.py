@@ -48,6 +48,7 @@ from fairlatent.train.checkpoint import (
 from fairlatent.train.distributed import DistContext, all_reduce_sum, gather_to_main
 from fairlatent.utils.io import write_text
 from fairlatent.utils.seed import rng
+from fairlatent.utils.threads import rebalance as rebalance_threads
 
 # --- the data order ----------------------------------------------------------------------------------
 
@@ -334,6 +335,7 @@ class Engine:
                 batches = [self.order.batch(step * loop.batches_per_step + k) for k in range(loop.batches_per_step)]
                 images += sum(b.global_size for b in batches) if self.images_per_batch is None else self.images_per_batch
                 losses = obj.train_step(step, batches)
+                rebalance_threads()  # auto thread count follows the jobs sharing the CPUs (a clock read but every 5 s)
                 for k, v in losses.items():
                     sums[k] = sums[k] + v if k in sums else v
                 done = step + 1
