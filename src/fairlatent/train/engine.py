@@ -49,6 +49,7 @@ from fairlatent.train.distributed import DistContext, all_reduce_sum, gather_to_
 from fairlatent.utils.device import autocast
 from fairlatent.utils.io import write_text
 from fairlatent.utils.seed import rng
+from fairlatent.utils.threads import rebalance as rebalance_threads
 
 # --- the data order ----------------------------------------------------------------------------------
 
@@ -337,6 +338,7 @@ class Engine:
                 images += sum(b.global_size for b in batches) if self.images_per_batch is None else self.images_per_batch
                 with autocast(ctx.device, enabled=bool(getattr(obj, "autocast", False))):
                     losses = obj.train_step(step, batches)
+                rebalance_threads()  # auto thread count follows the jobs sharing the CPUs (a clock read but every 5 s)
                 for k, v in losses.items():
                     sums[k] = sums[k] + v if k in sums else v
                 done = step + 1
