@@ -180,3 +180,19 @@ def test_gan_on_two_ranks_killed_and_resumed_is_bitwise_identical(toyfaces_small
     assert log[:, 0].tolist() == list(range(20, 241, 20))
     rec = read_json(resumed / "config.json")
     assert rec["done"] and rec["world_size"] == 2
+
+
+def test_classifier_with_per_rank_batchnorm_keeps_ranks_in_step(toyfaces_small, tmp_path):
+    """dp_batchnorm = "local": batch-norm statistics are per rank (its running statistics differ from the
+    global-BN run's, which equal one process's), the run finishes with rank 0's model and records the choice."""
+    common = ["--data", str(toyfaces_small), "--attributes", "Wearing_Hat", "--epochs", "1", "--batch-size", "64",
+              "--width", "8", "--seed", "3", "--quiet", "--nproc", "2"]  # fmt: skip
+    _run(_cli("train-classifier", "--out", str(tmp_path / "global"), *common))
+    _run(_cli("train-classifier", "--out", str(tmp_path / "local"), *common, "--set", "dp_batchnorm=local"))
+    g = load_file(str(tmp_path / "global" / "model.safetensors"))
+    loc = load_file(str(tmp_path / "local" / "model.safetensors"))
+    assert g.keys() == loc.keys()
+    assert max(float((g[k].double() - loc[k].double()).abs().max()) for k in g if "running_mean" in k) > 1e-4
+    rec = read_json(tmp_path / "local" / "config.json")
+    assert rec["train_config"]["dp_batchnorm"] == "local" and rec["world_size"] == 2
+    assert rec["val_metrics"]["Wearing_Hat"]["ap"] > 0.5  # it learned something

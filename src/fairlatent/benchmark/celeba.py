@@ -429,7 +429,7 @@ class CelebABenchmark:
                              progress=self.progress)
             return {"path": str((stage_dir / "model").resolve())}
 
-        self._collective(sset.runner, "protected", ccfg.model_dump(), fn, deps=("data",))
+        self._collective(sset.runner, "protected", ccfg.cache_key(), fn, deps=("data",))
 
     def stage_skew_data(self, target: str, sset: SharedSet | None = None) -> dict[float, str]:
         from fairlatent.data.dataset import write_dataset

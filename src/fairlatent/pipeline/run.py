@@ -207,7 +207,7 @@ class Pipeline:
         cfg = {"own": own, "given_g": _fingerprint(Path(given["g"]), small=_MODEL_FILES, large=())
                if "g" in given else None, "target_labeler": lc.target_labeler}
         if own:
-            cfg.update({"classifier": ccfg.model_dump(), "weights": weighting})
+            cfg.update({"classifier": ccfg.cache_key(), "weights": weighting})
 
         def fn(stage_dir: Path) -> dict[str, Any]:
             out: dict[str, Any] = {"weights": weighting if own else "given", **given}
@@ -424,7 +424,7 @@ class Pipeline:
                              sample_weights=ts.weights, val_weights=val_weights, progress=self.progress)
             return {"path": str((stage_dir / "model").resolve())}
 
-        self.stages.run(f"train_{method}", {"method": method, "classifier": ccfg.model_dump()}, fn, deps=deps)
+        self.stages.run(f"train_{method}", {"method": method, "classifier": ccfg.cache_key()}, fn, deps=deps)
 
     def stage_evaluate(self) -> None:
         from fairlatent.metrics.bootstrap import bootstrap_metrics, paired_difference

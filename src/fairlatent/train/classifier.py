@@ -23,7 +23,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -42,7 +42,7 @@ from fairlatent.models.classifier import (
 from fairlatent.models.weights import save_tensors
 from fairlatent.train.checkpoint import has_checkpoint
 from fairlatent.train.distributed import DistContext, all_reduce_sum, barrier, convert_batchnorm, init_distributed, wrap
-from fairlatent.train.engine import Batch, Callback, DataOrder, Engine, LoopSettings, identity_keys
+from fairlatent.train.engine import Batch, Callback, DataOrder, Engine, LoopSettings, cache_dump, identity_keys
 from fairlatent.models.thresholds import calibrated_threshold, f1_best_threshold
 from fairlatent.utils.device import autocast
 from fairlatent.utils.images import to_tensor
@@ -50,6 +50,11 @@ from fairlatent.utils.io import read_json, write_json
 from fairlatent.utils.seed import rng
 
 CHECKPOINT_NAME = "checkpoint"  # a directory (see fairlatent.train.checkpoint)
+
+
+# Settings added after classifiers were cached, at the value that reproduces the earlier behaviour: left out
+# of fingerprints and stage keys at that value (fairlatent.train.engine.cache_dump).
+CACHE_LEGACY = {"channels_last": True, "dp_batchnorm": "global"}
 
 
 class ClassifierConfig(BaseModel):
@@ -73,10 +78,19 @@ class ClassifierConfig(BaseModel):
     device: str | None = Field(None, description="'cpu', 'cuda', …; None: CUDA when available",
                                json_schema_extra={"resume_key": False})
     eval_batch_size: int = Field(512, ge=1, json_schema_extra={"resume_key": False})
+    dp_batchnorm: Literal["global", "local"] = Field(
+        "global", description="under data parallelism: batch-norm statistics over the global batch (exact: the "
+                              "weights of one process) or per rank (no extra communication; see "
+                              "benchmarks/bench_data_parallel.py)")
     channels_last: bool = Field(
         True, description="NHWC memory format in training (faster convolutions on CPU; see "
                           "fairlatent.train.distributed.GlobalBatchNorm for its effect on batch-norm gradients)",
         json_schema_extra={"resume_key": False})
+
+    def cache_key(self) -> dict[str, Any]:
+        """The settings that identify a training for stage caching: every field but those still at their
+        :data:`CACHE_LEGACY` value (so adding a setting does not retrain every cached classifier)."""
+        return cache_dump(self, CACHE_LEGACY)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -355,7 +369,7 @@ class ClassifierObjective:
                  config: ClassifierConfig, ctx: DistContext, fingerprint: str):  # fmt: skip
         self.model, self.optimizer, self.data, self.config, self.ctx = model, optimizer, data, config, ctx
         self.fingerprint = fingerprint  # identifies the run in the checkpoint (data, attributes, config)
-        self.train_model = wrap(model, ctx)
+        self.train_model = wrap(model, ctx, broadcast_buffers=config.dp_batchnorm == "local")
         self.history: list[dict[str, Any]] = []
         self.best_epoch, self.best_ap = 0, -np.inf
         self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -527,7 +541,7 @@ def train_classifier(
 
     out_dir = Path(out_dir)
     fingerprint = _fingerprint(dict(
-        config=config.model_dump(include=set(identity_keys(ClassifierConfig))), attributes=attributes,
+        config=cache_dump(config, CACHE_LEGACY, identity_keys(ClassifierConfig)), attributes=attributes,
         train_sets=[(str(Path(d.path).resolve()), len(d)) for d in datasets],
         val=(str(Path(val_data.path).resolve()), val_split),
         train_split=train_split, sample_weights=[_array_digest(w) for w in (sample_weights or [])],
@@ -555,7 +569,7 @@ def train_classifier(
     with torch.random.fork_rng(devices=[]):  # initialise from the config seed without touching global RNG
         torch.manual_seed(int(rng(config.seed, "classifier-init").integers(0, 2**62)))
         model = AttributeClassifier(len(attributes), image_size, config.width, config.depth, config.stages)
-    if ctx.distributed:
+    if ctx.distributed and config.dp_batchnorm == "global":
         convert_batchnorm(model)  # statistics over the global batch (fairlatent.train.distributed)
     # channels_last: images arrive as NHWC, and convolutions in that layout are faster (bench_classifier.py)
     model.to(ctx.device, memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)

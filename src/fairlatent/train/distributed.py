@@ -123,16 +123,18 @@ def init_distributed(device: str | None = None) -> DistContext:
     return DistContext(rank=rank, world=world, local_rank=local_rank, device=dev)
 
 
-def wrap(module: nn.Module, ctx: DistContext) -> nn.Module:
+def wrap(module: nn.Module, ctx: DistContext, broadcast_buffers: bool = False) -> nn.Module:
     """``module`` in a DistributedDataParallel wrapper when there are several ranks, else itself.
 
-    ``broadcast_buffers=False``: batch-norm statistics are made identical on every rank by
-    :class:`GlobalBatchNorm`, and spectral-norm vectors depend on the (synchronised) weights only.
+    ``broadcast_buffers=False`` (default): batch-norm statistics are made identical on every rank by
+    :class:`GlobalBatchNorm`, and spectral-norm vectors depend on the (synchronised) weights only. With
+    per-rank batch norm (a spec's ``dp_batchnorm = "local"``) pass True: rank 0's running statistics are
+    then broadcast at every forward, DDP's default.
     """
     if not ctx.distributed:
         return module
     ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+    return nn.parallel.DistributedDataParallel(module, device_ids=ids, broadcast_buffers=broadcast_buffers)
 
 
 def unwrap(module: nn.Module) -> nn.Module:

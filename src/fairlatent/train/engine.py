@@ -123,6 +123,17 @@ def identity_keys(spec: type) -> tuple[str, ...]:
                  if not (isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("resume_key") is False))
 
 
+def cache_dump(spec: Any, legacy: Mapping[str, Any], include: Sequence[str] | None = None) -> dict[str, Any]:
+    """``spec.model_dump()`` (of ``include`` only, when given) without the fields that hold their legacy value.
+
+    ``legacy`` maps settings added after runs were cached to the value that reproduces the behaviour before
+    them: left out at that value, a new setting changes no existing cache key, fingerprint or stage key (no
+    retraining of cached models); set to anything else, it is part of the key like every other field.
+    """
+    dump = spec.model_dump(include=set(include) if include is not None else None)
+    return {k: v for k, v in dump.items() if not (k in legacy and v == legacy[k])}
+
+
 # --- what a model supplies ---------------------------------------------------------------------------
 
 

@@ -44,7 +44,7 @@ from fairlatent.models.gan import SIZES, build_discriminator, build_generator
 from fairlatent.models.weights import load_module_state, module_tensors, save_tensors
 from fairlatent.train.checkpoint import load_optimizer_state, optimizer_tensors
 from fairlatent.train.distributed import DistContext, barrier, convert_batchnorm, init_distributed, wrap
-from fairlatent.train.engine import Batch, Callback, DataOrder, Engine, LoopSettings, identity_keys
+from fairlatent.train.engine import Batch, Callback, DataOrder, Engine, LoopSettings, cache_dump, identity_keys
 from fairlatent.utils.device import default_device
 from fairlatent.utils.images import image_grid, save_png, to_tensor, to_uint8
 from fairlatent.utils.io import read_json, write_json
@@ -55,8 +55,11 @@ RUN_VERSION = 1
 # Values that settings added in a later version had implicitly before (runs written earlier lack them).
 LEGACY_VALUES = {
     "width_d": None, "g_final_width": 0, "d_first_width": 0, "d_pack": 1, "r1_gamma": 0.0, "r1_every": 1, "d_spectral_norm": False, "d_minibatch_std": 0,
-    "augment": "none",
+    "augment": "none", "dp_batchnorm": "global",
 }  # fmt: skip
+# Of those, the ones left out of cache keys at their legacy value (cached GANs predate them).
+CACHE_LEGACY = {k: LEGACY_VALUES[k] for k in ("g_final_width", "d_first_width", "d_pack", "r1_gamma", "r1_every",
+                                             "dp_batchnorm")}
 
 
 # Fields that say how a run is carried out, not what it computes: they may change when a run resumes.
@@ -134,21 +137,20 @@ class GANConfig(BaseModel):
     seed: int = 0
     device: str | None = Field(None, json_schema_extra=RUN_ONLY)
     flip: bool = True
+    dp_batchnorm: Literal["global", "local"] = Field(
+        "global", description="under data parallelism: batch-norm statistics over the global batch (exact, one "
+                              "all-reduce per layer and pass) or per rank (DDP's usual choice, no extra communication)")
     channels_last: bool = Field(True, description="NHWC memory format (faster convolutions on CPU)",
                                 json_schema_extra=RUN_ONLY)
 
     def cache_key(self) -> dict:
         """The settings that identify a run for stage caching (:mod:`fairlatent.pipeline.stages`).
 
-        Settings added after caches existed (``g_final_width``, ``d_first_width``) are left out while they
+        Settings added after caches existed (``g_final_width``, ``d_first_width``, …) are left out while they
         hold the value that reproduces the earlier behaviour, so adding a setting does not retrain every
         cached GAN.
         """
-        dump = self.model_dump()
-        for k in ("g_final_width", "d_first_width", "d_pack", "r1_gamma", "r1_every"):
-            if dump[k] == LEGACY_VALUES[k]:
-                del dump[k]
-        return dump
+        return cache_dump(self, CACHE_LEGACY)
 
     @field_validator("size")
     @classmethod
@@ -305,14 +307,16 @@ class GANTrainer:
                                          spectral_norm=c.d_spectral_norm, minibatch_std=c.d_minibatch_std,
                                          first_width=c.d_first_width, pack=c.d_pack)  # fmt: skip
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if c.ema else None
-        if self.ctx.distributed:
+        if self.ctx.distributed and c.dp_batchnorm == "global":
             convert_batchnorm(self.G)
             convert_batchnorm(self.D)
         fmt = torch.channels_last if c.channels_last else torch.contiguous_format
         for m in (self.G, self.D, self.G_ema):
             if m is not None:
                 m.to(self.device, memory_format=fmt)
-        self.G_train, self.D_train = wrap(self.G, self.ctx), wrap(self.D, self.ctx)
+        # local batch norm: rank 0's statistics are broadcast at every forward, so the ranks agree on them
+        sync = c.dp_batchnorm == "local"
+        self.G_train, self.D_train = wrap(self.G, self.ctx, sync), wrap(self.D, self.ctx, sync)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=c.lr_g, betas=tuple(c.betas))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=c.lr_d, betas=tuple(c.betas))
 
