@@ -369,7 +369,7 @@ class ClassifierObjective:
                  config: ClassifierConfig, ctx: DistContext, fingerprint: str):  # fmt: skip
         self.model, self.optimizer, self.data, self.config, self.ctx = model, optimizer, data, config, ctx
         self.fingerprint = fingerprint  # identifies the run in the checkpoint (data, attributes, config)
-        self.train_model = wrap(model, ctx, broadcast_buffers=config.dp_batchnorm == "local")
+        self.train_model = wrap(model, ctx)
         self.history: list[dict[str, Any]] = []
         self.best_epoch, self.best_ap = 0, -np.inf
         self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

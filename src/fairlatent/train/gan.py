@@ -314,9 +314,7 @@ class GANTrainer:
         for m in (self.G, self.D, self.G_ema):
             if m is not None:
                 m.to(self.device, memory_format=fmt)
-        # local batch norm: rank 0's statistics are broadcast at every forward, so the ranks agree on them
-        sync = c.dp_batchnorm == "local"
-        self.G_train, self.D_train = wrap(self.G, self.ctx, sync), wrap(self.D, self.ctx, sync)
+        self.G_train, self.D_train = wrap(self.G, self.ctx), wrap(self.D, self.ctx)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=c.lr_g, betas=tuple(c.betas))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=c.lr_d, betas=tuple(c.betas))
 
