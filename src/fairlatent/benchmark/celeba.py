@@ -327,9 +327,7 @@ class CelebABenchmark:
         ctx = self.ctx
         if not ctx.distributed:
             return runner.run(name, config, train, deps)
-        key = stable_hash({"stage": name, "config": config, "deps": [runner.results[d].key for d in deps]})
-        record = runner.run_dir / name / "stage.json"
-        done = record.is_file() and read_json(record).get("key") == key and bool(read_json(record).get("done"))
+        done = runner.finished(name, runner.key(name, config, deps)) is not None
         barrier(ctx)  # every rank has looked before rank 0 touches the folder
         if not done:
             if ctx.is_main:

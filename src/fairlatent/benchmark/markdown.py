@@ -162,7 +162,7 @@ def results_markdown(results: dict[str, Any]) -> str:
 
         agg = seed_aggregates(runs, methods)
         n_seeds = len(cfg.get("seeds", [0]))
-        lines += [f"## Per target across seeds (test-split medians: mean ± sd over the seeds; n = seeds)", "",
+        lines += ["## Per target across seeds (test-split medians: mean ± sd over the seeds; n = seeds)", "",
                   seed_behaviour(cfg), "",
                   "| target | method | n | AP ↑ | DEO ↓ | BA ↓ | KL ↓ |", "|---|---|---:|---|---|---|---|"]
         for t, per in agg.items():

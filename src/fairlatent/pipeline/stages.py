@@ -46,15 +46,27 @@ class StageRunner:
     console: Console = field(default_factory=Console)
     results: dict[str, StageResult] = field(default_factory=dict)
 
+    def key(self, name: str, config: Any, deps: tuple[str, ...] = ()) -> str:
+        """The stage's key: its name, its config and the keys of the stages it reads from."""
+        return stable_hash({"stage": name, "config": config, "deps": [self.results[d].key for d in deps]})
+
+    def finished(self, name: str, key: str) -> dict[str, Any] | None:
+        """The record of stage ``name`` when it finished with ``key``, else None."""
+        record_path = self.run_dir / name / "stage.json"
+        if not record_path.is_file():
+            return None
+        record = read_json(record_path)
+        return record if record.get("key") == key and record.get("done") else None
+
     def run(self, name: str, config: Any, fn: Callable[[Path], dict[str, Any] | None],
             deps: tuple[str, ...] = ()) -> StageResult:
         """Run ``fn(stage_dir)`` unless a finished stage with the same key exists; return its outputs."""
-        key = stable_hash({"stage": name, "config": config, "deps": [self.results[d].key for d in deps]})
+        key = self.key(name, config, deps)
         stage_dir = self.run_dir / name
         record_path = stage_dir / "stage.json"
         if record_path.is_file():
-            record = read_json(record_path)
-            if record.get("key") == key and record.get("done"):
+            record = self.finished(name, key)
+            if record is not None:
                 self.console.print(f"[dim]stage {name}: unchanged, skipped[/]")
                 result = StageResult(name, stage_dir, key, record.get("outputs", {}), record.get("seconds", 0.0), True)
                 self.results[name] = result

@@ -23,6 +23,7 @@ from typing import Any, Iterable, Mapping
 
 __all__ = [
     "save_checkpoint", "has_checkpoint", "load_checkpoint", "optimizer_tensors", "load_optimizer_state",
+    "state_tensors",
     # re-exported from fairlatent.models.weights
     "save_tensors", "load_tensors", "module_tensors", "load_module_state",
 ]  # fmt: skip
@@ -117,6 +118,17 @@ def optimizer_tensors(optimizer: torch.optim.Optimizer, prefix: str) -> dict[str
             if not torch.is_tensor(value):
                 value = torch.tensor(value)
             out[f"{prefix}.{idx}.{name}"] = value
+    return out
+
+
+def state_tensors(modules: Mapping[str, torch.nn.Module], optimizers: Mapping[str, torch.optim.Optimizer]
+                  ) -> dict[str, torch.Tensor]:  # fmt: skip
+    """Every module's and optimiser's tensors under their names (``<name>.<param>``, ``<name>.<index>.<state>``)."""
+    out: dict[str, torch.Tensor] = {}
+    for name, m in modules.items():
+        out.update(module_tensors(m, name))
+    for name, o in optimizers.items():
+        out.update(optimizer_tensors(o, name))
     return out
 
 

@@ -41,13 +41,12 @@ from fairlatent.train.checkpoint import (
     load_checkpoint,
     load_module_state,
     load_optimizer_state,
-    module_tensors,
-    optimizer_tensors,
     save_checkpoint,
+    state_tensors,
 )
 from fairlatent.train.distributed import DistContext, all_reduce_sum, gather_to_main
 from fairlatent.utils.device import autocast
-from fairlatent.utils.io import write_text
+from fairlatent.utils.io import read_json, write_text
 from fairlatent.utils.seed import rng
 from fairlatent.utils.threads import rebalance as rebalance_threads
 
@@ -202,7 +201,6 @@ class Engine:
     legacy_values: Mapping[str, Any] = field(default_factory=dict)
     callbacks: list[Callback] = field(default_factory=list)
     progress: bool = True
-    images_per_batch: int | None = None
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -217,11 +215,7 @@ class Engine:
     def tensors(self) -> dict[str, torch.Tensor]:
         """Every tensor of the run state: modules, optimisers, the objective's extras and each rank's RNG."""
         obj = self.objective
-        out: dict[str, torch.Tensor] = {}
-        for name, m in obj.modules().items():
-            out.update(module_tensors(m, name))
-        for name, o in obj.optimizers().items():
-            out.update(optimizer_tensors(o, name))
+        out = state_tensors(obj.modules(), obj.optimizers())
         if hasattr(obj, "extra_tensors"):
             out.update(obj.extra_tensors())
         for r, state in enumerate(gather_to_main(torch.get_rng_state(), self.ctx)):
@@ -242,10 +236,8 @@ class Engine:
         save_checkpoint(self.ckpt_dir, tensors, dict(self.run_config), state)
         self._write_log()
 
-    def _check_resume_config(self) -> None:
-        from fairlatent.utils.io import read_json
-
-        saved = read_json(self.ckpt_dir / "config.json")
+    def _check_resume_config(self, saved: Mapping[str, Any]) -> None:
+        """Keys a checkpoint predates must hold the value they had implicitly (``legacy_values``)."""
         for k in self.resume_keys:
             if k not in saved and k in self.legacy_values and self.run_config.get(k) != self.legacy_values[k]:
                 raise FairlatentError(
@@ -258,10 +250,8 @@ class Engine:
         """Load the checkpoint of ``out_dir`` if there is one; return whether training resumes."""
         if not has_checkpoint(self.ckpt_dir):
             return False
-        self._check_resume_config()
-        from fairlatent.utils.io import read_json
-
         saved_cfg = read_json(self.ckpt_dir / "config.json")
+        self._check_resume_config(saved_cfg)
         must_match = [k for k in self.resume_keys if k in saved_cfg]
         tensors, _, state = load_checkpoint(self.ckpt_dir, expect_config=self.run_config, must_match=must_match)
         if int(state.get("world_size", 1)) != self.ctx.world:
@@ -346,7 +336,7 @@ class Engine:
             task = bar.add_task("", total=loop.steps, completed=self.start_step)
             for step in range(self.start_step, last):
                 batches = [self.order.batch(step * loop.batches_per_step + k) for k in range(loop.batches_per_step)]
-                images += sum(b.global_size for b in batches) if self.images_per_batch is None else self.images_per_batch
+                images += sum(b.global_size for b in batches)
                 with autocast(ctx.device, enabled=bool(getattr(obj, "autocast", False))):
                     losses = obj.train_step(step, batches)
                 rebalance_threads()  # auto thread count follows the jobs sharing the CPUs (a clock read but every 5 s)

@@ -41,8 +41,8 @@ from torch.nn import functional as F
 from fairlatent.data.dataset import Dataset, load_dataset
 from fairlatent.errors import FairlatentError
 from fairlatent.models.gan import SIZES, build_discriminator, build_generator
-from fairlatent.models.weights import load_module_state, module_tensors, save_tensors
-from fairlatent.train.checkpoint import load_optimizer_state, optimizer_tensors
+from fairlatent.models.weights import module_tensors, save_tensors
+from fairlatent.train.checkpoint import state_tensors
 from fairlatent.train.distributed import DistContext, barrier, convert_batchnorm, init_distributed, wrap
 from fairlatent.train.engine import Batch, Callback, DataOrder, Engine, LoopSettings, cache_dump, identity_keys
 from fairlatent.utils.device import default_device
@@ -446,12 +446,7 @@ class GANTrainer:
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """Every module's and optimiser's tensors, as the checkpoint names them."""
-        t: dict[str, torch.Tensor] = {}
-        for name, m in self.modules().items():
-            t.update(module_tensors(m, name))
-        for name, o in self.optimizers().items():
-            t.update(optimizer_tensors(o, name))
-        return t
+        return state_tensors(self.modules(), self.optimizers())
 
 
 class GANObjective:
