@@ -24,3 +24,49 @@ def toyfaces_small(tmp_path_factory) -> Path:
 
     return make_toyfaces(tmp_path_factory.mktemp("toyfaces") / "toyfaces_small", n=600, size=32, seed=0,
                          progress=False)
+
+
+class CliResult:
+    """What one in-process ``fairlatent`` invocation did: exit code, stdout, stderr."""
+
+    def __init__(self, code: int, out: str, err: str):
+        self.code, self.out, self.err = code, out, err
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+    def __repr__(self) -> str:  # shown by pytest when an assertion about the result fails
+        return f"CliResult(code={self.code!r}, out={self.out[-2000:]!r}, err={self.err[-2000:]!r})"
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``fairlatent ARGV`` in-process (the console script's ``main``) and return a :class:`CliResult`.
+
+    ``cli(["data", "show", "x"])``; ``cli.user_error(argv, *fragments)`` additionally asserts the hostile-
+    input contract: exit status 2, no Python traceback, and every fragment (case-insensitive) in the output.
+    """
+    from fairlatent.cli import main
+
+    def run(argv) -> CliResult:
+        capsys.readouterr()
+        try:
+            main([str(a) for a in argv])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        cap = capsys.readouterr()
+        return CliResult(code, cap.out, cap.err)
+
+    def user_error(argv, *fragments: str) -> CliResult:
+        res = run(argv)
+        assert res.code == 2, res
+        assert "Traceback" not in res.text, res
+        low = " ".join(res.text.lower().split())  # rich may wrap long lines
+        for frag in fragments:
+            assert " ".join(frag.lower().split()) in low, (frag, res)
+        return res
+
+    run.user_error = user_error
+    return run

@@ -99,6 +99,12 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FairlatentError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise FairlatentError(f"{path}: is a directory, expected a JSON file") from None
+    except PermissionError:
+        raise FairlatentError(f"{path}: permission denied") from None
+    except UnicodeDecodeError as exc:
+        raise FairlatentError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     except json.JSONDecodeError as exc:
         raise FairlatentError(f"{path}: not valid JSON ({exc})") from None
 
