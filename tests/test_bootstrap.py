@@ -125,5 +125,5 @@ def test_paired_difference_uses_identical_resamples_and_detects_what_overlap_mis
     same = paired_difference(sa, sa)
     assert same["DEO"]["median"] == 0 and same["DEO"]["p_better"] == 0
     assert same["AP"]["lo"] == same["AP"]["hi"] == 0
-    with pytest.raises(Exception, match="same resamples"):
+    with pytest.raises(FairlatentError, match="same resamples"):
         paired_difference({"DEO": sa["DEO"][:10]}, {"DEO": sb["DEO"]})
