@@ -166,14 +166,15 @@ def compute_generative_metrics(
         ``recall``, ``density``, ``coverage``.
     """
     dev = default_device(device) if not isinstance(device, torch.device) else device
-    precomputed = isinstance(real, Features) or (isinstance(real, np.ndarray) and real.ndim == 2)
-    precomputed &= isinstance(fake, Features) or (isinstance(fake, np.ndarray) and fake.ndim == 2)
-    ext = None if precomputed else make_extractor(features, classifier=classifier, inception_weights=inception_weights,
-                                                  pixels_dim=pixels_dim, seed=seed, device=dev)
+    # Resolve first, then decide on an extractor: features precomputed in a .npy file need none, so they
+    # must not demand a classifier (domain features) or Inception weights.
     src_real = resolve_source(real, where="real", seed=seed, batch_size=batch_size, device=dev)
     src_fake = resolve_source(fake, where="fake", n=n_fake, seed=seed, batch_size=batch_size, device=dev)
     if (src_real.features is None) != (src_fake.features is None):
         raise FairlatentError("real and fake must both be precomputed features, or both images/data/generators")
+    precomputed = src_real.features is not None
+    ext = None if precomputed else make_extractor(features, classifier=classifier, inception_weights=inception_weights,
+                                                  pixels_dim=pixels_dim, seed=seed, device=dev)
     for name, s in (("real", src_real), ("fake", src_fake)):
         if s.n < 2:
             raise FairlatentError(f"{name}: at least 2 samples are needed, got {s.n} ({s.description})")
