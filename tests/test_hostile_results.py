@@ -251,3 +251,38 @@ def test_pipeline_on_one_class_test_split_is_refused(cli, tmp_path, toyfaces_sma
                    '[evaluation]\nn_boot = 10\n', encoding="utf-8")
     cli.user_error(["run", cfg, "--out", tmp_path / "run", "--quiet"], "onlypos", "'test'", column, "one class")
     assert not (tmp_path / "run" / "report.json").exists()
+
+
+# ------------------------------------------------------------------------ item 18: given models by content hash
+@pytest.mark.parametrize("weights", ["model.safetensors", "generator.safetensors"])
+def test_replaced_weights_with_same_size_and_mtime_change_the_stage_key(tmp_path, weights):
+    import os
+
+    from fairlatent.pipeline.run import _model_fingerprint
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text('{"attributes": ["Eyeglasses"]}', encoding="utf-8")
+    f = model / weights
+    f.write_bytes(b"\x01" * 4096)
+    before = _model_fingerprint(model)
+    st = f.stat()
+    with open(f, "r+b") as fh:  # retrained in place: same size...
+        fh.write(b"\x02" * 4096)
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))  # ...and the old mtime restored
+    assert f.stat().st_size == st.st_size and f.stat().st_mtime_ns == st.st_mtime_ns
+    after = _model_fingerprint(model)
+    assert after[weights] != before[weights]
+    assert after != before
+
+
+def test_report_json_is_strict_with_reasons_for_undefined_values():
+    from fairlatent.pipeline.summary import strict_report
+
+    report = {"methods": {"baseline": {"test": {"EOdds": {"median": float("nan"), "lo": 1.0}}}},
+              "latent": {"p_ft1_given_fg": {"g0": None, "g1": 0.5}}}
+    clean = strict_report(report)
+    text = json.dumps(clean, allow_nan=False)  # raises ValueError on any NaN left
+    assert json.loads(text)["methods"]["baseline"]["test"]["EOdds"]["median"] is None
+    reason = clean["nulls"]["methods.baseline.test.EOdds.median"]
+    assert "EOdds" in reason and "test" in reason
