@@ -460,20 +460,20 @@ def _array_digest(a) -> str | None:
 
 
 def _refuse_one_class(data: TrainingRows, attributes: list[str], datasets: Sequence[Dataset], split: str) -> None:
-    """Refuse to train an attribute whose training rows (those with weight > 0) are all of one class.
+    """Refuse to train an attribute whose training rows are all of one class.
 
     Why: the loss is then minimised by a constant, training "succeeds" without a word, and the model's
     scores say nothing about the attribute; every metric computed from it later is meaningless. Soft labels
-    count by the side of 0.5 they fall on.
+    count by the side of 0.5 they fall on. Sample weights are not consulted: zero weights on one class are
+    a deliberate choice of the caller (and tested as such), a one-class split is a data problem.
     """
-    used = data.weights > 0
     for a, name in enumerate(attributes):
-        hard = data.labels[used, a] >= 0.5
+        hard = data.labels[:, a] >= 0.5
         if hard.all() or not hard.any():
             where = ", ".join(str(d.path) for d in datasets)
             raise FairlatentError(
                 f"{where}: split {split!r} has only {'positives' if hard.all() else 'negatives'} for {name!r} "
-                f"({int(used.sum())} rows): one class, nothing to learn; a classifier needs both classes")
+                f"({hard.size} rows): one class, nothing to learn; a classifier needs both classes")
 
 
 def train_classifier(
