@@ -174,3 +174,46 @@ def test_inception_score_bad_input():
         inception_score(np.array([[0.0, np.nan], [1.0, 2.0]]), splits=1)
     with pytest.raises(FairlatentError, match="splits"):
         inception_score(np.zeros((5, 3)), splits=10)
+
+
+# ---- FID is a distance: never negative, FID(X, X) = 0 for rank-deficient covariances (issue 12, item 17)
+def _rank_deficient(n: int, d: int, rank: int, seed: int) -> np.ndarray:
+    """n×d features of rank ``rank`` plus constant columns (a plain background), as pixel features are."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, rank)) @ rng.normal(size=(rank, d)) * 7.0 + 3.0
+    x[:, : d // 4] = 128.0  # constant features: zero variance
+    return x
+
+
+@pytest.mark.parametrize("n,d,rank", [(300, 400, 250), (600, 200, 60), (50, 512, 49)])
+def test_fid_of_a_rank_deficient_set_with_itself_is_zero(n, d, rank):
+    x = _rank_deficient(n, d, rank, seed=n)
+    _, sigma = feature_statistics(x)
+    value = fid_from_features(x, x.copy()) if n > d else _fid_quiet(x, x.copy())
+    assert value >= 0.0
+    assert value <= 1e-9 * 2 * np.trace(sigma), (value, np.trace(sigma))
+
+
+def _fid_quiet(a, b):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fid_from_features(a, b)
+
+
+def test_fid_of_diagonal_gaussians_matches_the_closed_form():
+    rng = np.random.default_rng(3)
+    d = 40
+    a, b = rng.uniform(0.0, 4.0, d), rng.uniform(0.0, 4.0, d)
+    a[:5] = 0.0  # rank-deficient on purpose
+    mu1, mu2 = rng.normal(size=d), rng.normal(size=d)
+    expect = float(((mu1 - mu2) ** 2).sum() + ((np.sqrt(a) - np.sqrt(b)) ** 2).sum())
+    q, _ = np.linalg.qr(rng.normal(size=(d, d)))  # a common rotation keeps the closed form
+    got = frechet_distance(q @ mu1, q @ np.diag(a) @ q.T, q @ mu2, q @ np.diag(b) @ q.T)
+    # 1e-8: the zero variances of Σ₁ meet full-rank Σ₂, where √(round-off) of the null eigenvalues is inherent
+    assert got == pytest.approx(expect, rel=1e-8)
+
+
+def test_fid_is_never_negative_on_near_identical_sets():
+    x = _rank_deficient(200, 300, 150, seed=1)
+    y = x + np.random.default_rng(2).normal(scale=1e-9, size=x.shape)
+    assert _fid_quiet(x, y) >= 0.0

@@ -9,11 +9,15 @@ subcommand name (``fairlatent metrics compute ...`` works too).
 
 from __future__ import annotations
 
+import contextlib
+import math
+import warnings
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -46,6 +50,27 @@ METRIC_ROWS = [
 ]
 
 
+@contextlib.contextmanager
+def notes_as_lines(console: Console):
+    """Print the warnings raised inside the block as one ``note: …`` line each, after it.
+
+    Why: Python's default display of a warning is ``path:line: UserWarning: message`` followed by the
+    source line, which reads like a crash to a user. A metric's caveats (few samples, resized images, an
+    undefined value) are notes about a result that still stands. Duplicates are printed once.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            seen: set[str] = set()
+            for w in caught:
+                text = " ".join(str(w.message).split())
+                if text not in seen:
+                    seen.add(text)
+                    console.print(escape(f"note: {text}"), style="yellow")
+
+
 def _results_table(result: dict, title: str) -> Table:
     table = Table(title=title)
     table.add_column("metric")
@@ -53,7 +78,8 @@ def _results_table(result: dict, title: str) -> Table:
     table.add_column("note", style="dim")
     for key, label, note in METRIC_ROWS:
         if key in result:
-            table.add_row(label, f"{result[key]:.6g}", note)
+            value = result[key]
+            table.add_row(label, f"{value:.6g}" if value is not None and math.isfinite(value) else "n/a", note)
     return table
 
 
@@ -83,6 +109,7 @@ def compute(
     """FID / KID / IS / precision-recall / density-coverage of FAKE against REAL (all but IS when none chosen)."""
     from fairlatent.metrics.generative import DatasetSelection, compute_generative_metrics
     from fairlatent.utils.io import write_json
+    from fairlatent.utils.json_safe import nulls_with_reasons
 
     if not (fid or kid or isc or prdc):
         fid = kid = prdc = True
@@ -93,17 +120,19 @@ def compute(
             return DatasetSelection(p, split=split)
         return arg
 
-    result = compute_generative_metrics(
-        source(real), source(fake), fid=fid, kid=kid, isc=isc, prdc=prdc, features=features, k_pr=k_pr, k_dc=k,
-        n_fake=n, seed=seed, batch_size=batch_size, cache_dir=None if no_cache else cache_dir,
-        inception_weights=inception_weights, classifier=classifier, device=device, progress=True,
-    )
-    result.update({"real": str(real), "fake": str(fake)})
     console = Console()
-    console.print(_results_table(result, f"{fake} vs {real} — features {result['features']}, "
-                                         f"{result['n_real']} real / {result['n_fake']} fake"))
+    with notes_as_lines(console):
+        result = compute_generative_metrics(
+            source(real), source(fake), fid=fid, kid=kid, isc=isc, prdc=prdc, features=features, k_pr=k_pr,
+            k_dc=k, n_fake=n, seed=seed, batch_size=batch_size, cache_dir=None if no_cache else cache_dir,
+            inception_weights=inception_weights, classifier=classifier, device=device, progress=True,
+        )
+    result.update({"real": str(real), "fake": str(fake)})
+    console.print(_results_table(result, escape(f"{fake} vs {real} — features {result['features']}, "
+                                                f"{result['n_real']} real / {result['n_fake']} fake")))
     if json_out is not None:
-        write_json(json_out, result)
+        clean, nulls = nulls_with_reasons(result, "metric undefined for these inputs")
+        write_json(json_out, {**clean, **({"nulls": nulls} if nulls else {})})  # strict JSON: null, not NaN
         console.print(f"wrote {json_out}")
 
 
@@ -129,15 +158,19 @@ def truncation_sweep_command(
     from fairlatent.models.generator import load_generator
     from fairlatent.report.truncation import plot_truncation_sweep, truncation_table
     from fairlatent.utils.io import write_json
+    from fairlatent.utils.json_safe import nulls_with_reasons
 
     tau_list = parse_truncations(taus)
     generator = load_generator(gan, device=device)
     real_src = DatasetSelection(real, split=split) if split else real
-    rows = truncation_sweep(generator, real_src, taus=tau_list, n=n, features=features, classifier=classifier,
-                            inception_weights=inception_weights, seed=seed, batch_size=batch_size,
-                            cache_dir=cache_dir, device=device)
+    with notes_as_lines(Console()):
+        rows = truncation_sweep(generator, real_src, taus=tau_list, n=n, features=features, classifier=classifier,
+                                inception_weights=inception_weights, seed=seed, batch_size=batch_size,
+                                cache_dir=cache_dir, device=device)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "sweep.json", {"gan": str(gan), "real": str(real), "seed": seed, "n": n, "rows": rows})
+    clean, nulls = nulls_with_reasons({"gan": str(gan), "real": str(real), "seed": seed, "n": n, "rows": rows},
+                                      "metric undefined at this truncation")
+    write_json(out / "sweep.json", {**clean, **({"nulls": nulls} if nulls else {})})  # strict JSON
     plot_truncation_sweep(rows, out / "sweep.png")
     console = Console()
     console.print(truncation_table(rows, f"truncation sweep — {gan} vs {real} ({rows[0]['features'] if rows else ''})"))

@@ -55,3 +55,15 @@ def demo_command(
     """The built-in demo: ToyFaces, target Wearing_Hat, protected Eyeglasses, training skew 0.9."""
     cfg = _builtin_config("demo_fast" if fast else "demo")
     _run_and_report(cfg, out, quiet=quiet)
+
+
+@app.command("report")
+def report_command(
+    run_dir: Path = typer.Argument(..., help="A run directory holding report.json (written by `fairlatent run`)."),
+) -> None:
+    """Re-render report.html and the terminal tables of a finished run from its report.json; runs nothing."""
+    from rich.console import Console
+
+    from fairlatent.report import build_report
+
+    build_report(run_dir, console=Console())

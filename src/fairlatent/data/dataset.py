@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from fairlatent.errors import FairlatentError
+from fairlatent.utils.arrays import load_npy
 from fairlatent.utils.io import atomic_directory, read_json, write_json
 
 FORMAT_NAME = "fairlatent-dataset"
@@ -181,10 +182,7 @@ def write_dataset(
 
 
 def _load_npy(file: Path) -> np.ndarray:
-    try:
-        return np.load(file, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise FairlatentError(f"{file}: unreadable or truncated array ({exc})") from None
+    return load_npy(file)  # shared with metric inputs: one guard for truncated / pickled / non-.npy files
 
 
 def load_dataset(path: str | os.PathLike) -> Dataset:

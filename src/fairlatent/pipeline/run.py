@@ -61,8 +61,44 @@ def _fingerprint(path: Path, small: tuple[str, ...] = ("meta.json", "attributes.
     return ident
 
 
-# a trained model's identity: state.json holds the SHA-256 of its tensors (fairlatent.train.checkpoint)
+# a trained model's identity: its small metadata files, and the content of its weight files
 _MODEL_FILES = ("config.json", "state.json", "thresholds.json")
+_WEIGHT_FILES = ("model.safetensors", "generator.safetensors", "ema.safetensors", "tensors.safetensors")
+
+# (resolved path, size, mtime_ns, ctime_ns, inode) -> SHA-256: each weight file is hashed once per process
+_HASH_CACHE: dict[tuple, str] = {}
+
+
+def _content_hash(f: Path) -> str:
+    """SHA-256 of a file's bytes, cached by its stat identity.
+
+    ``st_ctime_ns`` is in the key because a user can restore size and mtime after overwriting weights
+    (``cp -p``, ``touch -r``, a retrain that happens to give the same size within one mtime tick) but cannot
+    set ctime: a rewritten file always misses the cache and is hashed again.
+    """
+    import hashlib
+
+    st = f.stat()
+    key = (str(f.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    if key not in _HASH_CACHE:
+        h = hashlib.sha256()
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        _HASH_CACHE[key] = h.hexdigest()
+    return _HASH_CACHE[key]
+
+
+def _model_fingerprint(path: Path) -> dict[str, Any]:
+    """Identity of a given trained model (a generator or classifier directory, or a TorchScript file): its
+    metadata files and the SHA-256 of its weights' bytes, so a retrained or replaced model — even one with
+    the same size and mtime — changes the keys of every stage that used it."""
+    ident = _fingerprint(path, small=_MODEL_FILES, large=())
+    if path.is_dir():
+        for name in _WEIGHT_FILES:
+            if (path / name).is_file():
+                ident[name] = _content_hash(path / name)[:16]
+    return ident
 
 
 def _cells(t: np.ndarray, g: np.ndarray) -> dict[str, int]:
@@ -124,6 +160,27 @@ class Pipeline:
         self.stages.run("data", cfg, fn)
         ds = self._data()
         ds.check_attributes([self.t, self.g])
+        self._check_evaluation_splits(ds)
+
+    def _check_evaluation_splits(self, ds: Dataset) -> None:
+        """Refuse an evaluation split where the target or the protected attribute has a single value.
+
+        Why here, before any training: with only positives AP is 100 whatever the scores, TPR gaps and
+        equalized odds are undefined (NaN), and with one protected group there is no gap to measure; the
+        numbers would look like results. ``test_balanced`` is optional, so the same case is an error there
+        too rather than a silently dropped split: the user asked for it by having it.
+        """
+        for split in EVAL_SPLITS:
+            idx = ds.split_indices(split, required=split == "test")
+            if not idx.size:
+                continue
+            for attr in (self.t, self.g):
+                values = np.unique(ds.labels(attr, idx))
+                if values.size < 2:
+                    raise FairlatentError(
+                        f"{ds.path}: split {split!r} has only {attr} = {int(values[0])} ({idx.size} rows): one "
+                        f"class, so AP, DEO and equalized odds are meaningless there; evaluation needs both "
+                        f"values of {attr!r} in {split!r}")
 
     def _generator(self):
         from fairlatent.models.generator import load_generator
@@ -156,8 +213,8 @@ class Pipeline:
             path = Path(self.cfg.generator.path)
             if not path.exists():
                 raise FairlatentError(f"generator.path {path}: no such GAN run directory or TorchScript file")
-            self.stages.run("gan", {"given": self.cfg.generator.model_dump(), "fingerprint": _fingerprint(
-                path, small=_MODEL_FILES, large=("generator.safetensors", "ema.safetensors"))},
+            self.stages.run("gan", {"given": self.cfg.generator.model_dump(), "fingerprint": _model_fingerprint(
+                path)},
                 lambda stage_dir: {"path": str(path.resolve()), "given": True})
             self._generator()  # fail now, not after the labeler has trained, if it cannot be loaded
             return
@@ -204,7 +261,7 @@ class Pipeline:
                 raise FairlatentError(f"latent.protected_labeler {path}: predicts {clf.attributes}, not the "
                                       f"protected attribute {self.g!r}")
             given["g"] = str(path.resolve())
-        cfg = {"own": own, "given_g": _fingerprint(Path(given["g"]), small=_MODEL_FILES, large=())
+        cfg = {"own": own, "given_g": _model_fingerprint(Path(given["g"]))
                if "g" in given else None, "target_labeler": lc.target_labeler}
         if own:
             cfg.update({"classifier": ccfg.cache_key(), "weights": weighting})

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fairlatent.utils.io import save_npy, write_json
+from fairlatent.utils.json_safe import nulls_with_reasons
 
 if TYPE_CHECKING:  # pragma: no cover
     from fairlatent.pipeline.run import Pipeline
@@ -89,7 +90,7 @@ def write_summary(pipe: "Pipeline", total_seconds: float) -> dict[str, Any]:
     The samples are drawn afresh each time (64 images, a fraction of a second) rather than cached in a stage:
     they depend only on the generator and the seed, which the ``gan`` stage already keys.
     """
-    report = summarize_run(pipe, total_seconds)
+    report = strict_report(summarize_run(pipe, total_seconds))
     if "gan_samples" in report["files"]:
         gen = pipe._image_generator()
         samples = gen.decode(gen.sample_latents(N_GAN_SAMPLES, seed=pipe.cfg.seed))
@@ -98,4 +99,30 @@ def write_summary(pipe: "Pipeline", total_seconds: float) -> dict[str, Any]:
     return report
 
 
-__all__ = ["GAN_SAMPLES", "REPORT_JSON", "label_cells", "summarize_run", "write_summary"]
+def _null_reason(path: str) -> str:
+    """Why a value of the report is undefined, from where it sits (see :func:`strict_report`)."""
+    parts = path.split(".")
+    if parts[0] == "methods" and len(parts) >= 4:
+        if parts[2] == "paired_vs_baseline":
+            return f"{parts[4] if len(parts) > 4 else '?'} difference vs baseline undefined on every resample"
+        return (f"{parts[3]} undefined on every resample of {parts[2]} (a protected group or a target class "
+                "is absent)")
+    if parts[0] == "generative":
+        return "generative metric undefined (too few samples in this cell)"
+    return "undefined"
+
+
+def strict_report(report: dict[str, Any]) -> dict[str, Any]:
+    """``report`` with every NaN/±Infinity as ``null`` and ``report["nulls"]`` naming each with its reason.
+
+    Why before writing: ``report.json`` must be strict JSON (a bare ``NaN`` token is refused by every
+    non-Python reader), and the report layer renders null as "n/a". ``None`` values the pipeline sets on
+    purpose (P(f_t = 1 | f_g = 0) with no f_g = 0 image) stay None and explain themselves in the report.
+    """
+    clean, nulls = nulls_with_reasons(report, _null_reason)
+    if nulls:
+        clean["nulls"] = nulls
+    return clean
+
+
+__all__ = ["GAN_SAMPLES", "REPORT_JSON", "label_cells", "strict_report", "summarize_run", "write_summary"]

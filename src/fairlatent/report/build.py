@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import jinja2
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from fairlatent.errors import FairlatentError
@@ -49,8 +51,56 @@ def _grid_png(images: np.ndarray, nrow: int, scale: int) -> bytes:
     return buf.getvalue()
 
 
-def fmt_interval(m: dict[str, float]) -> str:
-    return f"{m['median']:.1f} [{m['lo']:.1f}, {m['hi']:.1f}]"
+NA = "n/a"
+
+
+def finite(x: Any) -> float | None:
+    """``x`` as a float when it is a finite number, else None.
+
+    Why: a report.json holds None where a number is undefined (no generated image with f_g = 0, a metric
+    on a split without both groups) and, when written before strict JSON, a bare NaN; neither may reach a
+    ``%`` format, and both mean the same to a reader: "n/a".
+    """
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def fmt_num(x: Any, spec: str = ".3f", na: str = NA) -> str:
+    """``x`` formatted with ``spec``, or ``na`` when it is missing or not finite."""
+    v = finite(x)
+    return na if v is None else format(v, spec)
+
+
+def fmt_interval(m: dict[str, Any] | None) -> str:
+    """``median [lo, hi]`` with one decimal; "n/a" when the median is undefined (an interval alone says
+    nothing), the bare median when only the interval is undefined."""
+    med = finite((m or {}).get("median"))
+    if med is None:
+        return NA
+    lo, hi = finite(m.get("lo")), finite(m.get("hi"))
+    return f"{med:.1f}" if lo is None or hi is None else f"{med:.1f} [{lo:.1f}, {hi:.1f}]"
+
+
+def fmt_paired(d: dict[str, Any] | None) -> str:
+    """``median [lo, hi] (P better)`` of a paired difference, signed; "n/a" when undefined."""
+    med = finite((d or {}).get("median"))
+    if med is None:
+        return NA
+    lo, hi, p = finite(d.get("lo")), finite(d.get("hi")), finite(d.get("p_better"))
+    text = f"{med:+.1f}" if lo is None or hi is None else f"{med:+.1f} [{lo:+.1f}, {hi:+.1f}]"
+    return text if p is None else f"{text} ({p:.0%})"
+
+
+def best_medians(methods: dict[str, Any], split: str, metrics: list[str]) -> dict[str, float | None]:
+    """Per metric, the best defined median over the methods evaluated on ``split`` (None: none defined)."""
+    best: dict[str, float | None] = {}
+    for metric in metrics:
+        vals = [v for r in methods.values() if split in r
+                if (v := finite(r[split].get(metric, {}).get("median"))) is not None]
+        best[metric] = (min(vals) if metric in LOWER_IS_BETTER else max(vals)) if vals else None
+    return best
 
 
 def metric_table(methods: dict[str, Any], split: str, metrics: list[str] = HEADLINE) -> Table:
@@ -62,24 +112,34 @@ def metric_table(methods: dict[str, Any], split: str, metrics: list[str] = HEADL
     table = Table(title=f"{split}: median [95% bootstrap interval]; percent, KL in nats")
     table.add_column("metric", style="bold")
     for name in names:
-        table.add_column(name, justify="right", no_wrap=True)
+        table.add_column(escape(name), justify="right", no_wrap=True)
     for metric in metrics:
         arrow = "↓" if metric in LOWER_IS_BETTER else "↑"
-        table.add_row(f"{DISPLAY.get(metric, metric)} {arrow}", *[fmt_interval(methods[n][split][metric]) if metric in methods[n][split]
-                                              else "–" for n in names])
+        table.add_row(f"{DISPLAY.get(metric, metric)} {arrow}",
+                      *[fmt_interval(methods[n][split].get(metric)) for n in names])
     return table
 
 
-def render_html(report: dict[str, Any], figures: dict[str, str], *, run_dir: str) -> str:
-    """The self-contained HTML page. Every string from the report is escaped (jinja2 autoescape)."""
+def render_html(report: dict[str, Any], figures: dict[str, str], *, run_dir: str,
+                missing: dict[str, str] | None = None) -> str:
+    """The self-contained HTML page. Every string from the report is escaped (jinja2 autoescape).
+
+    ``missing`` maps a figure that could not be drawn to the reason, shown in its place as "n/a (reason)".
+    Every number goes through ``fmt_num`` / ``fmt_interval`` / ``fmt_paired``, which print "n/a" for None
+    and NaN: a None reaching ``'%.3f' %`` is a TypeError after the whole pipeline has run, and every stage
+    is cached, so each rerun would fail the same way.
+    """
     env = jinja2.Environment(loader=jinja2.PackageLoader("fairlatent.report", "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"], default=True),
                              undefined=jinja2.StrictUndefined)
     env.filters["interval"] = fmt_interval
+    env.filters["paired"] = fmt_paired
+    env.filters["num"] = fmt_num
     evaluation = report["methods"]
+    splits = [s for s in ("test", "test_balanced") if any(s in r for r in evaluation.values())]
     return env.get_template("report.html.j2").render(
-        report=report, figures=figures, metrics=HEADLINE, lower_is_better=LOWER_IS_BETTER, run_dir=run_dir,
-        splits=[s for s in ("test", "test_balanced") if any(s in r for r in evaluation.values())])
+        report=report, figures=figures, missing=missing or {}, metrics=HEADLINE, lower_is_better=LOWER_IS_BETTER,
+        run_dir=run_dir, splits=splits, best={s: best_medians(evaluation, s, HEADLINE) for s in splits}, na=NA)
 
 
 def paired_table(methods: dict[str, Any], split: str, metrics: tuple[str, ...] = ("AP", "DEO", "BA", "EOdds")) -> Table:
@@ -92,8 +152,7 @@ def paired_table(methods: dict[str, Any], split: str, metrics: tuple[str, ...] =
         paired = res.get("paired_vs_baseline", {}).get(split)
         if not paired:
             continue
-        table.add_row(name, *[f"{paired[m]['median']:+.1f} [{paired[m]['lo']:+.1f}, {paired[m]['hi']:+.1f}] "
-                              f"({paired[m]['p_better']:.0%})" for m in metrics])
+        table.add_row(escape(name), *[fmt_paired(paired.get(m)) for m in metrics])
     return table
 
 
@@ -102,13 +161,32 @@ def load_report(run_dir: str | os.PathLike) -> dict[str, Any]:
     path = Path(run_dir) / REPORT_JSON
     if not path.is_file():
         raise FairlatentError(f"{path}: no report.json; run the pipeline in {run_dir} first (`fairlatent run`)")
-    return read_json(path)
+    report = read_json(path)
+    if not isinstance(report, dict) or not isinstance(report.get("methods"), dict):
+        raise FairlatentError(f"{path}: not a fairlatent report (no \"methods\" object)")
+    return _nan_to_none(report)
 
 
-def report_figures(report: dict[str, Any], run_dir: str | os.PathLike) -> dict[str, str]:
-    """The report's figures as base64 PNGs, drawn from files in the run directory that ``report["files"]``
-    names: score histograms and metric bars (evaluation scores), the G(z)/G(z') pairs (the pair data set),
-    generator samples, and real training images (the data set at ``report["data"]["path"]``)."""
+def _nan_to_none(obj: Any) -> Any:
+    """NaN/±Infinity (bare tokens in a report.json written before strict JSON) as None, as written now."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_nan_to_none(v) for v in obj]
+    return obj
+
+
+def report_figures(report: dict[str, Any], run_dir: str | os.PathLike) -> tuple[dict[str, str], dict[str, str]]:
+    """The report's figures as base64 PNGs, and the reason for each figure that could not be drawn.
+
+    Drawn from files in the run directory that ``report["files"]`` names: score histograms and metric bars
+    (evaluation scores), the G(z)/G(z') pairs (the pair data set), generator samples, and real training
+    images (the data set at ``report["data"]["path"]``). A figure whose input is gone (a moved data set, a
+    deleted stage folder) or unusable is left out with its reason, shown as "n/a" in the page: the numbers
+    in report.json are still worth a report.
+    """
     from fairlatent.data.dataset import load_dataset
     from fairlatent.report import plots
 
@@ -117,45 +195,89 @@ def report_figures(report: dict[str, Any], run_dir: str | os.PathLike) -> dict[s
     methods = list(report["methods"])
     t, g = report["target"], report["protected"]
     figures: dict[str, str] = {}
-    scores = np.load(run_dir / files["scores"])
+    missing: dict[str, str] = {}
+
+    def draw(name: str, fn) -> None:
+        try:
+            figures[name] = _png_b64(fn())
+        except (FairlatentError, OSError, KeyError, ValueError) as exc:
+            missing[name] = _reason(exc)
+
+    scores = None
+    if "scores" not in files:
+        missing["hist_test"] = missing["bars_test"] = "report.json names no evaluation scores file"
+    else:
+        try:
+            scores = dict(np.load(run_dir / files["scores"], allow_pickle=False))
+        except (OSError, ValueError, EOFError) as exc:
+            missing["hist_test"] = missing["bars_test"] = f"{run_dir / files['scores']}: {_reason(exc)}"
     for split in ("test", "test_balanced"):
-        if f"_y/{split}" not in scores:
+        if scores is None or f"_y/{split}" not in scores:
             continue
-        method_scores = {m: scores[f"{m}/{split}"] for m in methods}
-        figures[f"hist_{split}"] = _png_b64(plots.score_histograms(
-            method_scores, scores[f"_y/{split}"], scores[f"_g/{split}"], target=t, protected=g))
-        figures[f"bars_{split}"] = _png_b64(plots.metric_bars(report["methods"], ["AP", "DEO", "BA", "KL"], split))
+        draw(f"hist_{split}", lambda: plots.score_histograms(
+            {m: scores[f"{m}/{split}"] for m in methods}, scores[f"_y/{split}"], scores[f"_g/{split}"],
+            target=t, protected=g))
+        draw(f"bars_{split}", lambda: plots.metric_bars(report["methods"], ["AP", "DEO", "BA", "KL"], split))
     if "pairs" in files:
-        pds = load_dataset(run_dir / files["pairs"])
-        n = len(pds) // 2
-        rng = np.random.default_rng(report["config"]["seed"])
-        pick = np.sort(rng.choice(n, size=min(16, n), replace=False))
-        imgs = np.stack([np.asarray(pds.images[i]) for i in pick] + [np.asarray(pds.images[n + i]) for i in pick])
-        # row 1: G(z), row 2: G(z') — column k is one pair
-        figures["pairs"] = _png_b64(_grid_png(imgs, nrow=len(pick), scale=max(1, 96 // imgs.shape[1])))
+        def pairs_png() -> bytes:
+            pds = load_dataset(run_dir / files["pairs"])
+            n = len(pds) // 2
+            if n == 0:
+                raise FairlatentError("the pair data set is empty (the agreement filter dropped every pair)")
+            rng = np.random.default_rng(report["config"]["seed"])
+            pick = np.sort(rng.choice(n, size=min(16, n), replace=False))
+            imgs = np.stack([np.asarray(pds.images[i]) for i in pick] + [np.asarray(pds.images[n + i]) for i in pick])
+            # row 1: G(z), row 2: G(z') — column k is one pair
+            return _grid_png(imgs, nrow=len(pick), scale=max(1, 96 // imgs.shape[1]))
+
+        draw("pairs", pairs_png)
     if "gan_samples" in files:
-        samples = np.load(run_dir / files["gan_samples"])
-        figures["gan_samples"] = _png_b64(_grid_png(samples, nrow=16, scale=max(1, 64 // samples.shape[1])))
-    data = load_dataset(report["data"]["path"])
-    real_idx = data.split_indices("train")[:64]
-    figures["real_samples"] = _png_b64(_grid_png(np.asarray(data.images[np.sort(real_idx)]), nrow=16,
-                                                 scale=max(1, 64 // data.image_size)))
-    return figures
+        def samples_png() -> bytes:
+            from fairlatent.utils.arrays import load_npy
+
+            samples = load_npy(run_dir / files["gan_samples"], mmap=False)
+            return _grid_png(samples, nrow=16, scale=max(1, 64 // samples.shape[1]))
+
+        draw("gan_samples", samples_png)
+
+    def real_png() -> bytes:
+        data = load_dataset(report["data"]["path"])
+        real_idx = data.split_indices("train")[:64]
+        return _grid_png(np.asarray(data.images[np.sort(real_idx)]), nrow=16, scale=max(1, 64 // data.image_size))
+
+    draw("real_samples", real_png)
+    return figures, missing
+
+
+def _reason(exc: BaseException) -> str:
+    """One line saying why a figure is missing (a FairlatentError already names its file)."""
+    if isinstance(exc, FileNotFoundError) and exc.filename:
+        return f"{exc.filename}: no such file"
+    if isinstance(exc, KeyError):
+        return f"no {exc.args[0]!r} in the run's files"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def print_summary(report: dict[str, Any], run_dir: str | os.PathLike, console: Console) -> None:
-    """The terminal view of a report: metric and paired tables per split, the latent line, the report path."""
+    """The terminal view of a report: metric and paired tables per split, the latent line, the report path.
+
+    Paths and names are printed as text, not rich markup (a run folder may be called ``run[/b]``)."""
     evaluation = report["methods"]
     for split in ("test", "test_balanced"):
+        if not any(split in r for r in evaluation.values()):
+            continue
         console.print(metric_table(evaluation, split))
         if any("paired_vs_baseline" in r for r in evaluation.values()):
             console.print(paired_table(evaluation, split))
     if "latent" in report:
         lat = report["latent"]
-        console.print(f"latent: h_t held-out acc {lat['h_t_heldout_acc']:.3f}, h_g held-out acc "
-                      f"{lat['h_g_heldout_acc']:.3f}, cos θ {lat['cos_theta']:.3f}; {lat['pairs']} pairs, "
-                      f"f_g flipped {lat['flip_rate_g']:.1%}, f_t kept {lat['keep_rate_t']:.1%}")
-    console.print(f"report: {Path(run_dir) / 'report.html'}  ({report['timings_s']['total']:.0f} s)")
+        pct = lambda k: fmt_num(lat.get(k), ".1%")  # noqa: E731
+        console.print(escape(f"latent: h_t held-out acc {fmt_num(lat.get('h_t_heldout_acc'))}, h_g held-out acc "
+                             f"{fmt_num(lat.get('h_g_heldout_acc'))}, cos θ {fmt_num(lat.get('cos_theta'))}; "
+                             f"{lat.get('pairs', NA)} pairs, f_g flipped {pct('flip_rate_g')}, "
+                             f"f_t kept {pct('keep_rate_t')}"))
+    total = fmt_num(report.get("timings_s", {}).get("total"), ".0f")
+    console.print(escape(f"report: {Path(run_dir) / 'report.html'}  ({total} s)"), soft_wrap=True)
 
 
 def build_report(run_dir: str | os.PathLike, *, console: Console | None = None) -> dict[str, Any]:
@@ -163,11 +285,13 @@ def build_report(run_dir: str | os.PathLike, *, console: Console | None = None) 
     ``console`` (a new one when None) and return the report dict. Needs no live pipeline: any finished run
     folder can be re-rendered."""
     report = load_report(run_dir)
-    html = render_html(report, report_figures(report, run_dir), run_dir=str(run_dir))
+    figures, missing = report_figures(report, run_dir)
+    html = render_html(report, figures, run_dir=str(run_dir), missing=missing)
     write_text(Path(run_dir) / "report.html", html)
     print_summary(report, run_dir, console or Console())
     return report
 
 
-__all__ = ["HEADLINE", "LOWER_IS_BETTER", "build_report", "fmt_interval", "load_report", "metric_table",
-           "paired_table", "print_summary", "render_html", "report_figures"]
+__all__ = ["HEADLINE", "LOWER_IS_BETTER", "NA", "best_medians", "build_report", "finite", "fmt_interval", "fmt_num",
+           "fmt_paired", "load_report", "metric_table", "paired_table", "print_summary", "render_html",
+           "report_figures"]

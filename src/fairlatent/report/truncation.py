@@ -10,6 +10,7 @@ import math
 import os
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from fairlatent.utils.io import atomic_file
@@ -27,12 +28,17 @@ def plot_truncation_sweep(rows: list[dict[str, Any]], path: str | os.PathLike) -
     finite = [r["truncation"] for r in rows if r["truncation"] is not None]
     right = (max(finite) * 1.25) if finite else 1.0
     xs = [r["truncation"] if r["truncation"] is not None else right for r in rows]
+    with matplotlib.rc_context({"text.parse_math": False}):  # feature names and paths are plain text
+        _draw_sweep(plt, rows, xs, path)
+
+
+def _draw_sweep(plt, rows, xs, path) -> None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    ax1.plot(xs, [r["fid"] for r in rows], "o-", color="black")
+    ax1.plot(xs, [_nan(r["fid"]) for r in rows], "o-", color="black")
     ax1.set_xlabel("truncation τ")
     ax1.set_ylabel("FID")
     for key in ("precision", "recall", "density", "coverage"):
-        ax2.plot(xs, [r[key] for r in rows], "o-", label=key)
+        ax2.plot(xs, [_nan(r[key]) for r in rows], "o-", label=key)
     ax2.set_xlabel("truncation τ")
     ax2.legend()
     for ax in (ax1, ax2):
@@ -44,14 +50,23 @@ def plot_truncation_sweep(rows: list[dict[str, Any]], path: str | os.PathLike) -
     plt.close(fig)
 
 
+def _nan(x) -> float:
+    """A value to plot: None (null in sweep.json) as NaN, which matplotlib leaves as a gap."""
+    return float("nan") if x is None else float(x)
+
+
+def _cell(x) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.4g}"
+
+
 def truncation_table(rows: list[dict[str, Any]], title: str) -> Table:
-    """One row per τ ("none" = untruncated): FID, precision, recall, density, coverage (nan shown as "nan")."""
-    table = Table(title=title)
+    """One row per τ ("none" = untruncated): FID, precision, recall, density, coverage (None/NaN as "n/a")."""
+    table = Table(title=escape(title))
     for col in ("τ", "FID", "precision", "recall", "density", "coverage"):
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row("none" if r["truncation"] is None else f"{r['truncation']:g}",
-                      *(f"{r[k]:.4g}" if not math.isnan(r[k]) else "nan" for k in COLUMNS))
+                      *(_cell(r.get(k)) for k in COLUMNS))
     return table
 
 

@@ -459,6 +459,23 @@ def _array_digest(a) -> str | None:
 # The training job
 
 
+def _refuse_one_class(data: TrainingRows, attributes: list[str], datasets: Sequence[Dataset], split: str) -> None:
+    """Refuse to train an attribute whose training rows are all of one class.
+
+    Why: the loss is then minimised by a constant, training "succeeds" without a word, and the model's
+    scores say nothing about the attribute; every metric computed from it later is meaningless. Soft labels
+    count by the side of 0.5 they fall on. Sample weights are not consulted: zero weights on one class are
+    a deliberate choice of the caller (and tested as such), a one-class split is a data problem.
+    """
+    for a, name in enumerate(attributes):
+        hard = data.labels[:, a] >= 0.5
+        if hard.all() or not hard.any():
+            where = ", ".join(str(d.path) for d in datasets)
+            raise FairlatentError(
+                f"{where}: split {split!r} has only {'positives' if hard.all() else 'negatives'} for {name!r} "
+                f"({hard.size} rows): one class, nothing to learn; a classifier needs both classes")
+
+
 def train_classifier(
     train_sets: Sequence[str | os.PathLike | Dataset],
     attributes: Sequence[str],
@@ -515,6 +532,7 @@ def train_classifier(
         raise FairlatentError("train_classifier: no training data sets given")
     datasets = [_as_dataset(d) for d in train_sets]
     data = collect_training_rows(datasets, attributes, train_split, sample_weights, label_overrides)
+    _refuse_one_class(data, attributes, datasets, train_split)
     image_size = int(datasets[0].images.shape[1])
     if datasets[0].images.shape[2] != image_size:
         raise FairlatentError(f"{datasets[0].path}: images must be square, got {datasets[0].images.shape[1:3]}")

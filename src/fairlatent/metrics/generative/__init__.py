@@ -16,13 +16,14 @@ from fairlatent.metrics.generative.features import (
     PixelsExtractor,
     make_extractor,
 )
-from fairlatent.metrics.generative.fid import feature_statistics, fid_from_features, frechet_distance
+from fairlatent.metrics.generative.fid import MetricNote, feature_statistics, fid_from_features, frechet_distance
 from fairlatent.metrics.generative.inception_score import inception_score
 from fairlatent.metrics.generative.inputs import DatasetSelection, GeneratorSamples, resolve_source
 from fairlatent.metrics.generative.kid import kernel_inception_distance, mmd2_unbiased
 from fairlatent.metrics.generative.prdc import compute_prdc, kth_neighbour_sq_radii
 
 __all__ = [
+    "MetricNote",
     "CallableExtractor",
     "DatasetSelection",
     "DomainExtractor",

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from fairlatent.errors import FairlatentError
 from fairlatent.metrics.generative.features import FeatureCache, Features, make_extractor
-from fairlatent.metrics.generative.fid import fid_from_features
+from fairlatent.metrics.generative.fid import MetricNote, fid_from_features
 from fairlatent.metrics.generative.inception_score import inception_score
 from fairlatent.metrics.generative.inputs import ResolvedSource, resolve_source
 from fairlatent.metrics.generative.kid import kernel_inception_distance
@@ -30,7 +30,7 @@ def resize_images(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """uint8 N×H×W×3 → N×size×3 by antialiased bilinear resampling (rounded back to uint8)."""
     if images.shape[1:3] == tuple(size):
         return images
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+    x = torch.from_numpy(np.require(images, requirements=["C", "W"])).permute(0, 3, 1, 2).float()  # no read-only warning
     y = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
     return y.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
@@ -166,14 +166,15 @@ def compute_generative_metrics(
         ``recall``, ``density``, ``coverage``.
     """
     dev = default_device(device) if not isinstance(device, torch.device) else device
-    precomputed = isinstance(real, Features) or (isinstance(real, np.ndarray) and real.ndim == 2)
-    precomputed &= isinstance(fake, Features) or (isinstance(fake, np.ndarray) and fake.ndim == 2)
-    ext = None if precomputed else make_extractor(features, classifier=classifier, inception_weights=inception_weights,
-                                                  pixels_dim=pixels_dim, seed=seed, device=dev)
+    # Resolve first, then decide on an extractor: features precomputed in a .npy file need none, so they
+    # must not demand a classifier (domain features) or Inception weights.
     src_real = resolve_source(real, where="real", seed=seed, batch_size=batch_size, device=dev)
     src_fake = resolve_source(fake, where="fake", n=n_fake, seed=seed, batch_size=batch_size, device=dev)
     if (src_real.features is None) != (src_fake.features is None):
         raise FairlatentError("real and fake must both be precomputed features, or both images/data/generators")
+    precomputed = src_real.features is not None
+    ext = None if precomputed else make_extractor(features, classifier=classifier, inception_weights=inception_weights,
+                                                  pixels_dim=pixels_dim, seed=seed, device=dev)
     for name, s in (("real", src_real), ("fake", src_fake)):
         if s.n < 2:
             raise FairlatentError(f"{name}: at least 2 samples are needed, got {s.n} ({s.description})")
@@ -187,8 +188,9 @@ def compute_generative_metrics(
         shapes = {src_real.image_shape, src_fake.image_shape} - {None}
         if len(shapes) > 1:
             where = f"to {target[0]}×{target[1]}" if target else "by the extractor"
-            warnings.warn(f"real images are {src_real.image_shape} but fake images are {src_fake.image_shape}; "
-                          f"both are resized {where} (resampling shifts the metrics a little)", stacklevel=2)
+            warnings.warn(MetricNote(f"real images are {src_real.image_shape} but fake images are "
+                                     f"{src_fake.image_shape}; both are resized {where} (resampling shifts the "
+                                     "metrics a little)"), stacklevel=2)
     cache = FeatureCache(cache_dir) if cache_dir is not None else None
     outs = {}
     for label, src, logits in (("real", src_real, False), ("fake", src_fake, isc)):
@@ -226,7 +228,7 @@ def compute_generative_metrics(
         result["k_pr"], result["k_dc"] = k_pr, k_dc
     for key, value in list(result.items()):
         if isinstance(value, float) and not math.isfinite(value):
-            warnings.warn(f"{key} is {value}", stacklevel=2)
+            warnings.warn(MetricNote(f"{key} is undefined ({value}) for these inputs"), stacklevel=2)
     return result
 
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from fairlatent.errors import FairlatentError
 from fairlatent.metrics.generative.features import Features
+from fairlatent.utils.arrays import load_npy
 
 
 @dataclass
@@ -181,14 +182,15 @@ def resolve_source(source, *, where: str, n: int | None = None, seed: int = 0, b
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if path.is_file() and path.suffix == ".npy":
-            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+            arr = load_npy(path)  # truncated, pickled or non-.npy files: a FairlatentError naming the file
             st = path.stat()
             ident = f"npy:{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
             if arr.dtype == np.uint8 and arr.ndim == 4:
                 return _from_images(arr, str(path), identity=ident)
             if np.issubdtype(arr.dtype, np.floating) and arr.ndim == 2:
                 return _from_features(np.asarray(arr), str(path), identity=ident)
-            raise FairlatentError(f"{path}: expected uint8 N×H×W×3 images or float N×D features, got {arr.dtype} {arr.shape}")
+            raise FairlatentError(f"{path}: expected uint8 N×H×W×3 images or float N×D features, got {arr.dtype} "
+                                  f"{arr.shape}")
         if path.is_dir() and (path / "images.npy").is_file():
             return _from_dataset(load_dataset(path), None, None, where)
         if path.exists():

@@ -7,7 +7,8 @@ MMD²_u = Σ_{i≠j} k(xᵢ,xⱼ) / (m(m−1)) + Σ_{i≠j} k(yᵢ,yⱼ) / (m(m�
 (the "unbiased" estimator of torch-fidelity / MMD-GAN: the cross term keeps its diagonal). KID is the mean
 over ``subsets`` random subset pairs of size min(n, ``subset_size``), each drawn without replacement
 independently from each set as torch-fidelity does; the std (ddof=0) is reported beside it. It is
-unbiased, so it can be slightly negative when the two sets come from the same distribution.
+unbiased, so it can be slightly negative when the two sets come from the same distribution: that is a
+legitimate estimate of 0 and is reported as is (unlike FID, KID is not clamped).
 
 Gram matrices are computed in float32 (as torch-fidelity, whose features are float32) with torch; the
 cubic kernel and the sums are done in float64.
@@ -51,8 +52,10 @@ def kernel_inception_distance(
     if m < 2:
         raise FairlatentError(f"KID needs at least 2 samples per set, got {len(real)} real and {len(fake)} fake")
     gen = rng(seed, "kid")
-    xr = torch.from_numpy(np.ascontiguousarray(real, dtype=np.float32)).to(device)
-    xf = torch.from_numpy(np.ascontiguousarray(fake, dtype=np.float32)).to(device)
+    # writable copies when needed: features read from a .npy are a read-only memory map, and torch.from_numpy
+    # of a read-only array prints a UserWarning with a source line to the user's terminal
+    xr = torch.from_numpy(np.require(real, np.float32, ["C", "W"])).to(device)
+    xf = torch.from_numpy(np.require(fake, np.float32, ["C", "W"])).to(device)
     values = np.empty(int(subsets))
     for s in range(int(subsets)):
         i = torch.from_numpy(gen.choice(len(real), m, replace=False)).to(device)
