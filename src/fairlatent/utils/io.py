@@ -132,7 +132,8 @@ def check_output_distinct(out: str | os.PathLike, inputs: Mapping[str, Any], *, 
     """Raise FairlatentError when the output ``out`` is, or is a folder above, one of the ``inputs``.
 
     ``inputs`` maps an option name (for the message) to a path, a list of paths or None. Writing ``out``
-    would then overwrite the input, or replacing the folder ``out`` would delete it (symlinks resolved)."""
+    would then overwrite the input, or replacing the folder ``out`` would delete it (symlinks resolved). A new
+    ``out`` inside an input folder is fine; an existing one there is part of the input and is refused."""
     from fairlatent.errors import FairlatentError
 
     target = _resolved(out)
@@ -147,6 +148,9 @@ def check_output_distinct(out: str | os.PathLike, inputs: Mapping[str, Any], *, 
                                       "choose another output")
             if target in src.parents:
                 raise FairlatentError(f"{option} {out} contains the {name} input {v}; replacing it would delete "
+                                      "the input: choose another output")
+            if src in target.parents and (target.exists() or target.is_symlink()):
+                raise FairlatentError(f"{option} {out} is part of the {name} input {v}; replacing it would damage "
                                       "the input: choose another output")
 
 
