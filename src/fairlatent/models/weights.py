@@ -32,11 +32,11 @@ def save_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor]) -
             save_file(cpu, str(tmp))
         except OSError as exc:
             raise type(exc)(exc.errno, exc.strerror, str(path)) from None
-        except SafetensorError as exc:  # "... os error 28": the errno only in the text
-            found = re.search(r"os error (\d+)", str(exc))
+        except SafetensorError as exc:  # "(os error 28)" or "Os { code: 28, …": the errno only in the text
+            found = re.search(r"os error (\d+)|Os \{ code: (\d+)", str(exc))
             if found is None:
                 raise  # not the environment: a bug (e.g. tensors sharing memory) keeps its traceback
-            code = int(found.group(1))
+            code = int(found.group(1) or found.group(2))
             raise OSError(code, os.strerror(code) if code in errno.errorcode else str(exc), str(path)) from None
 
 
