@@ -1,15 +1,21 @@
 """The ``fairlatent`` command: a thin layer over the same functions as the Python API.
 
 Command modules (one per area) register on the typer apps of :mod:`fairlatent.cli.app` when imported.
-User errors (:class:`fairlatent.FairlatentError`) print one clear line and exit with status 2.
+User errors (:class:`fairlatent.FairlatentError`) print one clear line and exit with status 2, and so do
+errors of the environment that name a path (a full disk, no permission, a read-only file system, a missing
+folder: see :data:`ENVIRONMENT_ERRNOS`): the user fixes those, not the code. Any other exception is a bug
+and keeps its traceback. Warnings print as one ``warning: …`` line, without the source line Python adds.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
+import warnings
 
 from rich.console import Console
+from rich.markup import escape
 
 from fairlatent.cli.app import app
 from fairlatent.errors import FairlatentError
@@ -26,7 +32,36 @@ from fairlatent.cli import (  # noqa: E402,F401
     pipeline_commands,
 )
 
-__all__ = ["app", "main"]
+__all__ = ["ENVIRONMENT_ERRNOS", "app", "main"]
+
+# OSErrors that describe the user's machine rather than a bug, when they name the path concerned.
+ENVIRONMENT_ERRNOS = frozenset(
+    getattr(errno, name) for name in (
+        "ENOSPC", "EDQUOT", "EACCES", "EPERM", "EROFS", "ENAMETOOLONG", "ENOTDIR", "EISDIR", "EEXIST", "ENOENT",
+        "ENOTEMPTY", "EXDEV", "EMFILE", "ENFILE", "EFBIG", "EIO", "ELOOP", "ETXTBSY", "EBUSY",
+    ) if hasattr(errno, name)
+)  # fmt: skip
+
+
+def environment_error_line(exc: BaseException) -> str | None:
+    """``"<reason>: <path>"`` for an OSError of the environment naming a path (else None: a bug)."""
+    if not isinstance(exc, OSError) or exc.errno not in ENVIRONMENT_ERRNOS or not exc.filename:
+        return None
+    reason = exc.strerror or os.strerror(exc.errno)
+    path = os.fsdecode(exc.filename)
+    if exc.filename2:
+        path += f" -> {os.fsdecode(exc.filename2)}"
+    return f"{reason}: {path}"
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` for the CLI: ``warning: <message>`` on one line, no source line."""
+    kind = "" if category is UserWarning else f"{category.__name__}: "
+    text = " ".join(str(message).split())
+    try:
+        (file or sys.stderr).write(f"warning: {kind}{text}\n")
+    except (OSError, ValueError):
+        pass  # stderr closed: a warning is not worth failing for
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,11 +75,20 @@ def main(argv: list[str] | None = None) -> None:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     LAUNCH_ARGV[:] = argv  # what a data-parallel command re-launches under torchrun
+    shown_by, warnings.showwarning = warnings.showwarning, _show_warning
     try:
         apply_thread_policy()
         if int(os.environ.get("RANK", "0")) > 0:
             sys.stdout = open(os.devnull, "w")
         app(args=argv, standalone_mode=True)
     except FairlatentError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except OSError as exc:
+        line = environment_error_line(exc)
+        if line is None:
+            raise
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    finally:
+        warnings.showwarning = shown_by  # in-process callers (tests) get their own hook back

@@ -51,6 +51,10 @@ def train_classifier_command(
     from fairlatent.train.classifier import ClassifierConfig, reweighting_weights, train_classifier
     from fairlatent.utils.settings import settings_from
 
+    from fairlatent.utils.io import check_output_distinct
+    from fairlatent.utils.lock import folder_lock
+
+    check_output_distinct(out, {"--data": data, "--extra-data": extra_data, "--config": config})
     given = dict(epochs=epochs, batch_size=batch_size, width=width, depth=depth, lr=lr, seed=seed, device=device)
     spec = settings_from(ClassifierConfig, config=config, given=given, overrides=set_, where="train-classifier",
                          given_sources={k: "--" + k.replace("_", "-") for k in given})
@@ -71,9 +75,10 @@ def train_classifier_command(
     elif target or protected:
         raise FairlatentError("--target/--protected only apply with --weights reweight")
     relaunch_data_parallel(nproc)
-    path = train_classifier(
-        [real, *extras], names, out, spec, sample_weights=sample_weights, progress=not quiet, overwrite=overwrite
-    )
+    with folder_lock(out, what="train-classifier"):  # one training per folder
+        path = train_classifier(
+            [real, *extras], names, out, spec, sample_weights=sample_weights, progress=not quiet, overwrite=overwrite
+        )
     saved = read_classifier_config(path)
     table = Table(title=f"{path} (best epoch {saved['best_epoch']}, validation)")
     for col in ("attribute", "AP", "acc (calibrated)", "calibrated thr", "F1 thr"):
@@ -91,9 +96,14 @@ def score_command(
     out: Path = typer.Option(..., "--out", help="Output CSV: id, then one sigmoid-score column per attribute."),
     split: Optional[str] = typer.Option(None, "--split", help="Score only this split (default: every row)."),
     batch_size: int = typer.Option(512, "--batch-size", min=1),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing OUT file."),
 ) -> None:
     """Score every image of a data set with a trained classifier."""
     from fairlatent.models.classifier import score_dataset
+    from fairlatent.utils.io import check_output_distinct, check_output_file
+
+    check_output_distinct(out, {"--model": model, "--data": data})
+    check_output_file(out, suffixes=(".csv",), overwrite=overwrite, what="CSV")
 
     path = score_dataset(model, data, out, split=split, batch_size=batch_size)
     Console().print(f"wrote {path}")

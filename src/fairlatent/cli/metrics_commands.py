@@ -105,12 +105,16 @@ def compute(
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the feature cache."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
     device: Optional[str] = typer.Option(None, "--device"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --json file."),
 ) -> None:
     """FID / KID / IS / precision-recall / density-coverage of FAKE against REAL (all but IS when none chosen)."""
     from fairlatent.metrics.generative import DatasetSelection, compute_generative_metrics
-    from fairlatent.utils.io import write_json
+    from fairlatent.utils.io import check_output_distinct, check_output_file, write_json
     from fairlatent.utils.json_safe import nulls_with_reasons
 
+    if json_out is not None:  # before the (slow) features, not after
+        check_output_distinct(json_out, {"REAL": real, "FAKE": fake, "--classifier": classifier}, option="--json")
+        check_output_file(json_out, suffixes=(".json",), overwrite=overwrite, option="--json", what="JSON")
     if not (fid or kid or isc or prdc):
         fid = kid = prdc = True
 

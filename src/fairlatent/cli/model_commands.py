@@ -41,14 +41,19 @@ def train_gan_command(
 
     Settings, later ones winning: GANConfig's defaults, --config FILE, the flags given, --set KEY=VALUE."""
     from fairlatent.train.gan import GANConfig, train_gan
+    from fairlatent.utils.io import check_output_distinct
+    from fairlatent.utils.lock import folder_lock
     from fairlatent.utils.settings import settings_from
+
+    check_output_distinct(out, {"--data": data, "--config": config})
 
     given = dict(size=size, steps=steps, arch=arch, loss=loss, batch_size=batch_size, latent_dim=latent_dim,
                  width=width, n_critic=n_critic, ema=ema, seed=seed, device=device)
     spec = settings_from(GANConfig, config=config, given=given, overrides=set_, where="train-gan",
                          given_sources={k: _flag(k) for k in given})
     relaunch_data_parallel(nproc)
-    path = train_gan(data, out, spec, resume=resume, progress=not quiet)
+    with folder_lock(out, what="train-gan"):  # one training per folder
+        path = train_gan(data, out, spec, resume=resume, progress=not quiet)
     typer.echo(f"generator: {path / 'generator.safetensors'}")
 
 
@@ -71,8 +76,10 @@ def sample_command(
     from fairlatent.data.dataset import write_dataset
     from fairlatent.models.generator import load_generator
 
-    if out.exists() and not overwrite:
-        raise FairlatentError(f"{out} already exists; pass --overwrite to replace it")
+    from fairlatent.utils.io import check_output_distinct, check_replaceable
+
+    check_output_distinct(out, {"--gan": gan})
+    check_replaceable(out, overwrite)  # only a folder fairlatent wrote may be replaced
     handle = load_generator(gan, latent_dim=latent_dim, output_range=output_range, device=device)
     images, latents = handle.sample(n, seed, truncation=truncation, batch_size=batch_size)
     table = pd.DataFrame({"id": [f"g{i:07d}" for i in range(n)], "split": "train"})

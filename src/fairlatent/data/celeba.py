@@ -34,7 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from fairlatent.data.dataset import write_dataset
+from fairlatent.data.dataset import check_dataset_out, write_dataset
 from fairlatent.data.folder import report_unmatched, select_attributes
 from fairlatent.data.imageio import (
     RESAMPLE_FILTER_NAME,
@@ -358,6 +358,10 @@ def read_celeba(
 def convert_celeba(out: str | os.PathLike, root: str | os.PathLike | None = None, *, overwrite: bool = False,
                    **kwargs: Any) -> tuple[Path, dict[str, Any]]:
     """:func:`read_celeba` then :func:`~fairlatent.data.dataset.write_dataset`; returns ``(path, meta written)``."""
+    check_dataset_out(out, overwrite, {"--root": root, "--images": kwargs.get("images"),
+                                       "--attr-file": kwargs.get("attributes_file"),
+                                       "--partition-file": kwargs.get("partition_file"),
+                                       "--identity-file": kwargs.get("identity_file")})
     refuse_existing(out, overwrite)
     imgs, table, meta = read_celeba(root, **kwargs)
     path = write_dataset(out, imgs, table, meta, overwrite=overwrite)

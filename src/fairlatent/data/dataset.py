@@ -24,7 +24,7 @@ import pandas as pd
 
 from fairlatent.errors import FairlatentError
 from fairlatent.utils.arrays import load_npy
-from fairlatent.utils.io import atomic_directory, read_json, write_json
+from fairlatent.utils.io import atomic_directory, check_output_distinct, check_replaceable, read_json, write_json
 
 FORMAT_NAME = "fairlatent-dataset"
 FORMAT_VERSION = 1
@@ -130,6 +130,13 @@ def _validate_table(table: pd.DataFrame, n_images: int, where: str, *, unlabelle
     for col in attrs:
         table[col] = table[col].astype(np.int8)
     return table
+
+
+def check_dataset_out(out: str | os.PathLike, overwrite: bool, inputs: dict[str, Any] | None = None) -> None:
+    """Before a (slow) conversion, refuse an ``out`` that is or holds an input (``{option: path}``), or that
+    exists and may not be replaced: only a folder fairlatent wrote is replaced, and only with ``overwrite``."""
+    check_output_distinct(out, inputs or {})
+    check_replaceable(out, overwrite, option="overwrite=True (CLI: --overwrite)")
 
 
 def write_dataset(

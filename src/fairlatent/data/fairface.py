@@ -36,7 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from fairlatent.data.dataset import write_dataset
+from fairlatent.data.dataset import check_dataset_out, write_dataset
 from fairlatent.data.folder import read_label_csv, report_unmatched, select_attributes
 from fairlatent.data.imageio import (
     RESAMPLE_FILTER_NAME,
@@ -252,6 +252,8 @@ def read_fairface(
 def convert_fairface(out: str | os.PathLike, root: str | os.PathLike | None = None, *, overwrite: bool = False,
                      **kwargs: Any) -> tuple[Path, dict[str, Any]]:
     """:func:`read_fairface` then :func:`~fairlatent.data.dataset.write_dataset`; returns ``(path, meta written)``."""
+    check_dataset_out(out, overwrite, {"--root": root, "--images": kwargs.get("images"),
+                                       "--labels": kwargs.get("labels")})
     refuse_existing(out, overwrite)
     imgs, table, meta = read_fairface(root, **kwargs)
     path = write_dataset(out, imgs, table, meta, overwrite=overwrite)

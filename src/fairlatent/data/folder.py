@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from fairlatent.data.dataset import SPLITS, write_dataset
+from fairlatent.data.dataset import SPLITS, check_dataset_out, write_dataset
 from fairlatent.data.imageio import (
     RESAMPLE_FILTER_NAME,
     center_square_box,
@@ -225,6 +225,7 @@ def read_folder(
 def convert_folder(images: str | os.PathLike, labels: str | os.PathLike, out: str | os.PathLike, *,
                    overwrite: bool = False, **kwargs: Any) -> tuple[Path, dict[str, Any]]:
     """:func:`read_folder` then :func:`~fairlatent.data.dataset.write_dataset`; returns ``(path, meta)``."""
+    check_dataset_out(out, overwrite, {"--images": images, "--labels": labels})
     refuse_existing(out, overwrite)
     imgs, table, meta = read_folder(images, labels, **kwargs)
     path = write_dataset(out, imgs, table, meta, overwrite=overwrite)

@@ -709,9 +709,10 @@ def make_toyfaces(
     """
     from fairlatent.data.dataset import write_dataset
 
+    from fairlatent.data.dataset import check_dataset_out
+
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise FairlatentError(f"{out} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    check_dataset_out(out, overwrite)  # before rendering: only a folder fairlatent wrote may be replaced
     data = render_toyfaces(
         n=n,
         size=size,

@@ -4,15 +4,20 @@ This is the models layer's one way to read and write tensors, used by the loader
 (:mod:`fairlatent.models.generator`, :mod:`fairlatent.models.classifier`) and by the training checkpoints
 above it (:mod:`fairlatent.train.checkpoint`). A damaged file and weights of another architecture are
 user errors (:class:`~fairlatent.errors.FairlatentError`) that name the file and the first tensors at fault.
+A failed write (a full disk, no permission) is an :class:`OSError` naming the destination, which the CLI
+prints as one line; safetensors reports those as its own ``SafetensorError`` carrying only ``os error N``.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 from pathlib import Path
 from typing import Mapping
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from fairlatent.errors import FairlatentError
@@ -23,7 +28,16 @@ def save_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor]) -
     """Write ``{name: tensor}`` to a safetensors file atomically (tensors copied to contiguous CPU)."""
     cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     with atomic_file(path) as tmp:
-        save_file(cpu, str(tmp))
+        try:
+            save_file(cpu, str(tmp))
+        except OSError as exc:
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from None
+        except SafetensorError as exc:  # "(os error 28)" or "Os { code: 28, …": the errno only in the text
+            found = re.search(r"os error (\d+)|Os \{ code: (\d+)", str(exc))
+            if found is None:
+                raise  # not the environment: a bug (e.g. tensors sharing memory) keeps its traceback
+            code = int(found.group(1) or found.group(2))
+            raise OSError(code, os.strerror(code) if code in errno.errorcode else str(exc), str(path)) from None
 
 
 def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:

@@ -575,8 +575,12 @@ def run_pipeline(config: PipelineConfig, run_dir: str | os.PathLike, *, console:
                  progress: bool = True) -> dict[str, Any]:
     """Run (or resume) the whole pipeline in ``run_dir``; return the report dict (also in report.json).
 
-    ``fairlatent.report.build_report(run_dir)`` then renders report.html and prints the tables."""
-    return Pipeline(config, run_dir, console=console, progress=progress).run()
+    ``fairlatent.report.build_report(run_dir)`` then renders report.html and prints the tables. One run per
+    folder at a time: the folder's lock (:mod:`fairlatent.utils.lock`) refuses a second, naming the first."""
+    from fairlatent.utils.lock import folder_lock
+
+    with folder_lock(run_dir, what="fairlatent run", hint="; or choose another --out"):
+        return Pipeline(config, run_dir, console=console, progress=progress).run()
 
 
 __all__ = ["Pipeline", "run_pipeline"]

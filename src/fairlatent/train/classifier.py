@@ -46,7 +46,7 @@ from fairlatent.train.engine import Batch, Callback, DataOrder, Engine, LoopSett
 from fairlatent.models.thresholds import calibrated_threshold, f1_best_threshold
 from fairlatent.utils.device import autocast
 from fairlatent.utils.images import to_tensor
-from fairlatent.utils.io import read_json, write_json
+from fairlatent.utils.io import check_replaceable, read_json, write_json
 from fairlatent.utils.seed import rng
 
 CHECKPOINT_NAME = "checkpoint"  # a directory (see fairlatent.train.checkpoint)
@@ -575,6 +575,10 @@ def train_classifier(
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         if overwrite:
+            check_replaceable(ckpt_path, True)  # delete only what fairlatent wrote
+            if config_path.is_file() and read_json(config_path).get("format") != FORMAT_NAME:
+                raise FairlatentError(f"{config_path} is not a fairlatent classifier record; refusing to replace "
+                                      "it even with overwrite: choose another directory")
             config_path.unlink(missing_ok=True)
             shutil.rmtree(ckpt_path, ignore_errors=True)
     barrier(ctx)

@@ -47,7 +47,7 @@ from fairlatent.train.distributed import DistContext, barrier, convert_batchnorm
 from fairlatent.train.engine import Batch, Callback, DataOrder, Engine, LoopSettings, cache_dump, identity_keys
 from fairlatent.utils.device import default_device
 from fairlatent.utils.images import image_grid, save_png, to_tensor, to_uint8
-from fairlatent.utils.io import read_json, write_json
+from fairlatent.utils.io import check_replaceable, read_json, write_json
 from fairlatent.utils.seed import hash_str, rng, torch_generator
 
 RUN_FORMAT = "fairlatent-gan"
@@ -577,6 +577,7 @@ def train_gan(data, out_dir, config: GANConfig | None = None, *, resume: bool = 
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         if not resume:
+            check_replaceable(out_dir / "checkpoint", True)  # delete only what fairlatent wrote
             for p in (out_dir / "checkpoint", samples_dir):
                 shutil.rmtree(p, ignore_errors=True)
             for p in (out_dir / "log.csv", out_dir / "generator.safetensors"):

@@ -1,30 +1,176 @@
-"""Atomic file and directory writes.
+"""Atomic file and directory writes, and the checks that keep them from destroying what is not theirs.
 
 Every stage of fairlatent writes its outputs to a temporary name beside the destination and renames it
 into place only when complete, so an interrupted write never leaves a half-written file or data set that a
 later stage would read as valid.
+
+Temporary names carry the writer's pid (``.NAME.tmp-<pid>-<random>``, ``.NAME.old-<pid>-<random>``): a
+writer killed outright (SIGKILL, power loss) cannot remove its own, so the next atomic write of ``NAME``
+removes those whose process is gone. Temporaries are created with the permissions a plain ``open()`` or
+``mkdir()`` would give under the current umask (``tempfile`` would make them 0600/0700, and the rename
+would carry that onto the user's output).
+
+Replacing a directory (``overwrite=True``) deletes it, so only a directory fairlatent wrote may be replaced:
+one holding the :data:`MARKER` file that :func:`atomic_directory` puts into every directory it creates, or
+(written before the marker existed) a data set's ``meta.json`` or a checkpoint's ``state.json``. Anything
+else, say a folder of the user's source images, is refused by name.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
+# Written into every directory atomic_directory creates: "fairlatent wrote this; it may replace it".
+MARKER = ".fairlatent"
+_MARKER_TEXT = "written by fairlatent; `--overwrite` may replace this folder\n"
 
-def _tmp_sibling(path: Path, is_dir: bool) -> Path:
+
+def _pid_alive(pid: int) -> bool:
+    # kept here (not fairlatent.utils.lock) so this module stays free of imports; same test as pid_alive
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def clean_stale_temporaries(path: Path) -> list[Path]:
+    """Remove ``.NAME.tmp-<pid>-*`` / ``.NAME.old-<pid>-*`` beside ``path`` whose writer pid is dead.
+
+    Only names of this module's pattern are touched, and only when the pid in the name no longer runs, so a
+    concurrent writer's temporary survives. Returns what was removed."""
+    removed = []
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    for kind in ("tmp", "old"):
+        prefix = f".{path.name}.{kind}-"
+        for entry in entries:
+            if not entry.name.startswith(prefix):
+                continue
+            pid_text = entry.name[len(prefix):].split("-", 1)[0]
+            if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+            removed.append(entry)
+    return removed
+
+
+def _tmp_sibling(path: Path, is_dir: bool, kind: str = "tmp") -> Path:
+    """A new hidden sibling of ``path`` named with this pid, created with umask-respecting permissions."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if is_dir:
-        return Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    os.close(fd)
-    return Path(name)
+    clean_stale_temporaries(path)
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{kind}-{os.getpid()}-{os.urandom(4).hex()}")
+        try:
+            if is_dir:
+                os.mkdir(tmp, 0o777)  # the umask applies, as for a plain mkdir
+            else:
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(path))
+
+
+def is_fairlatent_directory(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a directory fairlatent wrote (or an empty one), which ``overwrite`` may replace."""
+    path = Path(path)
+    if not path.is_dir() or path.is_symlink():
+        return False
+    if (path / MARKER).is_file() or not any(path.iterdir()):
+        return True
+    for name, key in (("meta.json", "format"), ("state.json", "_tensors_file")):
+        try:
+            record = json.loads((path / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and (str(record.get(key, "")).startswith("fairlatent-") if key == "format"
+                                         else key in record):
+            return True
+    return False
+
+
+def check_replaceable(path: str | os.PathLike, overwrite: bool, *, option: str = "--overwrite") -> None:
+    """Raise FairlatentError unless writing the directory ``path`` destroys nothing it should not.
+
+    A missing ``path`` is fine; an existing one needs ``overwrite`` and must be a directory fairlatent wrote
+    (:func:`is_fairlatent_directory`). ``option`` is how the caller's users ask for a replacement."""
+    from fairlatent.errors import FairlatentError
+
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    if not overwrite:
+        raise FairlatentError(f"{path} already exists; pass {option} to replace it, or choose another output")
+    if not is_fairlatent_directory(path):
+        what = "a file" if not path.is_dir() or path.is_symlink() else "a folder fairlatent did not write"
+        raise FairlatentError(f"{path} is {what} (no {MARKER} marker); refusing to replace it even with "
+                              f"{option}: move it away or choose another output")
+
+
+def _resolved(p: str | os.PathLike) -> Path:
+    return Path(os.path.abspath(os.path.realpath(os.path.expanduser(str(p)))))
+
+
+def check_output_distinct(out: str | os.PathLike, inputs: Mapping[str, Any], *, option: str = "--out") -> None:
+    """Raise FairlatentError when the output ``out`` is, or is a folder above, one of the ``inputs``.
+
+    ``inputs`` maps an option name (for the message) to a path, a list of paths or None. Writing ``out``
+    would then overwrite the input, or replacing the folder ``out`` would delete it (symlinks resolved). A new
+    ``out`` inside an input folder is fine; an existing one there is part of the input and is refused."""
+    from fairlatent.errors import FairlatentError
+
+    target = _resolved(out)
+    for name, value in inputs.items():
+        values: Iterable[Any] = value if isinstance(value, (list, tuple)) else [value]
+        for v in values:
+            if v is None or str(v) == "":
+                continue
+            src = _resolved(v)
+            if src == target:
+                raise FairlatentError(f"{option} {out} is the {name} input {v}; writing it would destroy the input: "
+                                      "choose another output")
+            if target in src.parents:
+                raise FairlatentError(f"{option} {out} contains the {name} input {v}; replacing it would delete "
+                                      "the input: choose another output")
+            if src in target.parents and (target.exists() or target.is_symlink()):
+                raise FairlatentError(f"{option} {out} is part of the {name} input {v}; replacing it would damage "
+                                      "the input: choose another output")
+
+
+def check_output_file(path: str | os.PathLike, *, suffixes: tuple[str, ...], overwrite: bool,
+                      option: str = "--out", what: str = "") -> None:
+    """Raise FairlatentError unless ``path`` may receive a file of the given kind.
+
+    The extension must be one of ``suffixes`` (a PNG in ``x.csv`` is an error), ``path`` must not be a folder,
+    and an existing file needs ``overwrite``."""
+    from fairlatent.errors import FairlatentError
+
+    path = Path(path)
+    kind = what or suffixes[0].lstrip(".").upper()
+    if path.suffix.lower() not in suffixes:
+        raise FairlatentError(f"{option} {path}: the output is {kind}; give a file name ending in "
+                              f"{' or '.join(suffixes)}")
+    if path.is_dir():
+        raise FairlatentError(f"{option} {path}: is a directory; give a file name ending in {suffixes[0]}")
+    if (path.exists() or path.is_symlink()) and not overwrite:
+        raise FairlatentError(f"{option} {path} already exists; pass --overwrite to replace it")
 
 
 @contextlib.contextmanager
@@ -32,39 +178,53 @@ def atomic_directory(path: str | os.PathLike, *, overwrite: bool = False) -> Ite
     """Yield a temporary directory that becomes ``path`` when the block exits without an exception.
 
     On an exception the temporary directory is removed and ``path`` is left as it was. With
-    ``overwrite=True`` an existing ``path`` is replaced (moved aside, then deleted after the rename).
+    ``overwrite=True`` an existing ``path`` that fairlatent wrote is replaced (moved aside, then deleted after
+    the rename); any other existing ``path`` is refused (:func:`check_replaceable`).
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        from fairlatent.errors import FairlatentError
-
-        raise FairlatentError(f"{path} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    check_replaceable(path, overwrite, option="overwrite=True (CLI: --overwrite)")
     tmp = _tmp_sibling(path, is_dir=True)
     try:
+        (tmp / MARKER).write_text(_MARKER_TEXT, encoding="utf-8")
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     old = None
-    if path.exists():
-        old = path.with_name(f".{path.name}.old-{os.getpid()}")
-        os.replace(path, old)
-    os.replace(tmp, path)
+    try:
+        if path.exists():
+            check_replaceable(path, overwrite, option="overwrite=True (CLI: --overwrite)")  # it may have appeared
+            old = _tmp_sibling(path, is_dir=True, kind="old")
+            os.replace(path, old)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not path.exists():
+            os.replace(old, path)  # put the previous version back
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
 
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary file path that replaces ``path`` when the block exits without an exception."""
+    """Yield a temporary file path that replaces ``path`` when the block exits without an exception.
+
+    The temporary is removed however the block or the final rename fails (a folder at ``path``, a full
+    disk), so nothing half-written stays behind."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a directory, expected a file", str(path))
     tmp = _tmp_sibling(path, is_dir=False)
     try:
         yield tmp
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:  # name the destination, not the temporary
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    os.replace(tmp, path)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
