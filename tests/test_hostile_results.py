@@ -286,3 +286,13 @@ def test_report_json_is_strict_with_reasons_for_undefined_values():
     assert json.loads(text)["methods"]["baseline"]["test"]["EOdds"]["median"] is None
     reason = clean["nulls"]["methods.baseline.test.EOdds.median"]
     assert "EOdds" in reason and "test" in reason
+
+
+def test_every_json_writer_writes_strict_json(tmp_path):
+    """``utils.io.write_json`` (every JSON file fairlatent writes) never emits the bare NaN/Infinity tokens."""
+    from fairlatent.utils.io import write_json
+
+    write_json(tmp_path / "x.json", {"a": float("nan"), "b": [np.float32("inf"), 1.5], "c": np.array([np.nan, 2.0])})
+    text = (tmp_path / "x.json").read_text()
+    strict = json.loads(text, parse_constant=lambda tok: pytest.fail(f"bare {tok} in {text}"))
+    assert strict == {"a": None, "b": [None, 1.5], "c": [None, 2.0]}

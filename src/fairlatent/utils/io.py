@@ -248,7 +248,14 @@ def _json_default(obj: Any) -> Any:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    """Write ``obj`` as strict JSON: a NaN or infinity becomes ``null`` (Python's bare ``NaN`` token is not
+    JSON, and one of them makes the whole file unreadable to browsers, ``jq`` and most languages). Writers
+    whose readers need to know *why* a value is missing record the reasons themselves
+    (:func:`fairlatent.utils.json_safe.nulls_with_reasons`, as the pipeline's ``report.json`` does)."""
+    from fairlatent.utils.json_safe import nulls_with_reasons
+
+    strict, _ = nulls_with_reasons(obj)
+    write_text(path, json.dumps(strict, indent=2, sort_keys=False, default=_json_default, allow_nan=False) + "\n")
 
 
 def read_json(path: str | os.PathLike) -> Any:
