@@ -44,6 +44,7 @@ from rich.table import Table
 
 from fairlatent.benchmark.paper import CATEGORY, PAPER_TARGETS
 from fairlatent.errors import FairlatentError
+from fairlatent.utils.device import DeviceName
 from fairlatent.pipeline.config import EvaluationConfig, LatentConfig
 from fairlatent.pipeline.methods import method_names
 from fairlatent.pipeline.stages import StageResult, StageRunner, stable_hash
@@ -91,7 +92,7 @@ class CelebABenchmarkConfig(BaseModel):
     evaluation: EvaluationConfig = Field(default_factory=lambda: EvaluationConfig(**SECTION_DEFAULTS["evaluation"]))
     skew_target: str | None = Field("Smiling", description="target of the controlled-skew sweep; None: no sweep")
     skews: list[float] = Field(default_factory=lambda: [0.5, 0.7, 0.9])
-    device: str | None = None
+    device: DeviceName = None
 
     @field_validator("skews")
     @classmethod

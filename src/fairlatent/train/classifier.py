@@ -44,7 +44,7 @@ from fairlatent.train.checkpoint import has_checkpoint
 from fairlatent.train.distributed import DistContext, all_reduce_sum, barrier, convert_batchnorm, init_distributed, wrap
 from fairlatent.train.engine import Batch, Callback, DataOrder, Engine, LoopSettings, cache_dump, identity_keys
 from fairlatent.models.thresholds import calibrated_threshold, f1_best_threshold
-from fairlatent.utils.device import autocast
+from fairlatent.utils.device import DeviceName, autocast
 from fairlatent.utils.images import to_tensor
 from fairlatent.utils.io import check_replaceable, read_json, write_json
 from fairlatent.utils.seed import rng
@@ -75,7 +75,7 @@ class ClassifierConfig(BaseModel):
     weight_decay: float = Field(0.0, ge=0)
     flip: bool = Field(True, description="random horizontal flips of half of each batch")
     seed: int = 0
-    device: str | None = Field(None, description="'cpu', 'cuda', …; None: CUDA when available",
+    device: DeviceName = Field(None, description="'cpu', 'cuda', …; None: CUDA when available",
                                json_schema_extra={"resume_key": False})
     eval_batch_size: int = Field(512, ge=1, json_schema_extra={"resume_key": False})
     dp_batchnorm: Literal["global", "local"] = Field(

@@ -45,7 +45,7 @@ from fairlatent.models.weights import module_tensors, save_tensors
 from fairlatent.train.checkpoint import state_tensors
 from fairlatent.train.distributed import DistContext, barrier, convert_batchnorm, init_distributed, wrap
 from fairlatent.train.engine import Batch, Callback, DataOrder, Engine, LoopSettings, cache_dump, identity_keys
-from fairlatent.utils.device import default_device
+from fairlatent.utils.device import DeviceName, default_device
 from fairlatent.utils.images import image_grid, save_png, to_tensor, to_uint8
 from fairlatent.utils.io import check_replaceable, read_json, write_json
 from fairlatent.utils.seed import hash_str, rng, torch_generator
@@ -135,7 +135,7 @@ class GANConfig(BaseModel):
     sample_every: int = Field(500, ge=1, json_schema_extra=RUN_ONLY)
     log_every: int = Field(50, ge=1, json_schema_extra=RUN_ONLY)
     seed: int = 0
-    device: str | None = Field(None, json_schema_extra=RUN_ONLY)
+    device: DeviceName = Field(None, json_schema_extra=RUN_ONLY)
     flip: bool = True
     dp_batchnorm: Literal["global", "local"] = Field(
         "global", description="under data parallelism: batch-norm statistics over the global batch (exact, one "
