@@ -27,3 +27,38 @@ def test_a_pipeline_config_with_an_unusable_device_is_refused_at_load(cli, tmp_p
     cfg.write_text('name = "x"\ndevice = "tpu"\n')
     cli.user_error(["run", cfg, "--out", tmp_path / "run"], "device", "'tpu'")
     assert not (tmp_path / "run").exists()
+
+
+def _snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("argv", [
+    ["train-gan", "--steps", "2"],
+    ["train-gan", "--steps", "2", "--no-resume"],
+    ["train-classifier", "--attributes", "Wearing_Hat", "--epochs", "1"],
+    ["train-classifier", "--attributes", "Wearing_Hat", "--epochs", "1", "--overwrite"],
+])
+def test_training_into_a_folder_of_the_users_is_refused_untouched(cli, toyfaces_small, tmp_path, argv):
+    """Training writes file by file into --out; a folder holding the user's files (here a config.json and a
+    log.csv of their own, names a training run also writes) is refused before anything is written."""
+    victim = tmp_path / "project"
+    (victim / "samples").mkdir(parents=True)
+    (victim / "config.json").write_text('{"my": "settings"}')
+    (victim / "log.csv").write_text("my,data\n1,2\n")
+    (victim / "samples" / "figure.png").write_bytes(b"\x89PNG not really")
+    before = _snapshot(victim)
+    cli.user_error([*argv, "--data", toyfaces_small, "--out", victim, "--quiet"], str(victim), "did not write")
+    assert _snapshot(victim) == before
+    assert sorted(p.name for p in victim.iterdir()) == ["config.json", "log.csv", "samples"]
+
+
+def test_training_resumes_in_its_own_folder_and_adopts_an_unmarked_finished_run(cli, toyfaces_small, tmp_path):
+    out = tmp_path / "clf"
+    argv = ["train-classifier", "--attributes", "Wearing_Hat", "--epochs", "1", "--width", "4",
+            "--data", toyfaces_small, "--out", out, "--quiet"]
+    assert cli(argv).code == 0
+    (out / ".fairlatent").unlink()  # a run written before the marker existed: its config.json says what it is
+    again = cli(argv)
+    assert again.code == 0, again
+    assert (out / ".fairlatent").is_file()

@@ -46,7 +46,7 @@ from fairlatent.train.engine import Batch, Callback, DataOrder, Engine, LoopSett
 from fairlatent.models.thresholds import calibrated_threshold, f1_best_threshold
 from fairlatent.utils.device import DeviceName, autocast
 from fairlatent.utils.images import to_tensor
-from fairlatent.utils.io import check_replaceable, read_json, write_json
+from fairlatent.utils.io import check_replaceable, claim_output_directory, read_json, write_json
 from fairlatent.utils.seed import rng
 
 CHECKPOINT_NAME = "checkpoint"  # a directory (see fairlatent.train.checkpoint)
@@ -567,9 +567,11 @@ def train_classifier(
     ))  # fmt: skip
     ctx = init_distributed(config.device)
     ckpt_path, config_path = out_dir / CHECKPOINT_NAME, out_dir / "config.json"
+    if ctx.is_main:
+        claim_output_directory(out_dir, record_format=FORMAT_NAME)  # a folder of the user's is refused, untouched
     if config_path.is_file() and not overwrite:
-        done = json.loads(config_path.read_text(encoding="utf-8"))
-        if done.get("fingerprint") == fingerprint and (out_dir / "model.safetensors").is_file():
+        done = read_json(config_path)
+        if isinstance(done, dict) and done.get("fingerprint") == fingerprint and (out_dir / "model.safetensors").is_file():
             return out_dir
         raise FairlatentError(f"{out_dir} already holds a different trained classifier; pass overwrite=True (CLI: --overwrite) or choose another directory")
     if ctx.is_main:

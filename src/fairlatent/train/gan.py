@@ -47,7 +47,7 @@ from fairlatent.train.distributed import DistContext, barrier, convert_batchnorm
 from fairlatent.train.engine import Batch, Callback, DataOrder, Engine, LoopSettings, cache_dump, identity_keys
 from fairlatent.utils.device import DeviceName, default_device
 from fairlatent.utils.images import image_grid, save_png, to_tensor, to_uint8
-from fairlatent.utils.io import check_replaceable, read_json, write_json
+from fairlatent.utils.io import check_replaceable, claim_output_directory, read_json, write_json
 from fairlatent.utils.seed import hash_str, rng, torch_generator
 
 RUN_FORMAT = "fairlatent-gan"
@@ -572,10 +572,11 @@ def train_gan(data, out_dir, config: GANConfig | None = None, *, resume: bool = 
     n_train = len(rows)
     run_cfg = {**config.model_dump(mode="json"), "size": size, "n_train": n_train}
     samples_dir = out_dir / "samples"
+    if ctx.is_main:
+        claim_output_directory(out_dir, record_format=RUN_FORMAT)  # a folder of the user's is refused, untouched
     if resume and _finished(out_dir, config, run_cfg):
         return out_dir
     if ctx.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
         if not resume:
             check_replaceable(out_dir / "checkpoint", True)  # delete only what fairlatent wrote
             for p in (out_dir / "checkpoint", samples_dir):

@@ -31,6 +31,8 @@ import numpy as np
 # Written into every directory atomic_directory creates: "fairlatent wrote this; it may replace it".
 MARKER = ".fairlatent"
 _MARKER_TEXT = "written by fairlatent; `--overwrite` may replace this folder\n"
+# Files fairlatent puts into a folder before claiming it (the folder lock of fairlatent.utils.lock).
+_OWN_NAMES = frozenset({MARKER, "fairlatent.pid"})
 
 
 def _pid_alive(pid: int) -> bool:
@@ -171,6 +173,35 @@ def check_output_file(path: str | os.PathLike, *, suffixes: tuple[str, ...], ove
         raise FairlatentError(f"{option} {path}: is a directory; give a file name ending in {suffixes[0]}")
     if (path.exists() or path.is_symlink()) and not overwrite:
         raise FairlatentError(f"{option} {path} already exists; pass --overwrite to replace it")
+
+
+def claim_output_directory(path: str | os.PathLike, *, record_format: str, option: str = "--out") -> Path:
+    """Create (or adopt) the folder a training run writes into step by step, and mark it as fairlatent's.
+
+    Training writes its outputs one by one into ``path`` (checkpoint, log, samples, weights), so it cannot
+    use :func:`atomic_directory`; instead it claims the folder first. A new or empty folder, one with the
+    :data:`MARKER`, or one whose ``config.json`` is a record of ``record_format`` (written before the marker
+    existed) is fairlatent's; a folder of anything else (the user's project, a data set, a thesis) is refused
+    by name before a single file is written there, so nothing of the user's can be overwritten or deleted."""
+    from fairlatent.errors import FairlatentError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FairlatentError(f"{option} {path}: is a file, not a folder; choose a new folder for the output")
+    if path.is_dir() and not (path / MARKER).is_file() and any(p.name not in _OWN_NAMES for p in path.iterdir()):
+        try:
+            record = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            record = None
+        interrupted = (path / "checkpoint" / "state.json").is_file()  # a run interrupted before its record
+        if not interrupted and not (isinstance(record, dict) and record.get("format") == record_format):
+            found = sorted(p.name for p in path.iterdir() if p.name not in _OWN_NAMES)
+            raise FairlatentError(f"{option} {path}: holds files fairlatent did not write (e.g. {', '.join(found[:3])})"
+                                  "; choose a new or empty folder")
+    path.mkdir(parents=True, exist_ok=True)
+    if not (path / MARKER).is_file():
+        write_text(path / MARKER, _MARKER_TEXT)
+    return path
 
 
 @contextlib.contextmanager
