@@ -62,3 +62,17 @@ def test_training_resumes_in_its_own_folder_and_adopts_an_unmarked_finished_run(
     again = cli(argv)
     assert again.code == 0, again
     assert (out / ".fairlatent").is_file()
+
+
+@pytest.mark.parametrize("command", [["demo", "--fast"], ["run", "CONFIG"]])
+def test_a_run_into_a_folder_of_the_users_is_refused_untouched(cli, tmp_path, command):
+    victim = tmp_path / "thesis"
+    victim.mkdir()
+    (victim / "thesis.txt").write_text("three years of work")
+    (victim / "config.json").write_text("{}")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('name = "x"\n')
+    before = _snapshot(victim)
+    argv = [str(cfg) if a == "CONFIG" else a for a in command]
+    cli.user_error([*argv, "--out", victim, "--quiet"], str(victim), "did not write", "thesis.txt")
+    assert _snapshot(victim) == before and sorted(p.name for p in victim.iterdir()) == ["config.json", "thesis.txt"]

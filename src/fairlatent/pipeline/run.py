@@ -35,7 +35,7 @@ from fairlatent.pipeline.config import PipelineConfig
 from fairlatent.pipeline.methods import MethodContext, get_method
 from fairlatent.pipeline.stages import StageRunner
 from fairlatent.train.classifier import reweighting_weights
-from fairlatent.utils.io import save_npy, write_json
+from fairlatent.utils.io import claim_output_directory, save_npy, write_json
 
 EVAL_SPLITS = ("test", "test_balanced")
 
@@ -550,7 +550,8 @@ class Pipeline:
     # ------------------------------------------------------------------ driver
     def run(self) -> dict[str, Any]:
         t0 = time.perf_counter()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        # a folder of the user's is refused untouched; a run folder from before the marker, by its data stage
+        claim_output_directory(self.run_dir, recognise=lambda d: (d / "data" / "stage.json").is_file())
         write_json(self.run_dir / "config.json", self.cfg.model_dump())
         self.stage_data()
         needs_latent = self.cfg.needs_pairs()

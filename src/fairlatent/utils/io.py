@@ -24,7 +24,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -175,13 +175,14 @@ def check_output_file(path: str | os.PathLike, *, suffixes: tuple[str, ...], ove
         raise FairlatentError(f"{option} {path} already exists; pass --overwrite to replace it")
 
 
-def claim_output_directory(path: str | os.PathLike, *, record_format: str, option: str = "--out") -> Path:
+def claim_output_directory(path: str | os.PathLike, *, record_format: str | None = None,
+                           recognise: Callable[[Path], bool] | None = None, option: str = "--out") -> Path:
     """Create (or adopt) the folder a training run writes into step by step, and mark it as fairlatent's.
 
     Training writes its outputs one by one into ``path`` (checkpoint, log, samples, weights), so it cannot
     use :func:`atomic_directory`; instead it claims the folder first. A new or empty folder, one with the
-    :data:`MARKER`, or one whose ``config.json`` is a record of ``record_format`` (written before the marker
-    existed) is fairlatent's; a folder of anything else (the user's project, a data set, a thesis) is refused
+    :data:`MARKER`, or one whose ``config.json`` is a record of ``record_format`` or that ``recognise`` accepts
+    (both for folders written before the marker existed) is fairlatent's; a folder of anything else (the user's project, a data set, a thesis) is refused
     by name before a single file is written there, so nothing of the user's can be overwritten or deleted."""
     from fairlatent.errors import FairlatentError
 
@@ -194,7 +195,9 @@ def claim_output_directory(path: str | os.PathLike, *, record_format: str, optio
         except (OSError, ValueError):
             record = None
         interrupted = (path / "checkpoint" / "state.json").is_file()  # a run interrupted before its record
-        if not interrupted and not (isinstance(record, dict) and record.get("format") == record_format):
+        known = (record_format is not None and isinstance(record, dict) and record.get("format") == record_format) \
+            or (recognise is not None and recognise(path))
+        if not interrupted and not known:
             found = sorted(p.name for p in path.iterdir() if p.name not in _OWN_NAMES)
             raise FairlatentError(f"{option} {path}: holds files fairlatent did not write (e.g. {', '.join(found[:3])})"
                                   "; choose a new or empty folder")
