@@ -166,3 +166,50 @@ def test_two_empty_ids_name_the_first_empty_row(cli, dataset):
     csv = _edit_csv(dataset, plant)
     res = cli.user_error(["data", "show", dataset], str(csv), "row 6", "empty id")
     assert "nan" not in res.text
+
+
+# ----------------------------------------------------------------------------------------------------------
+# numeric options out of range (item 11): a usage error naming the option, before anything runs
+
+DS = "@ds"  # replaced by the data set path
+OPTION_CASES = [
+    (["data", "toyfaces", "--out", "@tmp/t", "--size", "48"], "--size"),
+    (["data", "toyfaces", "--out", "@tmp/t", "--size", "0"], "--size"),
+    (["data", "toyfaces", "--out", "@tmp/t", "--n", "0"], "--n"),
+    (["data", "toyfaces", "--out", "@tmp/t", "--skew", "1.5"], "--skew"),
+    (["data", "toyfaces", "--out", "@tmp/t", "--val-skew", "-0.1"], "--val-skew"),
+    (["data", "toyfaces", "--out", "@tmp/t", "--test-skew", "2"], "--test-skew"),
+    (["data", "toyfaces", "--out", "@tmp/t", "--label-noise", "0.9"], "--label-noise"),
+    (["data", "toyfaces", "--out", "@tmp/t", "--n-test-balanced", "-1"], "--n-test-balanced"),
+    (["data", "toyfaces", "--out", "@tmp/t", "--seed", "-1"], "--seed"),
+    (["data", "show", DS, "--per-cell", "-3"], "--per-cell"),
+    (["data", "show", DS, "--per-cell", "0"], "--per-cell"),
+    (["data", "show", DS, "--seed", "-2"], "--seed"),
+    (["data", "folder", "--images", "@tmp", "--labels", "@tmp/l.csv", "--out", "@tmp/o", "--size", "0"], "--size"),
+    (["data", "folder", "--images", "@tmp", "--labels", "@tmp/l.csv", "--out", "@tmp/o", "--size", "-5"], "--size"),
+    (["data", "folder", "--images", "@tmp", "--labels", "@tmp/l.csv", "--out", "@tmp/o", "--seed", "-1"], "--seed"),
+    (["data", "celeba", "--root", "@tmp", "--out", "@tmp/o", "--size", "0"], "--size"),
+    (["data", "celeba", "--root", "@tmp", "--out", "@tmp/o", "--limit", "0"], "--limit"),
+    (["data", "fairface", "--root", "@tmp", "--out", "@tmp/o", "--val-fraction", "1.0"], "--val-fraction"),
+    (["data", "fairface", "--root", "@tmp", "--out", "@tmp/o", "--limit", "-4"], "--limit"),
+    (["train-classifier", "--data", DS, "--attributes", "Smiling", "--out", "@tmp/c", "--lr", "0"], "--lr"),
+    (["train-classifier", "--data", DS, "--attributes", "Smiling", "--out", "@tmp/c", "--seed", "-1"], "--seed"),
+    (["train-classifier", "--data", DS, "--attributes", "Smiling", "--out", "@tmp/c", "--epochs", "0"], "--epochs"),
+    (["train-gan", "--data", DS, "--out", "@tmp/g", "--size", "48"], "--size"),
+    (["train-gan", "--data", DS, "--out", "@tmp/g", "--seed", "-1"], "--seed"),
+    (["train-gan", "--data", DS, "--out", "@tmp/g", "--steps", "-1"], "--steps"),
+    (["sample", "--gan", "@tmp/g", "--n", "5", "--out", "@tmp/s", "--truncation", "0"], "--truncation"),
+    (["sample", "--gan", "@tmp/g", "--n", "5", "--out", "@tmp/s", "--latent-dim", "0"], "--latent-dim"),
+    (["sample", "--gan", "@tmp/g", "--n", "5", "--out", "@tmp/s", "--seed", "-3"], "--seed"),
+    (["benchmark", "celeba", "--root", "@tmp", "--out", "@tmp/b", "--size", "48"], "--size"),
+    (["benchmark", "celeba", "--root", "@tmp", "--out", "@tmp/b", "--min-positives", "0"], "--min-positives"),
+]
+
+
+@pytest.mark.parametrize("argv,option", OPTION_CASES, ids=[" ".join(a[:2] + a[-2:]) for a, _ in OPTION_CASES])
+def test_numeric_option_out_of_range(cli, toyfaces_small, tmp_path, argv, option):
+    argv = [str(toyfaces_small) if a == DS else a.replace("@tmp", str(tmp_path)) for a in argv]
+    res = cli.user_error(argv, f"invalid value for '{option}'")
+    low = " ".join(res.text.lower().split())
+    assert any(w in low for w in ("greater than", "less than", "must be")), res  # says the allowed range
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written
