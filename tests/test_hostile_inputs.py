@@ -213,3 +213,111 @@ def test_numeric_option_out_of_range(cli, toyfaces_small, tmp_path, argv, option
     low = " ".join(res.text.lower().split())
     assert any(w in low for w in ("greater than", "less than", "must be")), res  # says the allowed range
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written
+
+
+# ----------------------------------------------------------------------------------------------------------
+# JSON files of the wrong shape (item 12)
+
+
+@pytest.mark.parametrize("text,fragments", [
+    ("[1, 2, 3]", ["expected a JSON object", "a list"]),
+    ('"just a string"', ["expected a JSON object", "a string"]),
+    ('{"format": 7}', ["field 'format'", "7"]),
+    ('{"format": "fairlatent-dataset", "parts": "face"}', ["field 'parts'", "'face'"]),
+    ('{"format": "fairlatent-dataset", "unlabelled": "yes"}', ["field 'unlabelled'", "'yes'"]),
+])
+def test_dataset_meta_json_of_wrong_shape(cli, dataset, text, fragments):
+    meta = dataset / "meta.json"
+    if "fairlatent-dataset" in text:  # keep the rest of the real meta, break one field
+        real = json.loads(meta.read_text())
+        real.update(json.loads(text))
+        text = json.dumps(real)
+    meta.write_text(text)
+    cli.user_error(["data", "show", dataset], str(meta), *fragments)
+
+
+def test_dataset_meta_json_not_utf8(cli, dataset):
+    meta = dataset / "meta.json"
+    meta.write_bytes(b'{"format": "fairlatent-dataset", "source": "caf\xe9"}')
+    cli.user_error(["data", "show", dataset], str(meta), "utf-8")
+
+
+def test_config_toml_not_utf8(cli, no_pipeline, tmp_path):
+    cfg = tmp_path / "latin1.toml"
+    cfg.write_bytes(b'name = "caf\xe9"\n')
+    cli.user_error(["run", cfg], str(cfg), "utf-8")
+
+
+def test_config_is_a_directory(cli, no_pipeline, tmp_path):
+    cli.user_error(["run", tmp_path], str(tmp_path), "directory")
+
+
+def _fake_gan_run(tmp_path: Path, record) -> Path:
+    run = tmp_path / "gan"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(record))
+    (run / "generator.safetensors").write_bytes(b"")
+    return run
+
+
+@pytest.mark.parametrize("record,fragments", [
+    ([], ["not a fairlatent gan run"]),
+    ({"format": "fairlatent-gan"}, ["field 'config'", "missing field"]),
+    ({"format": "fairlatent-gan", "config": []}, ["field 'config'"]),
+    ({"format": "fairlatent-gan", "config": {"arch": "dcgan", "size": "32", "latent_dim": 8, "width": 4}},
+     ["field 'config.size'", "'32'"]),
+])
+def test_gan_config_json_of_wrong_shape(cli, tmp_path, record, fragments):
+    run = _fake_gan_run(tmp_path, record)
+    cli.user_error(["sample", "--gan", run, "--n", "2", "--out", tmp_path / "s"], f"{run}/config.json",
+                   *fragments)
+
+
+def _pipeline_with_stage(tmp_path: Path, record_text: str) -> Path:
+    """A run directory whose data stage left ``stage.json`` = ``record_text``; the config is the fast demo."""
+    from fairlatent.pipeline.stages import StageRunner
+
+    run = tmp_path / "run"
+    (run / "data").mkdir(parents=True)
+    (run / "data" / "stage.json").write_text(record_text)
+    return run
+
+
+@pytest.mark.parametrize("text,fragments", [
+    ("[]", ["expected a json object", "a list"]),
+    ('{"key": 5, "done": true}', ["field 'key'", "5"]),
+    ('{"key": "k", "done": "yes"}', ["field 'done'", "'yes'"]),
+    ('{"key": "k", "done": true, "outputs": [1]}', ["field 'outputs'"]),
+])
+def test_stage_json_of_wrong_shape(tmp_path, text, fragments):
+    from fairlatent.errors import FairlatentError
+    from fairlatent.pipeline.stages import StageRunner
+
+    run = _pipeline_with_stage(tmp_path, text)
+    runner = StageRunner(run)
+    with pytest.raises(FairlatentError) as info:
+        runner.run("data", {"x": 1}, lambda d: {})
+    msg = " ".join(str(info.value).lower().split())
+    assert str(run / "data" / "stage.json").lower() in msg
+    for f in fragments:
+        assert f in msg, (f, msg)
+
+
+@pytest.mark.parametrize("state,fragments", [
+    ([], ["expected a json object", "a list"]),
+    ({"step": "forty"}, ["field 'step'", "'forty'"]),
+    ({"step": 40, "_tensors_file": "x"}, ["field '_tensors_file'", "'x'"]),
+    ({"step": 40, "_tensors_file": {"bytes": "many", "sha256": "00"}}, ["field '_tensors_file.bytes'", "'many'"]),
+])
+def test_checkpoint_state_json_of_wrong_shape(tmp_path, state, fragments):
+    from fairlatent.errors import FairlatentError
+    from fairlatent.train.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = save_checkpoint(tmp_path / "ckpt", {"w": __import__("torch").zeros(2)}, {"a": 1}, {"step": 1})
+    (ckpt / "state.json").write_text(json.dumps(state))
+    with pytest.raises(FairlatentError) as info:
+        load_checkpoint(ckpt)
+    msg = " ".join(str(info.value).lower().split())
+    assert str(ckpt / "state.json").lower() in msg
+    for f in fragments:
+        assert f in msg, (f, msg)

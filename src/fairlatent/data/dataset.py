@@ -24,11 +24,23 @@ import pandas as pd
 
 from fairlatent.errors import FairlatentError
 from fairlatent.utils.io import atomic_directory, read_json, write_json
+from fairlatent.utils.schema import Schema, read_json_object
 
 FORMAT_NAME = "fairlatent-dataset"
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test", "test_balanced")
 RESERVED_COLUMNS = ("id", "split", "group_id")
+
+
+class MetaSchema(Schema):
+    """The fields of ``meta.json`` that loading and inspecting a data set read."""
+
+    format: str
+    unlabelled: bool = False
+    parts: list[str] = []
+    source: str | None = None
+    target: str | None = None
+    protected: str | None = None
 
 
 @dataclass
@@ -205,7 +217,7 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
     for name in ("meta.json", "images.npy", "attributes.csv"):
         if not (path / name).is_file():
             raise FairlatentError(f"{path}: missing {name}; not a complete fairlatent data set")
-    meta = read_json(path / "meta.json")
+    meta = read_json_object(path / "meta.json", MetaSchema)
     if meta.get("format") != FORMAT_NAME:
         raise FairlatentError(f"{path}/meta.json: not a fairlatent data set (format={meta.get('format')!r})")
     images = _load_npy(path / "images.npy")

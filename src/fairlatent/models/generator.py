@@ -29,6 +29,23 @@ from fairlatent.models.latent_spec import LatentSpec, truncated_normal
 from fairlatent.utils.device import default_device
 from fairlatent.utils.images import to_uint8
 from fairlatent.utils.io import read_json
+from fairlatent.utils.schema import Schema, check_object
+
+
+class _GANArch(Schema):
+    arch: str
+    size: int
+    latent_dim: int
+    width: int
+    g_final_width: int = 0
+    channels_last: bool = False
+
+
+class GANRunRecord(Schema):
+    """The fields of a GAN run's ``config.json`` that rebuilding its generator reads."""
+
+    format: str
+    config: _GANArch
 
 OUTPUT_RANGES = ("[-1,1]", "[0,1]")
 
@@ -233,6 +250,10 @@ def _load_run(path: Path, latent_dim: int | None, output_range: str | None, devi
     if not (path / "config.json").is_file():
         raise FairlatentError(f"{path}: not a fairlatent GAN run (no config.json)")
     record = read_json(path / "config.json")
+    if not isinstance(record, dict) or record.get("format") != "fairlatent-gan":
+        got = record.get("format") if isinstance(record, dict) else record
+        raise FairlatentError(f"{path}/config.json: not a fairlatent GAN run (format={got!r})")
+    check_object(record, GANRunRecord, f"{path}/config.json")
     if record.get("format") != "fairlatent-gan":
         raise FairlatentError(f"{path}/config.json: not a fairlatent GAN run (format={record.get('format')!r})")
     if not (path / "generator.safetensors").is_file():
