@@ -321,3 +321,52 @@ def test_checkpoint_state_json_of_wrong_shape(tmp_path, state, fragments):
     assert str(ckpt / "state.json").lower() in msg
     for f in fragments:
         assert f in msg, (f, msg)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# messages (item 16)
+
+
+class _TinyG(__import__("torch").nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = __import__("torch").nn.Linear(8, 3 * 8 * 8)
+
+    def forward(self, z):
+        return self.fc(z).view(-1, 3, 8, 8).tanh()
+
+
+def test_torchscript_generator_wrong_latent_dim_is_one_line(cli, tmp_path):
+    import torch
+
+    file = tmp_path / "g.pt"
+    torch.jit.script(_TinyG()).save(str(file))
+    res = cli.user_error(["sample", "--gan", file, "--latent-dim", "16", "--output-range", "[-1,1]", "--n", "2",
+                          "--out", tmp_path / "s"], str(file), "latent_dim=16", "(1, 16)")
+    assert len(res.err.strip().splitlines()) == 1, res.err
+
+
+def test_torchscript_file_that_is_not_one(cli, tmp_path):
+    file = tmp_path / "g.pt"
+    file.write_bytes(b"PK\x03\x04 not really a zip")
+    res = cli.user_error(["sample", "--gan", file, "--latent-dim", "8", "--output-range", "[-1,1]", "--n", "2",
+                          "--out", tmp_path / "s"], str(file), "not a loadable torchscript file")
+    assert len(res.err.strip().splitlines()) == 1, res.err
+
+
+def test_reweight_with_target_equal_to_protected(cli, toyfaces_small, tmp_path):
+    cli.user_error(["train-classifier", "--data", toyfaces_small, "--attributes", "Smiling", "--out", tmp_path / "c",
+                    "--weights", "reweight", "--target", "Eyeglasses", "--protected", "Eyeglasses"],
+                   "--target and --protected", "'Eyeglasses'", "must be different")
+    assert not (tmp_path / "c").exists()
+
+
+def test_data_show_on_unlabelled_set_says_it_has_no_attributes(cli, dataset):
+    table = pd.read_csv(dataset / "attributes.csv", dtype=str)
+    table[["id", "split"]].to_csv(dataset / "attributes.csv", index=False)
+    meta = json.loads((dataset / "meta.json").read_text())
+    meta.update(unlabelled=True, attributes=[])
+    meta.pop("target"), meta.pop("protected")
+    (dataset / "meta.json").write_text(json.dumps(meta))
+    res = cli.user_error(["data", "show", dataset], str(dataset), "has no attributes")
+    assert "attributes are: \n" not in res.err and not res.err.rstrip().endswith("attributes are:")

@@ -65,6 +65,9 @@ def train_classifier_command(
             raise FairlatentError(f"--weights: unknown scheme {weights!r}; the only scheme is 'reweight'")
         if not target or not protected:
             raise FairlatentError("--weights reweight needs --target and --protected")
+        if target == protected:
+            raise FairlatentError(f"--target and --protected are both {target!r}; reweighting balances a target "
+                                  f"across the groups of another attribute, so they must be different")
         real.check_attributes([target, protected])
         idx = real.split_indices("train")
         w = reweighting_weights(real.labels(target, idx), real.labels(protected, idx))

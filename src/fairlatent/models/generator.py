@@ -166,7 +166,7 @@ class GeneratorHandle:
             cond = f", conditions of shape {tuple(c.shape)}" if c is not None else ""
             raise FairlatentError(
                 f"{self.source}: the generator failed on latents of shape {tuple(z.shape)}{cond} "
-                f"(latent_dim={self.latent_dim}; is that the generator's latent dimension?): {exc}"
+                f"(latent_dim={self.latent_dim}; is that the generator's latent dimension?): {_last_line(exc)}"
             ) from None
         if not torch.is_tensor(x) or x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != x.shape[3] or x.shape[0] != z.shape[0]:
             shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
@@ -238,9 +238,16 @@ def load_generator(path: str | os.PathLike, *, latent_dim: int | None = None, ou
             warnings.simplefilter("ignore", DeprecationWarning)
             module = torch.jit.load(str(path), map_location=dev)
     except Exception as exc:
-        raise FairlatentError(f"{path}: not a loadable TorchScript file ({exc})") from None
+        raise FairlatentError(f"{path}: not a loadable TorchScript file ({_last_line(exc)})") from None
     module.eval()
     return GeneratorHandle(module, latent_dim=latent_dim, output_range=output_range, device=dev, source=path)
+
+
+def _last_line(exc: BaseException) -> str:
+    """The error itself, without the TorchScript call trace torch prints above it (28 lines for a wrong
+    latent size): the last non-empty line of the message."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[-1] if lines else type(exc).__name__
 
 
 def _load_run(path: Path, latent_dim: int | None, output_range: str | None, device: torch.device) -> GeneratorHandle:
