@@ -12,7 +12,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -274,9 +273,7 @@ def test_gan_config_json_of_wrong_shape(cli, tmp_path, record, fragments):
 
 
 def _pipeline_with_stage(tmp_path: Path, record_text: str) -> Path:
-    """A run directory whose data stage left ``stage.json`` = ``record_text``; the config is the fast demo."""
-    from fairlatent.pipeline.stages import StageRunner
-
+    """A run directory whose data stage left ``stage.json`` = ``record_text``."""
     run = tmp_path / "run"
     (run / "data").mkdir(parents=True)
     (run / "data" / "stage.json").write_text(record_text)

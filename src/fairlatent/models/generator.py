@@ -261,8 +261,6 @@ def _load_run(path: Path, latent_dim: int | None, output_range: str | None, devi
         got = record.get("format") if isinstance(record, dict) else record
         raise FairlatentError(f"{path}/config.json: not a fairlatent GAN run (format={got!r})")
     check_object(record, GANRunRecord, f"{path}/config.json")
-    if record.get("format") != "fairlatent-gan":
-        raise FairlatentError(f"{path}/config.json: not a fairlatent GAN run (format={record.get('format')!r})")
     if not (path / "generator.safetensors").is_file():
         raise FairlatentError(
             f"{path}: the run has not finished (no generator.safetensors); resume it with `fairlatent train-gan`"
