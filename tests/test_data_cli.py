@@ -52,8 +52,8 @@ def test_toyfaces_command_writes_requested_data_set(tmp_path, capsys):
     [
         (["--target", "Bald"], "unknown target attribute 'Bald'; ToyFaces attributes are: Wearing_Hat"),
         (["--protected", "Wearing_Hat"], "must differ"),
-        (["--skew", "1.5"], "skew must be in [0, 1]"),
-        (["--val-skew", "-0.2"], "val skew must be in [0, 1]"),
+        (["--skew", "1.5"], "Invalid value for '--skew': Input should be less than or equal to 1"),
+        (["--val-skew", "-0.2"], "Invalid value for '--val-skew': Input should be greater than or equal to 0"),
     ],
 )
 def test_toyfaces_command_bad_options_exit_2(tmp_path, capsys, extra, message):

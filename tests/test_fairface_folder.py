@@ -217,3 +217,29 @@ def test_fairface_cli(tmp_path):
     assert exc.value.code == 0
     ds = load_dataset(tmp_path / "out")
     assert len(ds) == 25 and "Race_Middle_Eastern" in ds.attribute_names
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I;16B", "I;16L", "I"])
+def test_16bit_grayscale_png_is_scaled_not_clipped(mode):
+    """A 16-bit gradient v = 257·x (x = 0..255) is exactly x in 8 bits (v >> 8); Pillow's own conversion
+    clips every v > 255 to white."""
+    import io
+
+    from PIL import Image
+
+    from fairlatent.data.imageio import decode_rgb
+
+    x = np.tile(np.arange(256, dtype=np.int64), (4, 1))
+    v = x * 257
+    if mode == "I":
+        img = Image.fromarray(v.astype(np.int32), mode="I")
+    else:
+        dtype = {"I;16": "<u2", "I;16L": "<u2", "I;16B": ">u2"}[mode]
+        img = Image.frombytes(mode, (256, 4), v.astype(dtype).tobytes())
+    buf = io.BytesIO()
+    img.save(buf, format="PNG" if mode == "I;16" else "TIFF")  # Pillow writes the others only as TIFF
+    out, seen = decode_rgb(buf.getvalue(), f"gradient.{mode}")
+    arr = np.asarray(out)
+    assert out.mode == "RGB" and seen.startswith("I")
+    assert arr.dtype == np.uint8 and arr.shape == (4, 256, 3)
+    np.testing.assert_array_equal(arr, np.repeat(x[..., None], 3, axis=2).astype(np.uint8))

@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from fairlatent.cli.app import benchmark_app, relaunch_data_parallel
+from fairlatent.cli.options import one_of
 from fairlatent.errors import FairlatentError
 
 def _csv(value: str | None, cast=str) -> list | None:
@@ -29,7 +30,7 @@ def celeba_command(
     targets: str = typer.Option(None, "--targets", help="Comma-separated targets (default: the paper's 26 with "
                                                         "enough positives in each protected group)."),
     protected: str = typer.Option("Male", "--protected"),
-    size: int = typer.Option(None, "--size", help="Image size (default 64)."),
+    size: int = typer.Option(None, "--size", callback=one_of(32, 64, 128), help="Image size (default 64)."),
     seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds, e.g. 0,1,2."),
     seed_scope: str = typer.Option(None, "--seed-scope", help="'all' (default): each seed draws its own split, "
                                    "GAN and protected classifier; 'pipeline': one split/GAN/f_g (first seed) for "
@@ -37,7 +38,7 @@ def celeba_command(
     skew_target: str = typer.Option(None, "--skew-target", help="Target of the skew sweep (default Smiling; "
                                                                 "'none' for no sweep)."),
     skews: str = typer.Option(None, "--skews", help="Comma-separated skews (default 0.5,0.7,0.9)."),
-    min_positives: int = typer.Option(None, "--min-positives", help="Per protected group (default 150)."),
+    min_positives: int = typer.Option(None, "--min-positives", min=1, help="Per protected group (default 150)."),
     preset: str = typer.Option("default", "--preset", help="'default' or 'test' (a few hundred images, tiny models)."),
     set_: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set gan.steps=2000 or "
                                                      "--set classifier.lr=1e-3 (TOML value; repeatable)."),

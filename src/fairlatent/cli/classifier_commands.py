@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fairlatent.cli.app import relaunch_data_parallel, app, data_app  # noqa: F401
+from fairlatent.cli.options import positive
 from fairlatent.errors import FairlatentError
 
 
@@ -35,8 +36,8 @@ def train_classifier_command(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Default 64."),
     width: Optional[int] = typer.Option(None, "--width", min=1, help="Default 16."),
     depth: Optional[int] = typer.Option(None, "--depth", min=1, help="Default 1."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Default 1e-3."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Default 0."),
+    lr: Optional[float] = typer.Option(None, "--lr", callback=positive, help="Default 1e-3."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Default 0."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, …; default: CUDA when available."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model or checkpoint of another run."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
@@ -68,6 +69,9 @@ def train_classifier_command(
             raise FairlatentError(f"--weights: unknown scheme {weights!r}; the only scheme is 'reweight'")
         if not target or not protected:
             raise FairlatentError("--weights reweight needs --target and --protected")
+        if target == protected:
+            raise FairlatentError(f"--target and --protected are both {target!r}; reweighting balances a target "
+                                  f"across the groups of another attribute, so they must be different")
         real.check_attributes([target, protected])
         idx = real.split_indices("train")
         w = reweighting_weights(real.labels(target, idx), real.labels(protected, idx))

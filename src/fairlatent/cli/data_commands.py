@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fairlatent.cli.app import app, data_app  # noqa: F401
+from fairlatent.cli.options import one_of
 
 _console = Console(highlight=False, soft_wrap=True)
 
@@ -38,20 +39,20 @@ def _parse_shares(text: str, option: str) -> dict[str, float]:
 @data_app.command("toyfaces")
 def toyfaces_command(
     out: Path = typer.Option(..., "--out", help="Output data set directory."),
-    size: int = typer.Option(32, "--size", help="Image side in pixels: 32 (default) or 64."),
-    n: int = typer.Option(20000, "--n", help="Images in train + val + test (test_balanced comes on top)."),
+    size: int = typer.Option(32, "--size", callback=one_of(32, 64), help="Image side in pixels: 32 (default) or 64."),
+    n: int = typer.Option(20000, "--n", min=1, help="Images in train + val + test (test_balanced comes on top)."),
     target: str = typer.Option("Wearing_Hat", "--target", help="Target attribute."),
     protected: str = typer.Option("Eyeglasses", "--protected", help="Protected attribute."),
-    skew: float = typer.Option(0.9, "--skew", help="Training P(protected = target), in [0, 1]."),
-    val_skew: Optional[float] = typer.Option(None, "--val-skew", help="Validation skew (default: --skew)."),
-    test_skew: Optional[float] = typer.Option(None, "--test-skew", help="Test skew (default: --skew)."),
-    label_noise: float = typer.Option(0.0, "--label-noise", help="Fraction of labels flipped per attribute "
+    skew: float = typer.Option(0.9, "--skew", min=0.0, max=1.0, help="Training P(protected = target), in [0, 1]."),
+    val_skew: Optional[float] = typer.Option(None, "--val-skew", min=0.0, max=1.0, help="Validation skew (default: --skew)."),
+    test_skew: Optional[float] = typer.Option(None, "--test-skew", min=0.0, max=1.0, help="Test skew (default: --skew)."),
+    label_noise: float = typer.Option(0.0, "--label-noise", min=0.0, max=0.5, help="Fraction of labels flipped per attribute "
                                       "in train and val (images unchanged)."),
-    n_test_balanced: Optional[int] = typer.Option(None, "--n-test-balanced", help="Size of the skew-0.5 test "
+    n_test_balanced: Optional[int] = typer.Option(None, "--n-test-balanced", min=0, help="Size of the skew-0.5 test "
                                                   "split (default: size of test)."),
     faint: str = typer.Option("", "--faint", help="ATTR=SHARE[,ATTR=SHARE...]: that share of faces draw the "
                               "attribute faintly (ambiguous positives), e.g. Wearing_Hat=0.5."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
 ) -> None:
     """Render the ToyFaces cartoon-face data set with a controlled target/protected skew."""
@@ -80,8 +81,8 @@ def show_command(
     out: Optional[Path] = typer.Option(None, "--out", help="Sample grid PNG (default: ./<name>_grid.png in the "
                                        "current directory)."),
     split: str = typer.Option("train", "--split", help="Split the grid samples from."),
-    per_cell: int = typer.Option(16, "--per-cell", help="Images per (target, protected) row of the grid."),
-    seed: int = typer.Option(0, "--seed", help="Seed for picking the grid's images."),
+    per_cell: int = typer.Option(16, "--per-cell", min=1, help="Images per (target, protected) row of the grid."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed for picking the grid's images."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
 ) -> None:
     """Attribute rates per split, the target × protected table per split, and a sample grid PNG."""

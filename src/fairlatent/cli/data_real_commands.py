@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from fairlatent.cli.app import data_app
+from fairlatent.cli.options import below_one
 from fairlatent.errors import FairlatentError
 
 _console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -57,13 +58,13 @@ def celeba_command(
     attributes_file: Optional[Path] = typer.Option(None, "--attr-file", help="list_attr_celeba.txt[.gz]."),
     partition_file: Optional[Path] = typer.Option(None, "--partition-file", help="list_eval_partition.txt[.gz]."),
     identity_file: Optional[Path] = typer.Option(None, "--identity-file", help="identity_CelebA.txt[.gz]."),
-    size: int = typer.Option(64, "--size", help="Output side in pixels (e.g. 32, 64, 128)."),
+    size: int = typer.Option(64, "--size", min=1, help="Output side in pixels (e.g. 32, 64, 128)."),
     crop: bool = typer.Option(True, "--crop/--no-crop", help="Paper's 128×128 face crop (scaled to the input "
                               "resolution) before resizing; --no-crop squashes the whole frame."),
     split: str = typer.Option("identity", "--split", help="identity (fresh seeded split by person) or official."),
     fractions: str = typer.Option("0.7,0.15,0.15", "--fractions", help="train,val,test image fractions (identity split)."),
-    seed: int = typer.Option(0, "--seed"),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N labelled images (by name)."),
+    seed: int = typer.Option(0, "--seed", min=0),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N labelled images (by name)."),
     attributes: Optional[str] = typer.Option(None, "--attributes", help="Comma-separated attributes to keep (default all 40)."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and report undecodable images instead of stopping."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
@@ -87,10 +88,10 @@ def fairface_command(
     root: Optional[Path] = typer.Option(None, "--root", help="Directory with the FairFace zip/folder and label CSV."),
     images: Optional[Path] = typer.Option(None, "--images", help="Image folder or zip (overrides --root)."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Label CSV (overrides --root)."),
-    size: int = typer.Option(64, "--size"),
-    val_fraction: float = typer.Option(0.15, "--val-fraction", help="Share of FairFace train that becomes val."),
-    seed: int = typer.Option(0, "--seed"),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Seeded subset of N images, stratified by split, gender, race."),
+    size: int = typer.Option(64, "--size", min=1),
+    val_fraction: float = typer.Option(0.15, "--val-fraction", callback=below_one, help="Share of FairFace train that becomes val."),
+    seed: int = typer.Option(0, "--seed", min=0),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Seeded subset of N images, stratified by split, gender, race."),
     attributes: Optional[str] = typer.Option(None, "--attributes", help="Comma-separated attributes to keep."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and report undecodable images instead of stopping."),
     overwrite: bool = typer.Option(False, "--overwrite"),
@@ -110,13 +111,13 @@ def folder_command(
     images: Path = typer.Option(..., "--images", help="Folder (or zip) of images; CSV ids are paths relative to it."),
     labels: Path = typer.Option(..., "--labels", help="CSV with an id column and binary attribute columns."),
     out: Path = typer.Option(..., "--out", help="Output data set directory."),
-    size: int = typer.Option(64, "--size", help="Images are centre-cropped to a square and resized to this side."),
+    size: int = typer.Option(64, "--size", min=1, help="Images are centre-cropped to a square and resized to this side."),
     id_column: Optional[str] = typer.Option(None, "--id-column", help="Default: 'file', else 'image_id'."),
     split_column: Optional[str] = typer.Option(None, "--split-column", help="Default: 'split' when present."),
     group_column: Optional[str] = typer.Option(None, "--group-column", help="Default: 'group_id' or 'identity' when present."),
     attributes: Optional[str] = typer.Option(None, "--attributes", help="Comma-separated attribute columns (default: all others)."),
     fractions: str = typer.Option("0.7,0.15,0.15", "--fractions", help="train,val,test fractions when there is no split column."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and report undecodable images instead of stopping."),
     overwrite: bool = typer.Option(False, "--overwrite"),
 ) -> None:

@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from fairlatent.cli.app import relaunch_data_parallel, app, data_app, metrics_app, benchmark_app  # noqa: F401
+from fairlatent.cli.options import one_of, positive
 from fairlatent.errors import FairlatentError
 
 
@@ -21,7 +22,7 @@ def train_gan_command(
     out: Path = typer.Option(..., "--out", help="Run directory (config.json, generator.safetensors, checkpoint/, samples/, log.csv)."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file of GANConfig settings (any field)."),
     set_: List[str] = typer.Option([], "--set", help="Set any GANConfig field, e.g. --set r1_gamma=0.1 (TOML value; repeatable; wins over every other source)."),
-    size: Optional[int] = typer.Option(None, "--size", help="Image size (32, 64, 128); default: the data set's."),
+    size: Optional[int] = typer.Option(None, "--size", callback=one_of(32, 64, 128), help="Image size (32, 64, 128); default: the data set's."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Training steps (default: GANConfig's)."),
     arch: Optional[str] = typer.Option(None, "--arch", help="dcgan (default) | resnet (spectral-norm discriminator)."),
     loss: Optional[str] = typer.Option(None, "--loss", help="hinge (default) | ns | wgan-gp."),
@@ -30,7 +31,7 @@ def train_gan_command(
     width: Optional[int] = typer.Option(None, "--width", min=1, help="Channels of the last hidden layer."),
     n_critic: Optional[int] = typer.Option(None, "--n-critic", min=1, help="Discriminator updates per generator update (default 1)."),
     ema: Optional[bool] = typer.Option(None, "--ema/--no-ema", help="Keep (and use downstream) an EMA of the generator (default on)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Default 0."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Default 0."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, …; default: CUDA when available."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from OUT/checkpoint (default)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
@@ -62,9 +63,9 @@ def sample_command(
     gan: Path = typer.Option(..., "--gan", help="GAN run directory or TorchScript generator file."),
     n: int = typer.Option(..., "--n", min=1, help="Number of images."),
     out: Path = typer.Option(..., "--out", help="Output data set directory (standard format, with latents.npy)."),
-    truncation: Optional[float] = typer.Option(None, "--truncation", help="Resample latent components with |z| > τ."),
-    seed: int = typer.Option(0, "--seed"),
-    latent_dim: Optional[int] = typer.Option(None, "--latent-dim", help="TorchScript only: latent dimension."),
+    truncation: Optional[float] = typer.Option(None, "--truncation", callback=positive, help="Resample latent components with |z| > τ."),
+    seed: int = typer.Option(0, "--seed", min=0),
+    latent_dim: Optional[int] = typer.Option(None, "--latent-dim", min=1, help="TorchScript only: latent dimension."),
     output_range: Optional[str] = typer.Option(None, "--output-range", help="TorchScript only: '[-1,1]' or '[0,1]'."),
     batch_size: int = typer.Option(256, "--batch-size", min=1),
     device: Optional[str] = typer.Option(None, "--device"),

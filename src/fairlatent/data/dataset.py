@@ -25,11 +25,23 @@ import pandas as pd
 from fairlatent.errors import FairlatentError
 from fairlatent.utils.arrays import load_npy
 from fairlatent.utils.io import atomic_directory, check_output_distinct, check_replaceable, read_json, write_json
+from fairlatent.utils.schema import Schema, read_json_object
 
 FORMAT_NAME = "fairlatent-dataset"
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test", "test_balanced")
 RESERVED_COLUMNS = ("id", "split", "group_id")
+
+
+class MetaSchema(Schema):
+    """The fields of ``meta.json`` that loading and inspecting a data set read."""
+
+    format: str
+    unlabelled: bool = False
+    parts: list[str] = []
+    source: str | None = None
+    target: str | None = None
+    protected: str | None = None
 
 
 @dataclass
@@ -105,6 +117,10 @@ def _validate_table(table: pd.DataFrame, n_images: int, where: str, *, unlabelle
             raise FairlatentError(f"{where}: missing column {col!r}")
     if len(table) != n_images:
         raise FairlatentError(f"{where}: {len(table)} rows but {n_images} images")
+    ids = table["id"]
+    blank = ids.isna().to_numpy() | (ids.astype(str).str.strip() == "").to_numpy()
+    if blank.any():  # read as NaN, an empty id would be saved as "nan" (two of them: "duplicate id nan")
+        raise FairlatentError(f"{where}: row {int(np.flatnonzero(blank)[0]) + 2}, column 'id': empty id")
     dup = table["id"][table["id"].duplicated()]
     if len(dup):
         raise FairlatentError(f"{where}: duplicate id {dup.iloc[0]!r} (row {int(dup.index[0]) + 2})")
@@ -119,16 +135,22 @@ def _validate_table(table: pd.DataFrame, n_images: int, where: str, *, unlabelle
         raise FairlatentError(f"{where}: no attribute columns")
     for col in attrs:
         values = table[col]
-        ok = values.isin([0, 1])
+        # one text cell ("yes") makes pandas read the whole column as strings: compare numbers, so the cell
+        # named is the bad one and not the first "0"
+        numeric = pd.to_numeric(values, errors="coerce")
+        ok = numeric.isin([0, 1])
         if not ok.all():
             i = int(np.flatnonzero(~ok.to_numpy())[0])
             bad = values.iloc[i]
+            if pd.isna(bad) or (isinstance(bad, str) and not bad.strip()):
+                raise FairlatentError(f"{where}: row {i + 2}, column {col!r}: empty cell (expected 0 or 1)")
             bad = bad.item() if isinstance(bad, np.generic) else bad  # "2", not "np.int64(2)"
             raise FairlatentError(f"{where}: row {i + 2}, column {col!r}: value {bad!r} is not 0 or 1")
+        values = numeric
     table = table.copy()
     table["id"] = table["id"].astype(str)
     for col in attrs:
-        table[col] = table[col].astype(np.int8)
+        table[col] = pd.to_numeric(table[col]).astype(np.int8)
     return table
 
 
@@ -200,7 +222,7 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
     for name in ("meta.json", "images.npy", "attributes.csv"):
         if not (path / name).is_file():
             raise FairlatentError(f"{path}: missing {name}; not a complete fairlatent data set")
-    meta = read_json(path / "meta.json")
+    meta = read_json_object(path / "meta.json", MetaSchema)
     if meta.get("format") != FORMAT_NAME:
         raise FairlatentError(f"{path}/meta.json: not a fairlatent data set (format={meta.get('format')!r})")
     images = _load_npy(path / "images.npy")

@@ -122,9 +122,19 @@ def decode_rgb(data: bytes, where: str) -> tuple[Image.Image, str]:
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, DecompressionBombError...
         raise FairlatentError(f"{where}: cannot decode image ({type(exc).__name__}: {exc})") from None
     mode = img.mode
-    if mode != "RGB":
+    if mode.startswith("I;16") or mode == "I":
+        img = _sixteen_to_eight(img)
+    if img.mode != "RGB":
         img = img.convert("RGB")
     return img, mode
+
+
+def _sixteen_to_eight(img: Image.Image) -> Image.Image:
+    """A 16-bit grayscale image (``I;16``, ``I;16B``, ``I;16L``; ``I`` as Pillow opens some 16-bit files) as
+    8-bit ``L`` by ``v >> 8``. Pillow's own ``convert`` clips every value above 255 to white, which turned
+    16-bit scans into near-white images. (16-bit RGB PNGs Pillow already opens as 8-bit ``RGB``.)"""
+    arr = np.asarray(img).astype(np.int64)
+    return Image.fromarray((np.clip(arr, 0, 65535) >> 8).astype(np.uint8), mode="L")
 
 
 def crop_resize(img: Image.Image, box: Box | None, size: int) -> np.ndarray:

@@ -84,6 +84,9 @@ def default_target_protected(ds: Dataset, target: str | None, protected: str | N
     """Fill missing target/protected names from the data set's meta (ToyFaces records them)."""
     target = target or ds.meta.get("target")
     protected = protected or ds.meta.get("protected")
+    if not ds.attribute_names:
+        raise FairlatentError(f"{ds.path}: the data set has no attributes (unlabelled), so there is no target × "
+                              f"protected table to show")
     if not target or not protected:
         raise FairlatentError(
             f"{ds.path}: name the target and protected attributes (--target, --protected); "

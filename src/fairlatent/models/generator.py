@@ -29,6 +29,23 @@ from fairlatent.models.latent_spec import LatentSpec, truncated_normal
 from fairlatent.utils.device import default_device
 from fairlatent.utils.images import to_uint8
 from fairlatent.utils.io import read_json
+from fairlatent.utils.schema import Schema, check_object
+
+
+class _GANArch(Schema):
+    arch: str
+    size: int
+    latent_dim: int
+    width: int
+    g_final_width: int = 0
+    channels_last: bool = False
+
+
+class GANRunRecord(Schema):
+    """The fields of a GAN run's ``config.json`` that rebuilding its generator reads."""
+
+    format: str
+    config: _GANArch
 
 OUTPUT_RANGES = ("[-1,1]", "[0,1]")
 
@@ -149,7 +166,7 @@ class GeneratorHandle:
             cond = f", conditions of shape {tuple(c.shape)}" if c is not None else ""
             raise FairlatentError(
                 f"{self.source}: the generator failed on latents of shape {tuple(z.shape)}{cond} "
-                f"(latent_dim={self.latent_dim}; is that the generator's latent dimension?): {exc}"
+                f"(latent_dim={self.latent_dim}; is that the generator's latent dimension?): {_last_line(exc)}"
             ) from None
         if not torch.is_tensor(x) or x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != x.shape[3] or x.shape[0] != z.shape[0]:
             shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
@@ -221,9 +238,16 @@ def load_generator(path: str | os.PathLike, *, latent_dim: int | None = None, ou
             warnings.simplefilter("ignore", DeprecationWarning)
             module = torch.jit.load(str(path), map_location=dev)
     except Exception as exc:
-        raise FairlatentError(f"{path}: not a loadable TorchScript file ({exc})") from None
+        raise FairlatentError(f"{path}: not a loadable TorchScript file ({_last_line(exc)})") from None
     module.eval()
     return GeneratorHandle(module, latent_dim=latent_dim, output_range=output_range, device=dev, source=path)
+
+
+def _last_line(exc: BaseException) -> str:
+    """The error itself, without the TorchScript call trace torch prints above it (28 lines for a wrong
+    latent size): the last non-empty line of the message."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[-1] if lines else type(exc).__name__
 
 
 def _load_run(path: Path, latent_dim: int | None, output_range: str | None, device: torch.device) -> GeneratorHandle:
@@ -233,8 +257,10 @@ def _load_run(path: Path, latent_dim: int | None, output_range: str | None, devi
     if not (path / "config.json").is_file():
         raise FairlatentError(f"{path}: not a fairlatent GAN run (no config.json)")
     record = read_json(path / "config.json")
-    if record.get("format") != "fairlatent-gan":
-        raise FairlatentError(f"{path}/config.json: not a fairlatent GAN run (format={record.get('format')!r})")
+    if not isinstance(record, dict) or record.get("format") != "fairlatent-gan":
+        got = record.get("format") if isinstance(record, dict) else record
+        raise FairlatentError(f"{path}/config.json: not a fairlatent GAN run (format={got!r})")
+    check_object(record, GANRunRecord, f"{path}/config.json")
     if not (path / "generator.safetensors").is_file():
         raise FairlatentError(
             f"{path}: the run has not finished (no generator.safetensors); resume it with `fairlatent train-gan`"

@@ -20,8 +20,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Literal, TypeVar
 
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator,
-                      model_validator)
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_serializer,
+                      field_validator, model_validator)
+
+from fairlatent.data.toyfaces import ATTRIBUTES as TOYFACES_ATTRIBUTES
 
 from fairlatent.pipeline.methods import get_method, method_names
 from fairlatent.train.classifier import ClassifierConfig
@@ -32,8 +34,74 @@ from fairlatent.utils.settings import (apply_overrides, format_validation_error,
 S = TypeVar("S", GANConfig, ClassifierConfig)
 
 
+def _no_bools(model: type[BaseModel], value: Any, info: ValidationInfo) -> Any:
+    """Refuse ``true``/``false`` for a number: pydantic would read ``n_boot = true`` as 1 and train on it."""
+    field = model.model_fields.get(info.field_name or "")
+    if isinstance(value, bool) and field is not None:
+        ann = str(field.annotation)
+        if ("int" in ann or "float" in ann) and "bool" not in ann:
+            raise ValueError("expected a number, not true/false")
+    return value
+
+
+def _check_device(v: str | None) -> str | None:
+    """A device torch can parse ("cpu", "cuda", "cuda:1", "mps"), so a typo fails at load, not after the data."""
+    if v is None:
+        return v
+    import torch
+
+    try:
+        torch.device(v)
+    except RuntimeError:
+        raise ValueError(f"not a torch device such as 'cpu', 'cuda' or 'cuda:1' (got {v!r})") from None
+    return v
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _refuse_bools(cls, value: Any, info: ValidationInfo) -> Any:
+        return _no_bools(cls, value, info)
+
+
+class _RunSection:
+    """What the pipeline adds to a training section it embeds: seeds ≥ 0 (NumPy's seed sequences refuse
+    negatives, after the data stage has run), a parseable device, Adam betas in [0, 1) and no booleans for
+    numbers. The specs handed to training are the plain :class:`GANConfig`/:class:`ClassifierConfig`."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _refuse_bools(cls, value: Any, info: ValidationInfo) -> Any:
+        return _no_bools(cls, value, info)
+
+    @field_validator("seed", check_fields=False)
+    @classmethod
+    def _seed(cls, v: int) -> int:
+        if v < 0:
+            raise ValueError(f"Input should be greater than or equal to 0")
+        return v
+
+    @field_validator("device", check_fields=False)
+    @classmethod
+    def _device(cls, v: str | None) -> str | None:
+        return _check_device(v)
+
+
+class GANSection(_RunSection, GANConfig):
+    """``[gan]``: :class:`GANConfig`, checked as :class:`_RunSection` says."""
+
+    @field_validator("betas")
+    @classmethod
+    def _betas(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in v):
+            raise ValueError(f"Adam betas must be in [0, 1)")
+        return v
+
+
+class ClassifierSection(_RunSection, ClassifierConfig):
+    """``[classifier]`` and ``[labeler]``: :class:`ClassifierConfig`, checked as :class:`_RunSection` says."""
 
 
 class DataConfig(_Strict):
@@ -67,6 +135,17 @@ class DataConfig(_Strict):
         if self.target == self.protected:
             raise ValueError(f"data.target and data.protected are both {self.target!r}; they must differ")
         return self
+
+    @field_validator("target", "protected", "faint")
+    @classmethod
+    def _toyfaces_attribute(cls, v: Any, info: ValidationInfo) -> Any:
+        """ToyFaces' attributes are known at load time; a typo would otherwise surface after rendering."""
+        if info.data.get("source") == "toyfaces":
+            unknown = [a for a in ([v] if isinstance(v, str) else v) if a not in TOYFACES_ATTRIBUTES]
+            if unknown:
+                raise ValueError(f"ToyFaces has no attribute {', '.join(map(repr, unknown))}; attributes are: "
+                                 f"{', '.join(TOYFACES_ATTRIBUTES)}")
+        return v
 
 
 class LatentConfig(_Strict):
@@ -122,35 +201,53 @@ class GeneratorConfig(_Strict):
     output_range: Literal["[-1,1]", "[0,1]"] = "[-1,1]"
 
 
-def _with_run_defaults(section: S, seed: int, device: str | None, overlay: S | None = None) -> S:
+def _with_run_defaults(spec: type[S], section: BaseModel, seed: int, device: str | None,
+                       overlay: BaseModel | None = None) -> S:
     """``section`` with the run's ``seed``/``device`` where it does not set them, then the keys ``overlay``
-    sets on top; validated again, so a combination that only the merge makes invalid is still refused."""
+    sets on top; validated again as ``spec`` (the training code's own class), so a combination that only the
+    merge makes invalid is still refused."""
     raw: dict[str, Any] = {"seed": seed, "device": device, **section.model_dump(include=section.model_fields_set)}
     if overlay is not None:
         raw.update(overlay.model_dump(include=overlay.model_fields_set))
-    return type(section).model_validate(raw)
+    return spec.model_validate(raw)
+
+
+_NAME_FORBIDDEN = set('/\\:*?"<>|')
 
 
 class PipelineConfig(_Strict):
     """The whole run. ``seed`` seeds every stage (each stage derives its own sub-stream)."""
 
-    seed: int = 0
-    name: str = "run"
+    seed: int = Field(0, ge=0)
+    name: str = Field("run", min_length=1, description="the run's name: runs/<name> by default, so no path")
     device: str | None = None
     data: DataConfig = DataConfig()
-    gan: GANConfig = Field(default_factory=GANConfig,
+    gan: GANSection = Field(default_factory=GANSection,
                            description="the GAN's training settings; seed/device default to the run's")
     generator: GeneratorConfig | None = Field(
         None, description="use this trained generator (the gan section is then ignored)")
-    labeler: ClassifierConfig = Field(
-        default_factory=ClassifierConfig,
+    labeler: ClassifierSection = Field(
+        default_factory=ClassifierSection,
         description="the labeler f_t, f_g: the classifier section with these keys replaced")
-    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig,
+    classifier: ClassifierSection = Field(default_factory=ClassifierSection,
                                          description="every method's target classifier")
     latent: LatentConfig = LatentConfig()
     methods: list[str] = Field(default_factory=lambda: ["baseline", "reweighting", "latent_debias"],
                                description="names of fairlatent.pipeline.methods (registered methods)")
     evaluation: EvaluationConfig = EvaluationConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        if set(v) & _NAME_FORBIDDEN or v.strip() in (".", "..") or v != v.strip():
+            raise ValueError("must be a plain directory name (no / \\ : * ? \" < > |, no surrounding spaces, "
+                             "not . or ..)")
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str | None) -> str | None:
+        return _check_device(v)
 
     @field_validator("methods")
     @classmethod
@@ -182,15 +279,15 @@ class PipelineConfig(_Strict):
 
     def gan_spec(self) -> GANConfig:
         """The GAN training settings of this run."""
-        return _with_run_defaults(self.gan, self.seed, self.device)
+        return _with_run_defaults(GANConfig, self.gan, self.seed, self.device)
 
     def classifier_spec(self) -> ClassifierConfig:
         """The training settings of every method's target classifier."""
-        return _with_run_defaults(self.classifier, self.seed, self.device)
+        return _with_run_defaults(ClassifierConfig, self.classifier, self.seed, self.device)
 
     def labeler_spec(self) -> ClassifierConfig:
         """The labeler's training settings: ``[classifier]`` overlaid with the keys ``[labeler]`` sets."""
-        return _with_run_defaults(self.classifier, self.seed, self.device, overlay=self.labeler)
+        return _with_run_defaults(ClassifierConfig, self.classifier, self.seed, self.device, overlay=self.labeler)
 
     def needs_pairs(self) -> bool:
         """Whether any method needs the GAN and the latent stages."""

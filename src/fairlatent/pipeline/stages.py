@@ -19,7 +19,17 @@ from typing import Any, Callable
 
 from rich.console import Console
 
-from fairlatent.utils.io import read_json, write_json
+from fairlatent.utils.io import write_json
+from fairlatent.utils.schema import Schema, read_json_object
+
+
+class StageRecord(Schema):
+    """``stage.json``: written when a stage finishes; read to skip it when nothing changed."""
+
+    key: str
+    done: bool
+    seconds: float = 0.0
+    outputs: dict[str, Any] = {}
 
 
 def stable_hash(obj: Any) -> str:
@@ -55,7 +65,7 @@ class StageRunner:
         record_path = self.run_dir / name / "stage.json"
         if not record_path.is_file():
             return None
-        record = read_json(record_path)
+        record = read_json_object(record_path, StageRecord)
         return record if record.get("key") == key and record.get("done") else None
 
     def run(self, name: str, config: Any, fn: Callable[[Path], dict[str, Any] | None],

@@ -29,10 +29,24 @@ __all__ = [
 ]  # fmt: skip
 
 import torch
+from pydantic import Field
 
 from fairlatent.errors import FairlatentError
 from fairlatent.models.weights import load_module_state, load_tensors, module_tensors, save_tensors
 from fairlatent.utils.io import atomic_directory, read_json, write_json
+from fairlatent.utils.schema import Schema, check_object
+
+
+class _TensorsRecord(Schema):
+    bytes: int
+    sha256: str
+
+
+class StateSchema(Schema):
+    """``state.json``: the training position and the record of the tensor file it belongs to."""
+
+    step: int | None = None
+    tensors_file: _TensorsRecord | None = Field(None, alias="_tensors_file")
 
 TENSORS_FILE = "tensors.safetensors"
 CONFIG_FILE = "config.json"
@@ -85,7 +99,9 @@ def load_checkpoint(
         if not (directory / name).is_file():
             raise FairlatentError(f"{directory}: incomplete checkpoint (missing {name})")
     state = read_json(directory / STATE_FILE)
+    check_object(state, StateSchema, str(directory / STATE_FILE))
     config = read_json(directory / CONFIG_FILE)
+    check_object(config, Schema, str(directory / CONFIG_FILE))
     tfile = directory / TENSORS_FILE
     record = state.pop("_tensors_file", None)
     if record is not None:

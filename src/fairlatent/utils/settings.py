@@ -97,6 +97,10 @@ def _origin(dotted: str, where: str, sources: Mapping[str, str] | None) -> str:
             label = sources.get(".".join(parts[:n]))
             if label is not None:
                 return label
+        # an unknown section that only an override introduced (``--set gann.steps=3`` → loc ``gann``)
+        labels = {lab for key, lab in sources.items() if key.startswith(dotted + ".")}
+        if len(labels) == 1:
+            return labels.pop()
     return where
 
 
