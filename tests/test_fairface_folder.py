@@ -243,3 +243,31 @@ def test_16bit_grayscale_png_is_scaled_not_clipped(mode):
     assert out.mode == "RGB" and seen.startswith("I")
     assert arr.dtype == np.uint8 and arr.shape == (4, 256, 3)
     np.testing.assert_array_equal(arr, np.repeat(x[..., None], 3, axis=2).astype(np.uint8))
+
+
+@pytest.mark.parametrize("scale", [1.0, 255.0])
+def test_float_image_is_scaled_by_its_convention(scale):
+    """A float TIFF (mode F) holding x/255 (the [0, 1] convention) or x (the 0–255 one) decodes to x exactly;
+    Pillow's own conversion truncates, so a [0, 1] image came out black."""
+    import io
+
+    from PIL import Image
+
+    from fairlatent.data.imageio import decode_rgb
+
+    x = np.tile(np.arange(256, dtype=np.float64), (4, 1))
+    buf = io.BytesIO()
+    Image.fromarray((x * scale / 255.0).astype(np.float32), mode="F").save(buf, format="TIFF")
+    out, seen = decode_rgb(buf.getvalue(), "gradient.tif")
+    assert seen == "F"
+    np.testing.assert_array_equal(np.asarray(out), np.repeat(x[..., None], 3, axis=2).astype(np.uint8))
+
+
+@pytest.mark.parametrize("data, reason", [(b"", "an empty file"), (b"hello", "not an image format")])
+def test_undecodable_bytes_say_why_without_a_python_repr(data, reason):
+    from fairlatent.data.imageio import decode_rgb
+    from fairlatent.errors import FairlatentError
+
+    with pytest.raises(FairlatentError, match=reason) as info:
+        decode_rgb(data, "x.png")
+    assert "BytesIO" not in str(info.value) and str(info.value).startswith("x.png: ")

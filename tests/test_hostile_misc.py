@@ -76,3 +76,75 @@ def test_a_run_into_a_folder_of_the_users_is_refused_untouched(cli, tmp_path, co
     argv = [str(cfg) if a == "CONFIG" else a for a in command]
     cli.user_error([*argv, "--out", victim, "--quiet"], str(victim), "did not write", "thesis.txt")
     assert _snapshot(victim) == before and sorted(p.name for p in victim.iterdir()) == ["config.json", "thesis.txt"]
+
+
+def test_a_label_csv_naming_a_column_twice_is_refused(cli, tmp_path):
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(12):
+        Image.new("RGB", (8, 8), (i, i, i)).save(images / f"{i}.png")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("file,Smiling,Smiling\n" + "".join(f"{i}.png,{i % 2},{1 - i % 2}\n" for i in range(12)))
+    cli.user_error(["data", "folder", "--images", images, "--labels", labels, "--out", tmp_path / "ds", "--size", "8"],
+                   str(labels), "'Smiling' appears twice", "columns 2 and 3")
+    assert not (tmp_path / "ds").exists()
+
+
+class _Payload:
+    """Pickled by the test below as a stand-in for a malicious object in a weights file."""
+
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_inception_weights_with_pickled_objects_are_refused_in_one_line(tmp_path, capsys):
+    from fairlatent.errors import FairlatentError
+    from fairlatent.metrics.generative.inception import load_inception
+
+    path = tmp_path / "evil.pth"
+    torch.save({"conv.weight": torch.zeros(1), "extra": _Payload()}, path)
+    with pytest.raises(FairlatentError, match="pickled Python objects") as info:
+        load_inception(path)
+    message = str(info.value)
+    assert "\n" not in message and "weights_only=False" not in message and str(path) in message
+    assert "this must never run" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("option, value", [("--k", "0"), ("--k-pr", "0"), ("--n", "0"), ("--batch-size", "0"),
+                                           ("--seed", "-1")])
+def test_metrics_numeric_options_are_range_checked(cli, toyfaces_small, option, value):
+    cli.user_error(["metrics", "compute", toyfaces_small, toyfaces_small, "--features", "pixels", option, value],
+                   option)
+
+
+@pytest.fixture(scope="module")
+def tiny_classifier(tmp_path_factory, toyfaces_small):
+    from fairlatent.train.classifier import ClassifierConfig, train_classifier
+
+    return train_classifier([toyfaces_small], ["Wearing_Hat"], tmp_path_factory.mktemp("clf") / "clf",
+                            ClassifierConfig(epochs=1, width=4), progress=False)
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda c: c.update(attributes="Wearing_Hat"), "attributes"),
+    (lambda c: c.update(attributes=[]), "attributes"),
+    (lambda c: c.update(image_size="32"), "image_size"),
+    (lambda c: c.update(thresholds={"Wearing_Hat": {"calibrated": "high"}}), "thresholds"),
+    (lambda c: c.update(thresholds={}), "thresholds"),
+    (lambda c: c.update(arch=[1, 2]), "arch"),
+])
+def test_a_classifier_record_of_the_wrong_shape_names_the_field(cli, tiny_classifier, toyfaces_small, tmp_path,
+                                                               edit, field):
+    import json
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_classifier, model)
+    record = json.loads((model / "config.json").read_text())
+    edit(record)
+    (model / "config.json").write_text(json.dumps(record))
+    cli.user_error(["score", "--model", model, "--data", toyfaces_small, "--out", tmp_path / "s.csv"],
+                   f"{model / 'config.json'}", field)
+    assert not (tmp_path / "s.csv").exists()

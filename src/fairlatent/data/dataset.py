@@ -158,7 +158,7 @@ def check_dataset_out(out: str | os.PathLike, overwrite: bool, inputs: dict[str,
     """Before a (slow) conversion, refuse an ``out`` that is or holds an input (``{option: path}``), or that
     exists and may not be replaced: only a folder fairlatent wrote is replaced, and only with ``overwrite``."""
     check_output_distinct(out, inputs or {})
-    check_replaceable(out, overwrite, option="overwrite=True (CLI: --overwrite)")
+    check_replaceable(out, overwrite, option="--overwrite (overwrite=True in Python)")
 
 
 def write_dataset(
@@ -214,6 +214,24 @@ def _load_npy(file: Path) -> np.ndarray:
     return load_npy(file)  # shared with metric inputs: one guard for truncated / pickled / non-.npy files
 
 
+def refuse_duplicate_columns(path: Path) -> None:
+    """Refuse a CSV whose header names a column twice: pandas silently renames the second ``A`` to ``A.1``,
+    so one of two label columns would quietly become an attribute of its own."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            header = next(csv.reader(fh), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return  # pandas read it; its own errors were reported above
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header, 1):
+        if name.strip() in seen:
+            raise FairlatentError(f"{path}: column {name.strip()!r} appears twice in the header (columns "
+                                  f"{seen[name.strip()]} and {i}); give each column its own name")
+        seen[name.strip()] = i
+
+
 def load_dataset(path: str | os.PathLike) -> Dataset:
     """Open a data set directory, validating it; raise :class:`FairlatentError` naming what is wrong."""
     path = Path(path)
@@ -232,6 +250,7 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
         table = pd.read_csv(path / "attributes.csv", dtype={"id": str, "split": str})
     except Exception as exc:  # pandas raises several types for malformed CSV
         raise FairlatentError(f"{path}/attributes.csv: cannot parse ({exc})") from None
+    refuse_duplicate_columns(path / "attributes.csv")
     table = _validate_table(table, len(images), f"{path}/attributes.csv", unlabelled=bool(meta.get("unlabelled")))
     packed = None
     if (path / "masks.npy").is_file():

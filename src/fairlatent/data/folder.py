@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from fairlatent.data.dataset import SPLITS, check_dataset_out, write_dataset
+from fairlatent.data.dataset import SPLITS, check_dataset_out, refuse_duplicate_columns, write_dataset
 from fairlatent.data.imageio import (
     RESAMPLE_FILTER_NAME,
     center_square_box,
@@ -111,9 +111,12 @@ def read_label_csv(path: str | os.PathLike) -> pd.DataFrame:
     if not path.is_file():
         raise FairlatentError(f"{path}: label file not found")
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except Exception as exc:  # pandas raises several parser error types
         raise FairlatentError(f"{path}: cannot parse as CSV ({exc})") from None
+    refuse_duplicate_columns(path)
+    return table
+
 
 
 def read_folder(

@@ -35,7 +35,7 @@ from PIL import Image
 
 from fairlatent.errors import FairlatentError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")  # a GIF gives its first frame
 RESAMPLE_FILTER = Image.LANCZOS
 RESAMPLE_FILTER_NAME = "lanczos (Pillow Image.LANCZOS, antialiased)"
 
@@ -119,11 +119,16 @@ def decode_rgb(data: bytes, where: str) -> tuple[Image.Image, str]:
     try:
         img = Image.open(io.BytesIO(data))
         img.load()
+    except Image.UnidentifiedImageError:
+        what = "an empty file" if not data else "not an image format Pillow can read"
+        raise FairlatentError(f"{where}: cannot decode image ({what})") from None
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, DecompressionBombError...
         raise FairlatentError(f"{where}: cannot decode image ({type(exc).__name__}: {exc})") from None
     mode = img.mode
     if mode.startswith("I;16") or mode == "I":
         img = _sixteen_to_eight(img)
+    elif mode == "F":
+        img = _float_to_eight(img)
     if img.mode != "RGB":
         img = img.convert("RGB")
     return img, mode
@@ -135,6 +140,16 @@ def _sixteen_to_eight(img: Image.Image) -> Image.Image:
     16-bit scans into near-white images. (16-bit RGB PNGs Pillow already opens as 8-bit ``RGB``.)"""
     arr = np.asarray(img).astype(np.int64)
     return Image.fromarray((np.clip(arr, 0, 65535) >> 8).astype(np.uint8), mode="L")
+
+
+def _float_to_eight(img: Image.Image) -> Image.Image:
+    """A 32-bit float grayscale image (``F``, e.g. a float TIFF) as 8-bit ``L``: values in [0, 1] (the usual
+    convention of float images) are scaled by 255, anything else is taken as 0–255 and clipped. Pillow's
+    own ``convert`` truncates, so a [0, 1] image became black."""
+    arr = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0, posinf=255.0, neginf=0.0)
+    if arr.size and arr.min() >= 0.0 and arr.max() <= 1.0:
+        arr = arr * 255.0
+    return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), mode="L")
 
 
 def crop_resize(img: Image.Image, box: Box | None, size: int) -> np.ndarray:
@@ -272,4 +287,4 @@ def examples(items: Iterable[str], k: int = 5) -> list[str]:
 def refuse_existing(out: str | os.PathLike, overwrite: bool) -> None:
     """Fail before the (slow) decoding when the output exists and may not be replaced."""
     if Path(out).exists() and not overwrite:
-        raise FairlatentError(f"{out} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+        raise FairlatentError(f"{out} already exists; pass --overwrite (overwrite=True in Python) to replace it")

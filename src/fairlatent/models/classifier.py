@@ -21,12 +21,14 @@ import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from pydantic import Field
 
 from fairlatent.errors import FairlatentError
 from fairlatent.models.weights import load_module_state, load_tensors
 from fairlatent.utils.device import default_device
 from fairlatent.utils.images import to_tensor
 from fairlatent.utils.io import atomic_file, read_json
+from fairlatent.utils.schema import Schema, check_object
 
 FORMAT_NAME = "fairlatent-classifier"
 FORMAT_VERSION = 1
@@ -235,7 +237,20 @@ def read_classifier_config(path: str | os.PathLike) -> dict[str, Any]:
     for key in ("attributes", "image_size", "arch", "thresholds"):
         if key not in config:
             raise FairlatentError(f"{path}/config.json: missing {key!r}")
+    check_object(config, ClassifierRecord, f"{path}/config.json")
+    missing = [a for a in config["attributes"] if a not in config["thresholds"]]
+    if missing:
+        raise FairlatentError(f"{path}/config.json: field 'thresholds': no thresholds for {missing}")
     return config
+
+
+class ClassifierRecord(Schema):
+    """The fields of a classifier's ``config.json`` that scoring relies on (see :func:`read_classifier_config`)."""
+
+    attributes: list[str] = Field(min_length=1)
+    image_size: int = Field(ge=1)
+    arch: dict[str, Any]
+    thresholds: dict[str, dict[str, float]]
 
 
 def load_classifier(path: str | os.PathLike, *, device: str | torch.device | None = None) -> ClassifierHandle:

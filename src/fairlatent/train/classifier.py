@@ -573,21 +573,23 @@ def train_classifier(
         done = read_json(config_path)
         if isinstance(done, dict) and done.get("fingerprint") == fingerprint and (out_dir / "model.safetensors").is_file():
             return out_dir
-        raise FairlatentError(f"{out_dir} already holds a different trained classifier; pass overwrite=True (CLI: --overwrite) or choose another directory")
+        raise FairlatentError(f"{out_dir} already holds a different trained classifier; pass --overwrite (overwrite=True in Python) or choose another directory")
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         if overwrite:
             check_replaceable(ckpt_path, True)  # delete only what fairlatent wrote
-            if config_path.is_file() and read_json(config_path).get("format") != FORMAT_NAME:
+            record = read_json(config_path) if config_path.is_file() else None
+            if config_path.is_file() and (not isinstance(record, dict) or record.get("format") != FORMAT_NAME):
                 raise FairlatentError(f"{config_path} is not a fairlatent classifier record; refusing to replace "
                                       "it even with overwrite: choose another directory")
             config_path.unlink(missing_ok=True)
             shutil.rmtree(ckpt_path, ignore_errors=True)
     barrier(ctx)
-    if has_checkpoint(ckpt_path) and read_json(ckpt_path / "state.json").get("fingerprint") != fingerprint:
+    saved_state = read_json(ckpt_path / "state.json") if has_checkpoint(ckpt_path) else None
+    if saved_state is not None and (not isinstance(saved_state, dict) or saved_state.get("fingerprint") != fingerprint):
         raise FairlatentError(
             f"{ckpt_path}: checkpoint of a different training run (other data, attributes or config); "
-            "pass overwrite=True (CLI: --overwrite) or choose another directory"
+            "pass --overwrite (overwrite=True in Python) or choose another directory"
         )
 
     with torch.random.fork_rng(devices=[]):  # initialise from the config seed without touching global RNG

@@ -251,6 +251,9 @@ class Engine:
         if not has_checkpoint(self.ckpt_dir):
             return False
         saved_cfg = read_json(self.ckpt_dir / "config.json")
+        if not isinstance(saved_cfg, dict):
+            raise FairlatentError(f"{self.ckpt_dir / 'config.json'}: expected a JSON object {{...}}; the checkpoint "
+                                  "is damaged (delete the checkpoint folder to start over)")
         self._check_resume_config(saved_cfg)
         must_match = [k for k in self.resume_keys if k in saved_cfg]
         tensors, _, state = load_checkpoint(self.ckpt_dir, expect_config=self.run_config, must_match=must_match)

@@ -536,6 +536,8 @@ def _finished(out_dir: Path, config: GANConfig, run_cfg: dict) -> bool:
     if not (out_dir / "config.json").is_file():
         return False
     rec = read_json(out_dir / "config.json")
+    if not isinstance(rec, dict) or rec.get("format") != RUN_FORMAT:
+        raise FairlatentError(f"{out_dir / 'config.json'}: not a fairlatent GAN run record; choose another --out")
     if not (rec.get("done") and rec.get("step") == config.steps and (out_dir / "generator.safetensors").is_file()):
         return False
     saved = {**LEGACY_VALUES, **rec["config"]}

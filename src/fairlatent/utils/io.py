@@ -216,7 +216,7 @@ def atomic_directory(path: str | os.PathLike, *, overwrite: bool = False) -> Ite
     the rename); any other existing ``path`` is refused (:func:`check_replaceable`).
     """
     path = Path(path)
-    check_replaceable(path, overwrite, option="overwrite=True (CLI: --overwrite)")
+    check_replaceable(path, overwrite, option="--overwrite (overwrite=True in Python)")
     tmp = _tmp_sibling(path, is_dir=True)
     try:
         (tmp / MARKER).write_text(_MARKER_TEXT, encoding="utf-8")
@@ -227,7 +227,7 @@ def atomic_directory(path: str | os.PathLike, *, overwrite: bool = False) -> Ite
     old = None
     try:
         if path.exists():
-            check_replaceable(path, overwrite, option="overwrite=True (CLI: --overwrite)")  # it may have appeared
+            check_replaceable(path, overwrite, option="--overwrite (overwrite=True in Python)")  # it may have appeared
             old = _tmp_sibling(path, is_dir=True, kind="old")
             os.replace(path, old)
         os.replace(tmp, path)

@@ -316,10 +316,18 @@ def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
 def load_inception(weights: str | os.PathLike | None = None, *, fuse: bool = True) -> InceptionV3TF:
     """Build the network and load weights from a local file (never downloaded; never unpickled)."""
     path = find_inception_weights(weights)
+    import pickle
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's own message is a page long and suggests weights_only=False, i.e. running the file's code
+        raise FairlatentError(f"{path}: holds pickled Python objects besides tensors; fairlatent loads only plain "
+                              "state dicts of tensors and never unpickles code (convert the file to a state dict "
+                              "where it came from)") from None
     except Exception as exc:  # noqa: BLE001 - any failure here is a bad user file
-        raise FairlatentError(f"{path}: cannot read as a PyTorch state dict ({exc})") from None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise FairlatentError(f"{path}: cannot read as a PyTorch state dict ({first})") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     net = InceptionV3TF()
