@@ -3,6 +3,11 @@ with a Python traceback (or did work it should have refused) before its fix."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+
 import pytest
 import torch
 
@@ -148,3 +153,44 @@ def test_a_classifier_record_of_the_wrong_shape_names_the_field(cli, tiny_classi
     cli.user_error(["score", "--model", model, "--data", toyfaces_small, "--out", tmp_path / "s.csv"],
                    f"{model / 'config.json'}", field)
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_a_killed_but_unreaped_process_does_not_hold_its_lock(tmp_path):
+    """A rank killed with its torchrun launcher stays a zombie until reaped; its lock must not refuse the
+    restarted run (this failed the two-rank kill-and-resume test intermittently)."""
+    from fairlatent.utils.lock import folder_lock
+    from fairlatent.utils.process import pid_alive
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.time() + 30
+    while time.time() < deadline:  # exited, not yet reaped: a zombie
+        with open(f"/proc/{child.pid}/stat") as fh:
+            if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        time.sleep(0.05)
+    try:
+        assert not pid_alive(child.pid)
+        (tmp_path / "fairlatent.pid").write_text(f"{child.pid}\nstarted: then\ncommand: killed\n")
+        with folder_lock(tmp_path, what="test") as lock:
+            assert lock is not None and lock.read_text().splitlines()[0] == str(os.getpid())
+    finally:
+        child.wait()
+    assert pid_alive(os.getpid())
+
+
+def test_a_user_error_on_a_rank_under_nproc_is_one_line_and_exit_2(toyfaces_small, tmp_path):
+    """Under --nproc the command re-launches itself under torchrun; a rank's user error (here the claim of a
+    folder of the user's files, refused by rank 0 after the launch) must reach the terminal as that rank's
+    one line and exit status 2, without torchrun's ChildFailedError traceback."""
+    victim = tmp_path / "project"
+    victim.mkdir()
+    (victim / "thesis.txt").write_text("mine")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "fairlatent.cli", "train-gan", "--data", str(toyfaces_small),
+                           "--out", str(victim), "--steps", "2", "--quiet", "--nproc", "2"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "ChildFailedError" not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "holds files fairlatent did not write" in errors[0], proc.stderr
+    assert sorted(p.name for p in victim.iterdir()) == ["thesis.txt"]

@@ -140,7 +140,8 @@ def test_train_classifier_overwrite_keeps_a_foreign_checkpoint_folder(cli, tmp_p
     (out / "checkpoint" / "mine.txt").write_text("not a checkpoint")
     before = snapshot(out)
     cli.user_error(["train-classifier", "--data", toyfaces_small, "--attributes", "Smiling", "--out", out,
-                    "--overwrite", "--epochs", "1", "--quiet"], f"{out / 'checkpoint'} is a folder fairlatent did not write")
+                    "--overwrite", "--epochs", "1", "--quiet"], f"{out}: holds files fairlatent did not write",
+                   "checkpoint")
     assert snapshot(out) == before
 
 

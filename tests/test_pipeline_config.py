@@ -183,11 +183,11 @@ def test_builtin_config_specs_equal_the_old_merging(name):
 
 def test_run_seed_and_device_are_section_defaults_and_labeler_overlays_classifier():
     raw = {"seed": 7, "device": "cpu", "gan": {"steps": 9, "seed": 3},
-           "classifier": {"epochs": 2, "width": 8, "device": "cuda"}, "labeler": {"epochs": 4, "seed": 11}}
+           "classifier": {"epochs": 2, "width": 8, "device": "cpu:0"}, "labeler": {"epochs": 4, "seed": 11}}
     cfg = validate_config(raw)
     gan, clf, lab = _old_specs(raw)
     assert (cfg.gan_spec().seed, cfg.gan_spec().device, cfg.gan_spec().steps) == (3, "cpu", 9)
-    assert (cfg.classifier_spec().seed, cfg.classifier_spec().device) == (7, "cuda")
+    assert (cfg.classifier_spec().seed, cfg.classifier_spec().device) == (7, "cpu:0")
     assert (cfg.labeler_spec().epochs, cfg.labeler_spec().width, cfg.labeler_spec().seed) == (4, 8, 11)
     assert (cfg.gan_spec(), cfg.classifier_spec(), cfg.labeler_spec()) == (gan, clf, lab)
     # a dump validates back to the same specs (unset keys stay unset, so the run's seed still applies)

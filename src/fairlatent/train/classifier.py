@@ -567,8 +567,8 @@ def train_classifier(
     ))  # fmt: skip
     ctx = init_distributed(config.device)
     ckpt_path, config_path = out_dir / CHECKPOINT_NAME, out_dir / "config.json"
-    if ctx.is_main:
-        claim_output_directory(out_dir, record_format=FORMAT_NAME)  # a folder of the user's is refused, untouched
+    # a folder of the user's is refused untouched, by every rank alike; rank 0 marks it
+    claim_output_directory(out_dir, record_format=FORMAT_NAME, write=ctx.is_main)
     if config_path.is_file() and not overwrite:
         done = read_json(config_path)
         if isinstance(done, dict) and done.get("fingerprint") == fingerprint and (out_dir / "model.safetensors").is_file():

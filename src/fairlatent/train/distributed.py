@@ -239,7 +239,7 @@ def launch(args: Sequence[str], nproc: int, *, module: str = "fairlatent.cli") -
         raise FairlatentError(f"--nproc must be ≥ 1, got {nproc}")
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+    cmd = [sys.executable, "-m", "fairlatent.train.torchrun", "--standalone", f"--nproc-per-node={nproc}",
            "-m", module, *args]  # fmt: skip
     return subprocess.call(cmd, env=env)
 

@@ -574,8 +574,8 @@ def train_gan(data, out_dir, config: GANConfig | None = None, *, resume: bool = 
     n_train = len(rows)
     run_cfg = {**config.model_dump(mode="json"), "size": size, "n_train": n_train}
     samples_dir = out_dir / "samples"
-    if ctx.is_main:
-        claim_output_directory(out_dir, record_format=RUN_FORMAT)  # a folder of the user's is refused, untouched
+    # a folder of the user's is refused untouched, by every rank alike; rank 0 marks it
+    claim_output_directory(out_dir, record_format=RUN_FORMAT, write=ctx.is_main)
     if resume and _finished(out_dir, config, run_cfg):
         return out_dir
     if ctx.is_main:

@@ -28,22 +28,13 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
+from fairlatent.utils.process import pid_alive
+
 # Written into every directory atomic_directory creates: "fairlatent wrote this; it may replace it".
 MARKER = ".fairlatent"
 _MARKER_TEXT = "written by fairlatent; `--overwrite` may replace this folder\n"
 # Files fairlatent puts into a folder before claiming it (the folder lock of fairlatent.utils.lock).
 _OWN_NAMES = frozenset({MARKER, "fairlatent.pid"})
-
-
-def _pid_alive(pid: int) -> bool:
-    # kept here (not fairlatent.utils.lock) so this module stays free of imports; same test as pid_alive
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's live process
-    return True
 
 
 def clean_stale_temporaries(path: Path) -> list[Path]:
@@ -62,7 +53,7 @@ def clean_stale_temporaries(path: Path) -> list[Path]:
             if not entry.name.startswith(prefix):
                 continue
             pid_text = entry.name[len(prefix):].split("-", 1)[0]
-            if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
+            if not pid_text.isdigit() or int(pid_text) == os.getpid() or pid_alive(int(pid_text)):
                 continue
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
@@ -135,7 +126,9 @@ def check_output_distinct(out: str | os.PathLike, inputs: Mapping[str, Any], *, 
 
     ``inputs`` maps an option name (for the message) to a path, a list of paths or None. Writing ``out``
     would then overwrite the input, or replacing the folder ``out`` would delete it (symlinks resolved). A new
-    ``out`` inside an input folder is fine; an existing one there is part of the input and is refused."""
+    ``out`` inside an input folder is fine, and so is a folder fairlatent wrote there (a run resuming); any
+    other existing one there is part of the input (a file of a data set, a folder of the user's images) and
+    is refused."""
     from fairlatent.errors import FairlatentError
 
     target = _resolved(out)
@@ -151,7 +144,7 @@ def check_output_distinct(out: str | os.PathLike, inputs: Mapping[str, Any], *, 
             if target in src.parents:
                 raise FairlatentError(f"{option} {out} contains the {name} input {v}; replacing it would delete "
                                       "the input: choose another output")
-            if src in target.parents and (target.exists() or target.is_symlink()):
+            if src in target.parents and (target.exists() or target.is_symlink()) and not is_fairlatent_directory(target):
                 raise FairlatentError(f"{option} {out} is part of the {name} input {v}; replacing it would damage "
                                       "the input: choose another output")
 
@@ -176,14 +169,18 @@ def check_output_file(path: str | os.PathLike, *, suffixes: tuple[str, ...], ove
 
 
 def claim_output_directory(path: str | os.PathLike, *, record_format: str | None = None,
-                           recognise: Callable[[Path], bool] | None = None, option: str = "--out") -> Path:
+                           recognise: Callable[[Path], bool] | None = None, option: str = "--out",
+                           write: bool = True) -> Path:
     """Create (or adopt) the folder a training run writes into step by step, and mark it as fairlatent's.
 
     Training writes its outputs one by one into ``path`` (checkpoint, log, samples, weights), so it cannot
     use :func:`atomic_directory`; instead it claims the folder first. A new or empty folder, one with the
     :data:`MARKER`, or one whose ``config.json`` is a record of ``record_format`` or that ``recognise`` accepts
     (both for folders written before the marker existed) is fairlatent's; a folder of anything else (the user's project, a data set, a thesis) is refused
-    by name before a single file is written there, so nothing of the user's can be overwritten or deleted."""
+    by name before a single file is written there, so nothing of the user's can be overwritten or deleted.
+
+    Under data parallelism every rank calls it (all of them refuse alike, none is left waiting in a
+    collective for a rank that stopped) and only the writing rank passes ``write=True``."""
     from fairlatent.errors import FairlatentError
 
     path = Path(path)
@@ -201,9 +198,10 @@ def claim_output_directory(path: str | os.PathLike, *, record_format: str | None
             found = sorted(p.name for p in path.iterdir() if p.name not in _OWN_NAMES)
             raise FairlatentError(f"{option} {path}: holds files fairlatent did not write (e.g. {', '.join(found[:3])})"
                                   "; choose a new or empty folder")
-    path.mkdir(parents=True, exist_ok=True)
-    if not (path / MARKER).is_file():
-        write_text(path / MARKER, _MARKER_TEXT)
+    if write:
+        path.mkdir(parents=True, exist_ok=True)
+        if not (path / MARKER).is_file():
+            write_text(path / MARKER, _MARKER_TEXT)
     return path
 
 

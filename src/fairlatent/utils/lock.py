@@ -21,17 +21,10 @@ from pathlib import Path
 from typing import Iterator
 
 from fairlatent.errors import FairlatentError
+from fairlatent.utils.process import pid_alive
 
 LOCK_NAME = "fairlatent.pid"
 
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists and is ours to signal (signal 0 checks without sending anything)."""
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
 
 
 def read_lock(lock: Path) -> dict[str, str | int]:
