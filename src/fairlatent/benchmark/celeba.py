@@ -45,6 +45,7 @@ from rich.table import Table
 from fairlatent.benchmark.paper import CATEGORY, PAPER_TARGETS
 from fairlatent.errors import FairlatentError
 from fairlatent.utils.device import DeviceName
+from fairlatent.utils.settings import StrictSettings
 from fairlatent.pipeline.config import EvaluationConfig, LatentConfig
 from fairlatent.pipeline.methods import method_names
 from fairlatent.pipeline.stages import StageResult, StageRunner, stable_hash
@@ -66,7 +67,7 @@ SECTION_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-class CelebABenchmarkConfig(BaseModel):
+class CelebABenchmarkConfig(StrictSettings):
     """Everything that determines a benchmark run (saved in ``results.json``)."""
 
     model_config = ConfigDict(extra="forbid")

@@ -82,8 +82,9 @@ def main(argv: list[str] | None = None) -> None:
             sys.stdout = open(os.devnull, "w")
         app(args=argv, standalone_mode=True)
     except FairlatentError as exc:
-        if int(os.environ.get("RANK", "0")) == 0:  # every rank checks the same inputs; rank 0 says it once
-            Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        rank = int(os.environ.get("RANK", "0"))  # under torchrun every rank says why it stopped
+        where = f"[rank {rank}] " if rank > 0 else ""
+        Console(stderr=True).print(f"[bold red]error:[/] {where}{escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except OSError as exc:
         line = environment_error_line(exc)

@@ -20,88 +20,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Literal, TypeVar
 
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_serializer,
-                      field_validator, model_validator)
+from pydantic import (BaseModel, Field, ValidationError, ValidationInfo, field_serializer, field_validator,
+                      model_validator)
 
 from fairlatent.data.toyfaces import ATTRIBUTES as TOYFACES_ATTRIBUTES
-
 from fairlatent.pipeline.methods import get_method, method_names
 from fairlatent.train.classifier import ClassifierConfig
 from fairlatent.train.gan import GANConfig
-from fairlatent.utils.settings import (apply_overrides, format_validation_error, load_toml, parse_overrides,
-                                       validate_settings)
+from fairlatent.utils.device import DeviceName
+from fairlatent.utils.settings import (StrictSettings, apply_overrides, format_validation_error, load_toml,
+                                       parse_overrides, validate_settings)
 
 S = TypeVar("S", GANConfig, ClassifierConfig)
 
 
-def _no_bools(model: type[BaseModel], value: Any, info: ValidationInfo) -> Any:
-    """Refuse ``true``/``false`` for a number: pydantic would read ``n_boot = true`` as 1 and train on it."""
-    field = model.model_fields.get(info.field_name or "")
-    if isinstance(value, bool) and field is not None:
-        ann = str(field.annotation)
-        if ("int" in ann or "float" in ann) and "bool" not in ann:
-            raise ValueError("expected a number, not true/false")
-    return value
-
-
-def _check_device(v: str | None) -> str | None:
-    """A device torch can parse ("cpu", "cuda", "cuda:1", "mps"), so a typo fails at load, not after the data."""
-    if v is None:
-        return v
-    import torch
-
-    try:
-        torch.device(v)
-    except RuntimeError:
-        raise ValueError(f"not a torch device such as 'cpu', 'cuda' or 'cuda:1' (got {v!r})") from None
-    return v
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _refuse_bools(cls, value: Any, info: ValidationInfo) -> Any:
-        return _no_bools(cls, value, info)
-
-
-class _RunSection:
-    """What the pipeline adds to a training section it embeds: seeds ≥ 0 (NumPy's seed sequences refuse
-    negatives, after the data stage has run), a parseable device, Adam betas in [0, 1) and no booleans for
-    numbers. The specs handed to training are the plain :class:`GANConfig`/:class:`ClassifierConfig`."""
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _refuse_bools(cls, value: Any, info: ValidationInfo) -> Any:
-        return _no_bools(cls, value, info)
-
-    @field_validator("seed", check_fields=False)
-    @classmethod
-    def _seed(cls, v: int) -> int:
-        if v < 0:
-            raise ValueError(f"Input should be greater than or equal to 0")
-        return v
-
-    @field_validator("device", check_fields=False)
-    @classmethod
-    def _device(cls, v: str | None) -> str | None:
-        return _check_device(v)
-
-
-class GANSection(_RunSection, GANConfig):
-    """``[gan]``: :class:`GANConfig`, checked as :class:`_RunSection` says."""
-
-    @field_validator("betas")
-    @classmethod
-    def _betas(cls, v: tuple[float, float]) -> tuple[float, float]:
-        if not all(0.0 <= b < 1.0 for b in v):
-            raise ValueError(f"Adam betas must be in [0, 1)")
-        return v
-
-
-class ClassifierSection(_RunSection, ClassifierConfig):
-    """``[classifier]`` and ``[labeler]``: :class:`ClassifierConfig`, checked as :class:`_RunSection` says."""
+class _Strict(StrictSettings):
+    """Sections of the pipeline config (the training sections are the training code's own classes)."""
 
 
 class DataConfig(_Strict):
@@ -220,16 +154,16 @@ class PipelineConfig(_Strict):
 
     seed: int = Field(0, ge=0)
     name: str = Field("run", min_length=1, description="the run's name: runs/<name> by default, so no path")
-    device: str | None = None
+    device: DeviceName = None
     data: DataConfig = DataConfig()
-    gan: GANSection = Field(default_factory=GANSection,
+    gan: GANConfig = Field(default_factory=GANConfig,
                            description="the GAN's training settings; seed/device default to the run's")
     generator: GeneratorConfig | None = Field(
         None, description="use this trained generator (the gan section is then ignored)")
-    labeler: ClassifierSection = Field(
-        default_factory=ClassifierSection,
+    labeler: ClassifierConfig = Field(
+        default_factory=ClassifierConfig,
         description="the labeler f_t, f_g: the classifier section with these keys replaced")
-    classifier: ClassifierSection = Field(default_factory=ClassifierSection,
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig,
                                          description="every method's target classifier")
     latent: LatentConfig = LatentConfig()
     methods: list[str] = Field(default_factory=lambda: ["baseline", "reweighting", "latent_debias"],
@@ -244,10 +178,6 @@ class PipelineConfig(_Strict):
                              "not . or ..)")
         return v
 
-    @field_validator("device")
-    @classmethod
-    def _device(cls, v: str | None) -> str | None:
-        return _check_device(v)
 
     @field_validator("methods")
     @classmethod

@@ -45,6 +45,7 @@ from fairlatent.train.distributed import DistContext, all_reduce_sum, barrier, c
 from fairlatent.train.engine import Batch, Callback, DataOrder, Engine, LoopSettings, cache_dump, identity_keys
 from fairlatent.models.thresholds import calibrated_threshold, f1_best_threshold
 from fairlatent.utils.device import DeviceName, autocast
+from fairlatent.utils.settings import StrictSettings
 from fairlatent.utils.images import to_tensor
 from fairlatent.utils.io import check_replaceable, claim_output_directory, read_json, write_json
 from fairlatent.utils.seed import rng
@@ -57,7 +58,7 @@ CHECKPOINT_NAME = "checkpoint"  # a directory (see fairlatent.train.checkpoint)
 CACHE_LEGACY = {"channels_last": True, "dp_batchnorm": "global"}
 
 
-class ClassifierConfig(BaseModel):
+class ClassifierConfig(StrictSettings):
     """Hyper-parameters of :func:`train_classifier`.
 
     The defaults train a ~0.2 M-parameter network on ~14k 32-px images for a few epochs in a couple of
@@ -74,7 +75,7 @@ class ClassifierConfig(BaseModel):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     flip: bool = Field(True, description="random horizontal flips of half of each batch")
-    seed: int = 0
+    seed: int = Field(0, ge=0, description="NumPy seed sequences refuse negative seeds")
     device: DeviceName = Field(None, description="'cpu', 'cuda', …; None: CUDA when available",
                                json_schema_extra={"resume_key": False})
     eval_batch_size: int = Field(512, ge=1, json_schema_extra={"resume_key": False})

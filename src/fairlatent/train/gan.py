@@ -30,7 +30,7 @@ from __future__ import annotations
 import copy
 import shutil
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
@@ -46,6 +46,7 @@ from fairlatent.train.checkpoint import state_tensors
 from fairlatent.train.distributed import DistContext, barrier, convert_batchnorm, init_distributed, wrap
 from fairlatent.train.engine import Batch, Callback, DataOrder, Engine, LoopSettings, cache_dump, identity_keys
 from fairlatent.utils.device import DeviceName, default_device
+from fairlatent.utils.settings import StrictSettings
 from fairlatent.utils.images import image_grid, save_png, to_tensor, to_uint8
 from fairlatent.utils.io import check_replaceable, claim_output_directory, read_json, write_json
 from fairlatent.utils.seed import hash_str, rng, torch_generator
@@ -66,7 +67,7 @@ CACHE_LEGACY = {k: LEGACY_VALUES[k] for k in ("g_final_width", "d_first_width", 
 RUN_ONLY = {"resume_key": False}
 
 
-class GANConfig(BaseModel):
+class GANConfig(StrictSettings):
     """Everything that determines a GAN run.
 
     Defaults are sized for ToyFaces 32 px on two CPU cores (a DCGAN of width 32 runs ≈ 26 steps/s of
@@ -123,7 +124,7 @@ class GANConfig(BaseModel):
     batch_size: int = Field(64, ge=1)
     lr_g: float = Field(4e-4, gt=0)
     lr_d: float = Field(4e-4, gt=0)
-    betas: tuple[float, float] = (0.5, 0.999)
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.5, 0.999)
     r1_gamma: float = Field(0.0, ge=0, description="γ of the R1 penalty (γ/2)·E‖∇D(real)‖² added to D's loss; 0 = off")
     r1_every: int = Field(1, ge=1, description="apply R1 every this many steps, scaled by it (lazy regularisation)")
     n_critic: int = Field(1, ge=1, description="discriminator updates per generator update")
@@ -134,7 +135,7 @@ class GANConfig(BaseModel):
     checkpoint_every: int = Field(500, ge=1, json_schema_extra=RUN_ONLY)
     sample_every: int = Field(500, ge=1, json_schema_extra=RUN_ONLY)
     log_every: int = Field(50, ge=1, json_schema_extra=RUN_ONLY)
-    seed: int = 0
+    seed: int = Field(0, ge=0, description="NumPy seed sequences refuse negative seeds")
     device: DeviceName = Field(None, json_schema_extra=RUN_ONLY)
     flip: bool = True
     dp_batchnorm: Literal["global", "local"] = Field(

@@ -22,6 +22,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -33,8 +34,14 @@ from fairlatent.utils.process import pid_alive
 # Written into every directory atomic_directory creates: "fairlatent wrote this; it may replace it".
 MARKER = ".fairlatent"
 _MARKER_TEXT = "written by fairlatent; `--overwrite` may replace this folder\n"
-# Files fairlatent puts into a folder before claiming it (the folder lock of fairlatent.utils.lock).
+# Files fairlatent puts into a folder before claiming it (the folder lock of fairlatent.utils.lock), and the
+# temporaries of its atomic writes (another rank may be writing the marker at that moment).
 _OWN_NAMES = frozenset({MARKER, "fairlatent.pid"})
+_TEMPORARY = re.compile(r"^\..+\.(tmp|old)-\d+-[0-9a-f]+$")
+
+
+def _ours(name: str) -> bool:
+    return name in _OWN_NAMES or bool(_TEMPORARY.match(name))
 
 
 def clean_stale_temporaries(path: Path) -> list[Path]:
@@ -186,7 +193,7 @@ def claim_output_directory(path: str | os.PathLike, *, record_format: str | None
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise FairlatentError(f"{option} {path}: is a file, not a folder; choose a new folder for the output")
-    if path.is_dir() and not (path / MARKER).is_file() and any(p.name not in _OWN_NAMES for p in path.iterdir()):
+    if path.is_dir() and not (path / MARKER).is_file() and any(not _ours(p.name) for p in path.iterdir()):
         try:
             record = json.loads((path / "config.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -195,7 +202,7 @@ def claim_output_directory(path: str | os.PathLike, *, record_format: str | None
         known = (record_format is not None and isinstance(record, dict) and record.get("format") == record_format) \
             or (recognise is not None and recognise(path))
         if not interrupted and not known:
-            found = sorted(p.name for p in path.iterdir() if p.name not in _OWN_NAMES)
+            found = sorted(p.name for p in path.iterdir() if not _ours(p.name))
             raise FairlatentError(f"{option} {path}: holds files fairlatent did not write (e.g. {', '.join(found[:3])})"
                                   "; choose a new or empty folder")
     if write:
@@ -290,20 +297,31 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(strict, indent=2, sort_keys=False, default=_json_default, allow_nan=False) + "\n")
 
 
-def read_json(path: str | os.PathLike) -> Any:
+def read_user_text(path: str | os.PathLike, *, what: str = "file") -> str:
+    """The UTF-8 text of a file the user gave; a missing file, a directory, no permission or other bytes than
+    UTF-8 are a FairlatentError naming the path (``what`` says what was expected: "config file", …)."""
     from fairlatent.errors import FairlatentError
 
     path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise FairlatentError(f"{path}: file not found") from None
+        raise FairlatentError(f"{path}: {what} not found") from None
     except IsADirectoryError:
-        raise FairlatentError(f"{path}: is a directory, expected a JSON file") from None
+        raise FairlatentError(f"{path}: is a directory, not a {what}") from None
     except PermissionError:
         raise FairlatentError(f"{path}: permission denied") from None
     except UnicodeDecodeError as exc:
         raise FairlatentError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """The parsed JSON of a file (see :func:`read_user_text` for the errors naming it)."""
+    from fairlatent.errors import FairlatentError
+
+    text = read_user_text(path, what="JSON file")
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise FairlatentError(f"{path}: not valid JSON ({exc})") from None
 

@@ -9,8 +9,9 @@ pydantic model with ``extra="forbid"``. This module is the one path from user in
 4. :func:`validate_settings` validates the raw dict and raises one :class:`FairlatentError` that lists every
    problem by file (or flag) and dotted key, e.g. ``config.toml: gan.stepz: unknown key``.
 
-So a misspelt key is named before anything trains, whichever way it came in. This is the base layer: it
-imports nothing from fairlatent but :mod:`fairlatent.errors`.
+So a misspelt key is named before anything trains, whichever way it came in. Settings classes derive from
+:class:`StrictSettings` (unknown keys and booleans-for-numbers refused). This is the base layer: it imports
+nothing from fairlatent but :mod:`fairlatent.errors` and :mod:`fairlatent.utils.io` (to read files).
 """
 
 from __future__ import annotations
@@ -21,24 +22,39 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 from fairlatent.errors import FairlatentError
 
 M = TypeVar("M", bound=BaseModel)
 
 
+class StrictSettings(BaseModel):
+    """Base of every settings class (training specs, the pipeline config and its sections, benchmark
+    configs): unknown keys are refused, and ``true``/``false`` is refused where a number belongs — pydantic
+    would read ``n_boot = true`` or ``--set steps=true`` as 1 and train on it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bools_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, bool) and field is not None:
+            ann = str(field.annotation)
+            if ("int" in ann or "float" in ann) and "bool" not in ann:
+                raise ValueError("expected a number, not true/false")
+        return value
+
+
 def load_toml(path: str | Path) -> dict[str, Any]:
     """The raw table of a TOML file; a missing or malformed file is a FairlatentError naming it."""
+    from fairlatent.utils.io import read_user_text
+
     path = Path(path)
+    text = read_user_text(path, what="config file")
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FairlatentError(f"{path}: config file not found") from None
-    except IsADirectoryError:
-        raise FairlatentError(f"{path}: is a directory, not a config file") from None
-    except UnicodeDecodeError as exc:
-        raise FairlatentError(f"{path}: not valid TOML (not UTF-8 text: {exc})") from None
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise FairlatentError(f"{path}: not valid TOML ({exc})") from None
 

@@ -71,6 +71,7 @@ from pathlib import Path
 from typing import Callable, Mapping, MutableMapping, Sequence
 
 from fairlatent.errors import FairlatentError
+from fairlatent.utils.process import pid_alive
 
 ENV_THREADS = "FAIRLATENT_THREADS"
 ENV_WAIT = "FAIRLATENT_WAIT_POLICY"
@@ -312,18 +313,6 @@ def jobs_dir(env: Mapping[str, str] | None = None) -> Path:
     return Path(tempfile.gettempdir()) / f"fairlatent-jobs-{uid}"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
-
-
 class JobRegistry:
     """One ``<pid>.json`` per running fairlatent process in ``directory`` (created 0700, must be ours).
 
@@ -377,7 +366,7 @@ class JobRegistry:
             except (OSError, ValueError, KeyError, TypeError):
                 continue  # being written, or not ours to judge
             start = read_start_ticks(e.pid) if e.start is not None else None
-            if not _pid_alive(e.pid) or (start is not None and start != e.start):
+            if not pid_alive(e.pid) or (start is not None and start != e.start):
                 self.remove(e.pid)
                 continue
             out.append(e)

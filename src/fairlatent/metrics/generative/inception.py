@@ -320,8 +320,12 @@ def load_inception(weights: str | os.PathLike | None = None, *, fuse: bool = Tru
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as exc:
         # torch's own message is a page long and suggests weights_only=False, i.e. running the file's code
+        if "Unsupported global" not in str(exc):  # not an object refused, just not a torch.save file
+            detail = str(exc).split("WeightsUnpickler error:")[-1].strip().split("\n\n")[0].strip()
+            raise FairlatentError(f"{path}: cannot read as a PyTorch state dict (not a torch.save file: "
+                                  f"{detail.splitlines()[0] if detail else 'unreadable'})") from None
         raise FairlatentError(f"{path}: holds pickled Python objects besides tensors; fairlatent loads only plain "
                               "state dicts of tensors and never unpickles code (convert the file to a state dict "
                               "where it came from)") from None
