@@ -118,6 +118,46 @@ class LatentConfig(_Strict):
     truncation: float | None = Field(None, gt=0)
     min_sin: float = Field(0.1, gt=0, lt=1)
     batch_size: int = Field(512, ge=1)
+    # pre-flight checks (fairlatent.latent.preflight), run after the pairs and before any classifier trains on them
+    preflight_cell_ratio: float = Field(
+        3.0, ge=1.0,
+        description="Pre-flight: each (target, protected) cell's rate among the labelled G(z) must lie within "
+                    "[1/r, r] times its rate in the real train split; a cell never drawn always fails. 3 is far "
+                    "outside sampling noise (a 5 % cell of 750 real images is known to ±0.8 points) but a GAN "
+                    "that drops or invents a mode, or a labeler threshold that calls most images positive, "
+                    "lands outside it.")
+    preflight_min_heldout_acc: float = Field(
+        0.7, ge=0.0, le=1.0,
+        description="Pre-flight floor of h_t's and h_g's held-out accuracy on the labels of G(z). The edit acts "
+                    "on the hyperplane's side, so a plane that misplaces 30 % of latents edits the wrong "
+                    "attribute on about as many pairs.")
+    preflight_max_cos: float = Field(
+        0.8, ge=0.0, le=1.0,
+        description="Pre-flight ceiling of |cos θ| = |w_t·w_g|. Above 0.8 (θ < 37°, sin θ < 0.6) the "
+                    "complementary edit is over 1.7× the plain reflection's length and the labeler's target "
+                    "leans on the protected attribute (the shortcut the method is meant to remove); min_sin "
+                    "only refuses the degenerate case |cos θ| > 0.995.")
+    preflight_min_flip_rate: float = Field(
+        0.7, ge=0.0, le=1.0,
+        description="Pre-flight floor of the share of pairs whose f_g label flipped on G(z') (0.5 is what "
+                    "relabelling at random gives; every z' carries the flipped label in training).")
+    preflight_min_keep_rate: float = Field(
+        0.7, ge=0.0, le=1.0,
+        description="Pre-flight floor of the share of pairs whose f_t label held on G(z') (both images carry "
+                    "z's target label in training). With flip and keep rates ≥ 0.7, at least 40 % of pairs "
+                    "do both.")
+    strict: bool = Field(
+        False,
+        description="Stop with an error, before any classifier is trained on synthetic data, when a pre-flight "
+                    "check fails (otherwise a warning and a mark in the report).")
+
+    def preflight_bounds(self):
+        """The bounds of :func:`fairlatent.latent.preflight.preflight_checks` from these settings."""
+        from fairlatent.latent.preflight import PreflightBounds
+
+        return PreflightBounds(cell_ratio=self.preflight_cell_ratio, min_heldout_acc=self.preflight_min_heldout_acc,
+                               max_cos=self.preflight_max_cos, min_flip_rate=self.preflight_min_flip_rate,
+                               min_keep_rate=self.preflight_min_keep_rate)
 
 
 class EvaluationConfig(_Strict):

@@ -11,6 +11,10 @@ Stages, each cached in its own folder of the run directory (see :mod:`fairlatent
 5. ``hyperplanes`` linear h_t, h_g fitted on ``n_fit`` latents, accuracy on ``n_holdout`` held-out latents
 6. ``pairs``      z' for ``n_pairs`` further latents; G(z), G(z') stored losslessly with their latents;
                   what the edit achieved measured on the images (f_g flip rate, f_t keep rate)
+   ``preflight``  checks before any classifier trains on synthetic data (:mod:`fairlatent.latent.preflight`):
+                  cell rates of the labelled G(z) vs real, h_t/h_g held-out accuracy, |cos θ|, flip and keep
+                  rates; a failure warns (every run) and, with ``latent.strict``, stops the run. The geometry
+                  is checked before the pairs are rendered, the edit after. Stores G(z) samples per cell.
 7. ``train_<m>``  one target classifier per method (baseline, reweighting, latent_debias, ablations)
 8. ``evaluate``   calibrated threshold on val, bootstrap metrics on test and test_balanced
 9. ``generative`` FID/KID/precision/recall/density/coverage of G(z) and G(z') against real train images
@@ -38,6 +42,8 @@ from fairlatent.train.classifier import reweighting_weights
 from fairlatent.utils.io import claim_output_directory, save_npy, write_json
 
 EVAL_SPLITS = ("test", "test_balanced")
+# G(z) images per labelled (target, protected) cell drawn for the report's pre-flight grids
+CELL_SAMPLES = 16
 
 
 def _fingerprint(path: Path, small: tuple[str, ...] = ("meta.json", "attributes.csv"),
@@ -117,6 +123,7 @@ class Pipeline:
         self.stages = StageRunner(self.run_dir, self.console)
         self.t = config.data.target
         self.g = config.data.protected
+        self.preflight: dict[str, Any] | None = None  # set by stage_preflight
 
     # ------------------------------------------------------------------ helpers
     def _gan_config(self):
@@ -455,6 +462,66 @@ class Pipeline:
 
         self.stages.run("pairs", cfg, fn, deps=("hyperplanes",))
 
+    # ------------------------------------------------------------------ pre-flight (fairlatent.latent.preflight)
+    def _preflight_geometry(self):
+        """Cell rates of the labelled G(z) against the real train split, h_t/h_g held-out accuracy, cos θ."""
+        from fairlatent.latent.preflight import preflight_checks
+        from fairlatent.pipeline.summary import label_cells
+
+        real = label_cells(self._data(), self.t, self.g)["train"]
+        hp = self.stages.results["hyperplanes"].outputs
+        return preflight_checks(bounds=self.cfg.latent.preflight_bounds(),
+                                generated_cells=self.stages.results["latents"].outputs["cells"], real_cells=real,
+                                heldout_acc_t=hp["h_t"]["heldout_acc"], heldout_acc_g=hp["h_g"]["heldout_acc"],
+                                cos_theta=hp["cos_theta"])
+
+    def _preflight_edits(self):
+        """f_g flip rate and f_t keep rate on the rendered pairs, for every edit a method trains on."""
+        from fairlatent.latent.preflight import preflight_checks
+
+        checks = []
+        for edit, stats in self.stages.results["pairs"].outputs.items():
+            checks += preflight_checks(bounds=self.cfg.latent.preflight_bounds(), flip_rate_g=stats["flip_rate_g"],
+                                       keep_rate_t=stats["keep_rate_t"], edit=edit)
+        return checks
+
+    def _preflight_gate(self, checks) -> None:
+        """Warn about each failed check (every run, cached or not); with ``latent.strict`` stop here."""
+        from fairlatent.latent.preflight import failed, strict_failure_message, warn_failed
+
+        warn_failed(checks)
+        if self.cfg.latent.strict and failed(checks):
+            raise FairlatentError(strict_failure_message(checks))
+
+    def stage_preflight(self) -> None:
+        """The checks' record for the report, and a few G(z) per labelled cell (so a person can see what
+        f_t, f_g call each cell): ``preflight/cell_samples.npz``, up to ``CELL_SAMPLES`` images per cell, the
+        first latents of the latents stage that fall in the cell."""
+        from fairlatent.latent.preflight import CELLS
+
+        bounds = self.cfg.latent.preflight_bounds()
+        checks = self._preflight_geometry() + self._preflight_edits()
+        cfg = {"bounds": vars(bounds), "cell_samples": CELL_SAMPLES}
+
+        def fn(stage_dir: Path) -> dict[str, Any]:
+            z, t_lab, g_lab, _ = self._latent_arrays()
+            gen = self._image_generator()
+            arrays = {}
+            for c in CELLS:
+                a, b = int(c[1]), int(c[4])
+                idx = np.flatnonzero((t_lab == a) & (g_lab == b))[:CELL_SAMPLES]
+                if idx.size:
+                    arrays[c] = self._decode(gen, z[idx].astype(np.float32))
+            with open(stage_dir / "cell_samples.npz.tmp", "wb") as fh:
+                np.savez(fh, **arrays)
+            os.replace(stage_dir / "cell_samples.npz.tmp", stage_dir / "cell_samples.npz")
+            return {}
+
+        self.stages.run("preflight", cfg, fn, deps=("data", "latents", "hyperplanes", "pairs"))
+        # the checks are recomputed each run from the cached figures (cheap): they follow the current bounds
+        self.preflight = {"passed": all(c.passed for c in checks), "strict": self.cfg.latent.strict,
+                          "checks": [c.to_dict() for c in checks]}
+
     def _method_context(self) -> MethodContext:
         pairs = self.stages.results.get("pairs")
         return MethodContext(data_path=self.stages.results["data"].outputs["path"],
@@ -560,7 +627,11 @@ class Pipeline:
             self.stage_labeler()
             self.stage_latents()
             self.stage_hyperplanes()
+            # the geometry before rendering pairs (strict stops here, before the cost of the pairs), the edit after
+            self._preflight_gate(self._preflight_geometry())
             self.stage_pairs()
+            self._preflight_gate(self._preflight_edits())
+            self.stage_preflight()
         for m in self.cfg.methods:
             self.stage_train(m)
         self.stage_evaluate()

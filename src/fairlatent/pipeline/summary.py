@@ -65,6 +65,8 @@ def summarize_run(pipe: "Pipeline", total_seconds: float) -> dict[str, Any]:
             "generated_label_rates": {"t": st["latents"].outputs["rate_t"], "g": st["latents"].outputs["rate_g"],
                                       "cells": st["latents"].outputs["cells"]},
         }
+    if pipe.preflight is not None:
+        report["preflight"] = pipe.preflight
     if "generative" in st:
         report["generative"] = st["generative"].outputs
     report["timings_s"] = {**pipe.stages.timings(), "total": round(total_seconds, 2)}
@@ -74,13 +76,16 @@ def summarize_run(pipe: "Pipeline", total_seconds: float) -> dict[str, Any]:
 
 def _report_files(pipe: "Pipeline") -> dict[str, str]:
     """Run-directory-relative paths of what the report draws: the evaluation scores, the complementary pair
-    data set and the generator samples (when the latent stages ran)."""
+    data set, the generator samples and the pre-flight G(z) samples per labelled cell (when the latent
+    stages ran)."""
     st = pipe.stages.results
     rel = lambda p: str(Path(p).relative_to(pipe.run_dir))  # noqa: E731
     files = {"scores": rel(st["evaluate"].dir / "scores.npz")}
     if "pairs" in st:
         files["pairs"] = rel(st["pairs"].dir / "complementary")
         files["gan_samples"] = GAN_SAMPLES
+    if "preflight" in st:
+        files["cell_samples"] = rel(st["preflight"].dir / "cell_samples.npz")
     return files
 
 

@@ -240,6 +240,23 @@ def report_figures(report: dict[str, Any], run_dir: str | os.PathLike) -> tuple[
 
         draw("gan_samples", samples_png)
 
+    if "cell_samples" in files:  # the pre-flight's G(z) per labelled (target, protected) cell
+        from fairlatent.latent.preflight import CELLS
+
+        cell_samples: dict[str, np.ndarray] | None = None
+        try:
+            with np.load(run_dir / files["cell_samples"], allow_pickle=False) as npz:
+                cell_samples = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError, EOFError) as exc:
+            for c in CELLS:
+                missing[f"cell_{c}"] = f"{run_dir / files['cell_samples']}: {_reason(exc)}"
+        for c in CELLS if cell_samples is not None else ():
+            if c not in cell_samples:
+                missing[f"cell_{c}"] = "f_t, f_g put no generated image in this cell"
+                continue
+            imgs = cell_samples[c]
+            draw(f"cell_{c}", lambda imgs=imgs: _grid_png(imgs, nrow=8, scale=max(1, 48 // imgs.shape[1])))
+
     def real_png() -> bytes:
         data = load_dataset(report["data"]["path"])
         real_idx = data.split_indices("train")[:64]
@@ -276,6 +293,11 @@ def print_summary(report: dict[str, Any], run_dir: str | os.PathLike, console: C
                              f"{fmt_num(lat.get('h_g_heldout_acc'))}, cos θ {fmt_num(lat.get('cos_theta'))}; "
                              f"{lat.get('pairs', NA)} pairs, f_g flipped {pct('flip_rate_g')}, "
                              f"f_t kept {pct('keep_rate_t')}"))
+    pre = report.get("preflight")
+    if isinstance(pre, dict) and isinstance(pre.get("checks"), list):
+        bad = [c for c in pre["checks"] if isinstance(c, dict) and not c.get("passed")]
+        console.print(escape(f"pre-flight: {len(pre['checks']) - len(bad)} of {len(pre['checks'])} checks passed"
+                             + (f"; failed: {', '.join(str(c.get('name')) for c in bad)}" if bad else "")))
     total = fmt_num(report.get("timings_s", {}).get("total"), ".0f")
     console.print(escape(f"report: {Path(run_dir) / 'report.html'}  ({total} s)"), soft_wrap=True)
 

@@ -1,0 +1,173 @@
+"""Pre-flight checks of the latent stages, before any classifier is trained on synthetic data.
+
+The de-biasing method (Ramaswamy et al., CVPR 2021) trusts four things it never verifies:
+
+1. the generator draws every (target, protected) cell, at a rate near the real one — a cell it never draws
+   cannot be edited into existence with the right look, and a cell drawn far *more* often than in the real
+   data is as suspect (the labeler's threshold, or the GAN, invents it);
+2. the linear hyperplanes h_t, h_g describe the labels of G(z) (held-out accuracy);
+3. h_t and h_g are not nearly parallel (cos θ = w_t·w_g): the complementary edit moves a latent
+   ``2|d| / sin θ`` along a direction that shares ``cos θ`` of its length with the target; near-parallel
+   planes mean the labeler's idea of the target leans on the protected attribute;
+4. the edit does on the images what it does in latent space: f_g flips on G(z') and f_t keeps its label.
+
+:func:`preflight_checks` turns the figures the pipeline already has into a list of :class:`Check`; it is
+pure (no files, no models), so a test can plant each failure in closed form. Any group of figures may be
+left out (``None``), which is how the pipeline checks the geometry before it renders pairs and the edit after.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+__all__ = ["CELLS", "Check", "PreflightBounds", "PreflightWarning", "failed", "preflight_checks",
+           "strict_failure_message", "warn_failed"]
+
+#: the four labelled cells, (target, protected) ∈ {0, 1}²
+CELLS = ("t0_g0", "t0_g1", "t1_g0", "t1_g1")
+
+Kind = Literal["floor", "ceiling", "ratio"]
+
+
+class PreflightWarning(UserWarning):
+    """A pre-flight check of the latent stages failed (the run goes on unless ``latent.strict``)."""
+
+
+@dataclass(frozen=True)
+class PreflightBounds:
+    """The bounds of the checks; :class:`fairlatent.pipeline.config.LatentConfig` documents why each default.
+
+    ``cell_ratio`` r: a generated cell rate / real train cell rate outside [1/r, r] fails.
+    ``min_heldout_acc``: floor of h_t's and h_g's held-out accuracy on the labels of G(z).
+    ``max_cos``: ceiling of |cos θ| = |w_t·w_g|.
+    ``min_flip_rate`` / ``min_keep_rate``: floors of the share of pairs whose f_g label flipped / f_t label
+    held, measured on the rendered images G(z), G(z').
+    """
+
+    cell_ratio: float = 3.0
+    min_heldout_acc: float = 0.7
+    max_cos: float = 0.8
+    min_flip_rate: float = 0.7
+    min_keep_rate: float = 0.7
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check: ``value`` against ``bound`` (a floor, a ceiling, or a ratio band [1/bound, bound]).
+
+    ``value`` is None when the figure is undefined (a cell with no real image); ``message`` then says why.
+    """
+
+    name: str
+    value: float | None
+    bound: float
+    kind: Kind
+    passed: bool
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _floor(name: str, what: str, value: float, bound: float) -> Check:
+    ok = value >= bound
+    rel = "at or above" if ok else "below"
+    return Check(name, float(value), float(bound), "floor", ok, f"{what} {value:.3f} is {rel} the floor {bound:.3f}")
+
+
+def _ceiling(name: str, what: str, value: float, bound: float) -> Check:
+    ok = value <= bound
+    rel = "at or below" if ok else "above"
+    return Check(name, float(value), float(bound), "ceiling", ok, f"{what} {value:.3f} is {rel} the ceiling {bound:.3f}")
+
+
+def _cell_checks(generated: Mapping[str, int], real: Mapping[str, int], r: float) -> list[Check]:
+    n_gen, n_real = sum(int(generated.get(c, 0)) for c in CELLS), sum(int(real.get(c, 0)) for c in CELLS)
+    out = []
+    for c in CELLS:
+        g_count, r_count = int(generated.get(c, 0)), int(real.get(c, 0))
+        name = f"cell_rate[{c}]"
+        label = f"generated rate of cell {c} (f_t, f_g labels of G(z))"
+        if g_count == 0:
+            out.append(Check(name, 0.0, float(r), "ratio", False,
+                             f"{label}: the generator never drew this cell in {n_gen} samples (real train rate "
+                             f"{r_count / max(n_real, 1):.3f}); the ratio to the real rate must lie in "
+                             f"[1/{r:g}, {r:g}]"))
+            continue
+        if r_count == 0 or n_real == 0:
+            out.append(Check(name, None, float(r), "ratio", True,
+                             f"{label}: ratio undefined, the real train split has no image in this cell"))
+            continue
+        gen_rate, real_rate = g_count / n_gen, r_count / n_real
+        ratio = gen_rate / real_rate
+        ok = 1.0 / r <= ratio <= r
+        side = "within" if ok else ("above" if ratio > r else "below")
+        out.append(Check(name, float(ratio), float(r), "ratio", ok,
+                         f"{label} {gen_rate:.3f} is {ratio:.2f}× the real train rate {real_rate:.3f}, {side} "
+                         f"the allowed band [1/{r:g}, {r:g}]"))
+    return out
+
+
+def preflight_checks(*, bounds: PreflightBounds = PreflightBounds(),
+                     generated_cells: Mapping[str, int] | None = None, real_cells: Mapping[str, int] | None = None,
+                     heldout_acc_t: float | None = None, heldout_acc_g: float | None = None,
+                     cos_theta: float | None = None, flip_rate_g: float | None = None,
+                     keep_rate_t: float | None = None, edit: str = "complementary") -> list[Check]:
+    """The checks whose figures are given, in a fixed order: cells, h_t, h_g, cos θ, flip, keep.
+
+    ``generated_cells`` / ``real_cells``: counts per cell name of :data:`CELLS` (both or neither).
+    ``flip_rate_g`` / ``keep_rate_t``: of the pairs of the edit ``edit`` (its name is in the check's name
+    unless it is the paper's complementary edit).
+    """
+    checks: list[Check] = []
+    if (generated_cells is None) != (real_cells is None):
+        raise ValueError("generated_cells and real_cells go together")
+    if generated_cells is not None and real_cells is not None:
+        checks += _cell_checks(generated_cells, real_cells, bounds.cell_ratio)
+    if heldout_acc_t is not None:
+        checks.append(_floor("h_t_heldout_acc", "held-out accuracy of h_t (target hyperplane)", heldout_acc_t,
+                             bounds.min_heldout_acc))
+    if heldout_acc_g is not None:
+        checks.append(_floor("h_g_heldout_acc", "held-out accuracy of h_g (protected hyperplane)", heldout_acc_g,
+                             bounds.min_heldout_acc))
+    if cos_theta is not None:
+        checks.append(_ceiling("abs_cos_theta", f"|cos θ| = |w_t·w_g| (cos θ = {cos_theta:.3f})",
+                               abs(cos_theta), bounds.max_cos))
+    tag = "" if edit == "complementary" else f"[{edit}]"
+    on = "" if edit == "complementary" else f" ({edit} edit)"
+    if flip_rate_g is not None:
+        checks.append(_floor(f"flip_rate_g{tag}", f"share of pairs whose f_g label flipped on G(z'){on}",
+                             flip_rate_g, bounds.min_flip_rate))
+    if keep_rate_t is not None:
+        checks.append(_floor(f"keep_rate_t{tag}", f"share of pairs whose f_t label held on G(z'){on}",
+                             keep_rate_t, bounds.min_keep_rate))
+    for c in checks:  # a NaN figure (an empty holdout) must not pass silently
+        if c.value is not None and not math.isfinite(c.value):
+            raise ValueError(f"{c.name}: not a finite number ({c.value})")
+    return checks
+
+
+def failed(checks: list[Check]) -> list[Check]:
+    return [c for c in checks if not c.passed]
+
+
+def warn_failed(checks: list[Check]) -> None:
+    """One :class:`PreflightWarning` per failed check, naming the figure and its bound.
+
+    Emitted with a fresh registry each time, so a failing check is said on every run of a long-lived
+    process too (Python's default filter shows a warning once per code location); a user's "ignore" or
+    "error" filter still applies.
+    """
+    for c in failed(checks):
+        warnings.warn_explicit(f"pre-flight check {c.name} failed: {c.message}", PreflightWarning,
+                               __file__, 0, module=__name__, registry=None)
+
+
+def strict_failure_message(checks: list[Check]) -> str:
+    bad = failed(checks)
+    return (f"pre-flight check{'s' if len(bad) > 1 else ''} failed and latent.strict = true, so no classifier is "
+            f"trained on the synthetic data: " + "; ".join(f"{c.name}: {c.message}" for c in bad))
