@@ -50,7 +50,7 @@ class PreflightBounds:
 
     cell_ratio: float = 3.0
     min_heldout_acc: float = 0.7
-    max_cos: float = 0.8
+    max_cos: float = 0.97
     min_flip_rate: float = 0.7
     min_keep_rate: float = 0.7
 

@@ -1,0 +1,309 @@
+"""Pre-flight checks of the latent stages (fairlatent.latent.preflight, the pipeline's gate before training on
+synthetic data): each check fires on planted figures and on a generator/labeler pair built to fail it, and
+stays quiet on a good case; ``latent.strict`` stops the run before any ``train_<method>`` stage."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from fairlatent.errors import FairlatentError
+from fairlatent.latent.preflight import (CELLS, PreflightBounds, PreflightWarning, failed, preflight_checks,
+                                         warn_failed)
+from fairlatent.models.latent_spec import LatentSpec
+from fairlatent.pipeline.config import LatentConfig, validate_config
+from fairlatent.pipeline.run import Pipeline
+from fairlatent.pipeline.stages import StageResult
+
+B = PreflightBounds()
+REAL = {"t0_g0": 450, "t0_g1": 50, "t1_g0": 50, "t1_g1": 450}  # skew 0.9, 1000 images
+GOOD = dict(generated_cells={"t0_g0": 4400, "t0_g1": 600, "t1_g0": 600, "t1_g1": 4400}, real_cells=REAL,
+            heldout_acc_t=0.95, heldout_acc_g=0.93, cos_theta=0.9, flip_rate_g=0.9, keep_rate_t=0.92)
+
+
+def by_name(checks):
+    return {c.name: c for c in checks}
+
+
+# ------------------------------------------------------------------ the pure function, planted figures
+def test_good_figures_pass_every_check():
+    checks = preflight_checks(bounds=B, **GOOD)
+    assert [c.name for c in checks] == [f"cell_rate[{c}]" for c in CELLS] + [
+        "h_t_heldout_acc", "h_g_heldout_acc", "abs_cos_theta", "flip_rate_g", "keep_rate_t"]
+    assert failed(checks) == []
+    # cell t0_g1: 600/10000 over 50/1000 = 1.2
+    assert by_name(checks)["cell_rate[t0_g1]"].value == pytest.approx(1.2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warn_failed(checks)
+    assert caught == []
+
+
+def test_cell_never_drawn_fails():
+    gen = {**GOOD["generated_cells"], "t1_g0": 0}
+    checks = by_name(preflight_checks(bounds=B, generated_cells=gen, real_cells=REAL))
+    c = checks["cell_rate[t1_g0]"]
+    assert not c.passed and c.value == 0.0 and "never drew" in c.message
+    assert [n for n, x in checks.items() if not x.passed] == ["cell_rate[t1_g0]"]
+
+
+def test_cell_over_drawn_and_under_drawn_fail_and_the_band_edges_pass():
+    # t1_g0 drawn at 0.2 against a real 0.05: 4× > r = 3
+    gen = {"t0_g0": 4000, "t0_g1": 500, "t1_g0": 2000, "t1_g1": 3500}
+    c = by_name(preflight_checks(bounds=B, generated_cells=gen, real_cells=REAL))["cell_rate[t1_g0]"]
+    assert not c.passed and c.value == pytest.approx(4.0) and c.kind == "ratio" and c.bound == 3.0
+    assert "above" in c.message
+    # t0_g0 drawn at 0.1 against a real 0.45: 0.222 < 1/3
+    gen = {"t0_g0": 1000, "t0_g1": 500, "t1_g0": 500, "t1_g1": 8000}
+    c = by_name(preflight_checks(bounds=B, generated_cells=gen, real_cells=REAL))["cell_rate[t0_g0]"]
+    assert not c.passed and c.value == pytest.approx(1000 / 10000 / 0.45) and "below" in c.message
+    # exactly r and exactly 1/r are inside the band
+    gen = {"t0_g0": 150, "t0_g1": 150, "t1_g0": 150, "t1_g1": 550}  # t0_g1, t1_g0: 0.15 / 0.05 = 3; t0_g0: 1/3
+    checks = by_name(preflight_checks(bounds=B, generated_cells=gen, real_cells=REAL))
+    assert checks["cell_rate[t0_g1]"].value == pytest.approx(3.0) and checks["cell_rate[t0_g1]"].passed
+    assert checks["cell_rate[t0_g0]"].value == pytest.approx(1 / 3) and checks["cell_rate[t0_g0]"].passed
+    # a tighter r makes the same figures fail
+    tight = preflight_checks(bounds=PreflightBounds(cell_ratio=2.0), generated_cells=gen, real_cells=REAL)
+    assert {c.name for c in failed(tight)} == {"cell_rate[t0_g0]", "cell_rate[t0_g1]", "cell_rate[t1_g0]"}
+
+
+def test_cell_absent_from_real_data_is_undefined_not_failed():
+    real = {**REAL, "t1_g0": 0}
+    c = by_name(preflight_checks(bounds=B, generated_cells=GOOD["generated_cells"], real_cells=real))["cell_rate[t1_g0]"]
+    assert c.value is None and c.passed and "no image in this cell" in c.message
+
+
+@pytest.mark.parametrize("cos", [0.99, -0.99, 1.0])
+def test_parallel_planes_fail_the_cos_ceiling_either_sign(cos):
+    c = by_name(preflight_checks(bounds=B, cos_theta=cos))["abs_cos_theta"]
+    assert not c.passed and c.value == pytest.approx(abs(cos)) and c.kind == "ceiling" and c.bound == B.max_cos
+
+
+def test_heldout_accuracy_floor():
+    checks = by_name(preflight_checks(bounds=B, heldout_acc_t=0.69, heldout_acc_g=0.7))
+    assert not checks["h_t_heldout_acc"].passed and checks["h_g_heldout_acc"].passed  # the floor itself passes
+
+
+def test_edit_that_does_not_flip_fails_and_names_a_non_default_edit():
+    checks = by_name(preflight_checks(bounds=B, flip_rate_g=0.5, keep_rate_t=0.95))
+    assert not checks["flip_rate_g"].passed and checks["keep_rate_t"].passed
+    checks = by_name(preflight_checks(bounds=B, flip_rate_g=0.95, keep_rate_t=0.4, edit="reflect"))
+    assert not checks["keep_rate_t[reflect]"].passed and "reflect" in checks["keep_rate_t[reflect]"].message
+
+
+def test_warnings_name_the_figure_and_the_bound_once_per_failure_every_time():
+    checks = preflight_checks(bounds=B, **{**GOOD, "cos_theta": 0.99, "flip_rate_g": 0.5})
+    for _ in range(2):  # said again on a second call from the same line (a second run in one process)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            warn_failed(checks)
+        texts = [str(w.message) for w in caught]
+        assert [w.category for w in caught] == [PreflightWarning, PreflightWarning]
+        assert "abs_cos_theta" in texts[0] and "0.990" in texts[0] and "0.970" in texts[0]
+        assert "flip_rate_g" in texts[1] and "0.500" in texts[1] and "floor 0.700" in texts[1]
+
+
+def test_settings_defaults_match_and_are_validated():
+    assert LatentConfig().preflight_bounds() == PreflightBounds()
+    assert LatentConfig().strict is False
+    cfg = validate_config({"latent": {"preflight_max_cos": 0.5, "strict": True}})
+    assert cfg.latent.preflight_bounds().max_cos == 0.5 and cfg.latent.strict
+    for bad in ({"preflight_cell_ratio": 0.5}, {"preflight_min_flip_rate": 1.5}, {"preflight_max_cos": -0.1}):
+        with pytest.raises(FairlatentError, match=next(iter(bad))):
+            validate_config({"latent": bad})
+
+
+# ------------------------------------------------------------------ real objects through the pipeline's stages
+DIM = 8
+SCALE = 25.0  # pixel = 128 + SCALE · feature
+
+
+class FeatureGenerator:
+    """A hand-made image generator (the Generator protocol): pixel (0, 0, k) of G(z) shows feature k of z.
+
+    Feature 0 is z·e_t (the target), feature 1 is z·u (the protected), with u at ``angle_deg`` from e_t, so
+    two half-spaces through the origin that disagree on angle/180 of latents. ``shell``: outside ‖z‖ > shell
+    the generator draws feature 1 at −|z·u| (the protected attribute absent), as a GAN may do far from its
+    training latents. ``same``: feature 1 is feature 0 (t and g the same attribute). ``t_offset``: target
+    feature z·e_t + offset (more targets drawn)."""
+
+    condition_dim = 0
+    output_kind = "image"
+
+    def __init__(self, angle_deg: float = 18.0, *, shell: float | None = None, same: bool = False,
+                 t_offset: float = 0.0, never_t1_g0: bool = False):
+        self.latent_spec = LatentSpec(normal_dim=DIM)
+        a = math.radians(angle_deg)
+        self.e_t = np.eye(DIM)[0]
+        self.u = math.cos(a) * np.eye(DIM)[0] + math.sin(a) * np.eye(DIM)[1]
+        self.shell, self.same, self.t_offset, self.never_t1_g0 = shell, same, t_offset, never_t1_g0
+
+    def sample_latents(self, n, seed, truncation=None):
+        return self.latent_spec.sample(n, seed, truncation)
+
+    def features(self, z):
+        z = np.asarray(z, dtype=np.float64)
+        f_t = z @ self.e_t + self.t_offset
+        f_g = f_t.copy() if self.same else z @ self.u
+        if self.never_t1_g0:  # a target image always shows the protected attribute too
+            f_g = np.where(f_t > 0, np.abs(f_g) + 0.5, f_g)
+        if self.shell is not None:
+            f_g = np.where(np.linalg.norm(z, axis=1) > self.shell, -np.abs(f_g) - 0.5, f_g)
+        return f_t, f_g
+
+    def decode(self, z, condition=None):
+        f_t, f_g = self.features(z)
+        img = np.full((len(z), 4, 4, 3), 128, dtype=np.uint8)
+        img[:, 0, 0, 0] = np.clip(np.round(128 + SCALE * f_t), 0, 255)
+        img[:, 0, 0, 1] = np.clip(np.round(128 + SCALE * f_g), 0, 255)
+        return img
+
+
+class PixelLabeler:
+    """A hand-made classifier handle: score of attribute k = pixel (0, 0, k) read back as a feature."""
+
+    def __init__(self, attributes):
+        self.attributes = list(attributes)
+        self.thresholds = {a: {"f1": 0.0, "calibrated": 0.0} for a in self.attributes}
+
+    def predict_scores(self, images):
+        return np.stack([(images[:, 0, 0, k].astype(np.float64) - 128) / SCALE
+                         for k in range(len(self.attributes))], axis=1)
+
+
+def pipeline_with(tmp_path: Path, data: Path, gen: FeatureGenerator, **latent) -> Pipeline:
+    """A Pipeline over the ToyFaces fixture whose gan and labeler stages are the hand-made objects above; the
+    latents, hyperplanes, pairs and preflight stages are the pipeline's own code."""
+    cfg = validate_config({"data": {"source": "path", "path": str(data)},
+                           "latent": {"n_fit": 600, "n_holdout": 300, "n_pairs": 400, **latent},
+                           "methods": ["baseline", "latent_debias"]})
+    pipe = Pipeline(cfg, tmp_path / "run", console=Console(quiet=True), progress=False)
+    labeler = PixelLabeler([pipe.t, pipe.g])
+    tag = repr(vars(gen))
+
+    def fake_gan():
+        pipe.stages.results["gan"] = StageResult("gan", tmp_path, f"gen {tag}", {}, 0.0, False)
+
+    def fake_labeler():
+        pipe.stages.results["labeler"] = StageResult("labeler", tmp_path, "pixel", {}, 0.0, False)
+
+    pipe.stage_gan, pipe.stage_labeler = fake_gan, fake_labeler
+    pipe._generator = lambda: gen
+    pipe._labelers = lambda: (labeler, labeler)
+    return pipe
+
+
+def run_latent_stages(pipe: Pipeline, *, pairs: bool = True):
+    """data → latents → hyperplanes (→ pairs → preflight) as Pipeline.run() orders them; the warnings said."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        pipe.stage_data()
+        pipe.stage_gan()
+        pipe.stage_labeler()
+        pipe.stage_latents()
+        pipe.stage_hyperplanes()
+        pipe._preflight_gate(pipe._preflight_geometry())
+        if pairs:
+            pipe.stage_pairs()
+            pipe._preflight_gate(pipe._preflight_edits())
+            pipe.stage_preflight()
+    return [str(w.message) for w in caught if w.category is PreflightWarning]
+
+
+def failed_names(pipe: Pipeline) -> set[str]:
+    return {c["name"] for c in pipe.preflight["checks"] if not c["passed"]}
+
+
+def test_good_generator_and_labelers_pass_quietly_and_store_cell_samples(tmp_path, toyfaces_small):
+    pipe = pipeline_with(tmp_path, toyfaces_small, FeatureGenerator(18.0))
+    said = run_latent_stages(pipe)
+    assert said == [] and pipe.preflight["passed"] and failed_names(pipe) == set()
+    checks = {c["name"]: c for c in pipe.preflight["checks"]}
+    assert checks["abs_cos_theta"]["value"] == pytest.approx(math.cos(math.radians(18)), abs=0.03)
+    assert checks["flip_rate_g"]["value"] > 0.95 and checks["keep_rate_t"]["value"] > 0.95
+    # the cell samples are G(z) of latents the labeler put in each cell
+    samples = np.load(pipe.stages.results["preflight"].dir / "cell_samples.npz")
+    for c in CELLS:
+        imgs = samples[c]
+        assert 0 < len(imgs) <= 16
+        t = imgs[:, 0, 0, 0] > 128
+        g = imgs[:, 0, 0, 1] > 128
+        assert np.all(t == (c[1] == "1")) and np.all(g == (c[4] == "1"))
+
+
+def test_cell_never_drawn_fires_through_the_stages(tmp_path, toyfaces_small):
+    pipe = pipeline_with(tmp_path, toyfaces_small, FeatureGenerator(18.0, never_t1_g0=True))
+    said = run_latent_stages(pipe, pairs=False)
+    checks = {c.name: c for c in pipe._preflight_geometry()}
+    assert pipe.stages.results["latents"].outputs["cells"]["t1_g0"] == 0
+    assert not checks["cell_rate[t1_g0]"].passed
+    assert any("cell_rate[t1_g0]" in s and "never drew" in s for s in said)
+
+
+def test_cell_over_drawn_fires_with_the_ratio_of_the_labelled_latents(tmp_path, toyfaces_small):
+    pipe = pipeline_with(tmp_path, toyfaces_small, FeatureGenerator(18.0, t_offset=1.0))
+    said = run_latent_stages(pipe, pairs=False)
+    c = {c.name: c for c in pipe._preflight_geometry()}["cell_rate[t1_g0]"]
+    # recomputed here from the latents the stage saved and the generator's own features
+    z = np.load(pipe.stages.results["latents"].dir / "z.npy")
+    f_t, f_g = FeatureGenerator(18.0, t_offset=1.0).features(z)
+    px = lambda f: np.clip(np.round(128 + SCALE * f), 0, 255) > 128  # noqa: E731
+    gen_rate = float((px(f_t) & ~px(f_g)).mean())
+    real = pipe._data()
+    tr = real.split_indices("train")
+    rt, rg = real.labels(pipe.t, tr), real.labels(pipe.g, tr)
+    real_rate = float(((rt == 1) & (rg == 0)).mean())
+    assert c.value == pytest.approx(gen_rate / real_rate) and c.value > 3 and not c.passed
+    assert any("cell_rate[t1_g0]" in s and "above" in s for s in said)
+
+
+def test_parallel_planes_fire_the_cos_check_before_the_pairs(tmp_path, toyfaces_small):
+    # t and g labelled identically: h_t and h_g are one plane
+    pipe = pipeline_with(tmp_path, toyfaces_small, FeatureGenerator(same=True))
+    said = run_latent_stages(pipe, pairs=False)
+    c = {c.name: c for c in pipe._preflight_geometry()}["abs_cos_theta"]
+    assert c.value == pytest.approx(1.0, abs=1e-6) and not c.passed
+    assert any("abs_cos_theta" in s and "ceiling 0.970" in s for s in said)
+    assert "pairs" not in pipe.stages.results
+
+
+def test_edit_that_does_not_flip_on_the_images_fires(tmp_path, toyfaces_small):
+    # exact in latent space, but G draws no protected attribute outside ‖z‖ > 4.5, where most z' land
+    pipe = pipeline_with(tmp_path, toyfaces_small, FeatureGenerator(18.0, shell=4.5))
+    said = run_latent_stages(pipe)
+    assert pipe.stages.results["pairs"].outputs["complementary"]["latent_target_score_change"] < 1e-6
+    flip = {c["name"]: c for c in pipe.preflight["checks"]}["flip_rate_g"]
+    assert flip["value"] == pipe.stages.results["pairs"].outputs["complementary"]["flip_rate_g"]
+    assert flip["value"] < 0.7 and not flip["passed"] and not pipe.preflight["passed"]
+    assert failed_names(pipe) == {"flip_rate_g"}
+    assert len(said) == 1 and "flip_rate_g" in said[0] and "floor 0.700" in said[0]
+
+
+def test_strict_stops_before_any_train_stage(tmp_path, toyfaces_small):
+    pipe = pipeline_with(tmp_path, toyfaces_small, FeatureGenerator(18.0, shell=4.5), strict=True)
+    trained = []
+    real_stage_train = pipe.stage_train
+    pipe.stage_train = lambda m: (trained.append(m), real_stage_train(m))
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("default")
+        with pytest.raises(FairlatentError) as info:
+            pipe.run()
+    msg = str(info.value)
+    assert "latent.strict" in msg and "flip_rate_g" in msg and "0.700" in msg
+    assert trained == [] and not any(n.startswith("train_") for n in pipe.stages.results)
+    assert not list((tmp_path / "run").glob("train_*"))
+    assert "pairs" in pipe.stages.results  # the edit is checked after the pairs, before training
+
+
+def test_strict_stops_on_the_geometry_before_rendering_pairs(tmp_path, toyfaces_small):
+    pipe = pipeline_with(tmp_path, toyfaces_small, FeatureGenerator(18.0, never_t1_g0=True), strict=True)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("default")
+        with pytest.raises(FairlatentError, match=r"cell_rate\[t1_g0\]"):
+            pipe.run()
+    assert "pairs" not in pipe.stages.results and not list((tmp_path / "run").glob("train_*"))
