@@ -112,9 +112,25 @@ def test_report_is_rebuilt_from_the_run_folder_alone(fast_run, tmp_path):
     assert (run_dir / "report.html").read_text() == first
     out = buf.getvalue()
     for title in ("test: median [95% bootstrap interval]", "test_balanced: median",
-                  "test: method − baseline on the same resamples", "latent: h_t held-out acc", "report: "):
+                  "test: method − baseline on the same resamples", "latent: h_t held-out acc", "pre-flight: ",
+                  "report: "):
         assert title in out, title
-    assert set(report["files"]) == {"scores", "pairs", "gan_samples"}
+    assert set(report["files"]) == {"scores", "pairs", "gan_samples", "cell_samples"}
+    # the pre-flight section: its checks recomputed from the run's figures, a table and one G(z) grid per cell
+    from fairlatent.latent.preflight import preflight_checks
+    from fairlatent.pipeline.config import LatentConfig
+
+    lat, pre = report["latent"], report["preflight"]
+    again_checks = preflight_checks(
+        bounds=LatentConfig().preflight_bounds(), generated_cells=lat["generated_label_rates"]["cells"],
+        real_cells=report["data"]["cells"]["train"], heldout_acc_t=lat["h_t_heldout_acc"],
+        heldout_acc_g=lat["h_g_heldout_acc"], cos_theta=lat["cos_theta"], flip_rate_g=lat["flip_rate_g"],
+        keep_rate_t=lat["keep_rate_t"])
+    assert pre["checks"] == [c.to_dict() for c in again_checks]
+    assert pre["passed"] == all(c.passed for c in again_checks) and pre["strict"] is False
+    html = first
+    assert 'id="preflight"' in html and html.count('alt="G(z) labelled ') == 4
+    assert html.count('<tr class="failed">') == sum(not c.passed for c in again_checks)
     samples = np.load(run_dir / report["files"]["gan_samples"])
     assert samples.dtype == np.uint8 and samples.shape[0] == 64
     from fairlatent.errors import FairlatentError
