@@ -89,6 +89,11 @@ def test_heldout_accuracy_floor():
     assert not checks["h_t_heldout_acc"].passed and checks["h_g_heldout_acc"].passed  # the floor itself passes
 
 
+def test_a_nan_figure_fails_with_a_reason():
+    c = by_name(preflight_checks(bounds=B, heldout_acc_t=float("nan")))["h_t_heldout_acc"]
+    assert not c.passed and c.value is None and "not a finite number" in c.message
+
+
 def test_edit_that_does_not_flip_fails_and_names_a_non_default_edit():
     checks = by_name(preflight_checks(bounds=B, flip_rate_g=0.5, keep_rate_t=0.95))
     assert not checks["flip_rate_g"].passed and checks["keep_rate_t"].passed
@@ -270,6 +275,11 @@ def test_parallel_planes_fire_the_cos_check_before_the_pairs(tmp_path, toyfaces_
     assert c.value == pytest.approx(1.0, abs=1e-6) and not c.passed
     assert any("abs_cos_theta" in s and "ceiling 0.970" in s for s in said)
     assert "pairs" not in pipe.stages.results
+
+
+def test_a_nan_figure_fails_with_a_reason():
+    c = by_name(preflight_checks(bounds=B, heldout_acc_t=float("nan")))["h_t_heldout_acc"]
+    assert not c.passed and c.value is None and "not a finite number" in c.message
 
 
 def test_edit_that_does_not_flip_on_the_images_fires(tmp_path, toyfaces_small):
