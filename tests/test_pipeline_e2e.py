@@ -100,6 +100,21 @@ def test_report_html_is_self_contained_and_escapes_user_strings(fast_run):
     assert "<b>dir</b>" not in out
 
 
+def test_report_html_states_a_subsampled_split(fast_run):
+    from fairlatent.report.build import render_html
+
+    _, _, report = fast_run
+    assert "skew" not in report["data"]  # ToyFaces is rendered at its skew, not subsampled
+    rep = json.loads(json.dumps(report))
+    rep["data"]["subsampled_from"] = "/data/<celeba>"
+    rep["data"]["skew"] = {"train": {"requested": 0.9, "available": 7001, "n": 3892, "direction": 0,
+                                     "skew": 1751 / 1946}}
+    out = render_html(rep, {"real_samples": ""}, run_dir="r")
+    assert "train requested 0.9, achieved 0.900 (a = 0) on 3892 of 7001 images" in out
+    assert "/data/&lt;celeba&gt;" in out
+    assert "Subsampled" not in render_html(report, {"real_samples": ""}, run_dir="r")
+
+
 def test_report_is_rebuilt_from_the_run_folder_alone(fast_run, tmp_path):
     """build_report needs report.json and the run's files, no pipeline: a re-render prints the same tables
     and writes the same page; a folder without report.json is refused by name."""

@@ -43,6 +43,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fairlatent.benchmark.paper import CATEGORY, PAPER_TARGETS
+from fairlatent.data.skew import skewed_train_indices
 from fairlatent.errors import FairlatentError
 from fairlatent.utils.device import DeviceName
 from fairlatent.utils.settings import StrictSettings
@@ -170,33 +171,6 @@ def positives_per_group(ds, targets, protected: str) -> dict[str, dict[str, int]
 def select_targets(counts: dict[str, dict[str, int]], min_positives: int) -> list[str]:
     """Targets whose positives number at least ``min_positives`` in each protected group."""
     return [t for t, c in counts.items() if min(c.values()) >= min_positives]
-
-
-def skewed_train_indices(t: np.ndarray, g: np.ndarray, skews: list[float], seed: int) -> dict[float, np.ndarray]:
-    """Subsets of a train split with ``P(g = a | t = 1) = P(g = 1 − a | t = 0) = skew`` at one size.
-
-    ``a`` is the group in which the target is more common, so the skew follows the data's own correlation.
-    Both classes get ``N`` images, ``N`` the largest size every requested skew can fill from the available
-    (t, g) cells; so only the skew changes along the sweep, not the amount of data.
-    """
-    a = int(t[g == 1].mean() > t[g == 0].mean())
-    cells = {(c, b): np.flatnonzero((t == c) & (g == b)) for c in (0, 1) for b in (0, 1)}
-    # majority cell of class c: (1, a) for positives, (0, 1 − a) for negatives
-    major = {1: (1, a), 0: (0, 1 - a)}
-    minor = {1: (1, 1 - a), 0: (0, a)}
-    n = min(min(len(cells[major[c]]) / s, len(cells[minor[c]]) / (1 - s)) for c in (0, 1) for s in skews)
-    n = int(np.floor(n))
-    if n < 10:
-        raise FairlatentError(f"too few images in the rarest (target, protected) cell for skews {skews} "
-                              f"(each class could hold only {n} images)")
-    rng = np.random.default_rng(seed)
-    order = {k: rng.permutation(v) for k, v in cells.items()}
-    out = {}
-    for s in skews:
-        n_major = int(round(s * n))
-        idx = [order[major[c]][:n_major] for c in (0, 1)] + [order[minor[c]][: n - n_major] for c in (0, 1)]
-        out[s] = np.sort(np.concatenate(idx))
-    return out
 
 
 def _root_fingerprint(root: Path) -> list[tuple[str, int]]:
@@ -475,7 +449,12 @@ class CelebABenchmark:
 
     def run_key(self, spec: RunSpec) -> str:
         """What identifies a finished run: its whole pipeline config (data, generator, f_g, settings)."""
-        return stable_hash(self.pipeline_config(spec).model_dump(mode="json"))
+        dump = self.pipeline_config(spec).model_dump(mode="json")
+        # the benchmark never sets data.skew (its sweep writes subsets itself); before data.skew applied to
+        # data sets read from a path, the unset key dumped as ToyFaces' 0.9: keep the keys of finished runs
+        if dump["data"].get("skew") is None:
+            dump["data"]["skew"] = 0.9
+        return stable_hash(dump)
 
     def run_specs(self, targets: list[str]) -> list[RunSpec]:
         """Every pipeline run, in a fixed order: seeds × targets, then the skew sweep on the first seed."""

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable, Literal, TypeVar
 
 from pydantic import (BaseModel, Field, ValidationError, ValidationInfo, field_serializer, field_validator,
-                      model_validator)
+                      model_serializer, model_validator)
 
 from fairlatent.data.toyfaces import ATTRIBUTES as TOYFACES_ATTRIBUTES
 from fairlatent.pipeline.methods import get_method, method_names
@@ -39,7 +39,15 @@ class _Strict(StrictSettings):
 
 
 class DataConfig(_Strict):
-    """Where the data comes from. ``source="toyfaces"`` renders the built-in data; ``"path"`` reads a data set."""
+    """Where the data comes from. ``source="toyfaces"`` renders the built-in data; ``"path"`` reads a data set.
+
+    ``skew``/``val_skew``/``test_skew`` mean one thing for both sources (:mod:`fairlatent.data.skew`): both
+    target classes the same size and ``P(g = a | t = 1) = P(g = 1 − a | t = 0) = skew``, ``a`` the protected
+    group where the target is more common (ToyFaces: ``a = 1``, i.e. ``P(protected = target)``). ToyFaces
+    *renders* its splits at these skews (``skew`` defaults to 0.9, ``val_skew``/``test_skew`` to ``skew``);
+    a data set read from ``path`` is *subsampled* to them: unset means that split is used as it is, and
+    ``train_size`` (path only) fixes the size of the subsampled train split.
+    """
 
     source: Literal["toyfaces", "path"] = "toyfaces"
     path: str | None = None
@@ -48,18 +56,47 @@ class DataConfig(_Strict):
     # ToyFaces rendering (ignored for source="path")
     n: int = Field(20000, ge=100)
     size: Literal[32, 64] = 32
-    skew: float = Field(0.9, ge=0.0, le=1.0)
-    val_skew: float | None = Field(None, ge=0.0, le=1.0)
-    test_skew: float | None = Field(None, ge=0.0, le=1.0)
+    # both sources: toyfaces renders at these skews; path subsamples its splits to them (None: as it is)
+    skew: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="train P(g = a | t = 1) = P(g = 1 - a | t = 0); toyfaces: rendered (default 0.9); path: the "
+                    "train split subsampled to it (default: not subsampled)")
+    val_skew: float | None = Field(None, ge=0.0, le=1.0,
+                                   description="toyfaces: default skew; path: val subsampled to it when set")
+    test_skew: float | None = Field(None, ge=0.0, le=1.0,
+                                    description="toyfaces: default skew; path: test subsampled to it when set "
+                                                "(test_balanced is never touched)")
+    train_size: int | None = Field(
+        None, ge=20,
+        description="path only, with skew: images in the subsampled train split (even: half per target class); "
+                    "default the largest the skew allows")
     label_noise: float = Field(0.0, ge=0.0, le=0.5)
     faint: dict[str, float] = Field(default_factory=dict, description="{attribute: share drawn faintly}")
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     seed: int | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _toyfaces_default_skew(cls, data: Any) -> Any:
+        """ToyFaces renders at skew 0.9 unless told; a data set read from a path keeps its own skew."""
+        if isinstance(data, dict) and data.get("source", "toyfaces") == "toyfaces" and data.get("skew") is None:
+            data = {**data, "skew": 0.9}
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> "DataConfig":
         if self.source == "path" and not self.path:
             raise ValueError("data.source = 'path' needs data.path (a fairlatent data set directory)")
+        if self.source == "toyfaces" and self.train_size is not None:
+            raise ValueError(f"data.train_size = {self.train_size} subsamples a data set read from data.path "
+                             "(source = 'path'); ToyFaces renders data.n faces, split by data.split_fractions")
+        if self.source == "path" and self.train_size is not None:
+            if self.skew is None:
+                raise ValueError(f"data.train_size = {self.train_size} is the size of the train split "
+                                 "subsampled to data.skew; set data.skew too (0.5 = independent)")
+            if self.train_size % 2:
+                raise ValueError(f"data.train_size = {self.train_size} must be even: both target classes get "
+                                 "train_size / 2 images")
         if any(f <= 0 for f in self.split_fractions) or abs(sum(self.split_fractions) - 1) > 1e-6:
             raise ValueError(f"data.split_fractions must be three positive shares summing to 1, "
                              f"got {list(self.split_fractions)}")
@@ -69,6 +106,22 @@ class DataConfig(_Strict):
         if self.target == self.protected:
             raise ValueError(f"data.target and data.protected are both {self.target!r}; they must differ")
         return self
+
+    def subsampling(self) -> dict[str, float]:
+        """``{split: skew}`` of the splits a ``source = "path"`` data set is subsampled to (empty: none)."""
+        if self.source != "path":
+            return {}
+        return {split: s for split, s in (("train", self.skew), ("val", self.val_skew), ("test", self.test_skew))
+                if s is not None}
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        # train_size unset is left out, so a config that does not subsample dumps (and hashes) as before it
+        # existed; a path config's unset skew is None (it was an ignored 0.9 before data.skew applied to it)
+        out = handler(self)
+        if out.get("train_size") is None:
+            out.pop("train_size", None)
+        return out
 
     @field_validator("target", "protected", "faint")
     @classmethod

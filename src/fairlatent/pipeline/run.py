@@ -145,13 +145,20 @@ class Pipeline:
             for split in ("train", "val", "test"):
                 ds.split_indices(split)
             cfg = {"fingerprint": _fingerprint(path)}
+            wanted = d.subsampling()
+            if wanted:  # in the key only when subsampling, so a plain data set keeps the key it always had
+                cfg["subsample"] = {"skews": wanted, "train_size": d.train_size,
+                                    "seed": self.cfg.seed if d.seed is None else d.seed}
 
-            def fn(stage_dir: Path) -> dict[str, Any]:
-                return {"path": str(path.resolve())}
+                def fn(stage_dir: Path) -> dict[str, Any]:
+                    return self._write_skewed(ds, stage_dir / "dataset", wanted, cfg["subsample"]["seed"])
+            else:
+                def fn(stage_dir: Path) -> dict[str, Any]:
+                    return {"path": str(path.resolve())}
         else:
             from fairlatent.data.toyfaces import make_toyfaces
 
-            params = d.model_dump(exclude={"source", "path"})
+            params = d.model_dump(exclude={"source", "path", "train_size"})
             params["seed"] = self.cfg.seed if d.seed is None else d.seed
             cfg = params
 
@@ -168,6 +175,51 @@ class Pipeline:
         ds = self._data()
         ds.check_attributes([self.t, self.g])
         self._check_evaluation_splits(ds)
+
+    def _write_skewed(self, ds: Dataset, out: Path, wanted: dict[str, float], seed: int) -> dict[str, Any]:
+        """The data set at ``ds`` with the splits of ``wanted`` subsampled to their skews, written to ``out``.
+
+        One definition of skew (:mod:`fairlatent.data.skew`): both target classes the same size and
+        ``P(g = a | t = 1) = P(g = 1 − a | t = 0) = skew``, the direction ``a`` taken from the *original* train
+        split (the protected group where the target is more common) for every split. The train split has
+        ``data.train_size`` images (default: the largest the skew allows); val and test, when asked, the largest
+        their skew allows. Other splits (test_balanced, and any split not asked) are copied as they are.
+        Returns the stage outputs: the path, the direction and, per subsampled split, the request, the sizes
+        before and after and what was achieved (:func:`fairlatent.data.skew.skew_summary`).
+        """
+        from fairlatent.data.skew import skew_direction, skew_summary, skewed_indices
+        from fairlatent.utils.seed import rng
+
+        d = self.cfg.data
+        tr = ds.split_indices("train")
+        a = skew_direction(ds.labels(self.t, tr), ds.labels(self.g, tr))
+        keep = np.ones(len(ds), dtype=bool)
+        report: dict[str, Any] = {}
+        key = {"train": "data.skew", "val": "data.val_skew", "test": "data.test_skew"}
+        for split, s in wanted.items():
+            idx = ds.split_indices(split)
+            t, g = ds.labels(self.t, idx), ds.labels(self.g, idx)
+            per_class = d.train_size // 2 if split == "train" and d.train_size is not None else None
+            size = f" at data.train_size = {d.train_size}" if per_class is not None else ""
+            sub = skewed_indices(t, g, [s], rng(seed, "data-skew", split), per_class=per_class, direction=a,
+                                 min_per_class=10, what=f"{key[split]} = {s:g}{size} ({ds.path}, split {split!r}, "
+                                                        f"{self.t} / {self.g})",
+                                 names=(self.t, self.g))[s]
+            keep[idx] = False
+            keep[idx[sub]] = True
+            report[split] = {"requested": s, "available": int(idx.size),
+                             **skew_summary(t[sub], g[sub], a)}
+        rows = np.flatnonzero(keep)
+        meta = {**ds.meta, "subsampled_from": {
+            "path": str(ds.path.resolve()), "target": self.t, "protected": self.g, "direction": a,
+            "seed": seed, "skews": wanted, "train_size": d.train_size}}
+        for k in ("format", "version", "n", "image_size", "attributes", "splits", "parts"):
+            meta.pop(k, None)
+        write_dataset(out, np.asarray(ds.images[rows]), ds.table.iloc[rows].reset_index(drop=True), meta,
+                      masks=ds.masks(rows) if ds.has_masks else None,
+                      part_names=ds.part_names if ds.has_masks else None,
+                      latents=np.asarray(ds.latents[rows]) if ds.latents is not None else None, overwrite=True)
+        return {"path": str(out.resolve()), "source": str(ds.path.resolve()), "direction": a, "skew": report}
 
     def _check_evaluation_splits(self, ds: Dataset) -> None:
         """Refuse an evaluation split where the target or the protected attribute has a single value.

@@ -47,7 +47,10 @@ def summarize_run(pipe: "Pipeline", total_seconds: float) -> dict[str, Any]:
         "config": pipe.cfg.model_dump(),
         "target": pipe.t,
         "protected": pipe.g,
-        "data": {"path": st["data"].outputs["path"], "cells": label_cells(pipe._data(), pipe.t, pipe.g)},
+        "data": {"path": st["data"].outputs["path"], "cells": label_cells(pipe._data(), pipe.t, pipe.g),
+                 # data.skew on a data set read from a path: the subsampled splits, requested vs achieved
+                 **({"subsampled_from": st["data"].outputs["source"], "skew": st["data"].outputs["skew"]}
+                    if "skew" in st["data"].outputs else {})},
         "methods": evaluation,
     }
     if "hyperplanes" in st:
