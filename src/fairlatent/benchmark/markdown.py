@@ -112,15 +112,18 @@ def _metric_cells(res: dict[str, Any]) -> str:
     return " | ".join(_iv(res.get(k), 2 if k == "KL" else 1) for k in METRICS)
 
 
+def machine_line(results: dict[str, Any]) -> str:
+    mach = results.get("machine", {})
+    return (f"Machine: {mach.get('cpu', '?')}, {mach.get('cores', '?')} cores, torch threads "
+            f"{mach.get('torch_threads', '?')}, CUDA: {mach.get('cuda') or 'none'}; torch {mach.get('torch', '?')}.")
+
+
 def results_markdown(results: dict[str, Any]) -> str:
     cfg = results.get("config", {})
     methods = cfg.get("methods", [])
     runs = results.get("runs", {})
     lines: list[str] = ["# CelebA benchmark results", ""]
-    mach = results.get("machine", {})
-    lines += [f"Machine: {mach.get('cpu', '?')}, {mach.get('cores', '?')} cores, torch threads "
-              f"{mach.get('torch_threads', '?')}, CUDA: {mach.get('cuda') or 'none'}; torch {mach.get('torch', '?')}.",
-              seed_behaviour(cfg), "",
+    lines += [machine_line(results), seed_behaviour(cfg), "",
               f"Protected attribute: `{cfg.get('protected')}`; image size {cfg.get('size')}; seeds {cfg.get('seeds')}; "
               f"finished target runs: {len(runs)}" + (f"; wall time of the last invocation {results['total_s'] / 60:.1f} min "
                                                      "(a resumed run skips finished work; stage times below)"
