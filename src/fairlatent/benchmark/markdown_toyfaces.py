@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fairlatent.benchmark.markdown import _f, _msd, machine_line, timing_lines
+from fairlatent.benchmark.markdown import (LATENT_COLUMNS, LATENT_FIELDS, LATENT_LEGEND, _f, _msd, machine_line,
+                                          timing_lines)
 
 DELTA_METRICS = ("DEO", "AP", "BA")
 
@@ -85,11 +86,9 @@ def toyfaces_markdown(results: dict[str, Any]) -> str:
 def diagnostics_lines(pairs: dict[str, Any]) -> list[str]:
     """Hyperplanes, the complementary edit and the GAN's cells, per pair (mean over seeds)."""
     lines = ["## Diagnostics per pair (mean over seeds)", "",
-             "h_t, h_g: held-out accuracy of the latent hyperplanes against f_t's and f_g's labels of G(z); "
-             "flip: share of pairs whose f_g label flipped under the complementary edit; keep: share whose f_t "
-             "label stayed; cells: share of each (target, protected) cell among G(z) as labelled by f_t, f_g / "
-             "among the real train images.", "",
-             "| pair | h_t acc | h_g acc | cos θ | flip | keep | t0g0 | t0g1 | t1g0 | t1g1 |",
+             LATENT_LEGEND + "(under the complementary edit); cells: share of each (target, protected) cell "
+             "among G(z) as labelled by f_t, f_g / among the real train images.", "",
+             f"| pair | {LATENT_COLUMNS} | t0g0 | t0g1 | t1g0 | t1g1 |",
              "|---|---:|---:|---:|---:|---:|---|---|---|---|"]
     for name, s in pairs.items():
         d = s.get("diagnostics")
@@ -97,8 +96,7 @@ def diagnostics_lines(pairs: dict[str, Any]) -> list[str]:
             continue
         cells = " | ".join(f"{_pct(d['cells'][c]['G(z)'])} / {_pct(d['cells'][c]['real'])}"
                            for c in ("t0_g0", "t0_g1", "t1_g0", "t1_g1"))
-        lines.append(f"| {name} | " + " | ".join(_f(d[k]["mean"]) for k in (
-            "h_t_heldout_acc", "h_g_heldout_acc", "cos_theta", "flip_rate_g", "keep_rate_t")) + f" | {cells} |")
+        lines.append(f"| {name} | " + " | ".join(_f(d[k]["mean"]) for k in LATENT_FIELDS) + f" | {cells} |")
     return lines + [""]
 
 

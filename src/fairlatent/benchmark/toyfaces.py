@@ -52,6 +52,7 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 from rich.console import Console
 
+from fairlatent.benchmark.markdown import LATENT_FIELDS
 from fairlatent.benchmark.settings import BenchmarkSettings
 from fairlatent.benchmark.tasks import RunSpec, TaskBenchmark
 from fairlatent.data.toyfaces import ATTRIBUTES
@@ -230,8 +231,7 @@ def pair_summary(runs: list[dict[str, Any]], methods: list[str]) -> dict[str, An
                                   "below0": sum(d["hi"] < 0 for d in ok), "above0": sum(d["lo"] > 0 for d in ok)}
     lat = [r["latent"] for r in runs if r.get("latent")]
     if lat:
-        diag = {k: _stats([x[k] for x in lat]) for k in ("h_t_heldout_acc", "h_g_heldout_acc", "cos_theta",
-                                                         "flip_rate_g", "keep_rate_t")}
+        diag = {k: _stats([x[k] for x in lat]) for k in LATENT_FIELDS}
         gen = [_cell_rates(x["generated_label_rates"]["cells"]) for x in lat]
         real = [_cell_rates(r["cells"]["train"]) for r in runs if r.get("latent")]
         diag["cells"] = {c: {"G(z)": _stats([g[c] for g in gen]), "real": _stats([x[c] for x in real])}

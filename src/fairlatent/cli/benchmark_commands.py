@@ -24,6 +24,11 @@ def _csv(value: str | None, cast=str) -> list | None:
         raise FairlatentError(f"cannot read {value!r} as a comma-separated list of {cast.__name__}") from None
 
 
+# options every benchmark command has
+BACKGROUND = typer.Option(False, "--background", help="Detach; write the log to OUT/benchmark.log.")
+QUIET = typer.Option(False, "--quiet", help="No progress bars.")
+
+
 @benchmark_app.command("celeba")
 def celeba_command(
     root: Path = typer.Option(Path("../shared/data/celeba"), "--root", help="CelebA folder (images or zip + labels)."),
@@ -43,8 +48,8 @@ def celeba_command(
     preset: str = typer.Option("default", "--preset", help="'default' or 'test' (a few hundred images, tiny models)."),
     set_: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set gan.steps=2000 or "
                                                      "--set classifier.lr=1e-3 (TOML value; repeatable)."),
-    background: bool = typer.Option(False, "--background", help="Detach; write the log to OUT/benchmark.log."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    background: bool = BACKGROUND,
+    quiet: bool = QUIET,
     nproc: int = typer.Option(1, "--nproc", min=1, help="Run on N processes of this machine (re-launches itself "
                               "under torchrun): shared GANs and classifiers train data-parallel, the (target, "
                               "seed) runs are dealt over the processes. A rerun with any N continues."),
@@ -120,8 +125,8 @@ def toyfaces_command(
                                                           "(2 pairs, 600 faces, tiny models)."),
     set_: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set gan.steps=2000 or "
                                                      "--set n=10000 (TOML value; repeatable)."),
-    background: bool = typer.Option(False, "--background", help="Detach; write the log to OUT/benchmark.log."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    background: bool = BACKGROUND,
+    quiet: bool = QUIET,
     nproc: int = typer.Option(1, "--nproc", min=1, help="Run on N processes of this machine (re-launches itself "
                               "under torchrun): the (pair, seed) runs are dealt over the processes. A rerun with "
                               "any N continues."),
