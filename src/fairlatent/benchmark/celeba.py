@@ -31,31 +31,26 @@ running its share alone (:func:`fairlatent.train.distributed.single_process`); r
 from __future__ import annotations
 
 import os
-import platform
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from rich.console import Console
 from rich.table import Table
 
 from fairlatent.benchmark.paper import CATEGORY, PAPER_TARGETS
+from fairlatent.benchmark.settings import BenchmarkSettings
+from fairlatent.benchmark.tasks import RunSpec, TaskBenchmark
 from fairlatent.data.skew import skewed_train_indices
 from fairlatent.errors import FairlatentError
-from fairlatent.utils.device import DeviceName
-from fairlatent.utils.settings import StrictSettings
-from fairlatent.pipeline.config import EvaluationConfig, LatentConfig
-from fairlatent.pipeline.methods import method_names
-from fairlatent.pipeline.stages import StageResult, StageRunner, stable_hash
+from fairlatent.pipeline.stages import StageRunner, stable_hash
 from fairlatent.train.classifier import ClassifierConfig
-from fairlatent.train.distributed import DistContext, barrier, init_distributed, single_process
+from fairlatent.train.distributed import DistContext, barrier
 from fairlatent.train.gan import GANConfig
-from fairlatent.utils.io import read_json, write_json, write_text
+from fairlatent.utils.io import read_json, write_json
 
-METRICS = ("AP", "DEO", "BA", "KL")
 
 # The benchmark's own defaults of its model sections: sized so 19 targets + the skew sweep fit ~2 h on 2 CPU
 # cores (see docs/benchmarks/celeba.md). A section given in the config (or by --set) is laid over these.
@@ -68,33 +63,25 @@ SECTION_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-class CelebABenchmarkConfig(StrictSettings):
+class CelebABenchmarkConfig(BenchmarkSettings):
     """Everything that determines a benchmark run (saved in ``results.json``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # the typed sections (gan, classifier, latent, evaluation) are SECTION_DEFAULTS[name] with what the config
+    # sets laid over it (seed/device default to the benchmark's; the pipeline's own rules apply to latent)
+    section_defaults: ClassVar[dict[str, dict[str, Any]]] = SECTION_DEFAULTS
 
     root: str = Field(..., description="CelebA folder (images folder or zip + attribute file)")
     targets: list[str] | None = Field(None, description="None: the paper's targets with enough positives")
     protected: str = "Male"
     size: int = Field(64, ge=8)
-    seeds: list[int] = Field(default_factory=lambda: [0])
     seed_scope: Literal["all", "pipeline"] = Field(
         "all", description="all: every seed draws its own split, GAN and protected classifier f_g; pipeline: "
                            "one split/GAN/f_g (first seed) shared by every seed, seeds resample the pipeline only")
     split_fractions: tuple[float, float, float] = (0.6, 0.1, 0.3)
     limit: int | None = Field(None, ge=10, description="first N labelled images only (tests)")
     min_positives: int = Field(150, ge=1, description="per protected group, in the train split")
-    methods: list[str] = Field(default_factory=lambda: ["baseline", "reweighting", "latent_debias",
-                                                        "latent_debias_filtered"])
-    # the typed sections; each is SECTION_DEFAULTS[name] with what the config sets laid over it, and keeps
-    # which keys are set (seed/device default to the benchmark's; the pipeline's own rules apply to latent)
-    gan: GANConfig = Field(default_factory=lambda: GANConfig(**SECTION_DEFAULTS["gan"]))
-    classifier: ClassifierConfig = Field(default_factory=lambda: ClassifierConfig(**SECTION_DEFAULTS["classifier"]))
-    latent: LatentConfig = Field(default_factory=lambda: LatentConfig(**SECTION_DEFAULTS["latent"]))
-    evaluation: EvaluationConfig = Field(default_factory=lambda: EvaluationConfig(**SECTION_DEFAULTS["evaluation"]))
     skew_target: str | None = Field("Smiling", description="target of the controlled-skew sweep; None: no sweep")
     skews: list[float] = Field(default_factory=lambda: [0.5, 0.7, 0.9])
-    device: DeviceName = None
 
     @field_validator("skews")
     @classmethod
@@ -102,30 +89,6 @@ class CelebABenchmarkConfig(StrictSettings):
         if any(not 0.5 <= s < 1 for s in v):
             raise ValueError(f"skews must be in [0.5, 1), got {v}")
         return v
-
-    @model_validator(mode="before")
-    @classmethod
-    def _over_defaults(cls, data: Any) -> Any:
-        """A section given as a table is laid over the benchmark's defaults of that section, so
-        ``--set classifier.lr=1e-3`` changes the learning rate and keeps ``epochs = 8``."""
-        if isinstance(data, dict):
-            data = dict(data)
-            for name, defaults in SECTION_DEFAULTS.items():
-                if isinstance(data.get(name), dict):
-                    data[name] = {**defaults, **data[name]}
-        return data
-
-    @field_validator("methods")
-    @classmethod
-    def _known_methods(cls, v: list[str]) -> list[str]:
-        unknown = [m for m in v if m not in method_names()]
-        if unknown:
-            raise ValueError(f"unknown method(s) {unknown}; methods are: {', '.join(method_names())}")
-        return v
-
-    @field_serializer("gan", "classifier", "latent", "evaluation")
-    def _set_keys_only(self, section: BaseModel) -> dict[str, Any]:
-        return section.model_dump(include=section.model_fields_set)
 
     @model_validator(mode="after")
     def _seeded_sections(self) -> "CelebABenchmarkConfig":
@@ -152,13 +115,6 @@ class CelebABenchmarkConfig(StrictSettings):
         return ClassifierConfig.model_validate({"seed": self.seeds[0] if seed is None else seed,
                                                 "device": self.device, **c.model_dump(include=c.model_fields_set)})
 
-    @field_validator("seeds")
-    @classmethod
-    def _seeds(cls, v: list[int]) -> list[int]:
-        if not v:
-            raise ValueError("seeds is empty")
-        return list(dict.fromkeys(v))
-
 
 # ----------------------------------------------------------------------------------------------- helpers
 def positives_per_group(ds, targets, protected: str) -> dict[str, dict[str, int]]:
@@ -178,22 +134,6 @@ def _root_fingerprint(root: Path) -> list[tuple[str, int]]:
     return [(str(p.relative_to(root) if p != root else p.name), p.stat().st_size) for p in files[:200]]
 
 
-def machine_description() -> dict[str, Any]:
-    import torch
-
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "python": platform.python_version(), "torch": torch.__version__}
-
-
 # ----------------------------------------------------------------------------------------------- the run
 LAYOUT_NAME = "benchmark_layout.json"
 
@@ -209,50 +149,13 @@ class SharedSet:
         return self.runner.results[stage].outputs["path"]
 
 
-@dataclass(frozen=True)
-class RunSpec:
-    """One pipeline run of the benchmark: a (target, seed) run or a skew run."""
+class CelebABenchmark(TaskBenchmark):
+    buckets = ("runs", "skew")
 
-    bucket: str  # "runs" or "skew"
-    key: str  # "Smiling/seed0", "Smiling/skew0.7"
-    target: str
-    seed: int
-    data_path: str
-    run_dir: Path
-    gan: str
-    protected: str
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
-
-    @property
-    def record_name(self) -> str:
-        return f"{self.bucket}__{self.key.replace('/', '__')}.json"
-
-
-def _must_be_done(name: str) -> Callable[[Path], dict[str, Any]]:
-    def fn(stage_dir: Path) -> dict[str, Any]:
-        raise FairlatentError(f"{stage_dir}: stage {name} was to be written by rank 0 but is not finished")
-
-    return fn
-
-
-class CelebABenchmark:
     def __init__(self, cfg: CelebABenchmarkConfig, out: str | os.PathLike, *, console: Console | None = None,
                  progress: bool = True, after_run: Callable[[Path], Any] | None = None,
                  ctx: DistContext | None = None) -> None:
-        self.cfg = cfg
-        self.after_run = after_run
-        self.out = Path(out)
-        self.console = console or Console()
-        self.ctx = ctx or init_distributed(cfg.device)
-        # rank 0 speaks for the shared stages; the other ranks only print their own pipeline runs
-        self.shared_console = self.console if self.ctx.is_main else Console(quiet=True)
-        self.progress = progress and self.ctx.is_main
-        self.results_path = self.out / "results.json"
-        self.done_dir = self.out / "done"
-        prev = read_json(self.results_path) if self.results_path.is_file() else {}
-        # results of finished runs survive a restart even when their run folders are pruned
-        self.results: dict[str, Any] = {"runs": prev.get("runs", {}), "skew": prev.get("skew", {}),
-                                        "failed": prev.get("failed", {})}
+        super().__init__(cfg, out, console=console, progress=progress, after_run=after_run, ctx=ctx)
         if self.cfg.seed_scope == "all":
             self.sets = {s: SharedSet(s, StageRunner(self.out / "shared" / f"seed{s}", self.shared_console))
                          for s in cfg.seeds}
@@ -284,41 +187,6 @@ class CelebABenchmark:
         barrier(self.ctx)  # every rank has looked before rank 0 writes
         if self.ctx.is_main and made is None:
             write_json(path, {"seed_scope": self.cfg.seed_scope})
-
-    # -------------------------------------------------------------- stages across ranks
-    def _on_main(self, runner: StageRunner, name: str, config: Any, fn: Callable[[Path], dict[str, Any]],
-                 deps: tuple[str, ...] = ()) -> StageResult:
-        """A stage written by rank 0 alone while the others wait; then every rank reads its record."""
-        if self.ctx.is_main:
-            res = runner.run(name, config, fn, deps)
-        barrier(self.ctx)
-        if not self.ctx.is_main:
-            res = runner.run(name, config, _must_be_done(name), deps)
-        return res
-
-    def _collective(self, runner: StageRunner, name: str, config: Any, train: Callable[[Path], dict[str, Any]],
-                    deps: tuple[str, ...] = ()) -> StageResult:
-        """A stage whose training is data-parallel: every rank calls ``train(stage_dir)`` together; rank 0
-        prepares the folder and keeps the stage record (one process: a plain cached stage)."""
-        ctx = self.ctx
-        if not ctx.distributed:
-            return runner.run(name, config, train, deps)
-        done = runner.finished(name, runner.key(name, config, deps)) is not None
-        barrier(ctx)  # every rank has looked before rank 0 touches the folder
-        if not done:
-            if ctx.is_main:
-                def fn(stage_dir: Path) -> dict[str, Any]:
-                    barrier(ctx)  # the folder is ready (a stale one cleared)
-                    return train(stage_dir)
-
-                runner.run(name, config, fn, deps)
-            else:
-                barrier(ctx)
-                train(runner.run_dir / name)
-            barrier(ctx)  # rank 0 has written stage.json
-        if ctx.is_main and not done:
-            return runner.results[name]
-        return runner.run(name, config, _must_be_done(name), deps)
 
     # -------------------------------------------------------------- shared stages
     def stage_data(self, sset: SharedSet) -> None:
@@ -473,67 +341,20 @@ class CelebABenchmark:
                                      sset.path("gan"), sset.path("protected"), {"skew": s}))
         return specs
 
-    def record(self, spec: RunSpec) -> dict[str, Any] | None:
-        path = self.done_dir / spec.record_name
-        return read_json(path) if path.is_file() else None
-
-    def finished(self, spec: RunSpec, key: str) -> bool:
-        """Whether the run has a record of this very config. A recorded failure counts too: the pipeline
-        is seeded, so the same config fails the same way again (delete ``done/<run>.json`` to retry)."""
-        rec = self.record(spec)
-        return rec is not None and rec.get("key") == key and rec.get("status") in ("done", "failed")
-
-    def _run_one(self, spec: RunSpec, key: str) -> None:
-        """One pipeline run; its summary (or its failure) goes to ``done/<run>.json`` (and, on rank 0, into
-        the merged results)."""
-        from fairlatent.pipeline.run import run_pipeline
-
-        self.console.rule(f"[bold]{spec.key}" + (f" · rank {self.ctx.rank}" if self.ctx.distributed else ""))
-        t0 = time.perf_counter()
-        stamp = {"key": key, "rank": self.ctx.rank, "world": self.ctx.world, "started": time.time()}
-        try:
-            with single_process():
-                report = run_pipeline(self.pipeline_config(spec), spec.run_dir, console=self.console,
-                                      progress=self.progress)
-                if self.after_run is not None:
-                    self.after_run(spec.run_dir)
-        except FairlatentError as exc:  # one target's failure (e.g. a GAN that never draws it) is a result too
-            self.console.print(f"[red]{spec.key} failed:[/] {exc}")
-            write_json(self.done_dir / spec.record_name, {**stamp, "status": "failed", "error": str(exc),
-                                                          "finished": time.time()})
-        else:
-            result = {**summarize_report(report), "target": spec.target, "seed": spec.seed, **spec.extra,
-                      "wall_s": round(time.perf_counter() - t0, 1), "rank": self.ctx.rank}
-            write_json(self.done_dir / spec.record_name, {**stamp, "status": "done", "result": result,
-                                                          "finished": time.time()})
-        if self.ctx.is_main:
-            self.save()
-
-    # -------------------------------------------------------------- driver
-    def merge(self) -> None:
-        """Fold every run's record into the results (a record of another config is left for its rerun)."""
-        for spec in getattr(self, "specs", []):
-            rec = self.record(spec)
-            if rec is None or rec.get("key") != self.keys.get(spec.key):
-                continue
-            if rec["status"] == "done":
-                self.results["failed"].pop(spec.key, None)
-                self.results[spec.bucket][spec.key] = rec["result"]
-            else:
-                self.results[spec.bucket].pop(spec.key, None)
-                self.results["failed"][spec.key] = rec["error"]
-
-    def save(self) -> None:
+    def markdown(self, results: dict[str, Any]) -> str:
         from fairlatent.benchmark.markdown import results_markdown
 
-        self.merge()
-        self.results["config"] = self.cfg.model_dump()
-        self.results["machine"] = {**machine_description(), "ranks": self.ctx.world}
-        self.results["shared_timings_s"] = {
+        return results_markdown(results)
+
+    def extra_results(self) -> dict[str, Any]:
+        return {"shared_timings_s": {
             (k if self.cfg.seed_scope == "pipeline" else f"seed{ss.seed}/{k}"): v
-            for ss in self.shared_sets() for k, v in ss.runner.timings().items()}
-        write_json(self.results_path, self.results)
-        write_text(self.out / "results.md", results_markdown(self.results))
+            for ss in self.shared_sets() for k, v in ss.runner.timings().items()}}
+
+    def print_summary(self) -> None:
+        from fairlatent.benchmark.markdown import averages_table
+
+        self.console.print(averages_table(self.results, self.cfg.methods))
 
     def prepare(self) -> list[str]:
         """The shared work: every set's data, the targets, every set's GAN and f_g; returns the targets."""
@@ -546,59 +367,6 @@ class CelebABenchmark:
             self.stage_gan(sset)
             self.stage_protected(sset)
         return targets
-
-    def run(self) -> dict[str, Any]:
-        t0 = time.perf_counter()
-        ctx = self.ctx
-        targets = self.prepare()
-        self.specs = self.run_specs(targets)
-        self.keys = {spec.key: self.run_key(spec) for spec in self.specs}
-        if ctx.is_main:
-            self.save()
-        todo = [spec for spec in self.specs if not self.finished(spec, self.keys[spec.key])]
-        barrier(ctx)  # every rank has listed the unfinished runs before any rank records one
-        mine = todo[ctx.rank::ctx.world]  # round-robin: the same deal on every rank
-        skipped = len(self.specs) - len(todo)
-        self.shared_console.print(f"{len(self.specs)} runs: {skipped} finished earlier, {len(todo)} to run"
-                                  + (f" over {ctx.world} ranks" if ctx.distributed else ""))
-        if ctx.distributed:
-            self.console.print(f"rank {ctx.rank}: {', '.join(s.key for s in mine) or 'nothing'}")
-        for spec in mine:
-            self._run_one(spec, self.keys[spec.key])
-        if not ctx.is_main:
-            return self.results
-        # rank 0 waits for the other ranks' records on disk rather than at a barrier: a rank whose share
-        # takes longer would outlast the process group's collective timeout (a rank that dies takes the
-        # whole torchrun job with it, so this does not wait for ever)
-        while not all(self.finished(spec, self.keys[spec.key]) for spec in todo):
-            time.sleep(1.0)
-        self.results["total_s"] = round(time.perf_counter() - t0, 1)
-        self.save()
-        from fairlatent.benchmark.markdown import averages_table
-
-        self.console.print(averages_table(self.results, self.cfg.methods))
-        self.console.print(f"results: {self.results_path} and {self.out / 'results.md'}")
-        return self.results
-
-
-def summarize_report(report: dict[str, Any]) -> dict[str, Any]:
-    """The part of a pipeline report the benchmark tables need (full report stays in the run folder)."""
-    methods = {}
-    for m, res in report["methods"].items():
-        test = res["test"]
-        methods[m] = {k: {q: test[k][q] for q in ("median", "lo", "hi")} for k in METRICS if k in test}
-        methods[m]["threshold"] = res["threshold"]
-        if "paired_vs_baseline" in res:
-            methods[m]["vs_baseline"] = {k: v for k, v in res["paired_vs_baseline"]["test"].items()
-                                         if k in METRICS}
-    out: dict[str, Any] = {"methods": methods, "cells": report["data"]["cells"], "timings_s": report["timings_s"]}
-    if "latent" in report:
-        lat = report["latent"]
-        out["latent"] = {k: lat[k] for k in ("h_t_heldout_acc", "h_g_heldout_acc", "cos_theta", "flip_rate_g",
-                                             "keep_rate_t", "agreement_dropped", "pairs", "generated_label_rates")}
-    if "generative" in report:
-        out["generative"] = report["generative"]["rows"]
-    return out
 
 
 def run_celeba_benchmark(cfg: CelebABenchmarkConfig, out: str | os.PathLike, *, console: Console | None = None,

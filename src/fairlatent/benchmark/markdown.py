@@ -112,15 +112,18 @@ def _metric_cells(res: dict[str, Any]) -> str:
     return " | ".join(_iv(res.get(k), 2 if k == "KL" else 1) for k in METRICS)
 
 
+def machine_line(results: dict[str, Any]) -> str:
+    mach = results.get("machine", {})
+    return (f"Machine: {mach.get('cpu', '?')}, {mach.get('cores', '?')} cores, torch threads "
+            f"{mach.get('torch_threads', '?')}, CUDA: {mach.get('cuda') or 'none'}; torch {mach.get('torch', '?')}.")
+
+
 def results_markdown(results: dict[str, Any]) -> str:
     cfg = results.get("config", {})
     methods = cfg.get("methods", [])
     runs = results.get("runs", {})
     lines: list[str] = ["# CelebA benchmark results", ""]
-    mach = results.get("machine", {})
-    lines += [f"Machine: {mach.get('cpu', '?')}, {mach.get('cores', '?')} cores, torch threads "
-              f"{mach.get('torch_threads', '?')}, CUDA: {mach.get('cuda') or 'none'}; torch {mach.get('torch', '?')}.",
-              seed_behaviour(cfg), "",
+    lines += [machine_line(results), seed_behaviour(cfg), "",
               f"Protected attribute: `{cfg.get('protected')}`; image size {cfg.get('size')}; seeds {cfg.get('seeds')}; "
               f"finished target runs: {len(runs)}" + (f"; wall time of the last invocation {results['total_s'] / 60:.1f} min "
                                                      "(a resumed run skips finished work; stage times below)"
@@ -205,15 +208,20 @@ def results_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# the latent diagnostics every benchmark's table shows: their legend and their columns
+LATENT_LEGEND = ("h_t, h_g: held-out accuracy of the latent hyperplanes against the labelers' labels of G(z); "
+                 "flip: share of pairs whose f_g label flipped; keep: share whose f_t label stayed; ")
+LATENT_COLUMNS = "h_t acc | h_g acc | cos θ | flip | keep"
+LATENT_FIELDS = ("h_t_heldout_acc", "h_g_heldout_acc", "cos_theta", "flip_rate_g", "keep_rate_t")
+
+
 def diagnostics_lines(runs: dict[str, Any], protected: str) -> list[str]:
     """Why latent de-biasing did or did not help: hyperplanes, edits, and the GAN's coverage of each cell."""
     lines = ["## Diagnostics per target", "",
-             "h_t, h_g: held-out accuracy of the latent hyperplanes against the labelers' labels of G(z); "
-             "flip: share of pairs whose f_g label flipped; keep: share whose f_t label stayed; "
-             "rare cell: the (target=1) cell of the protected group where the target is rarer, among G(z) as "
+             LATENT_LEGEND + "rare cell: the (target=1) cell of the protected group where the target is rarer, among G(z) as "
              "labelled, and its precision / recall / coverage against the real images of that cell (domain "
              "features of the protected classifier).", "",
-             "| run | h_t acc | h_g acc | cos θ | flip | keep | G(z) cells t1g0 / t1g1 | rare cell P / R / C | G(z) FID all |",
+             f"| run | {LATENT_COLUMNS} | G(z) cells t1g0 / t1g1 | rare cell P / R / C | G(z) FID all |",
              "|---|---:|---:|---:|---:|---:|---|---|---:|"]
     for key, r in runs.items():
         lat = r.get("latent")

@@ -1,4 +1,4 @@
-"""Named starting points for a CelebA benchmark config, on which the command line's options and ``--set`` overrides (:mod:`fairlatent.utils.settings`) are applied.
+"""Named starting points for a benchmark config (CelebA: ``PRESETS``; ToyFaces: ``TOYFACES_PRESETS``), on which the command line's options and ``--set`` overrides (:mod:`fairlatent.utils.settings`) are applied.
 
 ``test``: a few hundred images and tiny models; it shows the mechanics end to end in about a minute (the
 test suite runs it), not the paper's effect. ``default``: nothing preset, the
@@ -24,12 +24,24 @@ TEST_PRESET: dict[str, Any] = {
 }
 PRESETS: dict[str, dict[str, Any]] = {"default": {}, "test": TEST_PRESET}
 
+# ToyFaces: two pairs (a faint target with the demo's small protected attribute; a faint smile with a large
+# colour protected attribute at the milder skew), one seed, 600 faces and the CelebA test preset's tiny models
+TOYFACES_TEST_PRESET: dict[str, Any] = {
+    "n": 600, "seeds": [0],
+    "pairs": [{"target": "Wearing_Hat", "protected": "Eyeglasses", "skew": 0.9, "faint": {"Wearing_Hat": 0.5},
+               "note": "the demo's case"},
+              {"target": "Smiling", "protected": "Pale_Skin", "skew": 0.7, "faint": {"Smiling": 0.5},
+               "note": "large colour protected, milder skew"}],
+    **{k: copy.deepcopy(v) for k, v in TEST_PRESET.items() if k in ("gan", "classifier", "latent", "evaluation")},
+}
+TOYFACES_PRESETS: dict[str, dict[str, Any]] = {"default": {}, "test": TOYFACES_TEST_PRESET}
 
-def preset(name: str) -> dict[str, Any]:
-    """A fresh (deep) copy of preset ``name``, safe to modify."""
-    if name not in PRESETS:
-        raise FairlatentError(f"--preset {name!r}: choose {' or '.join(repr(p) for p in PRESETS)}")
-    return copy.deepcopy(PRESETS[name])
+
+def preset(name: str, presets: dict[str, dict[str, Any]] = PRESETS) -> dict[str, Any]:
+    """A fresh (deep) copy of preset ``name`` of ``presets`` (the CelebA ones by default), safe to modify."""
+    if name not in presets:
+        raise FairlatentError(f"--preset {name!r}: choose {' or '.join(repr(p) for p in presets)}")
+    return copy.deepcopy(presets[name])
 
 
-__all__ = ["PRESETS", "TEST_PRESET", "preset"]
+__all__ = ["PRESETS", "TEST_PRESET", "TOYFACES_PRESETS", "TOYFACES_TEST_PRESET", "preset"]

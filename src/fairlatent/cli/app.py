@@ -15,7 +15,7 @@ metrics_app = typer.Typer(
     no_args_is_help=True,
     invoke_without_command=True,
 )
-benchmark_app = typer.Typer(help="Real-data benchmarks.", no_args_is_help=True)
+benchmark_app = typer.Typer(help="Benchmarks: CelebA (real faces) and ToyFaces (many controlled cases).", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(metrics_app, name="metrics")
 app.add_typer(benchmark_app, name="benchmark")

@@ -1,4 +1,5 @@
-"""``fairlatent benchmark celeba``: the paper's protocol on real CelebA faces (see fairlatent.benchmark.celeba)."""
+"""``fairlatent benchmark celeba`` (the paper's protocol on real CelebA faces) and ``fairlatent benchmark toyfaces``
+(the pipeline over many ToyFaces cases); see fairlatent.benchmark.celeba and fairlatent.benchmark.toyfaces."""
 
 from __future__ import annotations
 
@@ -23,6 +24,11 @@ def _csv(value: str | None, cast=str) -> list | None:
         raise FairlatentError(f"cannot read {value!r} as a comma-separated list of {cast.__name__}") from None
 
 
+# options every benchmark command has
+BACKGROUND = typer.Option(False, "--background", help="Detach; write the log to OUT/benchmark.log.")
+QUIET = typer.Option(False, "--quiet", help="No progress bars.")
+
+
 @benchmark_app.command("celeba")
 def celeba_command(
     root: Path = typer.Option(Path("../shared/data/celeba"), "--root", help="CelebA folder (images or zip + labels)."),
@@ -42,8 +48,8 @@ def celeba_command(
     preset: str = typer.Option("default", "--preset", help="'default' or 'test' (a few hundred images, tiny models)."),
     set_: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set gan.steps=2000 or "
                                                      "--set classifier.lr=1e-3 (TOML value; repeatable)."),
-    background: bool = typer.Option(False, "--background", help="Detach; write the log to OUT/benchmark.log."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    background: bool = BACKGROUND,
+    quiet: bool = QUIET,
     nproc: int = typer.Option(1, "--nproc", min=1, help="Run on N processes of this machine (re-launches itself "
                               "under torchrun): shared GANs and classifiers train data-parallel, the (target, "
                               "seed) runs are dealt over the processes. A rerun with any N continues."),
@@ -51,12 +57,8 @@ def celeba_command(
     """Run (or resume) the CelebA benchmark: per seed a split, a GAN and a protected-attribute classifier,
     then baseline, reweighting and latent de-biasing for every target and seed with bootstrap metrics;
     results.json and results.md in OUT are rewritten as runs finish."""
-    from rich.console import Console
-
     from fairlatent.benchmark.celeba import CelebABenchmarkConfig, run_celeba_benchmark
-    from fairlatent.benchmark.lock import benchmark_lock, take_lock
     from fairlatent.benchmark.presets import preset as preset_config
-    from fairlatent.report import build_report
 
     raw: dict[str, Any] = preset_config(preset)
     raw.update({"root": str(root), "protected": protected, "seeds": _csv(seeds, int)})
@@ -78,6 +80,19 @@ def celeba_command(
     cfg = validate_settings(CelebABenchmarkConfig, apply_overrides(raw, sets), "benchmark celeba",
                             {k: "--set" for k in sets})
 
+    _launch(out, background=background, nproc=nproc, quiet=quiet,
+            run=lambda console, after_run: run_celeba_benchmark(cfg, out, console=console, progress=not quiet,
+                                                                after_run=after_run))
+
+
+def _launch(out: Path, *, background: bool, nproc: int, quiet: bool, run) -> None:
+    """What every benchmark command does once its config is valid: detach (``--background``), re-launch on
+    N processes (``--nproc``), or run here under the folder's lock; ``run(console, after_run)`` runs it."""
+    from rich.console import Console
+
+    from fairlatent.benchmark.lock import benchmark_lock, take_lock
+    from fairlatent.report import build_report
+
     if background:
         take_lock(out, check_only=True)  # refuse now if one is already running there; the child takes it
         log = out / "benchmark.log"
@@ -86,7 +101,7 @@ def celeba_command(
             proc = subprocess.Popen([sys.executable, "-m", "fairlatent.cli", *argv, "--quiet"], stdout=fh,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         typer.echo(f"benchmark running in the background (pid {proc.pid}); log: {log}; "
-                   f"results as targets finish: {out / 'results.md'}")
+                   f"results as runs finish: {out / 'results.md'}")
         return
     from fairlatent.train.distributed import env_world_size
 
@@ -96,5 +111,42 @@ def celeba_command(
     console = Console(width=140) if quiet else Console()
     with benchmark_lock(out):
         # each finished pipeline run gets its report.html and tables, as `fairlatent run` gives one
-        run_celeba_benchmark(cfg, out, console=console, progress=not quiet,
-                             after_run=lambda run_dir: build_report(run_dir, console=console))
+        run(console, lambda run_dir: build_report(run_dir, console=console))
+
+
+@benchmark_app.command("toyfaces")
+def toyfaces_command(
+    out: Path = typer.Option(Path("runs/toyfaces"), "--out", help="Benchmark folder (resumable)."),
+    pairs: str = typer.Option(None, "--pairs", help="Comma-separated pair names to run (default: every pair of "
+                                                    "the preset; names as in results.md, e.g. "
+                                                    "Wearing_Hat-Eyeglasses-s0.9-faintWearing_Hat0.5)."),
+    seeds: str = typer.Option(None, "--seeds", help="Comma-separated seeds (default 0,1,2; the test preset: 0)."),
+    preset: str = typer.Option("default", "--preset", help="'default' (14 pairs, the demo's settings) or 'test' "
+                                                          "(2 pairs, 600 faces, tiny models)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set gan.steps=2000 or "
+                                                     "--set n=10000 (TOML value; repeatable)."),
+    background: bool = BACKGROUND,
+    quiet: bool = QUIET,
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Run on N processes of this machine (re-launches itself "
+                              "under torchrun): the (pair, seed) runs are dealt over the processes. A rerun with "
+                              "any N continues."),
+) -> None:
+    """Run (or resume) the ToyFaces benchmark: for every (target, protected, skew, faintness) pair and seed a
+    whole pipeline run (data, GAN, labelers, baseline, reweighting, latent de-biasing) with paired bootstrap
+    differences to the baseline and the latent diagnostics; results.json and results.md in OUT."""
+    from fairlatent.benchmark.presets import TOYFACES_PRESETS
+    from fairlatent.benchmark.presets import preset as preset_config
+    from fairlatent.benchmark.toyfaces import ToyFacesBenchmarkConfig, run_toyfaces_benchmark, select_pairs
+    from fairlatent.utils.settings import apply_overrides, parse_overrides, validate_settings
+
+    raw: dict[str, Any] = preset_config(preset, TOYFACES_PRESETS)
+    if seeds is not None:
+        raw["seeds"] = _csv(seeds, int)
+    sets = parse_overrides(set_)
+    raw = apply_overrides(raw, sets)
+    if pairs:
+        raw = select_pairs(raw, _csv(pairs))
+    cfg = validate_settings(ToyFacesBenchmarkConfig, raw, "benchmark toyfaces", {k: "--set" for k in sets})
+    _launch(out, background=background, nproc=nproc, quiet=quiet,
+            run=lambda console, after_run: run_toyfaces_benchmark(cfg, out, console=console, progress=not quiet,
+                                                                  after_run=after_run))

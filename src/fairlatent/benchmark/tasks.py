@@ -1,0 +1,287 @@
+"""What every benchmark shares: pipeline runs as specs, their ``done/`` records, the deal over ranks, results.
+
+A benchmark (:mod:`fairlatent.benchmark.celeba`, :mod:`fairlatent.benchmark.toyfaces`) is a list of
+:class:`RunSpec` — one :func:`fairlatent.pipeline.run.run_pipeline` each — plus whatever it prepares before
+them (shared data, GANs, classifiers). :class:`TaskBenchmark` is the driver they have in common:
+
+* every finished or failed run leaves ``OUT/done/<bucket>__<run>.json`` keyed by the hash of its whole
+  pipeline config, so a later invocation (with any number of ranks) skips it; a recorded failure is not
+  retried (the pipeline is seeded: the same config fails the same way; delete the record to retry);
+* under torchrun (``--nproc N``) the unfinished runs are dealt round-robin over the ranks, each rank running
+  its share alone (:func:`fairlatent.train.distributed.single_process`); rank 0 waits for the others'
+  records on disk (not at a barrier: a longer share would outlast the collective timeout);
+* rank 0 folds the records into ``results.json`` and rewrites ``results.md`` after every finished run.
+
+A subclass supplies :meth:`~TaskBenchmark.prepare`, :meth:`~TaskBenchmark.run_specs`,
+:meth:`~TaskBenchmark.pipeline_config` and :meth:`~TaskBenchmark.markdown`, and may add to the results
+(:meth:`~TaskBenchmark.extra_results`) and to the closing lines (:meth:`~TaskBenchmark.print_summary`).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from rich.console import Console
+
+from fairlatent.errors import FairlatentError
+from fairlatent.pipeline.stages import StageResult, StageRunner, stable_hash
+from fairlatent.train.distributed import DistContext, barrier, init_distributed, single_process
+from fairlatent.utils.io import read_json, write_json, write_text
+
+METRICS = ("AP", "DEO", "BA", "KL")
+#: the latent section of a report that the benchmark tables need
+LATENT_KEYS = ("h_t_heldout_acc", "h_g_heldout_acc", "cos_theta", "flip_rate_g", "keep_rate_t",
+               "agreement_dropped", "pairs", "generated_label_rates")
+
+
+def machine_description() -> dict[str, Any]:
+    import torch
+
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "python": platform.python_version(), "torch": torch.__version__}
+
+
+def summarize_report(report: dict[str, Any]) -> dict[str, Any]:
+    """The part of a pipeline report the benchmark tables need (full report stays in the run folder)."""
+    methods = {}
+    for m, res in report["methods"].items():
+        test = res["test"]
+        methods[m] = {k: {q: test[k][q] for q in ("median", "lo", "hi")} for k in METRICS if k in test}
+        methods[m]["threshold"] = res["threshold"]
+        if "paired_vs_baseline" in res:
+            methods[m]["vs_baseline"] = {k: v for k, v in res["paired_vs_baseline"]["test"].items()
+                                         if k in METRICS}
+    out: dict[str, Any] = {"methods": methods, "cells": report["data"]["cells"], "timings_s": report["timings_s"]}
+    if "latent" in report:
+        lat = report["latent"]
+        out["latent"] = {k: lat[k] for k in LATENT_KEYS}
+    if "generative" in report:
+        out["generative"] = report["generative"]["rows"]
+    return out
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One pipeline run of a benchmark (CelebA: a (target, seed) run or a skew run; ToyFaces: a (pair, seed)
+    run). ``data_path``, ``gan`` and ``protected`` are shared artefacts, or None when the run makes its own."""
+
+    bucket: str  # "runs" or "skew"
+    key: str  # "Smiling/seed0", "Smiling/skew0.7"
+    target: str
+    seed: int
+    data_path: str | None
+    run_dir: Path
+    gan: str | None
+    protected: str | None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def record_name(self) -> str:
+        return f"{self.bucket}__{self.key.replace('/', '__')}.json"
+
+
+def must_be_done(name: str) -> Callable[[Path], dict[str, Any]]:
+    """A stage function for ranks other than 0: the stage must already be finished (rank 0 wrote it)."""
+    def fn(stage_dir: Path) -> dict[str, Any]:
+        raise FairlatentError(f"{stage_dir}: stage {name} was to be written by rank 0 but is not finished")
+
+    return fn
+
+
+class TaskBenchmark:
+    """The shared driver (see the module docstring). ``buckets`` name the groups of runs in the results."""
+
+    buckets: tuple[str, ...] = ("runs",)
+
+    def __init__(self, cfg: Any, out: str | os.PathLike, *, console: Console | None = None,
+                 progress: bool = True, after_run: Callable[[Path], Any] | None = None,
+                 ctx: DistContext | None = None) -> None:
+        self.cfg = cfg
+        self.after_run = after_run
+        self.out = Path(out)
+        self.console = console or Console()
+        self.ctx = ctx or init_distributed(cfg.device)
+        # rank 0 speaks for the shared stages; the other ranks only print their own pipeline runs
+        self.shared_console = self.console if self.ctx.is_main else Console(quiet=True)
+        self.progress = progress and self.ctx.is_main
+        self.results_path = self.out / "results.json"
+        self.done_dir = self.out / "done"
+        prev = read_json(self.results_path) if self.results_path.is_file() else {}
+        # results of finished runs survive a restart even when their run folders are pruned
+        self.results: dict[str, Any] = {**{b: prev.get(b, {}) for b in self.buckets},
+                                        "failed": prev.get("failed", {})}
+        self.specs: list[RunSpec] = []
+        self.keys: dict[str, str] = {}
+
+    # -------------------------------------------------------------- what a subclass supplies
+    def prepare(self) -> Any:
+        """The shared work before the runs; its return value goes to :meth:`run_specs`."""
+        self.out.mkdir(parents=True, exist_ok=True)
+
+    def run_specs(self, prepared: Any) -> list[RunSpec]:
+        raise NotImplementedError
+
+    def pipeline_config(self, spec: RunSpec):
+        raise NotImplementedError
+
+    def markdown(self, results: dict[str, Any]) -> str:
+        raise NotImplementedError
+
+    def extra_results(self) -> dict[str, Any]:
+        """More entries of ``results.json`` (e.g. the shared stages' timings)."""
+        return {}
+
+    def print_summary(self) -> None:
+        """What rank 0 prints when every run has finished (after the results' paths)."""
+
+    def run_result(self, spec: RunSpec, report: dict[str, Any]) -> dict[str, Any]:
+        """What a finished run contributes to the results."""
+        return {**summarize_report(report), "target": spec.target, "seed": spec.seed, **spec.extra}
+
+    # -------------------------------------------------------------- stages across ranks
+    def _on_main(self, runner: StageRunner, name: str, config: Any, fn: Callable[[Path], dict[str, Any]],
+                 deps: tuple[str, ...] = ()) -> StageResult:
+        """A stage written by rank 0 alone while the others wait; then every rank reads its record."""
+        if self.ctx.is_main:
+            res = runner.run(name, config, fn, deps)
+        barrier(self.ctx)
+        if not self.ctx.is_main:
+            res = runner.run(name, config, must_be_done(name), deps)
+        return res
+
+    def _collective(self, runner: StageRunner, name: str, config: Any, train: Callable[[Path], dict[str, Any]],
+                    deps: tuple[str, ...] = ()) -> StageResult:
+        """A stage whose training is data-parallel: every rank calls ``train(stage_dir)`` together; rank 0
+        prepares the folder and keeps the stage record (one process: a plain cached stage)."""
+        ctx = self.ctx
+        if not ctx.distributed:
+            return runner.run(name, config, train, deps)
+        done = runner.finished(name, runner.key(name, config, deps)) is not None
+        barrier(ctx)  # every rank has looked before rank 0 touches the folder
+        if not done:
+            if ctx.is_main:
+                def fn(stage_dir: Path) -> dict[str, Any]:
+                    barrier(ctx)  # the folder is ready (a stale one cleared)
+                    return train(stage_dir)
+
+                runner.run(name, config, fn, deps)
+            else:
+                barrier(ctx)
+                train(runner.run_dir / name)
+            barrier(ctx)  # rank 0 has written stage.json
+        if ctx.is_main and not done:
+            return runner.results[name]
+        return runner.run(name, config, must_be_done(name), deps)
+
+    # -------------------------------------------------------------- records of runs
+    def run_key(self, spec: RunSpec) -> str:
+        """What identifies a finished run: its whole pipeline config (data, generator, f_g, settings)."""
+        return stable_hash(self.pipeline_config(spec).model_dump(mode="json"))
+
+    def record(self, spec: RunSpec) -> dict[str, Any] | None:
+        path = self.done_dir / spec.record_name
+        return read_json(path) if path.is_file() else None
+
+    def finished(self, spec: RunSpec, key: str) -> bool:
+        """Whether the run has a record of this very config. A recorded failure counts too: the pipeline
+        is seeded, so the same config fails the same way again (delete ``done/<run>.json`` to retry)."""
+        rec = self.record(spec)
+        return rec is not None and rec.get("key") == key and rec.get("status") in ("done", "failed")
+
+    def _run_one(self, spec: RunSpec, key: str) -> None:
+        """One pipeline run; its summary (or its failure) goes to ``done/<run>.json`` (and, on rank 0, into
+        the merged results)."""
+        from fairlatent.pipeline.run import run_pipeline
+
+        self.console.rule(f"[bold]{spec.key}" + (f" · rank {self.ctx.rank}" if self.ctx.distributed else ""))
+        t0 = time.perf_counter()
+        stamp = {"key": key, "rank": self.ctx.rank, "world": self.ctx.world, "started": time.time()}
+        try:
+            with single_process():
+                report = run_pipeline(self.pipeline_config(spec), spec.run_dir, console=self.console,
+                                      progress=self.progress)
+                if self.after_run is not None:
+                    self.after_run(spec.run_dir)
+        except FairlatentError as exc:  # one run's failure (e.g. a GAN that never draws a cell) is a result too
+            self.console.print(f"[red]{spec.key} failed:[/] {exc}")
+            write_json(self.done_dir / spec.record_name, {**stamp, "status": "failed", "error": str(exc),
+                                                          "finished": time.time()})
+        else:
+            result = {**self.run_result(spec, report), "wall_s": round(time.perf_counter() - t0, 1),
+                      "rank": self.ctx.rank}
+            write_json(self.done_dir / spec.record_name, {**stamp, "status": "done", "result": result,
+                                                          "finished": time.time()})
+        if self.ctx.is_main:
+            self.save()
+
+    # -------------------------------------------------------------- results
+    def merge(self) -> None:
+        """Fold every run's record into the results (a record of another config is left for its rerun)."""
+        for spec in self.specs:
+            rec = self.record(spec)
+            if rec is None or rec.get("key") != self.keys.get(spec.key):
+                continue
+            if rec["status"] == "done":
+                self.results["failed"].pop(spec.key, None)
+                self.results[spec.bucket][spec.key] = rec["result"]
+            else:
+                self.results[spec.bucket].pop(spec.key, None)
+                self.results["failed"][spec.key] = rec["error"]
+
+    def save(self) -> None:
+        self.merge()
+        self.results["config"] = self.cfg.model_dump()
+        self.results["machine"] = {**machine_description(), "ranks": self.ctx.world}
+        self.results.update(self.extra_results())
+        write_json(self.results_path, self.results)
+        write_text(self.out / "results.md", self.markdown(self.results))
+
+    # -------------------------------------------------------------- driver
+    def run(self) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        ctx = self.ctx
+        prepared = self.prepare()
+        self.specs = self.run_specs(prepared)
+        self.keys = {spec.key: self.run_key(spec) for spec in self.specs}
+        if ctx.is_main:
+            self.save()
+        todo = [spec for spec in self.specs if not self.finished(spec, self.keys[spec.key])]
+        barrier(ctx)  # every rank has listed the unfinished runs before any rank records one
+        mine = todo[ctx.rank::ctx.world]  # round-robin: the same deal on every rank
+        skipped = len(self.specs) - len(todo)
+        self.shared_console.print(f"{len(self.specs)} runs: {skipped} finished earlier, {len(todo)} to run"
+                                  + (f" over {ctx.world} ranks" if ctx.distributed else ""))
+        if ctx.distributed:
+            self.console.print(f"rank {ctx.rank}: {', '.join(s.key for s in mine) or 'nothing'}")
+        for spec in mine:
+            self._run_one(spec, self.keys[spec.key])
+        if not ctx.is_main:
+            return self.results
+        # rank 0 waits for the other ranks' records on disk rather than at a barrier: a rank whose share
+        # takes longer would outlast the process group's collective timeout (a rank that dies takes the
+        # whole torchrun job with it, so this does not wait for ever)
+        while not all(self.finished(spec, self.keys[spec.key]) for spec in todo):
+            time.sleep(1.0)
+        self.results["total_s"] = round(time.perf_counter() - t0, 1)
+        self.save()
+        self.print_summary()
+        self.console.print(f"results: {self.results_path} and {self.out / 'results.md'}")
+        return self.results
+
+
+__all__ = ["LATENT_KEYS", "METRICS", "RunSpec", "TaskBenchmark", "machine_description", "must_be_done",
+           "summarize_report"]

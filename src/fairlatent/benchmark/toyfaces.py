@@ -1,0 +1,327 @@
+"""The ToyFaces benchmark: the de-biasing pipeline over many (target, protected, skew, faintness) cases.
+
+Why: the demo is one case (a faint hat, glasses as the protected attribute, skew 0.9). Whether latent
+de-biasing helps depends on the case — how ambiguous the target's positives are, how large and how salient
+the protected attribute is, whether the two live in the same part of the face, how strong the skew — and
+ToyFaces lets each of these be set. Every pair is a full pipeline run per seed (``pairs/<pair>/seed<s>``:
+its own ToyFaces rendering, GAN, labelers, hyperplanes, pairs and target classifiers; the seed draws them
+all), on the training engine, dealt over ranks and resumable like the CelebA benchmark
+(:class:`fairlatent.benchmark.tasks.TaskBenchmark`).
+
+The default pairs (:data:`DEFAULT_PAIRS`), by the kind of case they are there for:
+
+* **the demo and its skew** — ``Wearing_Hat`` (faint half of the time) vs ``Eyeglasses`` at 0.9 and 0.7:
+  the reference case, and how the effect shrinks with the skew;
+* **bold targets (controls)** — ``Wearing_Hat`` and ``Blond_Hair`` drawn boldly: a small CNN reads them
+  perfectly whatever the skew, so the baseline is already fair and de-biasing has nothing to fix; these
+  should fall below the DEO ≥ 5 bar of the acceptance line, and must not be made worse;
+* **faint targets of different parts** — a faint smile (a small shape change of the mouth), faint bangs
+  (hair shape), faint glasses as the target;
+* **protected attributes of different size, colour and frequency** — ``Pale_Skin`` (the whole face, a colour
+  change), ``Blond_Hair`` (a large colour region), ``No_Beard`` (a medium dark region; the most frequent
+  attribute of ToyFaces' world, base rate 0.75), ``Eyeglasses`` (small, dark), ``Wearing_Earrings`` (tiny,
+  bright): the smaller and fainter the protected attribute, the harder it is for the GAN to draw and for
+  h_g to find, and the edit's f_g flip rate shows it;
+* **entangled pairs** — ``Bangs`` vs ``Blond_Hair`` (both the hair) and ``Mouth_Slightly_Open`` vs
+  ``Smiling`` (both the mouth): h_t and h_g are far from orthogonal (large |cos θ|), the complementary edit
+  is ill-conditioned, and the edit's f_t keep rate drops;
+* **a faint protected attribute** — faint hat vs glasses that are themselves faint half of the time: f_g is
+  unsure, so the labels of G(z) and the flip of the edit are too.
+
+Within each split ToyFaces fixes the target's and the protected attribute's rates at 0.5 and sets their
+agreement ``P(g = t)`` to the skew exactly; "frequency" of a protected attribute therefore means its base rate
+where it is not protected (:data:`fairlatent.data.toyfaces.BASE_RATES`), i.e. how common the look is among
+the other faces. ``Pale_Skin`` and ``Blond_Hair`` are recolourings and have no faint drawing
+(:data:`FAINT_DRAWN` lists the attributes that do); a faint share for them is refused at load.
+
+Results (``results.json`` / ``results.md``): per pair, each method's paired difference to the baseline
+(ΔDEO, ΔAP, ΔBA: the median and interval of ``paired_vs_baseline`` on the test split) per seed and across
+seeds (mean ± sd of the medians; how many seeds' intervals lie below 0 and above 0), the diagnostics (held-out
+accuracy of h_t and h_g, cos θ, the complementary edit's f_g flip rate and f_t keep rate, and each
+(target, protected) cell's share among G(z) beside its share of the real train split), and the acceptance
+line (:func:`acceptance`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+from pydantic import Field, field_validator, model_validator
+from rich.console import Console
+
+from fairlatent.benchmark.markdown import LATENT_FIELDS
+from fairlatent.benchmark.settings import BenchmarkSettings
+from fairlatent.benchmark.tasks import RunSpec, TaskBenchmark
+from fairlatent.data.toyfaces import ATTRIBUTES
+from fairlatent.utils.settings import StrictSettings
+
+#: Attributes ToyFaces can draw faintly (their part is painted at a salience); Pale_Skin and Blond_Hair
+#: recolour the face and the hair and have no faint form.
+FAINT_DRAWN: tuple[str, ...] = ("Wearing_Hat", "Eyeglasses", "Smiling", "Bangs", "Wearing_Earrings",
+                                "Mouth_Slightly_Open", "No_Beard")
+
+#: The defaults of the model sections: the demo's (``pipeline/configs/demo.toml``).
+SECTION_DEFAULTS: dict[str, dict[str, Any]] = {
+    "gan": {},
+    "classifier": {},
+    "latent": {"n_fit": 10000, "n_holdout": 5000, "n_pairs": 15000, "hyperplane": "svm", "threshold": "f1"},
+    "evaluation": {"n_boot": 500, "generative_metrics": True},
+}
+
+#: Paired differences the tables report (method − baseline; DEO and BA lower is better, AP higher).
+DELTA_METRICS = ("DEO", "AP", "BA")
+#: The acceptance line looks at pairs whose baseline DEO (mean over seeds) is at least this (percent).
+ACCEPT_MIN_DEO = 5.0
+
+
+class PairSpec(StrictSettings):
+    """One case: target, protected attribute, training skew P(g = t), and the share of faces on which an
+    attribute is drawn faintly (ToyFaces' ``--faint``)."""
+
+    target: str
+    protected: str
+    skew: float = Field(0.9, ge=0.5, lt=1.0)
+    faint: dict[str, float] = Field(default_factory=dict)
+    name: str | None = Field(None, description="run folder name; default target-protected-s<skew>[-faint…]")
+    note: str = Field("", description="why this case is in the sweep (shown in results.md)")
+
+    @field_validator("target", "protected")
+    @classmethod
+    def _attribute(cls, v: str) -> str:
+        if v not in ATTRIBUTES:
+            raise ValueError(f"ToyFaces has no attribute {v!r}; attributes are: {', '.join(ATTRIBUTES)}")
+        return v
+
+    @field_validator("faint")
+    @classmethod
+    def _faint(cls, v: dict[str, float]) -> dict[str, float]:
+        for a, share in v.items():
+            if a not in FAINT_DRAWN:
+                raise ValueError(f"{a!r} has no faint drawing in ToyFaces; faint attributes are: "
+                                 f"{', '.join(FAINT_DRAWN)}")
+            if not 0.0 < share <= 1.0:
+                raise ValueError(f"faint share of {a} must be in (0, 1], got {share}")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> "PairSpec":
+        if self.target == self.protected:
+            raise ValueError(f"target and protected are both {self.target!r}; they must differ")
+        if self.name is None:
+            faint = "".join(f"-faint{a}{s:g}" for a, s in sorted(self.faint.items()))
+            self.name = f"{self.target}-{self.protected}-s{self.skew:g}{faint}"
+        elif set(self.name) & set('/\\:*?"<>| ') or self.name in (".", ".."):
+            raise ValueError(f"pair name {self.name!r} must be a plain folder name")
+        return self
+
+    def target_is_faint(self) -> bool:
+        return self.faint.get(self.target, 0.0) > 0
+
+
+def _pair(target: str, protected: str, skew: float, note: str, **faint: float) -> dict[str, Any]:
+    return {"target": target, "protected": protected, "skew": skew, "faint": faint, "note": note}
+
+
+DEFAULT_PAIRS: list[dict[str, Any]] = [
+    _pair("Wearing_Hat", "Eyeglasses", 0.9, "the demo: faint hat, small dark protected", Wearing_Hat=0.5),
+    _pair("Wearing_Hat", "Eyeglasses", 0.7, "the demo at a milder skew", Wearing_Hat=0.5),
+    _pair("Wearing_Hat", "Eyeglasses", 0.9, "control: bold hat, the baseline is already fair"),
+    _pair("Blond_Hair", "No_Beard", 0.9, "control: bold colour target (no faint form)"),
+    _pair("Smiling", "Eyeglasses", 0.9, "faint small shape target (mouth)", Smiling=0.5),
+    _pair("Smiling", "Pale_Skin", 0.9, "protected = the whole face's colour: large, easy for f_g", Smiling=0.5),
+    _pair("Smiling", "Pale_Skin", 0.7, "the same at a milder skew", Smiling=0.5),
+    _pair("Wearing_Hat", "Blond_Hair", 0.7, "protected = a large colour region next to the hat", Wearing_Hat=0.5),
+    _pair("Wearing_Hat", "No_Beard", 0.9, "protected = a medium dark region, the most frequent look (0.75)",
+          Wearing_Hat=0.5),
+    _pair("Eyeglasses", "Wearing_Earrings", 0.9, "protected = tiny bright colour: hard for the GAN and h_g",
+          Eyeglasses=0.5),
+    _pair("Smiling", "Wearing_Earrings", 0.7, "tiny protected at a milder skew", Smiling=0.5),
+    _pair("Bangs", "Blond_Hair", 0.9, "entangled: target and protected both in the hair", Bangs=0.5),
+    _pair("Mouth_Slightly_Open", "Smiling", 0.9, "entangled: both in the mouth", Mouth_Slightly_Open=0.5),
+    _pair("Wearing_Hat", "Eyeglasses", 0.9, "faint protected too: f_g unsure, flips uncertain",
+          Wearing_Hat=0.5, Eyeglasses=0.5),
+]
+
+
+class ToyFacesBenchmarkConfig(BenchmarkSettings):
+    """Everything that determines a ToyFaces benchmark (saved in ``results.json``). Data and model defaults
+    are the demo's; ``pairs`` is the list of cases, each run once per seed."""
+
+    section_defaults: ClassVar[dict[str, dict[str, Any]]] = SECTION_DEFAULTS
+
+    pairs: list[PairSpec] = Field(default_factory=lambda: [PairSpec(**p) for p in DEFAULT_PAIRS])
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
+    n: int = Field(30000, ge=100, description="faces in train + val + test (test_balanced on top)")
+    size: int = Field(32, description="image size: 32 or 64")
+    split_fractions: tuple[float, float, float] = (0.5, 0.1, 0.4)
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, v: int) -> int:
+        if v not in (32, 64):
+            raise ValueError(f"size must be 32 or 64, got {v}")
+        return v
+
+    @field_validator("pairs")
+    @classmethod
+    def _pairs(cls, v: list[PairSpec]) -> list[PairSpec]:
+        if not v:
+            raise ValueError("pairs is empty")
+        names = [p.name for p in v]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"pair name(s) {twice} given twice; give the pairs distinct names")
+        return v
+
+    def pair(self, name: str) -> PairSpec:
+        return next(p for p in self.pairs if p.name == name)
+
+
+def select_pairs(raw: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """``raw`` (a config dict before validation) with only the pairs of these names, in this order (``--pairs``).
+    Names are those of the config's pairs (its own, or the defaults); an unknown one is refused naming them."""
+    from fairlatent.errors import FairlatentError
+
+    pairs = [PairSpec(**p) if isinstance(p, dict) else p for p in raw.get("pairs", DEFAULT_PAIRS)]
+    by_name = {p.name: p for p in pairs}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise FairlatentError(f"--pairs: no pair named {', '.join(map(repr, unknown))}; pairs are: "
+                              f"{', '.join(by_name)}")
+    return {**raw, "pairs": [by_name[n].model_dump() for n in names]}
+
+
+# ----------------------------------------------------------------------------------------------- figures
+def _stats(values: list[float]) -> dict[str, Any]:
+    v = np.array([x for x in values if x is not None and np.isfinite(x)], dtype=float)
+    return {"mean": float(v.mean()) if len(v) else None, "sd": float(v.std(ddof=1)) if len(v) > 1 else None,
+            "n": int(len(v))}
+
+
+def _cell_rates(cells: dict[str, int]) -> dict[str, float]:
+    total = sum(cells[f"t{a}_g{b}"] for a in (0, 1) for b in (0, 1))
+    return {f"t{a}_g{b}": cells[f"t{a}_g{b}"] / total if total else float("nan") for a in (0, 1) for b in (0, 1)}
+
+
+def pair_summary(runs: list[dict[str, Any]], methods: list[str]) -> dict[str, Any]:
+    """One pair's figures over its seeds' runs (each a ``runs`` entry of the results).
+
+    ``delta[method][metric]``: ``per_seed`` (the run's paired median and interval), ``median`` (mean ± sd of
+    the seeds' medians), ``below0`` / ``above0`` (seeds whose interval lies entirely below / above 0).
+    ``metrics[method][metric]``: mean ± sd of the seeds' test medians. ``diagnostics``: mean ± sd of h_t and
+    h_g held-out accuracy, cos θ, flip rate of f_g and keep rate of f_t, and per (target, protected) cell its
+    share among G(z) and among the real train images."""
+    runs = sorted(runs, key=lambda r: r["seed"])
+    out: dict[str, Any] = {"seeds": [r["seed"] for r in runs], "delta": {}, "metrics": {}}
+    for m in methods:
+        out["metrics"][m] = {k: _stats([r["methods"][m][k]["median"] for r in runs
+                                        if m in r["methods"] and k in r["methods"][m]])
+                             for k in ("AP", "DEO", "BA", "KL")}
+        if m == "baseline":
+            continue
+        out["delta"][m] = {}
+        for k in DELTA_METRICS:
+            per_seed = [{"seed": r["seed"], **{q: r["methods"][m]["vs_baseline"][k][q] for q in ("median", "lo", "hi")}}
+                        for r in runs if k in r["methods"].get(m, {}).get("vs_baseline", {})]
+            ok = [d for d in per_seed if d["lo"] is not None and d["hi"] is not None]
+            out["delta"][m][k] = {"per_seed": per_seed, "median": _stats([d["median"] for d in per_seed]),
+                                  "below0": sum(d["hi"] < 0 for d in ok), "above0": sum(d["lo"] > 0 for d in ok)}
+    lat = [r["latent"] for r in runs if r.get("latent")]
+    if lat:
+        diag = {k: _stats([x[k] for x in lat]) for k in LATENT_FIELDS}
+        gen = [_cell_rates(x["generated_label_rates"]["cells"]) for x in lat]
+        real = [_cell_rates(r["cells"]["train"]) for r in runs if r.get("latent")]
+        diag["cells"] = {c: {"G(z)": _stats([g[c] for g in gen]), "real": _stats([x[c] for x in real])}
+                         for c in gen[0]}
+        out["diagnostics"] = diag
+    return out
+
+
+def pair_summaries(results: dict[str, Any]) -> dict[str, Any]:
+    """``{pair name: pair_summary}`` over the finished runs of the results."""
+    methods = results.get("config", {}).get("methods", [])
+    by_pair: dict[str, list[dict[str, Any]]] = {}
+    for r in results.get("runs", {}).values():
+        by_pair.setdefault(r["pair"], []).append(r)
+    return {p: pair_summary(rs, methods) for p, rs in by_pair.items()}
+
+
+def acceptance(pairs: dict[str, Any], method: str = "latent_debias",
+               min_deo: float = ACCEPT_MIN_DEO) -> dict[str, Any]:
+    """The acceptance line over the pairs whose baseline DEO (mean over seeds) is at least ``min_deo``.
+
+    A pair counts as *lowered* (*raised*) when more than half of its seeds' paired ΔDEO intervals lie
+    entirely below (above) 0; ``mean_dAP`` is the mean over those pairs of the seeds' mean ΔAP median."""
+    eligible = [name for name, s in pairs.items()
+                if method in s["delta"] and s["metrics"]["baseline"]["DEO"]["mean"] is not None
+                and s["metrics"]["baseline"]["DEO"]["mean"] >= min_deo]
+    lowered = [p for p in eligible if pairs[p]["delta"][method]["DEO"]["below0"] * 2 > len(pairs[p]["seeds"])]
+    raised = [p for p in eligible if pairs[p]["delta"][method]["DEO"]["above0"] * 2 > len(pairs[p]["seeds"])]
+    dap = [pairs[p]["delta"][method]["AP"]["median"]["mean"] for p in eligible]
+    dap = [x for x in dap if x is not None]
+    mean_dap = float(np.mean(dap)) if dap else None
+    line = (f"over pairs with baseline DEO ≥ {min_deo:g}, {method} lowers DEO with a paired interval excluding 0 "
+            f"on {len(lowered)} of {len(eligible)} pairs; raises it significantly on {len(raised)}; mean ΔAP = "
+            + (f"{mean_dap:+.2f}" if mean_dap is not None else "–"))
+    return {"method": method, "min_baseline_deo": min_deo, "eligible": eligible, "lowered": lowered,
+            "raised": raised, "mean_dAP": mean_dap, "line": line,
+            "rule": "a pair is lowered (raised) when more than half of its seeds' paired ΔDEO intervals lie "
+                    "below (above) 0"}
+
+
+# ----------------------------------------------------------------------------------------------- the run
+class ToyFacesBenchmark(TaskBenchmark):
+    """One pipeline run per (pair, seed) in ``OUT/pairs/<pair>/seed<s>``; no shared stages."""
+
+    def pipeline_config(self, spec: RunSpec):
+        from fairlatent.pipeline.config import validate_config
+
+        c = self.cfg
+        p = c.pair(spec.extra["pair"])
+        name = f"toyfaces_{p.name}_seed{spec.seed}"
+        return validate_config({
+            "seed": spec.seed, "name": name, "device": c.device,
+            "data": {"source": "toyfaces", "target": p.target, "protected": p.protected, "n": c.n,
+                     "size": c.size, "skew": p.skew, "faint": p.faint, "split_fractions": list(c.split_fractions)},
+            **c.sections(),
+            "methods": c.methods,
+        }, where=f"benchmark config for {name}")
+
+    def run_specs(self, prepared: Any) -> list[RunSpec]:
+        """Every pipeline run, in a fixed order: seeds × pairs (so the first seed of every pair comes first)."""
+        return [RunSpec("runs", f"{p.name}/seed{seed}", p.target, seed, None, self.out / "pairs" / p.name / f"seed{seed}",
+                        None, None, {"pair": p.name, "protected": p.protected, "skew": p.skew, "faint": p.faint})
+                for seed in self.cfg.seeds for p in self.cfg.pairs]
+
+    def extra_results(self) -> dict[str, Any]:
+        pairs = pair_summaries({**self.results, "config": self.cfg.model_dump()})
+        out: dict[str, Any] = {"pairs": pairs}
+        if "latent_debias" in self.cfg.methods and "baseline" in self.cfg.methods:
+            out["acceptance"] = acceptance(pairs)
+        return out
+
+    def markdown(self, results: dict[str, Any]) -> str:
+        from fairlatent.benchmark.markdown_toyfaces import toyfaces_markdown
+
+        return toyfaces_markdown(results)
+
+    def print_summary(self) -> None:
+        if "acceptance" in self.results:
+            self.console.print(self.results["acceptance"]["line"])
+
+
+def run_toyfaces_benchmark(cfg: ToyFacesBenchmarkConfig, out: str | os.PathLike, *, console: Console | None = None,
+                           progress: bool = True, after_run: Callable[[Path], Any] | None = None) -> dict[str, Any]:
+    """Run (or resume) the ToyFaces benchmark in ``out``; return the results (also ``results.json``/``.md``).
+
+    ``after_run(run_dir)`` as in :func:`fairlatent.benchmark.celeba.run_celeba_benchmark`. Under torchrun
+    every rank calls this together; the (pair, seed) runs are dealt over the ranks."""
+    return ToyFacesBenchmark(cfg, out, console=console, progress=progress, after_run=after_run).run()
+
+
+__all__ = ["ACCEPT_MIN_DEO", "DEFAULT_PAIRS", "FAINT_DRAWN", "PairSpec", "ToyFacesBenchmark",
+           "ToyFacesBenchmarkConfig", "acceptance", "pair_summaries", "pair_summary", "run_toyfaces_benchmark",
+           "select_pairs"]

@@ -1,0 +1,172 @@
+"""The ToyFaces benchmark: its config (validated at load), the cases its default pairs span, and an end-to-end
+run of the ``test`` preset that resumes doing nothing and reports what its runs measured."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fairlatent.benchmark.toyfaces import (DEFAULT_PAIRS, FAINT_DRAWN, ToyFacesBenchmarkConfig, acceptance,
+                                           pair_summary)
+from fairlatent.cli import main
+from fairlatent.data.toyfaces import ATTRIBUTE_PARTS, ATTRIBUTES, BASE_RATES, PARTS, render_toyfaces
+from fairlatent.errors import FairlatentError
+from fairlatent.utils.settings import validate_settings
+
+
+def _validate(raw):
+    return validate_settings(ToyFacesBenchmarkConfig, raw, "bench.toml")
+
+
+@pytest.mark.parametrize("pair, named", [
+    ({"target": "Wearing_Hatt", "protected": "Eyeglasses"}, "pairs.0.target"),
+    ({"target": "Smiling", "protected": "Male"}, "pairs.0.protected"),
+    ({"target": "Smiling", "protected": "Smiling"}, "pairs.0"),
+    ({"target": "Smiling", "protected": "Pale_Skin", "faint": {"Pale_Skin": 0.5}}, "pairs.0.faint"),
+    ({"target": "Smiling", "protected": "Pale_Skin", "skew": 0.3}, "pairs.0.skew"),
+    ({"target": "Smiling", "protected": "Pale_Skin", "colour": "red"}, "pairs.0.colour"),
+])
+def test_bad_pairs_are_refused_at_load_naming_the_key(pair, named):
+    with pytest.raises(FairlatentError) as exc:
+        _validate({"pairs": [pair]})
+    assert f"bench.toml: {named}" in str(exc.value)
+
+
+def test_config_refuses_duplicate_pairs_empty_lists_and_unknown_methods():
+    p = {"target": "Smiling", "protected": "Pale_Skin"}
+    for raw, named in (({"pairs": [p, p]}, "given twice"), ({"pairs": []}, "pairs is empty"),
+                       ({"seeds": []}, "seeds is empty"), ({"methods": ["latent_debiass"]}, "latent_debiass"),
+                       ({"size": 48}, "size must be 32 or 64"), ({"gan": {"stepz": 3}}, "gan.stepz")):
+        with pytest.raises(FairlatentError, match=named):
+            _validate(raw)
+    cfg = _validate({"classifier": {"lr": 1e-3}, "latent": {"n_pairs": 50}})
+    # a section given is laid over the demo's defaults of that section, not instead of them
+    assert cfg.latent.n_fit == 10000 and cfg.latent.n_pairs == 50 and cfg.classifier.lr == 1e-3
+
+
+def test_faint_drawn_lists_exactly_the_attributes_with_a_faint_drawing():
+    plain = render_toyfaces(n=40, seed=3, masks=False).images
+    for attr in ATTRIBUTES:
+        faint = render_toyfaces(n=40, seed=3, masks=False, faint={attr: 1.0}).images
+        assert (not np.array_equal(plain, faint)) == (attr in FAINT_DRAWN), attr
+
+
+def test_default_pairs_span_the_promised_cases():
+    cfg = ToyFacesBenchmarkConfig()
+    pairs = cfg.pairs
+    assert len(pairs) >= 12 and cfg.seeds == [0, 1, 2]
+    assert {"baseline", "reweighting", "latent_debias"} <= set(cfg.methods)
+    # skews 0.7 and 0.9, each with a faint target
+    assert {p.skew for p in pairs if p.target_is_faint()} >= {0.7, 0.9}
+    # bold targets (controls) and faint targets
+    assert any(not p.target_is_faint() for p in pairs) and sum(p.target_is_faint() for p in pairs) >= 8
+    # protected attributes: a recolouring and drawn parts; several base rates (frequencies)
+    protected = {p.protected for p in pairs}
+    assert protected - set(FAINT_DRAWN) and protected & set(FAINT_DRAWN)
+    assert len({BASE_RATES[a] for a in protected}) >= 3
+    # ... and of very different size: mean area of the protected attribute's part on faces that show it
+    # (No_Beard shows its part, the beard, when it is 0)
+    ds = render_toyfaces(n=200, seed=0, masks=True)
+    area = {}
+    for a in protected:
+        on = ds.clean_labels[a].to_numpy() == (0 if a == "No_Beard" else 1)
+        area[a] = ds.masks[on, PARTS.index(ATTRIBUTE_PARTS[a])].mean()
+    assert min(area.values()) > 0 and max(area.values()) / min(area.values()) >= 4, area
+    # entangled cases (target and protected drawn in the same part) and a faint protected attribute
+    assert any(ATTRIBUTE_PARTS[p.target] == ATTRIBUTE_PARTS[p.protected] for p in pairs)
+    assert any(p.faint.get(p.protected, 0) > 0 for p in pairs)
+    assert all(p.note for p in pairs)  # every case says why it is there
+    assert len(DEFAULT_PAIRS) == len(pairs)
+
+
+def _run(out: Path, *extra: str) -> int:
+    try:
+        main(["benchmark", "toyfaces", "--out", str(out), "--preset", "test", "--quiet", *extra])
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def test_unknown_pair_name_on_the_command_line_is_a_user_error(tmp_path, capsys):
+    assert _run(tmp_path / "b", "--pairs", "Smiling-Nothing-s0.9") == 2
+    err = capsys.readouterr().err
+    assert "Smiling-Nothing-s0.9" in err and "Wearing_Hat-Eyeglasses-s0.9-faintWearing_Hat0.5" in err
+    assert not (tmp_path / "b" / "results.json").exists()
+
+
+def test_test_preset_end_to_end_resumes_and_reports_the_runs_own_figures(tmp_path):
+    out = tmp_path / "bench"
+    assert _run(out) == 0
+    res = json.loads((out / "results.json").read_text())
+    cfg = res["config"]
+    assert not res["failed"], res["failed"]
+    names = [p["name"] for p in cfg["pairs"]]
+    assert len(names) == 2 and set(res["runs"]) == {f"{n}/seed0" for n in names}
+    assert set(res["pairs"]) == set(names)
+    for name in names:
+        report = json.loads((out / "pairs" / name / "seed0" / "report.json").read_text())
+        s = res["pairs"][name]
+        assert s["seeds"] == [0]
+        for m in cfg["methods"]:
+            if m == "baseline":
+                continue
+            for k in ("DEO", "AP", "BA"):
+                ref = report["methods"][m]["paired_vs_baseline"]["test"][k]
+                d = s["delta"][m][k]
+                assert d["per_seed"] == [{"seed": 0, "median": ref["median"], "lo": ref["lo"], "hi": ref["hi"]}]
+                assert d["median"]["mean"] == ref["median"] and d["median"]["n"] == 1
+                assert d["below0"] == int(ref["hi"] < 0) and d["above0"] == int(ref["lo"] > 0)
+        assert s["metrics"]["baseline"]["DEO"]["mean"] == report["methods"]["baseline"]["test"]["DEO"]["median"]
+        lat, diag = report["latent"], s["diagnostics"]
+        for k in ("h_t_heldout_acc", "h_g_heldout_acc", "cos_theta", "flip_rate_g", "keep_rate_t"):
+            assert diag[k]["mean"] == lat[k], k
+        gen, real = lat["generated_label_rates"]["cells"], report["data"]["cells"]["train"]
+        for c in ("t0_g0", "t0_g1", "t1_g0", "t1_g1"):
+            assert diag["cells"][c]["G(z)"]["mean"] == pytest.approx(gen[c] / sum(gen.values()))
+            assert diag["cells"][c]["real"]["mean"] == pytest.approx(real[c] / real["n"])
+        # the run drew the pair's own data: its train split has the pair's skew
+        pair = next(p for p in cfg["pairs"] if p["name"] == name)
+        assert report["data"]["cells"]["train"]["P(g=t)"] == pytest.approx(pair["skew"], abs=0.01)
+        assert report["config"]["data"]["faint"] == pair["faint"]
+    acc = res["acceptance"]
+    assert acc["line"].startswith("over pairs with baseline DEO ≥ 5, latent_debias lowers DEO")
+    assert set(acc["eligible"]) == {n for n in names if res["pairs"][n]["metrics"]["baseline"]["DEO"]["mean"] >= 5}
+    md = (out / "results.md").read_text()
+    assert acc["line"] in md and "Diagnostics per pair" in md and f"| {names[0]}/seed0 | latent_debias |" in md
+    # a second invocation finds every run done and redoes nothing
+    stages = {p: p.stat().st_mtime_ns for p in (out / "pairs").rglob("stage.json")}
+    done = {p.name: p.read_text() for p in (out / "done").glob("*.json")}
+    assert len(done) == 2 and all(json.loads(t)["status"] == "done" for t in done.values())
+    assert _run(out) == 0
+    assert {p: p.stat().st_mtime_ns for p in (out / "pairs").rglob("stage.json")} == stages
+    assert {p.name: p.read_text() for p in (out / "done").glob("*.json")} == done
+    assert json.loads((out / "results.json").read_text())["pairs"] == res["pairs"]
+    assert not (out / "benchmark.pid").exists()
+
+
+def _run_result(seed, base_deo, d_deo, d_ap):
+    lo_hi = lambda d: {"median": d, "lo": d - 1.0, "hi": d + 1.0}  # noqa: E731
+    metric = lambda v: {"median": v, "lo": v - 1, "hi": v + 1}  # noqa: E731
+    return {"seed": seed, "methods": {
+        "baseline": {k: metric(v) for k, v in (("AP", 80.0), ("DEO", base_deo), ("BA", 1.0), ("KL", 0.5))},
+        "latent_debias": {**{k: metric(v) for k, v in (("AP", 80 + d_ap), ("DEO", base_deo + d_deo), ("BA", 1.0),
+                                                         ("KL", 0.5))},
+                          "vs_baseline": {"DEO": lo_hi(d_deo), "AP": lo_hi(d_ap), "BA": lo_hi(0.0)}}}}
+
+
+def test_acceptance_counts_pairs_by_the_majority_of_their_seeds():
+    methods = ["baseline", "latent_debias"]
+    pairs = {
+        "lowered": pair_summary([_run_result(s, 20, d, -1) for s, d in ((0, -5), (1, -4), (2, 0.5))], methods),
+        "raised": pair_summary([_run_result(s, 10, d, -3) for s, d in ((0, 5), (1, 4), (2, -4))], methods),
+        "mixed": pair_summary([_run_result(s, 10, d, 0) for s, d in ((0, -5), (1, 5), (2, 0))], methods),
+        "fair": pair_summary([_run_result(s, 2, -3, 5) for s in (0, 1, 2)], methods),  # baseline DEO < 5
+    }
+    assert pairs["lowered"]["delta"]["latent_debias"]["DEO"]["below0"] == 2
+    assert pairs["lowered"]["delta"]["latent_debias"]["DEO"]["median"]["mean"] == pytest.approx(-17 / 6)
+    acc = acceptance(pairs)
+    assert acc["eligible"] == ["lowered", "raised", "mixed"]
+    assert acc["lowered"] == ["lowered"] and acc["raised"] == ["raised"]
+    assert acc["mean_dAP"] == pytest.approx((-1 - 3 + 0) / 3)
+    assert "on 1 of 3 pairs; raises it significantly on 1; mean ΔAP = -1.33" in acc["line"]
