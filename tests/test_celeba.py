@@ -185,7 +185,7 @@ def test_unexpected_size_and_grayscale(tmp_path):
     with pytest.warns(UserWarning, match=r"converted 2 non-RGB image\(s\) to RGB \(2 L\)") as rec:
         images, table, meta = read_celeba(tmp_path / "gray", fractions=(0.5, 0.25, 0.25), progress=False)
     assert meta["reported"]["converted_to_rgb"] == {"L": 2}
-    assert meta["notes"] == ["converted 2 non-RGB image(s) to RGB (2 L); alpha channels were dropped"]
+    assert meta["notes"] == ["converted 2 non-RGB image(s) to RGB (2 L)"]
     assert len([w for w in rec if "non-RGB" in str(w.message)]) == 1  # said once, not per image
     g = images[table["id"].tolist().index("000003.jpg")]
     assert np.array_equal(g[..., 0], g[..., 1]) and np.array_equal(g[..., 1], g[..., 2])

@@ -271,3 +271,15 @@ def test_undecodable_bytes_say_why_without_a_python_repr(data, reason):
     with pytest.raises(FairlatentError, match=reason) as info:
         decode_rgb(data, "x.png")
     assert "BytesIO" not in str(info.value) and str(info.value).startswith("x.png: ")
+
+
+def test_the_conversion_note_says_only_what_happened():
+    from collections import Counter
+
+    from fairlatent.data.imageio import mode_conversion_note
+
+    assert mode_conversion_note(Counter()) is None
+    assert mode_conversion_note(Counter({"CMYK": 2})) == "converted 2 non-RGB image(s) to RGB (2 CMYK)"
+    assert mode_conversion_note(Counter({"LA": 1, "I;16": 3})) == (
+        "converted 4 non-RGB image(s) to RGB (3 I;16, 1 LA); 16-bit and float values scaled to 0–255, "
+        "alpha channels dropped")

@@ -271,7 +271,12 @@ def mode_conversion_note(modes: Counter) -> str | None:
         return None
     total = sum(modes.values())
     parts = ", ".join(f"{c} {m}" for m, c in sorted(modes.items()))
-    return f"converted {total} non-RGB image(s) to RGB ({parts}); alpha channels were dropped"
+    how = []
+    if any(m.startswith("I") or m == "F" for m in modes):
+        how.append("16-bit and float values scaled to 0–255")
+    if any(m in ("RGBA", "LA", "PA", "La", "RGBa") or m.endswith("A") for m in modes):
+        how.append("alpha channels dropped")
+    return f"converted {total} non-RGB image(s) to RGB ({parts})" + (f"; {', '.join(how)}" if how else "")
 
 
 def examples(items: Iterable[str], k: int = 5) -> list[str]:
