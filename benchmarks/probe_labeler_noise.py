@@ -29,6 +29,8 @@ def main() -> None:
     ap.add_argument("--run", type=Path, required=True, help="A finished pipeline run folder.")
     ap.add_argument("--n", type=int, default=2000, help="Latents of the run's latents stage to render.")
     ap.add_argument("--grids", type=Path, default=None, help="Folder for one PNG grid of G(z) per labelled cell.")
+    ap.add_argument("--labeler", type=Path, default=None, help="Another f_t to probe (a classifier directory "
+                    "predicting the target) instead of the run's own.")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -41,7 +43,7 @@ def main() -> None:
     data = read_json(args.run / "config.json")["data"]  # raw: runs of older versions hold retired keys
     target, protected = data["target"], data["protected"]
     labeler = read_json(args.run / "labeler" / "stage.json")["outputs"]
-    f_t, f_g = load_classifier(labeler["t"]), load_classifier(labeler["g"])
+    f_t, f_g = load_classifier(args.labeler or labeler["t"]), load_classifier(labeler["g"])
     thr_t = f_t.thresholds[target]["calibrated"]
     thr_g = f_g.thresholds[protected]["calibrated"]
     ds = load_dataset(read_json(args.run / "data" / "stage.json")["outputs"]["path"])

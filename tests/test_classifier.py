@@ -290,3 +290,32 @@ def test_cli_train_reweight_and_score(easy, tmp_path):
     with pytest.raises(SystemExit) as exc:
         main(["train-classifier", "--data", str(easy), "--attributes", "square,Hat", "--out", str(tmp_path / "y")])
     assert exc.value.code == 2
+
+
+def test_noise_augmentation_draws_per_image_sigmas_and_leaves_the_default_untouched():
+    """noise_std: each image's noise has std ~ U(0, noise_std) / 127.5 in model units, the same noise for a
+    seed and step, sliced per rank from the global batch; the default (0) keeps the old cache key."""
+    from types import SimpleNamespace
+
+    from fairlatent.train.classifier import ClassifierObjective
+
+    cfg = ClassifierConfig(noise_std=16.0, seed=3, channels_last=False)
+    obj = SimpleNamespace(config=cfg)
+    x = torch.zeros(400, 3, 16, 16)
+    whole = SimpleNamespace(part=slice(0, 400), global_size=400)
+    out = ClassifierObjective._add_noise(obj, x.clone(), 7, whole)
+    sd = out.flatten(1).std(dim=1) * 127.5  # per image, in pixel units
+    assert float(sd.max()) <= 16.0 * 1.15 and float(sd.min()) < 2.0  # U(0, 16): some nearly clean images
+    assert abs(float(sd.mean()) - 8.0) < 1.0  # E[U(0, 16)] = 8
+    again = ClassifierObjective._add_noise(obj, x.clone(), 7, whole)
+    assert torch.equal(out, again)  # seeded by (seed, step)
+    assert not torch.equal(out, ClassifierObjective._add_noise(obj, x.clone(), 8, whole))
+    second_half = ClassifierObjective._add_noise(obj, x[200:].clone(), 7, SimpleNamespace(part=slice(200, 400),
+                                                                                          global_size=400))
+    assert torch.equal(second_half, out[200:])  # a rank's part of the global batch's noise
+    clipped = ClassifierObjective._add_noise(obj, torch.ones(8, 3, 4, 4), 7, SimpleNamespace(part=slice(0, 8),
+                                                                                              global_size=8))
+    assert float(clipped.max()) <= 1.0
+    assert ClassifierConfig().cache_key() == ClassifierConfig(noise_std=0.0).cache_key()
+    assert ClassifierConfig().cache_key() != ClassifierConfig(noise_std=8.0).cache_key()
+    assert "noise_std" not in json.dumps(ClassifierConfig().cache_key())

@@ -48,14 +48,14 @@ from fairlatent.utils.device import DeviceName, autocast
 from fairlatent.utils.settings import StrictSettings
 from fairlatent.utils.images import to_tensor
 from fairlatent.utils.io import check_replaceable, claim_output_directory, read_json, write_json
-from fairlatent.utils.seed import rng
+from fairlatent.utils.seed import rng, torch_generator
 
 CHECKPOINT_NAME = "checkpoint"  # a directory (see fairlatent.train.checkpoint)
 
 
 # Settings added after classifiers were cached, at the value that reproduces the earlier behaviour: left out
 # of fingerprints and stage keys at that value (fairlatent.train.engine.cache_dump).
-CACHE_LEGACY = {"channels_last": True, "dp_batchnorm": "global"}
+CACHE_LEGACY = {"channels_last": True, "dp_batchnorm": "global", "noise_std": 0.0}
 
 
 class ClassifierConfig(StrictSettings):
@@ -75,6 +75,12 @@ class ClassifierConfig(StrictSettings):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     flip: bool = Field(True, description="random horizontal flips of half of each batch")
+    noise_std: float = Field(
+        0.0, ge=0.0, le=64.0,
+        description="Gaussian pixel-noise augmentation: each training image gets noise of a standard deviation "
+                    "drawn uniformly from [0, noise_std] (pixel units of 0–255); 0 = off. For labelers of G(z): "
+                    "GAN images are noisier than the real ones a labeler trains on, and a labeler that fires "
+                    "on noise mislabels them (benchmarks/probe_labeler_noise.py).")
     seed: int = Field(0, ge=0, description="NumPy seed sequences refuse negative seeds")
     device: DeviceName = Field(None, description="'cpu', 'cuda', …; None: CUDA when available",
                                json_schema_extra={"resume_key": False})
@@ -403,11 +409,24 @@ class ClassifierObjective:
             self._flip_epoch, self._flips = epoch, rng(self.config.seed, "classifier-flip", epoch).random(len(self.data)) < 0.5
         return self._flips[positions]
 
+    def _add_noise(self, x: torch.Tensor, step: int, batch: Batch) -> torch.Tensor:
+        """``x`` plus Gaussian noise of a per-image std ~ U(0, noise_std) (of 255), from a stream of (seed,
+        step) drawn for the whole global batch and sliced to this rank's part, so N processes add what one
+        process adds; images stay in [-1, 1]."""
+        gen = torch_generator(self.config.seed, "classifier-noise", step)
+        n, shape = batch.global_size, tuple(x.shape[1:])
+        sigma = torch.rand(n, generator=gen) * (self.config.noise_std / 127.5)
+        noise = torch.randn((n, *shape), generator=gen) * sigma.view(n, 1, 1, 1)
+        x = (x + noise[batch.part].to(x.device)).clamp_(-1.0, 1.0)
+        return x.contiguous(memory_format=torch.channels_last) if self.config.channels_last else x
+
     def train_step(self, step: int, batches: list[Batch]) -> dict[str, torch.Tensor]:
         (batch,) = batches
         self.model.train()
         images = self.data.gather(batch.rows, self._flip(batch.epoch, batch.positions))
         x, y, w = batch_tensors(images, self.data.labels[batch.rows], self.data.weights[batch.rows], self.ctx.device)
+        if self.config.noise_std > 0:
+            x = self._add_noise(x, step, batch)
         if not self.config.channels_last:
             x = x.contiguous()
         if not self.ctx.distributed:
