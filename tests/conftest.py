@@ -7,6 +7,8 @@ read-only; copy it if a test must modify it.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,15 @@ import torch
 # reproducible only at a fixed thread count, and with another busy process on a 2-core machine a 2-thread
 # torch step was measured ~30x slower than a 1-thread one.
 torch.set_num_threads(1)
+
+
+@pytest.fixture
+def live_process():
+    """A live process other than this one (the holder of a lock, a registered job), killed afterwards."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    yield proc
+    proc.kill()
+    proc.wait()
 
 
 @pytest.fixture(scope="session")

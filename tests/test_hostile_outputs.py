@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fairlatent.errors import FairlatentError
 from fairlatent.utils import io as fio
 
 
@@ -55,15 +54,6 @@ def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     return proc.pid
-
-
-@pytest.fixture
-def other_process():
-    """A live process that is not this one (the holder of a lock)."""
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    yield proc
-    proc.kill()
-    proc.wait()
 
 
 # ---------------------------------------------------------------- item 1: --overwrite destroys user folders
@@ -213,16 +203,16 @@ def test_metrics_json_output_is_checked_before_computing(cli, tmp_path, toyfaces
     ["train-gan", "--data", "DATA", "--steps", "1", "--quiet"],
     ["train-classifier", "--data", "DATA", "--attributes", "Smiling", "--epochs", "1", "--quiet"],
 ])
-def test_second_process_in_a_locked_folder_is_refused_naming_the_first(cli, tmp_path, toyfaces_small, other_process,
+def test_second_process_in_a_locked_folder_is_refused_naming_the_first(cli, tmp_path, toyfaces_small, live_process,
                                                                         argv):
     out = tmp_path / "runs" / "x"
     out.mkdir(parents=True)
-    (out / "fairlatent.pid").write_text(f"{other_process.pid}\nstarted: 2024-01-02 03:04:05\n"
+    (out / "fairlatent.pid").write_text(f"{live_process.pid}\nstarted: 2024-01-02 03:04:05\n"
                                         f"command: fairlatent demo --out {out}\n")
     before = snapshot(out)
     res = cli.user_error([str(toyfaces_small) if a == "DATA" else a for a in argv] + ["--out", out],
-                         f"(pid {other_process.pid}; started 2024-01-02 03:04:05; command: fairlatent demo",
-                         "is running in this folder", f"kill {other_process.pid}")
+                         f"(pid {live_process.pid}; started 2024-01-02 03:04:05; command: fairlatent demo",
+                         "is running in this folder", f"kill {live_process.pid}")
     assert "--overwrite" not in res.text
     assert snapshot(out) == before
 
@@ -328,7 +318,7 @@ def test_failed_rename_removes_the_temporary(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_next_write_removes_temporaries_of_dead_writers_only(tmp_path, other_process):
+def test_next_write_removes_temporaries_of_dead_writers_only(tmp_path, live_process):
     from fairlatent.data.dataset import load_dataset, write_dataset
     import pandas as pd
 
@@ -338,7 +328,7 @@ def test_next_write_removes_temporaries_of_dead_writers_only(tmp_path, other_pro
     (stale_dir / "images.npy").write_bytes(b"0" * 1000)
     stale_old = tmp_path / f".ds.old-{dead}-ef01"
     stale_old.mkdir()
-    live = tmp_path / f".ds.tmp-{other_process.pid}-1234"
+    live = tmp_path / f".ds.tmp-{live_process.pid}-1234"
     live.mkdir()
     unrelated = tmp_path / f".dsx.tmp-{dead}-abcd"
     unrelated.write_text("someone else's")

@@ -132,32 +132,23 @@ def test_count_jobs_torchrun_ranks():
 # --- the registry ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def sleeper():
-    """A live process other than ours (a registered job's pid must be alive to count)."""
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    yield proc
-    proc.kill()
-    proc.wait()
-
-
 def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     return proc.pid
 
 
-def test_registry_counts_live_jobs_and_cleans_stale(tmp_path, sleeper):
+def test_registry_counts_live_jobs_and_cleans_stale(tmp_path, live_process):
     reg = JobRegistry(tmp_path / "jobs")
     me, dead = os.getpid(), _dead_pid()
     assert reg.write(JobEntry(me, threads=2, start=th.read_start_ticks(me)))
-    assert reg.write(JobEntry(sleeper.pid, start=th.read_start_ticks(sleeper.pid)))
+    assert reg.write(JobEntry(live_process.pid, start=th.read_start_ticks(live_process.pid)))
     assert reg.write(JobEntry(dead, threads=1))
     assert (reg.dir.stat().st_mode & 0o777) == 0o700
-    assert sorted(e.pid for e in reg.entries()) == sorted([me, sleeper.pid])
+    assert sorted(e.pid for e in reg.entries()) == sorted([me, live_process.pid])
     assert not (reg.dir / f"{dead}.json").exists()  # the stale file is gone
     assert {e.pid: e.threads for e in reg.entries()}[me] == 2
-    reg.remove(sleeper.pid)
+    reg.remove(live_process.pid)
     assert [e.pid for e in reg.entries()] == [me]
 
 
@@ -234,12 +225,12 @@ def test_auto_wait_policy_switch(tmp_path):
     assert user["OMP_WAIT_POLICY"] == "ACTIVE" and th.MARK_WAIT not in user
 
 
-def test_rebalance_follows_jobs(tmp_path, sleeper):
+def test_rebalance_follows_jobs(tmp_path, live_process):
     reg, clock, applied = JobRegistry(tmp_path), Clock(), []
     first = _policy({}, reg, os.getpid(), clock=clock, applied=applied)
     assert first.start().threads == 4
     second_env: dict[str, str] = {}
-    second = _policy(second_env, reg, sleeper.pid)  # a second job starts
+    second = _policy(second_env, reg, live_process.pid)  # a second job starts
     assert second.start().threads == 2
     assert first.rebalance() is None and applied == []  # not yet: checks are rate-limited
     clock.t += th.RECHECK_S
@@ -247,20 +238,20 @@ def test_rebalance_follows_jobs(tmp_path, sleeper):
     assert first.decision.threads == 2 and "2 jobs" in first.decision.why
     clock.t += th.RECHECK_S
     assert first.rebalance() is None and applied == [2]  # nothing changed, nothing applied
-    sleeper.kill()  # the second job ends (killed: its file stays, but its pid is gone)
-    sleeper.wait()
+    live_process.kill()  # the second job ends (killed: its file stays, but its pid is gone)
+    live_process.wait()
     clock.t += th.RECHECK_S
     assert first.rebalance() == 4 and applied == [2, 4]
     assert json.loads((tmp_path / f"{os.getpid()}.json").read_text())["threads"] == 4
 
 
-def test_user_threads_win_and_never_change(tmp_path, sleeper):
+def test_user_threads_win_and_never_change(tmp_path, live_process):
     reg, clock, applied = JobRegistry(tmp_path), Clock(), []
     env = {"OMP_NUM_THREADS": "3"}
     pol = _policy(env, reg, os.getpid(), clock=clock, applied=applied)
     d = pol.start()
     assert (d.mode, d.threads) == ("fixed", 3) and env == {"OMP_NUM_THREADS": "3"}
-    _policy({}, reg, sleeper.pid).start()
+    _policy({}, reg, live_process.pid).start()
     for _ in range(3):
         clock.t += th.RECHECK_S
         assert pol.rebalance() is None

@@ -34,11 +34,7 @@ from fairlatent.utils.settings import (StrictSettings, apply_overrides, format_v
 S = TypeVar("S", GANConfig, ClassifierConfig)
 
 
-class _Strict(StrictSettings):
-    """Sections of the pipeline config (the training sections are the training code's own classes)."""
-
-
-class DataConfig(_Strict):
+class DataConfig(StrictSettings):
     """Where the data comes from. ``source="toyfaces"`` renders the built-in data; ``"path"`` reads a data set.
 
     ``skew``/``val_skew``/``test_skew`` mean one thing for both sources (:mod:`fairlatent.data.skew`): both
@@ -135,7 +131,7 @@ class DataConfig(_Strict):
         return v
 
 
-class LatentConfig(_Strict):
+class LatentConfig(StrictSettings):
     """Latent sampling, labelling, hyperplanes and pair generation (REFERENCE §1 steps 2–5)."""
 
     @model_validator(mode="before")
@@ -215,14 +211,14 @@ class LatentConfig(_Strict):
                                min_keep_rate=self.preflight_min_keep_rate)
 
 
-class EvaluationConfig(_Strict):
+class EvaluationConfig(StrictSettings):
     n_boot: int = Field(500, ge=10)
     ci: float = Field(0.95, gt=0, lt=1)
     generative_metrics: bool = True
     n_generative: int = Field(5000, ge=10)
 
 
-class GeneratorConfig(_Strict):
+class GeneratorConfig(StrictSettings):
     """A trained generator to use instead of training one: a fairlatent GAN run or a TorchScript file."""
 
     path: str
@@ -244,7 +240,7 @@ def _with_run_defaults(spec: type[S], section: BaseModel, seed: int, device: str
 _NAME_FORBIDDEN = set('/\\:*?"<>|')
 
 
-class PipelineConfig(_Strict):
+class PipelineConfig(StrictSettings):
     """The whole run. ``seed`` seeds every stage (each stage derives its own sub-stream)."""
 
     seed: int = Field(0, ge=0)

@@ -39,7 +39,7 @@ from fairlatent.pipeline.config import PipelineConfig
 from fairlatent.pipeline.methods import MethodContext, get_method
 from fairlatent.pipeline.stages import StageRunner
 from fairlatent.train.classifier import reweighting_weights
-from fairlatent.utils.io import claim_output_directory, save_npy, write_json
+from fairlatent.utils.io import claim_output_directory, file_sha256, save_npy, write_json
 
 EVAL_SPLITS = ("test", "test_balanced")
 # G(z) images per labelled (target, protected) cell drawn for the report's pre-flight grids
@@ -82,16 +82,10 @@ def _content_hash(f: Path) -> str:
     (``cp -p``, ``touch -r``, a retrain that happens to give the same size within one mtime tick) but cannot
     set ctime: a rewritten file always misses the cache and is hashed again.
     """
-    import hashlib
-
     st = f.stat()
     key = (str(f.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
     if key not in _HASH_CACHE:
-        h = hashlib.sha256()
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        _HASH_CACHE[key] = h.hexdigest()
+        _HASH_CACHE[key] = file_sha256(f)
     return _HASH_CACHE[key]
 
 

@@ -25,6 +25,7 @@ from rich.table import Table
 
 from fairlatent.errors import FairlatentError
 from fairlatent.utils.io import read_json, write_text
+from fairlatent.utils.json_safe import nulls_with_reasons
 
 REPORT_JSON = "report.json"  # the file fairlatent.pipeline.summary writes
 
@@ -164,18 +165,8 @@ def load_report(run_dir: str | os.PathLike) -> dict[str, Any]:
     report = read_json(path)
     if not isinstance(report, dict) or not isinstance(report.get("methods"), dict):
         raise FairlatentError(f"{path}: not a fairlatent report (no \"methods\" object)")
-    return _nan_to_none(report)
-
-
-def _nan_to_none(obj: Any) -> Any:
-    """NaN/±Infinity (bare tokens in a report.json written before strict JSON) as None, as written now."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _nan_to_none(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_nan_to_none(v) for v in obj]
-    return obj
+    # NaN/±Infinity (bare tokens in a report.json written before strict JSON) as None, as written now
+    return nulls_with_reasons(report)[0]
 
 
 def report_figures(report: dict[str, Any], run_dir: str | os.PathLike) -> tuple[dict[str, str], dict[str, str]]:

@@ -16,7 +16,6 @@ missing, unexpected or mis-shaped tensors when the checkpoint comes from another
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -33,7 +32,7 @@ from pydantic import Field
 
 from fairlatent.errors import FairlatentError
 from fairlatent.models.weights import load_module_state, load_tensors, module_tensors, save_tensors
-from fairlatent.utils.io import atomic_directory, read_json, write_json
+from fairlatent.utils.io import atomic_directory, file_sha256, read_json, write_json
 from fairlatent.utils.schema import Schema, check_object
 
 
@@ -53,14 +52,6 @@ CONFIG_FILE = "config.json"
 STATE_FILE = "state.json"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def save_checkpoint(
     directory: str | os.PathLike,
     tensors: Mapping[str, torch.Tensor],
@@ -73,7 +64,7 @@ def save_checkpoint(
         save_tensors(tmp / TENSORS_FILE, tensors)
         write_json(tmp / CONFIG_FILE, dict(config))
         state = dict(state)
-        state["_tensors_file"] = {"bytes": (tmp / TENSORS_FILE).stat().st_size, "sha256": _sha256(tmp / TENSORS_FILE)}
+        state["_tensors_file"] = {"bytes": (tmp / TENSORS_FILE).stat().st_size, "sha256": file_sha256(tmp / TENSORS_FILE)}
         write_json(tmp / STATE_FILE, state)  # last: its presence marks a complete checkpoint
     return directory
 
@@ -110,7 +101,7 @@ def load_checkpoint(
             raise FairlatentError(
                 f"{tfile}: truncated or altered checkpoint file ({size} bytes, expected {record['bytes']})"
             )
-        if _sha256(tfile) != record["sha256"]:
+        if file_sha256(tfile) != record["sha256"]:
             raise FairlatentError(f"{tfile}: corrupt checkpoint file (SHA-256 differs from {STATE_FILE})")
     tensors = load_tensors(tfile)
     if expect_config is not None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fairlatent.errors import FairlatentError
+from fairlatent.utils.io import user_file_errors
 
 NPY_MAGIC = b"\x93NUMPY"
 
@@ -25,15 +26,8 @@ def load_npy(file: str | os.PathLike, *, mmap: bool = True) -> np.ndarray:
     """The array in ``file`` (memory-mapped read-only when ``mmap``), or :class:`FairlatentError` naming the
     file when it is missing, empty, not a ``.npy`` file, truncated, or holds Python objects."""
     file = Path(file)
-    try:
-        with open(file, "rb") as fh:
-            head = fh.read(len(NPY_MAGIC))
-    except FileNotFoundError:
-        raise FairlatentError(f"{file}: no such file") from None
-    except IsADirectoryError:
-        raise FairlatentError(f"{file}: is a directory, expected a .npy file") from None
-    except PermissionError:
-        raise FairlatentError(f"{file}: permission denied") from None
+    with user_file_errors(file, what=".npy file"), open(file, "rb") as fh:
+        head = fh.read(len(NPY_MAGIC))
     if not head:
         raise FairlatentError(f"{file}: empty file, not a .npy array")
     if head != NPY_MAGIC:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import re
@@ -29,6 +30,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
+from fairlatent.utils.lock import LOCK_NAME
 from fairlatent.utils.process import pid_alive
 
 # Written into every directory atomic_directory creates: "fairlatent wrote this; it may replace it".
@@ -36,7 +38,7 @@ MARKER = ".fairlatent"
 _MARKER_TEXT = "written by fairlatent; `--overwrite` may replace this folder\n"
 # Files fairlatent puts into a folder before claiming it (the folder lock of fairlatent.utils.lock), and the
 # temporaries of its atomic writes (another rank may be writing the marker at that moment).
-_OWN_NAMES = frozenset({MARKER, "fairlatent.pid"})
+_OWN_NAMES = frozenset({MARKER, LOCK_NAME})
 _TEMPORARY = re.compile(r"^\..+\.(tmp|old)-\d+-[0-9a-f]+$")
 
 
@@ -297,22 +299,42 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(strict, indent=2, sort_keys=False, default=_json_default, allow_nan=False) + "\n")
 
 
-def read_user_text(path: str | os.PathLike, *, what: str = "file") -> str:
-    """The UTF-8 text of a file the user gave; a missing file, a directory, no permission or other bytes than
-    UTF-8 are a FairlatentError naming the path (``what`` says what was expected: "config file", …)."""
+@contextlib.contextmanager
+def user_file_errors(path: str | os.PathLike, *, what: str = "file") -> Iterator[None]:
+    """Turn the errors of opening a file the user gave (missing, a directory, no permission) into one
+    FairlatentError naming the path; ``what`` says what was expected ("config file", ".npy file", …)."""
     from fairlatent.errors import FairlatentError
 
-    path = Path(path)
     try:
-        return path.read_text(encoding="utf-8")
+        yield
     except FileNotFoundError:
         raise FairlatentError(f"{path}: {what} not found") from None
     except IsADirectoryError:
         raise FairlatentError(f"{path}: is a directory, not a {what}") from None
     except PermissionError:
         raise FairlatentError(f"{path}: permission denied") from None
-    except UnicodeDecodeError as exc:
-        raise FairlatentError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+
+
+def read_user_text(path: str | os.PathLike, *, what: str = "file") -> str:
+    """The UTF-8 text of a file the user gave; opening errors (:func:`user_file_errors`) and other bytes than
+    UTF-8 are a FairlatentError naming the path."""
+    from fairlatent.errors import FairlatentError
+
+    path = Path(path)
+    with user_file_errors(path, what=what):
+        try:
+            return path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise FairlatentError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes, read in chunks (weights and checkpoints can be large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
 
 
 def read_json(path: str | os.PathLike) -> Any:

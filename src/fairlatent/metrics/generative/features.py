@@ -95,7 +95,8 @@ class InceptionExtractor:
     fixed_size = False
 
     def __init__(self, weights: str | os.PathLike | None = None, *, device=None, fuse: bool = True):
-        from fairlatent.metrics.generative.inception import file_sha256, find_inception_weights, load_inception
+        from fairlatent.metrics.generative.inception import find_inception_weights, load_inception
+        from fairlatent.utils.io import file_sha256
 
         path = find_inception_weights(weights)
         self.device = default_device(device) if not isinstance(device, torch.device) else device

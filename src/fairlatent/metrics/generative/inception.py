@@ -20,7 +20,6 @@ layout. Folding changes round-off only (≈1e-7 relative per layer).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -303,14 +302,6 @@ def find_inception_weights(weights: str | os.PathLike | None = None) -> Path:
         f"{hub}/, or pass inception_weights=PATH (CLI: --inception-weights PATH), or set ${ENV_VAR}=PATH. "
         "Without Inception weights use features='domain' with a trained fairlatent classifier."
     )
-
-
-def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_inception(weights: str | os.PathLike | None = None, *, fuse: bool = True) -> InceptionV3TF:
