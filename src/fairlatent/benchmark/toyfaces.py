@@ -67,7 +67,9 @@ FAINT_DRAWN: tuple[str, ...] = ("Wearing_Hat", "Eyeglasses", "Smiling", "Bangs",
 SECTION_DEFAULTS: dict[str, dict[str, Any]] = {
     "gan": {},
     "classifier": {},
-    "latent": {"n_fit": 10000, "n_holdout": 5000, "n_pairs": 15000, "hyperplane": "svm", "threshold": "f1"},
+    # 5,000 pairs (10,000 images) beside 10,000 real training faces: the synthetic half of the demo's ratio
+    # of 2:1 keeps each pipeline run near 30 min on one CPU core (the GAN is 13 of them)
+    "latent": {"n_fit": 10000, "n_holdout": 5000, "n_pairs": 5000, "hyperplane": "svm", "threshold": "f1"},
     "evaluation": {"n_boot": 500, "generative_metrics": True},
 }
 
@@ -132,13 +134,11 @@ DEFAULT_PAIRS: list[dict[str, Any]] = [
     _pair("Blond_Hair", "No_Beard", 0.9, "control: bold colour target (no faint form)"),
     _pair("Smiling", "Eyeglasses", 0.9, "faint small shape target (mouth)", Smiling=0.5),
     _pair("Smiling", "Pale_Skin", 0.9, "protected = the whole face's colour: large, easy for f_g", Smiling=0.5),
-    _pair("Smiling", "Pale_Skin", 0.7, "the same at a milder skew", Smiling=0.5),
     _pair("Wearing_Hat", "Blond_Hair", 0.7, "protected = a large colour region next to the hat", Wearing_Hat=0.5),
     _pair("Wearing_Hat", "No_Beard", 0.9, "protected = a medium dark region, the most frequent look (0.75)",
           Wearing_Hat=0.5),
     _pair("Eyeglasses", "Wearing_Earrings", 0.9, "protected = tiny bright colour: hard for the GAN and h_g",
           Eyeglasses=0.5),
-    _pair("Smiling", "Wearing_Earrings", 0.7, "tiny protected at a milder skew", Smiling=0.5),
     _pair("Bangs", "Blond_Hair", 0.9, "entangled: target and protected both in the hair", Bangs=0.5),
     _pair("Mouth_Slightly_Open", "Smiling", 0.9, "entangled: both in the mouth", Mouth_Slightly_Open=0.5),
     _pair("Wearing_Hat", "Eyeglasses", 0.9, "faint protected too: f_g unsure, flips uncertain",
@@ -154,7 +154,7 @@ class ToyFacesBenchmarkConfig(BenchmarkSettings):
 
     pairs: list[PairSpec] = Field(default_factory=lambda: [PairSpec(**p) for p in DEFAULT_PAIRS])
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
-    n: int = Field(30000, ge=100, description="faces in train + val + test (test_balanced on top)")
+    n: int = Field(20000, ge=100, description="faces in train + val + test (test_balanced on top)")
     size: int = Field(32, description="image size: 32 or 64")
     split_fractions: tuple[float, float, float] = (0.5, 0.1, 0.4)
 
