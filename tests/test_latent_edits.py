@@ -7,6 +7,7 @@ from fairlatent.errors import FairlatentError
 from fairlatent.latent import (
     Hyperplane,
     agreement_mask,
+    verified_mask,
     complementary_latents,
     complementary_latents_domain,
     edit_latents,
@@ -186,3 +187,13 @@ def test_dimension_mismatch_and_agreement():
     np.testing.assert_array_equal(agreement_mask([0, 1, 1, 0], [0, 0, 1, 1]), [True, False, True, False])
     with pytest.raises(FairlatentError, match="differ in length"):
         agreement_mask([0, 1], [0])
+
+
+def test_verified_mask_keeps_pairs_whose_target_held_and_protected_flipped():
+    # every combination of (target held?, protected flipped?) once
+    t_z, t_zp = [0, 0, 1, 1], [0, 1, 1, 0]
+    g_z, g_zp = [0, 0, 1, 1], [1, 1, 1, 1]
+    np.testing.assert_array_equal(verified_mask(t_z, t_zp, g_z, g_zp), [True, False, False, False])
+    np.testing.assert_array_equal(verified_mask([1, 1], [1, 1], [0, 1], [1, 0]), [True, True])
+    with pytest.raises(FairlatentError, match="target labels cover 2 pairs but protected labels 3"):
+        verified_mask([0, 1], [0, 1], [0, 1, 0], [1, 0, 1])

@@ -32,7 +32,8 @@ def fake_run(tmp_path_factory):
     images = (rng.integers(0, 60, (n, 16, 16, 3)) + 150 * t[:, None, None, None]).astype(np.uint8)
     data = write_dataset(root / "data" / "dataset", images, table, {"source": "test"})
     pairs = root / "pairs"
-    for name, keep in (("complementary", N_PAIRS), ("complementary_filtered", N_PAIRS - 4), ("onto_plane", N_PAIRS),
+    for name, keep in (("complementary", N_PAIRS), ("complementary_filtered", N_PAIRS - 4),
+                       ("complementary_verified", N_PAIRS - 8), ("onto_plane", N_PAIRS),
                        ("reflect", N_PAIRS), ("project", N_PAIRS)):
         tz = np.tile([0, 1], keep // 2)
         gz = np.tile([0, 1, 1, 0], keep // 4 + 1)[:keep]
@@ -61,6 +62,10 @@ def test_registry_lists_every_method_once_and_names_unknown_ones():
         registry.register_method(Method("baseline", "again", lambda ctx, m: TrainingSets([ctx.data_path])))
     with pytest.raises(ValueError, match="unknown edit 'sideways'"):
         Method("x", "x", lambda ctx, m: TrainingSets([]), edit="sideways")
+    with pytest.raises(ValueError, match="unknown pair_filter 'some'; filters are all, agree, verified"):
+        Method("x", "x", lambda ctx, m: TrainingSets([]), edit="complementary", pair_filter="some")
+    with pytest.raises(ValueError, match="pair_filter 'verified' needs an edit"):
+        Method("x", "x", lambda ctx, m: TrainingSets([]), pair_filter="verified")
 
 
 @pytest.mark.parametrize("name", method_names())
@@ -83,6 +88,8 @@ def test_every_method_builds_a_training_set_the_trainer_accepts(fake_run, name):
         assert len(rows) == 2 * N_PAIRS  # G(z) ∪ G(z'), no real image
     if name == "latent_debias_filtered":
         assert ts.sets[1].endswith("complementary_filtered")
+    if name == "latent_debias_verified":
+        assert ts.sets[1].endswith("complementary_verified") and len(rows) == n_real + 2 * (N_PAIRS - 8)
     if name == "real_plus_gz":  # G(z) kept, its partner G(z') weighted out
         w = rows.weights[n_real:]
         assert w[:N_PAIRS].tolist() == [1.0] * N_PAIRS and w[N_PAIRS:].tolist() == [0.0] * N_PAIRS

@@ -86,6 +86,38 @@ def test_second_run_skips_everything_and_a_change_reruns_only_downstream(fast_ru
     assert ran == {"evaluate"}
 
 
+def test_verified_pairs_are_the_agreeing_pairs_whose_protected_label_flipped(fast_run, tmp_path):
+    """Listing latent_debias_verified writes complementary_verified: exactly the pairs on which f_t held and
+    f_g flipped, re-read here from the labels the latents stage and the pairs stage gave the images."""
+    import shutil
+
+    from fairlatent.data.dataset import load_dataset
+
+    run_dir, _, _ = fast_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    cfg = _builtin_config("demo_fast")
+    cfg.methods = [*cfg.methods, "latent_debias_verified"]
+    pipe = Pipeline(cfg, copy, progress=False)
+    report = pipe.run()
+    ran = {name for name, r in pipe.stages.results.items() if not r.skipped}
+    assert {"pairs", "train_latent_debias_verified"} <= ran and "gan" not in ran and "train_baseline" not in ran
+    stats = pipe.stages.results["pairs"].outputs["complementary"]
+    everything = load_dataset(copy / "pairs" / "complementary")
+    agreeing = load_dataset(copy / "pairs" / "complementary_filtered")
+    verified = load_dataset(copy / "pairs" / "complementary_verified")
+    assert 0 < len(verified) // 2 == stats["verified_kept"] <= stats["agreement_kept"] == len(agreeing) // 2
+    assert set(verified.ids) <= set(agreeing.ids)
+    # the labelers' reading of each pair's two images, recomputed from the labeler on the stored images
+    labelers = pipe._labelers()
+    n = len(everything) // 2
+    t_all, g_all = pipe._label(pipe._score(np.asarray(everything.images), labelers), labelers)
+    want = np.flatnonzero((t_all[:n] == t_all[n:]) & (g_all[:n] != g_all[n:]))
+    got = sorted(int(i[1:]) for i in verified.ids if i.startswith("z") and not i.startswith("zp"))
+    assert got == want.tolist()
+    assert "latent_debias_verified" in report["methods"]
+
+
 def test_report_html_is_self_contained_and_escapes_user_strings(fast_run):
     run_dir, _, report = fast_run
     html = (run_dir / "report.html").read_text()

@@ -154,6 +154,9 @@ class ToyFacesBenchmarkConfig(BenchmarkSettings):
 
     pairs: list[PairSpec] = Field(default_factory=lambda: [PairSpec(**p) for p in DEFAULT_PAIRS])
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
+    # the paper's method and the two pair filters measured against it (issue 13's remedies)
+    methods: list[str] = Field(default_factory=lambda: ["baseline", "reweighting", "latent_debias",
+                                                        "latent_debias_filtered", "latent_debias_verified"])
     n: int = Field(20000, ge=100, description="faces in train + val + test (test_balanced on top)")
     size: int = Field(32, description="image size: 32 or 64")
     split_fractions: tuple[float, float, float] = (0.5, 0.1, 0.4)

@@ -36,6 +36,7 @@ from fairlatent.latent.hyperplane import Hyperplane, _as_latents, _py
 __all__ = [
     "EDIT_KINDS",
     "agreement_mask",
+    "verified_mask",
     "affine_minimum_norm_edit",
     "complementary_latents",
     "complementary_latents_domain",
@@ -311,3 +312,21 @@ def agreement_mask(labels_z, labels_zp) -> np.ndarray:
     if a.shape != b.shape:
         raise FairlatentError(f"label arrays differ in length: {len(a)} for z, {len(b)} for z'")
     return a == b
+
+
+def verified_mask(target_z, target_zp, protected_z, protected_zp) -> np.ndarray:
+    """Rows where the edit did on the images what it does in latent space: the target label held
+    (``target_z == target_zp``) and the protected label flipped (``protected_z != protected_zp``), both read
+    by the labelers f_t and f_g on G(z) and G(z').
+
+    Why: the paper gives G(z') z's target label and the flipped protected label by construction, whatever the
+    images show. Where the GAN cannot draw the other group for a z (or the hyperplanes are nearly parallel),
+    G(z') looks like G(z) and the pair repeats the training set's correlation instead of breaking it; the
+    agreement filter (:func:`agreement_mask`) keeps such pairs, this one drops them, so every kept pair holds
+    one image of each protected group with one target label.
+    """
+    keep = agreement_mask(target_z, target_zp)
+    flip = ~agreement_mask(protected_z, protected_zp)
+    if keep.shape != flip.shape:
+        raise FairlatentError(f"target labels cover {len(keep)} pairs but protected labels {len(flip)}")
+    return keep & flip

@@ -60,12 +60,25 @@ class TrainingSets:
     weights: list[np.ndarray | None] | None = None
 
 
+#: Which pairs of an edit a method trains on (see :class:`Method`).
+PAIR_FILTERS: tuple[str, ...] = ("all", "agree", "verified")
+
+
+def pair_set_name(edit: str, pair_filter: str) -> str:
+    """Folder of the pairs stage holding ``edit``'s pairs under ``pair_filter`` (``complementary``,
+    ``complementary_filtered`` for agreement — its name since before there were two filters —,
+    ``complementary_verified``)."""
+    return {"all": edit, "agree": f"{edit}_filtered", "verified": f"{edit}_verified"}[pair_filter]
+
+
 @dataclass(frozen=True)
 class Method:
     """One de-biasing method.
 
     ``edit``: the latent edit whose pairs it trains on (None: real data only, no GAN or latent stages);
-    ``filtered``: only the pairs whose f_t label agreed on G(z) and G(z'); ``sample_weights``: its builder
+    ``pair_filter``: which of the edit's pairs (:data:`PAIR_FILTERS`): ``"all"``; ``"agree"``, those whose
+    f_t label agreed on G(z) and G(z') (the reference code's option); ``"verified"``, those on which the edit
+    did on the images what it does in latent space — f_t held *and* f_g flipped; ``sample_weights``: its builder
     returns per-sample weights; ``balanced_val``: select the best epoch on group-balanced validation AP
     (the paper does this for every model trained with synthetic data).
     """
@@ -74,15 +87,18 @@ class Method:
     description: str
     build: Callable[[MethodContext, "Method"], TrainingSets] = field(repr=False)
     edit: str | None = None
-    filtered: bool = False
+    pair_filter: str = "all"
     sample_weights: bool = False
     balanced_val: bool = False
 
     def __post_init__(self) -> None:
         if self.edit is not None and self.edit not in EDIT_KINDS:
             raise ValueError(f"method {self.name!r}: unknown edit {self.edit!r}; edits are {', '.join(EDIT_KINDS)}")
-        if self.filtered and self.edit is None:
-            raise ValueError(f"method {self.name!r}: filtered needs an edit")
+        if self.pair_filter not in PAIR_FILTERS:
+            raise ValueError(f"method {self.name!r}: unknown pair_filter {self.pair_filter!r}; "
+                             f"filters are {', '.join(PAIR_FILTERS)}")
+        if self.pair_filter != "all" and self.edit is None:
+            raise ValueError(f"method {self.name!r}: pair_filter {self.pair_filter!r} needs an edit")
 
     @property
     def needs_pairs(self) -> bool:
@@ -94,7 +110,7 @@ class Method:
         """Name of the folder of the pairs stage it trains on."""
         if self.edit is None:
             return None
-        return f"{self.edit}_filtered" if self.filtered else self.edit
+        return pair_set_name(self.edit, self.pair_filter)
 
     def training_sets(self, ctx: MethodContext) -> TrainingSets:
         out = self.build(ctx, self)
@@ -164,7 +180,11 @@ register_method(Method("latent_debias", "real data + every pair G(z), G(z') of t
                        _real_plus_pairs, edit="complementary", balanced_val=True))
 register_method(Method("latent_debias_filtered",
                        "latent_debias with only the pairs on which f_t gave G(z) and G(z') the same label",
-                       _real_plus_pairs, edit="complementary", filtered=True, balanced_val=True))
+                       _real_plus_pairs, edit="complementary", pair_filter="agree", balanced_val=True))
+register_method(Method("latent_debias_verified",
+                       "latent_debias with only the pairs on which the edit did on the images what it does in latent "
+                       "space: f_t gave G(z) and G(z') the same label and f_g different ones",
+                       _real_plus_pairs, edit="complementary", pair_filter="verified", balanced_val=True))
 register_method(Method("latent_debias_onto_plane", "real data + pairs with z' moved onto h_g, target score kept (ablation)",
                        _real_plus_pairs, edit="onto_plane", balanced_val=True))
 register_method(Method("latent_debias_reflect", "real data + pairs with z' reflected across h_g, target plane ignored (ablation)",
@@ -178,4 +198,5 @@ register_method(Method("real_plus_gz", "real data + G(z) without its partner G(z
                        _real_plus_gz, edit="complementary", sample_weights=True, balanced_val=True))
 
 
-__all__ = ["Method", "MethodContext", "TrainingSets", "register_method", "get_method", "method_names"]
+__all__ = ["PAIR_FILTERS", "Method", "MethodContext", "TrainingSets", "get_method", "method_names", "pair_set_name",
+           "register_method"]

@@ -444,20 +444,35 @@ class Pipeline:
     def _edits_needed(self) -> list[str]:
         return self.cfg.edits_needed()
 
-    def _filtered_edits(self) -> set[str]:
-        """Edits whose agreement-filtered pair set is written: complementary always (as ever), others when
-        a method trains on it."""
-        return {"complementary"} | {get_method(m).edit for m in self.cfg.methods if get_method(m).filtered}
+    def _pair_sets(self) -> dict[str, list[str]]:
+        """Per edit, the pair filters whose set is written: every edit's ``all``; complementary's ``agree``
+        always (as ever); any other filter a listed method trains on."""
+        edits = self._edits_needed()
+        sets = {e: ["all"] for e in edits}
+        if "complementary" in sets:
+            sets["complementary"].append("agree")
+        for name in self.cfg.methods:
+            m = get_method(name)
+            if m.edit in sets and m.pair_filter not in sets[m.edit]:
+                sets[m.edit].append(m.pair_filter)
+        return sets
 
     def stage_pairs(self) -> None:
-        from fairlatent.latent import edit_latents
+        from fairlatent.latent import agreement_mask, edit_latents, verified_mask
+        from fairlatent.pipeline.methods import pair_set_name
 
         lc = self.cfg.latent
         edits = self._edits_needed()
-        filtered_edits = self._filtered_edits()
+        pair_sets = self._pair_sets()
         cfg: dict[str, Any] = {"edits": edits, "min_sin": lc.min_sin, "n_pairs": lc.n_pairs}
-        if filtered_edits - {"complementary"}:  # in the key only when it differs from the fixed default
-            cfg["filtered"] = sorted(filtered_edits & set(edits))
+        # in the key only where they differ from the fixed default (complementary's agreement set), so runs
+        # cached before a filter existed keep their key
+        agree = sorted(e for e, f in pair_sets.items() if "agree" in f and e != "complementary")
+        if agree:
+            cfg["filtered"] = sorted(set(agree) | ({"complementary"} & set(edits)))
+        verified = sorted(e for e, f in pair_sets.items() if "verified" in f)
+        if verified:
+            cfg["verified"] = verified
 
         def fn(stage_dir: Path) -> dict[str, Any]:
             z_all, t_all, g_all, labeler = self._latent_arrays()
@@ -476,7 +491,8 @@ class Pipeline:
                 n = len(z)
                 flip = float((g_p != g_z).mean())
                 keep = float((t_p == t_z).mean())
-                agree = t_p == t_z
+                agree = agreement_mask(t_z, t_p)
+                verified = verified_mask(t_z, t_p, g_z, g_p)
                 # what the synthetic set looks like to the classifiers: P(f_t = 1 | f_g = g) over G(z) ∪ G(z')
                 t_syn = np.concatenate([t_z, t_p])
                 g_syn = np.concatenate([g_z, g_p])
@@ -484,12 +500,20 @@ class Pipeline:
                                for b in (0, 1)}
                 stats = {"pairs": n, "flip_rate_g": flip, "keep_rate_t": keep,
                          "agreement_kept": int(agree.sum()), "agreement_dropped": int((~agree).sum()),
+                         "verified_kept": int(verified.sum()),
                          "p_ft1_given_fg": p_t_given_g,
                          "latent_target_score_change": float(np.abs((zp - z) @ h_t.w).max()),
                          "mean_edit_norm": float(np.linalg.norm(zp - z, axis=1).mean())}
-                for filtered in ((False, True) if edit in filtered_edits else (False,)):
-                    keep_idx = np.flatnonzero(agree) if filtered else np.arange(n)
-                    name = f"{edit}_filtered" if filtered else edit
+                kept_by_filter = {"all": np.arange(n), "agree": np.flatnonzero(agree),
+                                  "verified": np.flatnonzero(verified)}
+                for pair_filter in pair_sets[edit]:
+                    keep_idx = kept_by_filter[pair_filter]
+                    name = pair_set_name(edit, pair_filter)
+                    if len(keep_idx) == 0:
+                        raise FairlatentError(
+                            f"pairs stage: no pair of the {edit} edit passes the {pair_filter!r} filter (of {n}: "
+                            f"f_g flipped on {flip:.1%}, f_t held on {keep:.1%}); the edit does not do on the "
+                            f"images what it does in latent space — see the pre-flight checks")
                     ids = [f"z{i:06d}" for i in keep_idx] + [f"zp{i:06d}" for i in keep_idx]
                     table = pd.DataFrame({
                         "id": ids, "split": "train",
@@ -499,7 +523,8 @@ class Pipeline:
                         self.g: np.concatenate([g_z[keep_idx], 1 - g_z[keep_idx]]),
                     })
                     write_dataset(stage_dir / name, np.concatenate([imgs_z[keep_idx], imgs_p[keep_idx]]), table,
-                                  {"source": "latent_pairs", "edit": edit, "filtered": filtered,
+                                  {"source": "latent_pairs", "edit": edit, "filtered": pair_filter != "all",
+                                   "pair_filter": pair_filter,
                                    "target": self.t, "protected": self.g, "seed": self.cfg.seed},
                                   latents=np.concatenate([z[keep_idx], zp[keep_idx]]).astype(np.float32),
                                   overwrite=True)
