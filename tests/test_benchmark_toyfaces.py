@@ -131,6 +131,12 @@ def test_test_preset_end_to_end_resumes_and_reports_the_runs_own_figures(tmp_pat
         assert report["config"]["data"]["faint"] == pair["faint"]
     acc = res["acceptance"]
     assert acc["line"].startswith("over pairs with baseline DEO ≥ 5, latent_debias lowers DEO")
+    assert set(res["acceptance_by_method"]) == set(cfg["methods"]) - {"baseline"}
+    assert res["acceptance_by_method"]["latent_debias"] == acc
+    for name in names:  # each run's pre-flight verdict, as its report gave it
+        report = json.loads((out / "pairs" / name / "seed0" / "report.json").read_text())
+        quiet = res["pairs"][name]["preflight"]["quiet_seeds"] == [0]
+        assert quiet == report["preflight"]["passed"]
     assert set(acc["eligible"]) == {n for n in names if res["pairs"][n]["metrics"]["baseline"]["DEO"]["mean"] >= 5}
     md = (out / "results.md").read_text()
     assert acc["line"] in md and "Diagnostics per pair" in md and f"| {names[0]}/seed0 | latent_debias |" in md
@@ -145,10 +151,10 @@ def test_test_preset_end_to_end_resumes_and_reports_the_runs_own_figures(tmp_pat
     assert not (out / "benchmark.pid").exists()
 
 
-def _run_result(seed, base_deo, d_deo, d_ap):
+def _run_result(seed, base_deo, d_deo, d_ap, preflight_failed=()):
     lo_hi = lambda d: {"median": d, "lo": d - 1.0, "hi": d + 1.0}  # noqa: E731
     metric = lambda v: {"median": v, "lo": v - 1, "hi": v + 1}  # noqa: E731
-    return {"seed": seed, "methods": {
+    return {"seed": seed, "preflight": {"passed": not preflight_failed, "failed": list(preflight_failed)}, "methods": {
         "baseline": {k: metric(v) for k, v in (("AP", 80.0), ("DEO", base_deo), ("BA", 1.0), ("KL", 0.5))},
         "latent_debias": {**{k: metric(v) for k, v in (("AP", 80 + d_ap), ("DEO", base_deo + d_deo), ("BA", 1.0),
                                                          ("KL", 0.5))},
@@ -159,7 +165,9 @@ def test_acceptance_counts_pairs_by_the_majority_of_their_seeds():
     methods = ["baseline", "latent_debias"]
     pairs = {
         "lowered": pair_summary([_run_result(s, 20, d, -1) for s, d in ((0, -5), (1, -4), (2, 0.5))], methods),
-        "raised": pair_summary([_run_result(s, 10, d, -3) for s, d in ((0, 5), (1, 4), (2, -4))], methods),
+        # seed 1 raised DEO with its pre-flight check failing (announced); seed 0 raised it with a quiet one
+        "raised": pair_summary([_run_result(s, 10, d, -3, ("cos_theta",) * (s == 1))
+                                for s, d in ((0, 5), (1, 4), (2, -4))], methods),
         "mixed": pair_summary([_run_result(s, 10, d, 0) for s, d in ((0, -5), (1, 5), (2, 0))], methods),
         "fair": pair_summary([_run_result(s, 2, -3, 5) for s in (0, 1, 2)], methods),  # baseline DEO < 5
     }
@@ -169,4 +177,7 @@ def test_acceptance_counts_pairs_by_the_majority_of_their_seeds():
     assert acc["eligible"] == ["lowered", "raised", "mixed"]
     assert acc["lowered"] == ["lowered"] and acc["raised"] == ["raised"]
     assert acc["mean_dAP"] == pytest.approx((-1 - 3 + 0) / 3)
-    assert "on 1 of 3 pairs; raises it significantly on 1; mean ΔAP = -1.33" in acc["line"]
+    assert pairs["raised"]["preflight"] == {"quiet_seeds": [0, 2], "failed": {"1": ["cos_theta"]}}
+    assert acc["raised_quiet"] == ["raised/seed0", "mixed/seed1"]
+    assert ("on 1 of 3 pairs; raises it significantly on 1 (on 2 run(s) with a quiet pre-flight check); "
+            "mean ΔAP = -1.33") in acc["line"]

@@ -44,8 +44,16 @@ def toyfaces_markdown(results: dict[str, Any]) -> str:
              + (f"; wall time of the last invocation {results['total_s'] / 60:.1f} min" if "total_s" in results
                 else " (run in progress)") + ".", ""]
     acc = results.get("acceptance")
-    if acc:
-        lines += ["## Acceptance", "", f"**{acc['line']}.**", "", f"Rule: {acc['rule']}.", ""]
+    by_method = results.get("acceptance_by_method", {})
+    if acc or by_method:
+        lines += ["## Acceptance", ""]
+        if acc:
+            lines += [f"**{acc['line']}.**", ""]
+        lines += [f"- {a['line']}" + (f" (raised with a quiet pre-flight: {', '.join(a['raised_quiet'])})"
+                                      if a.get("raised_quiet") else "")
+                  for m, a in by_method.items() if a is not acc and m != "latent_debias"]
+        rule = (acc or next(iter(by_method.values())))["rule"]
+        lines += ["", f"Rule: {rule}.", ""]
     lines += ["## Pairs", ""] + pair_lines(cfg)
     if pairs:
         lines += ["## Paired differences to the baseline across seeds", "",

@@ -71,6 +71,9 @@ def summarize_report(report: dict[str, Any]) -> dict[str, Any]:
         out["latent"] = {k: lat[k] for k in LATENT_KEYS}
     if "generative" in report:
         out["generative"] = report["generative"]["rows"]
+    if report.get("preflight") is not None:
+        pf = report["preflight"]
+        out["preflight"] = {"passed": pf["passed"], "failed": [c["name"] for c in pf["checks"] if not c["passed"]]}
     return out
 
 

@@ -232,6 +232,11 @@ def pair_summary(runs: list[dict[str, Any]], methods: list[str]) -> dict[str, An
             ok = [d for d in per_seed if d["lo"] is not None and d["hi"] is not None]
             out["delta"][m][k] = {"per_seed": per_seed, "median": _stats([d["median"] for d in per_seed]),
                                   "below0": sum(d["hi"] < 0 for d in ok), "above0": sum(d["lo"] > 0 for d in ok)}
+    checked = [r for r in runs if r.get("preflight") is not None]
+    if checked:
+        out["preflight"] = {"quiet_seeds": [r["seed"] for r in checked if r["preflight"]["passed"]],
+                            "failed": {str(r["seed"]): r["preflight"]["failed"] for r in checked
+                                       if not r["preflight"]["passed"]}}
     lat = [r["latent"] for r in runs if r.get("latent")]
     if lat:
         diag = {k: _stats([x[k] for x in lat]) for k in LATENT_FIELDS}
@@ -257,20 +262,26 @@ def acceptance(pairs: dict[str, Any], method: str = "latent_debias",
     """The acceptance line over the pairs whose baseline DEO (mean over seeds) is at least ``min_deo``.
 
     A pair counts as *lowered* (*raised*) when more than half of its seeds' paired ΔDEO intervals lie
-    entirely below (above) 0; ``mean_dAP`` is the mean over those pairs of the seeds' mean ΔAP median."""
+    entirely below (above) 0; ``mean_dAP`` is the mean over those pairs of the seeds' mean ΔAP median.
+    ``raised_quiet``: the runs (pair/seed) whose ΔDEO interval lies above 0 although the pre-flight check
+    passed on that run — the failures the product did not announce (the issue asks for none)."""
     eligible = [name for name, s in pairs.items()
                 if method in s["delta"] and s["metrics"]["baseline"]["DEO"]["mean"] is not None
                 and s["metrics"]["baseline"]["DEO"]["mean"] >= min_deo]
     lowered = [p for p in eligible if pairs[p]["delta"][method]["DEO"]["below0"] * 2 > len(pairs[p]["seeds"])]
     raised = [p for p in eligible if pairs[p]["delta"][method]["DEO"]["above0"] * 2 > len(pairs[p]["seeds"])]
+    raised_quiet = [f"{p}/seed{d['seed']}" for p in eligible for d in pairs[p]["delta"][method]["DEO"]["per_seed"]
+                    if d["lo"] is not None and d["lo"] > 0
+                    and d["seed"] in pairs[p].get("preflight", {}).get("quiet_seeds", [])]
     dap = [pairs[p]["delta"][method]["AP"]["median"]["mean"] for p in eligible]
     dap = [x for x in dap if x is not None]
     mean_dap = float(np.mean(dap)) if dap else None
     line = (f"over pairs with baseline DEO ≥ {min_deo:g}, {method} lowers DEO with a paired interval excluding 0 "
-            f"on {len(lowered)} of {len(eligible)} pairs; raises it significantly on {len(raised)}; mean ΔAP = "
+            f"on {len(lowered)} of {len(eligible)} pairs; raises it significantly on {len(raised)} (on "
+            f"{len(raised_quiet)} run(s) with a quiet pre-flight check); mean ΔAP = "
             + (f"{mean_dap:+.2f}" if mean_dap is not None else "–"))
     return {"method": method, "min_baseline_deo": min_deo, "eligible": eligible, "lowered": lowered,
-            "raised": raised, "mean_dAP": mean_dap, "line": line,
+            "raised": raised, "raised_quiet": raised_quiet, "mean_dAP": mean_dap, "line": line,
             "rule": "a pair is lowered (raised) when more than half of its seeds' paired ΔDEO intervals lie "
                     "below (above) 0"}
 
@@ -302,8 +313,11 @@ class ToyFacesBenchmark(TaskBenchmark):
     def extra_results(self) -> dict[str, Any]:
         pairs = pair_summaries({**self.results, "config": self.cfg.model_dump()})
         out: dict[str, Any] = {"pairs": pairs}
-        if "latent_debias" in self.cfg.methods and "baseline" in self.cfg.methods:
-            out["acceptance"] = acceptance(pairs)
+        if "baseline" in self.cfg.methods:
+            # one line per method, so each remedy is measured by the same rule as the paper's method
+            out["acceptance_by_method"] = {m: acceptance(pairs, m) for m in self.cfg.methods if m != "baseline"}
+            if "latent_debias" in self.cfg.methods:
+                out["acceptance"] = out["acceptance_by_method"]["latent_debias"]
         return out
 
     def markdown(self, results: dict[str, Any]) -> str:
@@ -312,8 +326,8 @@ class ToyFacesBenchmark(TaskBenchmark):
         return toyfaces_markdown(results)
 
     def print_summary(self) -> None:
-        if "acceptance" in self.results:
-            self.console.print(self.results["acceptance"]["line"])
+        for acc in self.results.get("acceptance_by_method", {}).values():
+            self.console.print(acc["line"])
 
 
 def run_toyfaces_benchmark(cfg: ToyFacesBenchmarkConfig, out: str | os.PathLike, *, console: Console | None = None,
