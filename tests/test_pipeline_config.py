@@ -126,6 +126,9 @@ def test_section_values_are_checked_by_the_training_specs():
     # a cross-field rule of GANConfig, refused before anything trains
     with pytest.raises(FairlatentError, match="d_minibatch_std=3 needs a batch_size divisible"):
         validate_config({"gan": {"d_minibatch_std": 3, "batch_size": 64}})
+    assert validate_config({}).latent.plane_weights == "none"  # the reference's unweighted planes
+    with pytest.raises(FairlatentError, match=r"latent\.plane_weights: Input should be 'none' or 'cells'"):
+        validate_config({"latent": {"plane_weights": "classes"}})
 
 
 def test_removed_agreement_filter_points_to_the_method():

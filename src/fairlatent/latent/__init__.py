@@ -11,14 +11,14 @@ from fairlatent.latent.edits import (
     minimum_norm_edit,
     multi_protected_edits,
 )
-from fairlatent.latent.hyperplane import Hyperplane, fit_domain_hyperplanes, fit_hyperplane
+from fairlatent.latent.hyperplane import Hyperplane, cell_balanced_weights, fit_domain_hyperplanes, fit_hyperplane
 
 __all__ = [
     "EDIT_KINDS",
     "Hyperplane",
     "affine_minimum_norm_edit",
     "agreement_mask",
-    "verified_mask",
+    "cell_balanced_weights",
     "complementary_latents",
     "complementary_latents_domain",
     "edit_latents",
@@ -26,4 +26,5 @@ __all__ = [
     "fit_hyperplane",
     "minimum_norm_edit",
     "multi_protected_edits",
+    "verified_mask",
 ]

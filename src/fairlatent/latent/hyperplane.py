@@ -15,7 +15,7 @@ import numpy as np
 
 from fairlatent.errors import FairlatentError
 
-__all__ = ["Hyperplane", "fit_hyperplane", "fit_domain_hyperplanes"]
+__all__ = ["Hyperplane", "cell_balanced_weights", "fit_hyperplane", "fit_domain_hyperplanes"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -141,6 +141,7 @@ def fit_hyperplane(
     holdout: tuple | None = None,
     seed: int = 0,
     name: str | None = None,
+    sample_weight=None,
 ) -> Hyperplane:
     """Fit a linear separator of a binary attribute in latent space, normalised to a unit normal.
 
@@ -163,6 +164,9 @@ def fit_hyperplane(
         ``random_state`` of the solver (coordinate-descent order): same seed, same plane.
     name : str, optional
         Attribute name for messages and for the stored plane.
+    sample_weight : array-like of float ≥ 0, shape (n,), optional
+        Per-latent weights of the fit (scikit-learn's ``sample_weight``; the reference fits unweighted), e.g.
+        :func:`cell_balanced_weights`.
     """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
@@ -183,10 +187,15 @@ def fit_hyperplane(
         model = LogisticRegression(C=C, max_iter=int(min(max_iter, 100_000)), random_state=seed)
     else:
         raise FairlatentError(f"unknown hyperplane method {method!r}; choose 'svm' or 'logistic'")
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight, dtype=np.float64)
+        if sample_weight.shape != (len(y),) or not (np.isfinite(sample_weight) & (sample_weight >= 0)).all():
+            raise FairlatentError(f"{what}: sample_weight must be {len(y)} finite weights ≥ 0, got shape "
+                                  f"{sample_weight.shape}")
     converged = True
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        model.fit(z, y)
+        model.fit(z, y, sample_weight=sample_weight)
     for wrn in caught:
         if issubclass(wrn.category, ConvergenceWarning):
             converged = False
@@ -214,6 +223,31 @@ def fit_hyperplane(
         name=name,
         extra={"converged": converged, "n_fit": int(len(y)), "C": float(C)},
     )
+
+
+def cell_balanced_weights(t, g) -> np.ndarray:
+    """Weights over latents that make their target and protected labels independent, mean 1:
+    ``w(t, g) = N_t / (2·N_{t,g})`` (the reweighting baseline's weights, here over the labels of G(z)).
+
+    Why: the GAN reproduces the training set's skew, so among the labelled latents t and g agree on, say,
+    90 % of rows. An unweighted plane for t can then reach 90 % accuracy along g's direction alone and leans
+    toward it (cos θ near 1; the complementary edit, which must hold t while flipping g, becomes
+    ill-conditioned and moves t too). Under these weights each (t, g) cell of a class weighs the same, so g's
+    direction no longer predicts t and each plane is fitted to its own attribute. The reference fits
+    unweighted (``latent.plane_weights = "none"``).
+    """
+    from fairlatent.train.classifier import reweighting_weights
+
+    t, g = np.asarray(t).astype(np.int64), np.asarray(g).astype(np.int64)
+    for a in (0, 1):
+        for b in (0, 1):
+            if (t == a).any() and not ((t == a) & (g == b)).any():
+                raise FairlatentError(
+                    f"cell-balanced plane weights: no latent is labelled target={a}, protected={b} among {len(t)} "
+                    "(the generator does not draw this cell, or the labeler never calls it); balance needs every "
+                    "cell of a present class")
+    w = reweighting_weights(t, g)
+    return w / w.mean()
 
 
 def fit_domain_hyperplanes(z, y_t, g, *, name: str | None = None, holdout: tuple | None = None, **fit_kwargs) -> dict:

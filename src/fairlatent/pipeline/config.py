@@ -163,6 +163,12 @@ class LatentConfig(StrictSettings):
     n_holdout: int = Field(5000, ge=20)
     n_pairs: int = Field(10000, ge=10)
     hyperplane: Literal["svm", "logistic"] = "svm"
+    plane_weights: Literal["none", "cells"] = Field(
+        "none",
+        description="Weights of the latents h_t and h_g are fitted on: 'none' (the reference) or 'cells', which "
+                    "weighs the (target, protected) cells of the labelled G(z) so the two labels are independent "
+                    "(fairlatent.latent.hyperplane.cell_balanced_weights): the generator reproduces the data's "
+                    "skew, and unweighted, h_t can lean on g's direction.")
     threshold: Literal["f1", "calibrated"] = "f1"
     truncation: float | None = Field(None, gt=0)
     min_sin: float = Field(0.1, gt=0, lt=1)

@@ -406,14 +406,17 @@ class Pipeline:
         return z, t_lab, g_lab, labeler
 
     def stage_hyperplanes(self) -> None:
-        from fairlatent.latent import fit_hyperplane
+        from fairlatent.latent import cell_balanced_weights, fit_hyperplane
 
         lc = self.cfg.latent
         cfg = {"n_fit": lc.n_fit, "n_holdout": lc.n_holdout, "method": lc.hyperplane, "seed": self.cfg.seed}
+        if lc.plane_weights != "none":  # in the key only when set, so earlier runs keep theirs
+            cfg["plane_weights"] = lc.plane_weights
 
         def fn(stage_dir: Path) -> dict[str, Any]:
             z, t_lab, g_lab, _ = self._latent_arrays()
             fit, ho = slice(0, lc.n_fit), slice(lc.n_fit, lc.n_fit + lc.n_holdout)
+            weights = cell_balanced_weights(t_lab[fit], g_lab[fit]) if lc.plane_weights == "cells" else None
             out: dict[str, Any] = {}
             for name, y in (("t", t_lab), ("g", g_lab)):
                 attr = self.t if name == "t" else self.g
@@ -424,7 +427,8 @@ class Pipeline:
                             "the generator does not cover both values of this attribute (train the GAN longer, "
                             "or check the labeler)")
                 h = fit_hyperplane(z[fit].astype(np.float64), y[fit], method=lc.hyperplane,
-                                   holdout=(z[ho].astype(np.float64), y[ho]), seed=self.cfg.seed)
+                                   holdout=(z[ho].astype(np.float64), y[ho]), seed=self.cfg.seed,
+                                   sample_weight=weights)
                 out[f"h_{name}"] = {"w": h.w.tolist(), "b": float(h.b), "fit_acc": float(h.fit_accuracy),
                                     "heldout_acc": float(h.heldout_accuracy)}
             w_t, w_g = np.array(out["h_t"]["w"]), np.array(out["h_g"]["w"])
