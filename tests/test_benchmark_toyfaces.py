@@ -150,6 +150,22 @@ def test_test_preset_end_to_end_resumes_and_reports_the_runs_own_figures(tmp_pat
     assert json.loads((out / "results.json").read_text())["pairs"] == res["pairs"]
     assert not (out / "benchmark.pid").exists()
 
+    # a variant of the latent settings on the very same GANs (gan_from): seed 1 has no GAN there and waits
+    variant = tmp_path / "variant"
+    assert _run(variant, "--pairs", names[0], "--seeds", "0,1", "--set", f"gan_from={out}",
+                "--set", "latent.plane_weights=cells") == 0
+    vres = json.loads((variant / "results.json").read_text())
+    assert set(vres["runs"]) == {f"{names[0]}/seed0"} and not vres["failed"]
+    vrun = variant / "pairs" / names[0] / "seed0"
+    vreport = json.loads((vrun / "report.json").read_text())
+    assert vreport["config"]["generator"]["path"] == str((out / "pairs" / names[0] / "seed0" / "gan" / "model").resolve())
+    assert not (vrun / "gan" / "model").exists()  # nothing trained: the given GAN was used
+    src = np.load(out / "pairs" / names[0] / "seed0" / "latents" / "scores.npy")
+    assert np.array_equal(np.load(vrun / "latents" / "scores.npy"), src)  # same G(z), same labeler, same labels
+    planes = [json.loads((d / "hyperplanes" / "stage.json").read_text())["outputs"]["h_t"]["w"]
+              for d in (out / "pairs" / names[0] / "seed0", vrun)]
+    assert planes[0] != planes[1]  # only the planes' weighting differs
+
 
 def _run_result(seed, base_deo, d_deo, d_ap, preflight_failed=()):
     lo_hi = lambda d: {"median": d, "lo": d - 1.0, "hi": d + 1.0}  # noqa: E731

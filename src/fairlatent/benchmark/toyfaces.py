@@ -160,6 +160,12 @@ class ToyFacesBenchmarkConfig(BenchmarkSettings):
     n: int = Field(20000, ge=100, description="faces in train + val + test (test_balanced on top)")
     size: int = Field(32, description="image size: 32 or 64")
     split_fractions: tuple[float, float, float] = (0.5, 0.1, 0.4)
+    gan_from: str | None = Field(
+        None, description="an earlier ToyFaces benchmark folder whose GANs this sweep reuses (same pairs, seeds, "
+                          "n, size and splits): each run takes OUT/pairs/<pair>/seed<s>/gan/model from there as a "
+                          "given generator, so a variant of the latent settings (e.g. latent.plane_weights) is "
+                          "measured on the very same GANs at a third of a run's cost. A run whose GAN has not "
+                          "finished there yet is left out until a later invocation.")
 
     @field_validator("size")
     @classmethod
@@ -296,19 +302,47 @@ class ToyFacesBenchmark(TaskBenchmark):
         c = self.cfg
         p = c.pair(spec.extra["pair"])
         name = f"toyfaces_{p.name}_seed{spec.seed}"
+        given = {} if c.gan_from is None else {"generator": {"path": str(self._source_gan(p.name, spec.seed))}}
         return validate_config({
             "seed": spec.seed, "name": name, "device": c.device,
             "data": {"source": "toyfaces", "target": p.target, "protected": p.protected, "n": c.n,
                      "size": c.size, "skew": p.skew, "faint": p.faint, "split_fractions": list(c.split_fractions)},
-            **c.sections(),
+            **c.sections(), **given,
             "methods": c.methods,
         }, where=f"benchmark config for {name}")
 
+    def _source_gan(self, pair: str, seed: int) -> Path:
+        return Path(self.cfg.gan_from).resolve() / "pairs" / pair / f"seed{seed}" / "gan" / "model"
+
+    def _source_gan_ready(self, pair: str, seed: int) -> bool:
+        """Whether the ``gan_from`` run of (pair, seed) has a finished GAN of this sweep's data: its gan stage
+        is done and its config drew the same faces (a GAN of other data would be silently wrong)."""
+        from fairlatent.utils.io import read_json
+
+        run = self._source_gan(pair, seed).parent.parent
+        if not ((run / "gan" / "stage.json").is_file() and (run / "config.json").is_file()):
+            return False
+        stage, config = read_json(run / "gan" / "stage.json"), read_json(run / "config.json")
+        ours = self.pipeline_config(RunSpec("runs", "", "", seed, None, run, None, None, {"pair": pair}))
+        return bool(stage.get("done")) and config.get("data") == ours.data.model_dump(mode="json")
+
     def run_specs(self, prepared: Any) -> list[RunSpec]:
-        """Every pipeline run, in a fixed order: seeds × pairs (so the first seed of every pair comes first)."""
-        return [RunSpec("runs", f"{p.name}/seed{seed}", p.target, seed, None, self.out / "pairs" / p.name / f"seed{seed}",
-                        None, None, {"pair": p.name, "protected": p.protected, "skew": p.skew, "faint": p.faint})
-                for seed in self.cfg.seeds for p in self.cfg.pairs]
+        """Every pipeline run, in a fixed order: seeds × pairs (so the first seed of every pair comes first);
+        with ``gan_from``, only those whose GAN is ready there."""
+        specs = [RunSpec("runs", f"{p.name}/seed{seed}", p.target, seed, None, self.out / "pairs" / p.name / f"seed{seed}",
+                         None, None, {"pair": p.name, "protected": p.protected, "skew": p.skew, "faint": p.faint})
+                 for seed in self.cfg.seeds for p in self.cfg.pairs]
+        if self.cfg.gan_from is None:
+            return specs
+        if not (Path(self.cfg.gan_from) / "pairs").is_dir():
+            from fairlatent.errors import FairlatentError
+
+            raise FairlatentError(f"gan_from {self.cfg.gan_from}: not a ToyFaces benchmark folder (no pairs/ in it)")
+        ready = [s for s in specs if self._source_gan_ready(s.extra["pair"], s.seed)]
+        if len(ready) < len(specs):
+            self.shared_console.print(f"gan_from: {len(specs) - len(ready)} of {len(specs)} runs wait for their GAN "
+                                      f"in {self.cfg.gan_from}; run again once it has trained them")
+        return ready
 
     def extra_results(self) -> dict[str, Any]:
         pairs = pair_summaries({**self.results, "config": self.cfg.model_dump()})
