@@ -319,3 +319,50 @@ def test_noise_augmentation_draws_per_image_sigmas_and_leaves_the_default_untouc
     assert ClassifierConfig().cache_key() == ClassifierConfig(noise_std=0.0).cache_key()
     assert ClassifierConfig().cache_key() != ClassifierConfig(noise_std=8.0).cache_key()
     assert "noise_std" not in json.dumps(ClassifierConfig().cache_key())
+
+
+def test_domain_heads_train_each_image_through_its_group_and_score_by_the_mean():
+    from fairlatent.models.classifier import build_classifier
+    from fairlatent.train.classifier import weighted_bce
+
+    torch.manual_seed(0)
+    model = AttributeClassifier(2, SIZE, width=4, domains=2).eval()
+    x = torch.rand(6, 3, SIZE, SIZE) * 2 - 1
+    per = model.domain_logits(x)
+    assert per.shape == (6, 2, 2)
+    torch.testing.assert_close(model(x), per.mean(dim=1))  # inference: the mean of the groups' heads
+    d = torch.tensor([0, 1, 1, 0, 1, 0])
+    torch.testing.assert_close(model(x, d), per[torch.arange(6), d])
+    assert model.arch()["domains"] == 2 and "domains" not in AttributeClassifier(2, SIZE, width=4).arch()
+    assert build_classifier(model.arch()).domains == 2
+    # a batch of group-0 images moves group 0's head only
+    model.train()
+    weighted_bce(model, x, torch.ones(6, 2), None, domain=torch.zeros(6, dtype=torch.long)).backward()
+    grad = model.head.weight.grad.view(2, 2, -1)  # (domain, attribute, feature), the head's row layout
+    assert grad[0].abs().sum() > 0 and grad[1].abs().sum() == 0
+
+
+def test_domain_independent_training_end_to_end_and_its_errors(easy, tmp_path):
+    cfg = ClassifierConfig(**{**FAST, "epochs": 3}, seed=0)
+    out = train_classifier([easy], ["square"], tmp_path / "di", cfg, domain_attribute="noise", progress=False)
+    h = load_classifier(out)
+    assert h.module.domains == 2 and h.config["domain_attribute"] == "noise"
+    ds = load_dataset(easy)
+    va = ds.split_indices("val")
+    images = np.asarray(ds.images[va])
+    s = h.predict_scores(images)[:, 0]
+    assert average_precision_score(ds.labels("square", va), s) > 0.9
+    with torch.no_grad():  # the handle scores with the mean of the two heads' logits
+        x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+        want = torch.sigmoid(h.module.domain_logits(x).mean(dim=1))[:, 0].numpy()
+    np.testing.assert_allclose(s, want, atol=1e-5)
+    # the same call without domains is another training (its fingerprint differs)
+    with pytest.raises(FairlatentError, match="already holds a different trained classifier"):
+        train_classifier([easy], ["square"], out, cfg, progress=False)
+    table = ds.table.copy()
+    table["one_group"] = 1
+    bad = write_dataset(tmp_path / "bad", np.asarray(ds.images), table, {"source": "test"})
+    with pytest.raises(FairlatentError, match=r"bad: no attribute 'nothing'; attributes are: square, noise, one_group"):
+        train_classifier([bad], ["square"], tmp_path / "m0", cfg, domain_attribute="nothing", progress=False)
+    with pytest.raises(FairlatentError, match="no training row has one_group = 0"):
+        train_classifier([bad], ["square"], tmp_path / "m1", cfg, domain_attribute="one_group", progress=False)

@@ -97,7 +97,7 @@ def test_verified_pairs_are_the_agreeing_pairs_whose_protected_label_flipped(fas
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
     cfg = _builtin_config("demo_fast")
-    cfg.methods = [*cfg.methods, "latent_debias_verified"]
+    cfg.methods = [*cfg.methods, "latent_debias_verified", "domain_independent"]
     pipe = Pipeline(cfg, copy, progress=False)
     report = pipe.run()
     ran = {name for name, r in pipe.stages.results.items() if not r.skipped}
@@ -116,6 +116,12 @@ def test_verified_pairs_are_the_agreeing_pairs_whose_protected_label_flipped(fas
     got = sorted(int(i[1:]) for i in verified.ids if i.startswith("z") and not i.startswith("zp"))
     assert got == want.tolist()
     assert "latent_debias_verified" in report["methods"]
+    # domain-independent training through the pipeline: two heads, one per protected group
+    from fairlatent.models.classifier import load_classifier
+
+    di = load_classifier(pipe.stages.results["train_domain_independent"].outputs["path"])
+    assert di.module.domains == 2 and di.config["domain_attribute"] == "Eyeglasses"
+    assert "paired_vs_baseline" in report["methods"]["domain_independent"]
 
 
 def test_report_html_is_self_contained_and_escapes_user_strings(fast_run):

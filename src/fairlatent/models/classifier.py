@@ -82,10 +82,21 @@ class AttributeClassifier(nn.Module):
         Residual blocks per stage.
     stages : int
         Number of residual stages.
+    domains : int
+        Heads, one per protected group (domain-independent training, Wang et al., CVPR 2020, "Towards
+        fairness in visual recognition"): the head is ``domains`` linear classifiers over the shared features.
+        Training takes each image's logits from its own group's head (``forward(x, domain)``); inference, which
+        has no group label, takes the mean of the groups' logits (``forward(x)``): the paper's rule
+        ``ŷ = argmax_y Σ_d s(y, d)`` for one logit per attribute, divided by ``domains`` (the same ranking;
+        thresholds are chosen on validation anyway). 1 = the ordinary single head.
     """
 
-    def __init__(self, n_outputs: int, image_size: int, width: int = 16, depth: int = 1, stages: int = 3) -> None:
+    def __init__(self, n_outputs: int, image_size: int, width: int = 16, depth: int = 1, stages: int = 3,
+                 domains: int = 1) -> None:
         super().__init__()
+        if int(domains) < 1:
+            raise FairlatentError(f"classifier domains must be ≥ 1, got {domains}")
+        self.domains = int(domains)
         self.n_outputs, self.image_size = int(n_outputs), int(image_size)
         self.width, self.depth, self.stages = int(width), int(depth), int(stages)
         stem: list[nn.Module] = [
@@ -105,25 +116,38 @@ class AttributeClassifier(nn.Module):
                 channels = out
         self.blocks = nn.Sequential(*blocks)
         self.feature_dim = channels
-        self.head = nn.Linear(channels, n_outputs)
+        self.head = nn.Linear(channels, n_outputs * self.domains)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def arch(self) -> dict[str, Any]:
         """The constructor arguments, as stored in ``config.json``."""
-        return dict(
+        arch = dict(
             name=ARCH_NAME, n_outputs=self.n_outputs, image_size=self.image_size, width=self.width,
             depth=self.depth, stages=self.stages, feature_dim=self.feature_dim,
         )
+        if self.domains > 1:  # absent for a single head, as in every classifier saved before heads existed
+            arch["domains"] = self.domains
+        return arch
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features N×F (global average pool of the last stage)."""
         return self.blocks(self.stem(x)).mean(dim=(2, 3))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits N×A for images N×3×H×W in [-1, 1]."""
-        return self.head(self.features(x))
+    def domain_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Every group's logits, N×domains×A."""
+        return self.head(self.features(x)).view(len(x), self.domains, self.n_outputs)
+
+    def forward(self, x: torch.Tensor, domain: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits N×A for images N×3×H×W in [-1, 1]: with ``domain`` (N group indices) each image's own
+        group's head (training); without, the mean over the groups' heads (inference)."""
+        if self.domains == 1:
+            return self.head(self.features(x))
+        logits = self.domain_logits(x)
+        if domain is None:
+            return logits.mean(dim=1)
+        return logits[torch.arange(len(x), device=logits.device), domain.long()]
 
 
 def build_classifier(arch: dict[str, Any]) -> AttributeClassifier:
@@ -133,7 +157,7 @@ def build_classifier(arch: dict[str, Any]) -> AttributeClassifier:
     try:
         return AttributeClassifier(
             n_outputs=int(arch["n_outputs"]), image_size=int(arch["image_size"]), width=int(arch["width"]),
-            depth=int(arch["depth"]), stages=int(arch.get("stages", 3)),
+            depth=int(arch["depth"]), stages=int(arch.get("stages", 3)), domains=int(arch.get("domains", 1)),
         )
     except KeyError as exc:
         raise FairlatentError(f"classifier architecture lacks {exc.args[0]!r}: {arch}") from None

@@ -80,7 +80,9 @@ class Method:
     f_t label agreed on G(z) and G(z') (the reference code's option); ``"verified"``, those on which the edit
     did on the images what it does in latent space — f_t held *and* f_g flipped; ``sample_weights``: its builder
     returns per-sample weights; ``balanced_val``: select the best epoch on group-balanced validation AP
-    (the paper does this for every model trained with synthetic data).
+    (the paper does this for every model trained with synthetic data); ``domain_heads``: one head per
+    protected group, each image trained through its own group's head, scored with their mean (Wang et al.
+    2020; :class:`fairlatent.models.classifier.AttributeClassifier`).
     """
 
     name: str
@@ -90,6 +92,7 @@ class Method:
     pair_filter: str = "all"
     sample_weights: bool = False
     balanced_val: bool = False
+    domain_heads: bool = False
 
     def __post_init__(self) -> None:
         if self.edit is not None and self.edit not in EDIT_KINDS:
@@ -196,6 +199,11 @@ register_method(Method("synthetic_only",
                        _synthetic, edit="complementary", balanced_val=True))
 register_method(Method("real_plus_gz", "real data + G(z) without its partner G(z') (unpaired ablation)",
                        _real_plus_gz, edit="complementary", sample_weights=True, balanced_val=True))
+
+register_method(Method("domain_independent",
+                       "real data, a shared network with one target head per protected group, each image trained "
+                       "through its group's head, scored without the group by the mean of the heads (Wang et al. 2020)",
+                       _real, domain_heads=True))
 
 
 __all__ = ["PAIR_FILTERS", "Method", "MethodContext", "TrainingSets", "get_method", "method_names", "pair_set_name",

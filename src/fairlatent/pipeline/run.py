@@ -620,7 +620,8 @@ class Pipeline:
                 va = ds.split_indices("val")
                 val_weights = reweighting_weights(ds.labels(self.t, va), ds.labels(self.g, va))
             train_classifier(ts.sets, [self.t], stage_dir / "model", ccfg, val_set=ctx.data_path,
-                             sample_weights=ts.weights, val_weights=val_weights, progress=self.progress)
+                             sample_weights=ts.weights, val_weights=val_weights, progress=self.progress,
+                             domain_attribute=self.g if spec.domain_heads else None)
             return {"path": str((stage_dir / "model").resolve())}
 
         self.stages.run(f"train_{method}", {"method": method, "classifier": ccfg.cache_key()}, fn, deps=deps)

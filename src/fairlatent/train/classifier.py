@@ -169,6 +169,7 @@ class TrainingRows:
     row: np.ndarray
     labels: np.ndarray
     weights: np.ndarray
+    domains: np.ndarray | None = None  # int64 group index per row (domain-independent heads), or None
 
     def __len__(self) -> int:
         return len(self.row)
@@ -283,14 +284,16 @@ def batch_tensors(
     return x, y, w
 
 
-def weighted_bce(model, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None, reduction: str = "mean") -> torch.Tensor:
+def weighted_bce(model, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None, reduction: str = "mean",
+                 domain: torch.Tensor | None = None) -> torch.Tensor:
     """``w_i · mean_a BCE(logit_ia, y_ia)`` over the batch, averaged (``"mean"``) or summed (``"sum"``).
 
     The batch mean of per-sample losses, each the mean over attributes, scaled by the sample's weight (as
-    ``BCEWithLogitsLoss(weight=w)`` does), so a zero-weight sample contributes nothing.
+    ``BCEWithLogitsLoss(weight=w)`` does), so a zero-weight sample contributes nothing. With ``domain`` (a
+    group index per sample) each sample's logits come from its own group's head.
     """
     with autocast(x.device):
-        logits = model(x)
+        logits = model(x) if domain is None else model(x, domain)
     per_sample = F.binary_cross_entropy_with_logits(logits.float(), y, reduction="none").mean(dim=1)
     if w is not None:
         per_sample = per_sample * w
@@ -303,9 +306,10 @@ def train_step(
     x: torch.Tensor,
     y: torch.Tensor,
     w: torch.Tensor | None = None,
+    domain: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One Adam step on the batch's :func:`weighted_bce` (mean); returns the (detached) loss."""
-    loss = weighted_bce(model, x, y, w)
+    loss = weighted_bce(model, x, y, w, domain=domain)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -429,11 +433,12 @@ class ClassifierObjective:
             x = self._add_noise(x, step, batch)
         if not self.config.channels_last:
             x = x.contiguous()
+        d = None if self.data.domains is None else torch.from_numpy(self.data.domains[batch.rows]).to(self.ctx.device)
         if not self.ctx.distributed:
-            loss = train_step(self.model, self.optimizer, x, y, w)
+            loss = train_step(self.model, self.optimizer, x, y, w, domain=d)
             self.loss_sum += loss * len(batch.rows)
             return {"loss": loss}
-        share = weighted_bce(self.train_model, x, y, w, reduction="sum") / batch.global_size
+        share = weighted_bce(self.train_model, x, y, w, reduction="sum", domain=d) / batch.global_size
         self.optimizer.zero_grad(set_to_none=True)
         (share * self.ctx.world).backward()  # DDP averages over ranks: the global batch mean's gradient
         self.optimizer.step()
@@ -496,6 +501,21 @@ def _refuse_one_class(data: TrainingRows, attributes: list[str], datasets: Seque
                 f"({hard.size} rows): one class, nothing to learn; a classifier needs both classes")
 
 
+def _domain_indices(datasets: Sequence[Dataset], attribute: str, split: str) -> np.ndarray:
+    """The 0/1 group of every training row (concatenated like :func:`collect_training_rows`; data sets hold
+    only 0/1 attribute values), refusing a group without rows: its head would never train."""
+    out = []
+    for data in datasets:
+        data.check_attributes([attribute])
+        out.append(data.labels(attribute, data.split_indices(split)).astype(np.int64))
+    domains = np.concatenate(out)
+    for d in (0, 1):
+        if not (domains == d).any():
+            raise FairlatentError(f"domain attribute {attribute!r}: no training row has {attribute} = {d} in split "
+                                  f"{split!r}; the head of that group would never train")
+    return domains
+
+
 def train_classifier(
     train_sets: Sequence[str | os.PathLike | Dataset],
     attributes: Sequence[str],
@@ -508,6 +528,7 @@ def train_classifier(
     sample_weights: Sequence[np.ndarray | None] | None = None,
     val_weights: np.ndarray | None = None,
     label_overrides: Sequence[pd.DataFrame | None] | None = None,
+    domain_attribute: str | None = None,
     progress: bool = True,
     overwrite: bool = False,
     stop_after_epoch: int | None = None,
@@ -533,6 +554,9 @@ def train_classifier(
     label_overrides : one DataFrame (or None) per training set with the attribute columns, matched to rows
         by an ``id`` column when present, else aligned with the ``train_split`` rows; values in [0, 1]
         (soft labels allowed). Use it to label synthetic images with another classifier's predictions.
+    domain_attribute : a 0/1 column of every training set (the protected attribute): train one head per
+        group, each image through its own group's head, and score with the mean of the heads
+        (domain-independent training, Wang et al. 2020; :class:`AttributeClassifier`'s ``domains``).
     progress : show a rich progress bar.
     overwrite : discard a finished model or a checkpoint of a different run in ``out_dir``.
     stop_after_epoch : stop (leaving the checkpoint) after this many epochs in total; used to test resuming.
@@ -553,6 +577,8 @@ def train_classifier(
     datasets = [_as_dataset(d) for d in train_sets]
     data = collect_training_rows(datasets, attributes, train_split, sample_weights, label_overrides)
     _refuse_one_class(data, attributes, datasets, train_split)
+    if domain_attribute is not None:
+        data.domains = _domain_indices(datasets, domain_attribute, train_split)
     image_size = int(datasets[0].images.shape[1])
     if datasets[0].images.shape[2] != image_size:
         raise FairlatentError(f"{datasets[0].path}: images must be square, got {datasets[0].images.shape[1:3]}")
@@ -584,6 +610,7 @@ def train_classifier(
         val=(str(Path(val_data.path).resolve()), val_split),
         train_split=train_split, sample_weights=[_array_digest(w) for w in (sample_weights or [])],
         val_weights=_array_digest(val_weights), label_overrides=[_array_digest(o) for o in (label_overrides or [])],
+        **({"domain_attribute": domain_attribute} if domain_attribute is not None else {}),
     ))  # fmt: skip
     ctx = init_distributed(config.device)
     ckpt_path, config_path = out_dir / CHECKPOINT_NAME, out_dir / "config.json"
@@ -614,7 +641,8 @@ def train_classifier(
 
     with torch.random.fork_rng(devices=[]):  # initialise from the config seed without touching global RNG
         torch.manual_seed(int(rng(config.seed, "classifier-init").integers(0, 2**62)))
-        model = AttributeClassifier(len(attributes), image_size, config.width, config.depth, config.stages)
+        model = AttributeClassifier(len(attributes), image_size, config.width, config.depth, config.stages,
+                                    domains=1 if domain_attribute is None else 2)
     if ctx.distributed and config.dp_batchnorm == "global":
         convert_batchnorm(model)  # statistics over the global batch (fairlatent.train.distributed)
     # channels_last: images arrive as NHWC, and convolutions in that layout are faster (bench_classifier.py)
@@ -652,7 +680,7 @@ def train_classifier(
         history=objective.history, train_config=config.model_dump(), fingerprint=fingerprint,
         train_sets=[str(d.path) for d in datasets], train_rows=int(len(data)), train_split=train_split,
         val_set=str(val_data.path), val_split=val_split, val_weighted=val_weights is not None,
-        sample_weighted=sample_weights is not None, world_size=ctx.world,
+        sample_weighted=sample_weights is not None, domain_attribute=domain_attribute, world_size=ctx.world,
         train_seconds_last_session=time.perf_counter() - t0,
     ))  # fmt: skip
     shutil.rmtree(ckpt_path, ignore_errors=True)
