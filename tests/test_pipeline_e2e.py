@@ -97,7 +97,7 @@ def test_verified_pairs_are_the_agreeing_pairs_whose_protected_label_flipped(fas
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
     cfg = _builtin_config("demo_fast")
-    cfg.methods = [*cfg.methods, "latent_debias_verified", "domain_independent"]
+    cfg.methods = [*cfg.methods, "latent_debias_verified", "domain_independent", "threshold_optimizer_tpr"]
     pipe = Pipeline(cfg, copy, progress=False)
     report = pipe.run()
     ran = {name for name, r in pipe.stages.results.items() if not r.skipped}
@@ -122,6 +122,13 @@ def test_verified_pairs_are_the_agreeing_pairs_whose_protected_label_flipped(fas
     di = load_classifier(pipe.stages.results["train_domain_independent"].outputs["path"])
     assert di.module.domains == 2 and di.config["domain_attribute"] == "Eyeglasses"
     assert "paired_vs_baseline" in report["methods"]["domain_independent"]
+    # post-processing: decisions from the baseline's scores; AP and KL absent, not made up
+    to = report["methods"]["threshold_optimizer_tpr"]
+    assert to["post_processing"]["constraints"] == "true_positive_rate_parity"
+    assert "AP" not in to["test"] and "KL" not in to["test"] and "DEO" in to["test"]
+    assert set(to["paired_vs_baseline"]["test"]) >= {"DEO", "BA"} and "AP" not in to["paired_vs_baseline"]["test"]
+    build_report(copy, console=Console(file=io.StringIO(), width=120))
+    assert "threshold_optimizer_tpr" in (copy / "report.html").read_text()
 
 
 def test_report_html_is_self_contained_and_escapes_user_strings(fast_run):

@@ -285,6 +285,10 @@ class PipelineConfig(StrictSettings):
             raise ValueError(f"unknown method(s) {unknown}; methods are: {', '.join(known)}")
         if not v:
             raise ValueError("methods is empty")
+        post = [m for m in v if not get_method(m).trains]
+        if post and "baseline" not in v:
+            raise ValueError(f"{', '.join(post)} post-process the baseline classifier's scores: list 'baseline' in "
+                             "methods too")
         return list(dict.fromkeys(v))
 
     @field_serializer("gan", "labeler", "classifier")

@@ -82,7 +82,10 @@ class Method:
     returns per-sample weights; ``balanced_val``: select the best epoch on group-balanced validation AP
     (the paper does this for every model trained with synthetic data); ``domain_heads``: one head per
     protected group, each image trained through its own group's head, scored with their mean (Wang et al.
-    2020; :class:`fairlatent.models.classifier.AttributeClassifier`).
+    2020; :class:`fairlatent.models.classifier.AttributeClassifier`); ``post_process``: trains nothing, and
+    post-processes the baseline classifier's scores with fairlearn's ``ThresholdOptimizer`` under these
+    constraints (:mod:`fairlatent.train.postprocess`), fitted on validation; its outputs are decisions, so
+    AP and KL do not apply to it.
     """
 
     name: str
@@ -93,10 +96,18 @@ class Method:
     sample_weights: bool = False
     balanced_val: bool = False
     domain_heads: bool = False
+    post_process: str | None = None
+
+    @property
+    def trains(self) -> bool:
+        """Whether it trains a classifier of its own (a post-processing method uses the baseline's)."""
+        return self.post_process is None
 
     def __post_init__(self) -> None:
         if self.edit is not None and self.edit not in EDIT_KINDS:
             raise ValueError(f"method {self.name!r}: unknown edit {self.edit!r}; edits are {', '.join(EDIT_KINDS)}")
+        if self.post_process is not None and (self.edit is not None or self.domain_heads or self.sample_weights):
+            raise ValueError(f"method {self.name!r}: a post-processing method trains nothing (no edit, heads or weights)")
         if self.pair_filter not in PAIR_FILTERS:
             raise ValueError(f"method {self.name!r}: unknown pair_filter {self.pair_filter!r}; "
                              f"filters are {', '.join(PAIR_FILTERS)}")
@@ -204,6 +215,13 @@ register_method(Method("domain_independent",
                        "real data, a shared network with one target head per protected group, each image trained "
                        "through its group's head, scored without the group by the mean of the heads (Wang et al. 2020)",
                        _real, domain_heads=True))
+register_method(Method("threshold_optimizer_tpr",
+                       "the baseline's scores post-processed by fairlearn's ThresholdOptimizer: per-group randomised "
+                       "thresholds with equal true-positive rates, best balanced accuracy (fitted on val; reads the "
+                       "protected attribute at prediction)", _real, post_process="true_positive_rate_parity"))
+register_method(Method("threshold_optimizer_eo",
+                       "the same under equalized odds (equal true- and false-positive rates)", _real,
+                       post_process="equalized_odds"))
 
 
 __all__ = ["PAIR_FILTERS", "Method", "MethodContext", "TrainingSets", "get_method", "method_names", "pair_set_name",

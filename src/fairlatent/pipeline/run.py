@@ -631,9 +631,17 @@ class Pipeline:
         from fairlatent.metrics.fairness import calibrated_threshold
         from fairlatent.models.classifier import load_classifier
 
+        from fairlatent.metrics.bootstrap import ALL_METRICS
+        from fairlatent.train.postprocess import fit_threshold_optimizer, predict_post_processed
+
         ev = self.cfg.evaluation
-        deps = tuple(f"train_{m}" for m in self.cfg.methods)
+        deps = tuple(f"train_{m}" for m in self.cfg.methods if get_method(m).trains)
         cfg = {"n_boot": ev.n_boot, "ci": ev.ci, "seed": self.cfg.seed, "paired": True}
+        post = [m for m in self.cfg.methods if not get_method(m).trains]
+        if post:  # they train nothing, so no dependency names them: the key must
+            cfg["post_processed"] = post
+        # decisions, not scores: AP and the score distributions' KL do not apply to post-processed methods
+        decision_metrics = tuple(k for k in ALL_METRICS if k not in ("AP", "KL"))
 
         def fn(stage_dir: Path) -> dict[str, Any]:
             ds = self._data()
@@ -649,9 +657,14 @@ class Pipeline:
                 if idx.size:
                     splits[split] = (np.asarray(ds.images[idx]), ds.labels(self.t, idx), ds.labels(self.g, idx))
                     scores_out[f"_y/{split}"], scores_out[f"_g/{split}"] = splits[split][1:]
+            val_scores: dict[str, np.ndarray] = {}
             for m in self.cfg.methods:
+                spec = get_method(m)
+                if not spec.trains:
+                    continue
                 clf = load_classifier(self.stages.results[f"train_{m}"].outputs["path"])
-                th = float(calibrated_threshold(val_y, clf.predict_scores(val_images)[:, 0]))
+                val_scores[m] = clf.predict_scores(val_images)[:, 0]
+                th = float(calibrated_threshold(val_y, val_scores[m]))
                 results[m] = {"threshold": th}
                 for split, (images, y, g) in splits.items():
                     s = clf.predict_scores(images)[:, 0]
@@ -659,6 +672,22 @@ class Pipeline:
                         y, s, sensitive_features=g, threshold=th, n_boot=ev.n_boot, ci=ev.ci, seed=self.cfg.seed,
                         return_samples=True)
                     scores_out[f"{m}/{split}"] = s
+            for m in self.cfg.methods:  # post-processing of the baseline's scores (fitted on val)
+                spec = get_method(m)
+                if spec.trains:
+                    continue
+                opt = fit_threshold_optimizer(val_scores["baseline"], val_y, ds.labels(self.g, va),
+                                              constraints=spec.post_process)
+                results[m] = {"threshold": None, "post_processing": {
+                    "of": "baseline", "constraints": spec.post_process, "objective": "balanced_accuracy_score",
+                    "not_applicable": ["AP", "KL"]}}
+                for split, (_, y, g) in splits.items():
+                    decisions = predict_post_processed(opt, scores_out[f"baseline/{split}"], g, seed=self.cfg.seed)
+                    # 0/1 decisions above the threshold 0.5 are the decisions themselves
+                    results[m][split], samples[m, split] = bootstrap_metrics(
+                        y, decisions.astype(np.float64), sensitive_features=g, threshold=0.5, n_boot=ev.n_boot,
+                        ci=ev.ci, seed=self.cfg.seed, metrics=decision_metrics, return_samples=True)
+                    scores_out[f"{m}/{split}/decisions"] = decisions
             # every method was scored on the same resamples of each split: compare each with the baseline
             if "baseline" in self.cfg.methods:
                 for m in self.cfg.methods:
@@ -709,7 +738,8 @@ class Pipeline:
             self._preflight_gate(self._preflight_edits())
             self.stage_preflight()
         for m in self.cfg.methods:
-            self.stage_train(m)
+            if get_method(m).trains:
+                self.stage_train(m)
         self.stage_evaluate()
         if needs_latent:
             self.stage_generative()

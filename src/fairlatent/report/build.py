@@ -206,7 +206,9 @@ def report_figures(report: dict[str, Any], run_dir: str | os.PathLike) -> tuple[
         if scores is None or f"_y/{split}" not in scores:
             continue
         draw(f"hist_{split}", lambda: plots.score_histograms(
-            {m: scores[f"{m}/{split}"] for m in methods}, scores[f"_y/{split}"], scores[f"_g/{split}"],
+            # a post-processed method has decisions, not scores: no histogram of its own
+            {m: scores[f"{m}/{split}"] for m in methods if f"{m}/{split}" in scores}, scores[f"_y/{split}"],
+            scores[f"_g/{split}"],
             target=t, protected=g))
         draw(f"bars_{split}", lambda: plots.metric_bars(report["methods"], ["AP", "DEO", "BA", "KL"], split))
     if "pairs" in files:
