@@ -530,6 +530,7 @@ def train_translator(data, protected: str, out_dir, config: CycleGANConfig | Non
     write_json(out_dir / RECORD_FILE, _record(config, run_cfg, data, engine.start_step, False))
     final = engine.run(stop_at_step=stop_at_step)
     if final < total:
+        write_json(out_dir / RECORD_FILE, _record(config, run_cfg, data, final, False))
         return out_dir
     save_tensors(out_dir / WEIGHTS_FILE, {**module_tensors(trainer.G_01, "G_01"), **module_tensors(trainer.G_10, "G_10")})
     write_json(out_dir / RECORD_FILE, _record(config, run_cfg, data, final, True))
