@@ -307,6 +307,19 @@ def test_a_finished_translator_is_reused_and_another_setting_is_refused(data16, 
     assert read_json(out / "translator.json")["config"]["seed"] == 3
 
 
+def test_a_folder_of_another_run_is_refused_untouched(data16, tmp_path):
+    from fairlatent.train.gan import GANConfig, train_gan
+
+    images, table, _, _ = toy(n=16, size=32)
+    d32 = write_dataset(tmp_path / "d32", images, table, {"source": "test"})
+    gan = train_gan(d32, tmp_path / "gan", GANConfig(width=4, batch_size=8, latent_dim=8, steps=1), progress=False)
+    before = sorted(p.relative_to(gan) for p in gan.rglob("*"))
+    for resume in (True, False):
+        with pytest.raises(FairlatentError, match="holds another fairlatent run .*config.json"):
+            train_translator(d32, "sq", gan, CycleGANConfig(**TINY, steps=1), resume=resume, progress=False)
+    assert sorted(p.relative_to(gan) for p in gan.rglob("*")) == before
+
+
 def test_planted_signal_is_learned(tmp_path):
     """Group 1 = group 0 plus a magenta bar. A short run makes G(group-0 image) much closer to the image's
     true group-1 counterpart than the image itself is (the identity mapping), and F removes the bar."""

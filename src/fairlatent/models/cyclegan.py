@@ -13,7 +13,11 @@ filters, instance norm, ReLU; ``dk``: 3×3 conv stride 2; ``Rk``: residual block
 with reflection padding before every 7×7 and 3×3 stride-1 conv (fewer border artefacts than zero
 padding), instance normalisation without learned affine parameters or running statistics (so ``eval()``
 and ``train()`` compute the same function and every image is translated on its own), and conv biases on
-(the reference turns them off only for batch norm). The paper uses 6 blocks at 128 px and 9 at 256 px;
+(the reference turns them off only for batch norm). A consequence worth knowing: the first conv is linear
+and is followed by instance norm, which removes each channel's image mean, so the translator is exactly
+blind to a global colour offset of its input (G(x + c) = G(x) for a constant colour c; tested). It
+keeps structure, not overall tint — an image's tint in the output is what the training data implies for
+its structure, which matters when the protected attribute (or a target) is partly a global colour. The paper uses 6 blocks at 128 px and 9 at 256 px;
 fewer are allowed for small images (``n_blocks``), because at 32 px the bottleneck is only 8×8 and six
 blocks already see the whole of it. The image side must be a multiple of 4 (two halvings, two doublings).
 

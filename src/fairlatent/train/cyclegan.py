@@ -95,8 +95,8 @@ RUN_ONLY = {"resume_key": False}
 class CycleGANConfig(StrictSettings):
     """Everything that determines a translator run; the defaults are the reference's except the width.
 
-    ``width`` 16 (reference ``ngf = ndf = 64``) keeps a 32-px step on one CPU thread at ~0.1 s (width 64:
-    ~0.8 s); ``n_blocks`` 6 is the reference's for images up to 128 px (fewer suit 32 px). ``steps`` /
+    ``width`` 16 (reference ``ngf = ndf = 64``) keeps a 32-px step of batch 1 on one CPU thread at
+    0.13–0.18 s (measured on a 2-core machine shared with another job; width 64: 0.8–1.2 s); ``n_blocks`` 6 is the reference's for images up to 128 px (fewer suit 32 px). ``steps`` /
     ``epochs``: at most one may be given; neither means ``DEFAULT_STEPS`` (10,000 steps of batch 1; the
     reference's 200 epochs of a several-thousand-image set would be ~10⁶ steps, days on a CPU).
     """
@@ -450,6 +450,22 @@ def _finished(out_dir: Path, run_cfg: dict) -> bool:
     return all(saved.get(k) == run_cfg.get(k) for k in RESUME_KEYS)
 
 
+def _refuse_other_runs(out_dir: Path) -> None:
+    """A folder of another fairlatent run (a GAN's, a classifier's) is fairlatent's too, but neither resumed
+    from (its checkpoint has other modules) nor cleared by ``resume=False``: refused, naming what it holds."""
+    found = []
+    if (out_dir / "config.json").is_file():
+        found.append("config.json")
+    ck = out_dir / "checkpoint" / "config.json"
+    if ck.is_file():
+        saved = read_json(ck)
+        if not (isinstance(saved, dict) and "protected" in saved and "data_fingerprint" in saved):
+            found.append("checkpoint/ of another kind of run")
+    if found:
+        raise FairlatentError(f"--out {out_dir}: holds another fairlatent run ({', '.join(found)}), not a translator; "
+                              "choose a new folder for the translator")
+
+
 def _sample_rows(rows: np.ndarray, n: int = 8) -> np.ndarray:
     return np.sort(rows)[np.linspace(0, len(rows) - 1, min(n, len(rows))).astype(np.int64)]
 
@@ -495,6 +511,7 @@ def train_translator(data, protected: str, out_dir, config: CycleGANConfig | Non
                "n_train_0": len(rows_0), "n_train_1": len(rows_1), "steps_per_epoch": steps_per_epoch,
                "data_fingerprint": _data_fingerprint(ds, train_rows)}  # fmt: skip
     claim_output_directory(out_dir, recognise=_is_translator_run)
+    _refuse_other_runs(out_dir)
     if resume and _finished(out_dir, run_cfg):
         return out_dir
     samples_dir = out_dir / "samples"
