@@ -397,6 +397,17 @@ def test_loading_and_translating_bad_input(data16, tmp_path):
         load_translator(data16)
 
 
+def test_data_parallel_launch_is_refused(data16, tmp_path, monkeypatch):
+    """Under torchrun every rank would train the same pair into the same folder: refused before any write."""
+    import fairlatent.train.cyclegan as cg
+    from fairlatent.train.distributed import DistContext
+
+    monkeypatch.setattr(cg, "init_distributed", lambda device=None: DistContext(rank=0, world=2))
+    with pytest.raises(FairlatentError, match="runs on one process"):
+        train_translator(data16, "sq", tmp_path / "run", CycleGANConfig(**TINY, steps=1), progress=False)
+    assert not (tmp_path / "run").exists()
+
+
 def test_no_pickle_loading_in_the_translator_code():
     """Weights are safetensors; a ``torch.load`` without ``weights_only=True`` would run pickled code."""
     root = Path(__file__).resolve().parents[1] / "src" / "fairlatent"

@@ -54,7 +54,7 @@ from fairlatent.data.dataset import Dataset, load_dataset
 from fairlatent.errors import FairlatentError
 from fairlatent.models.cyclegan import PatchDiscriminator, ResnetTranslator, check_translator_size
 from fairlatent.models.weights import load_module_state, load_tensors, module_tensors, save_tensors
-from fairlatent.train.distributed import DistContext, init_distributed
+from fairlatent.train.distributed import init_distributed
 from fairlatent.train.engine import Batch, Callback, DataOrder, Engine, LoopSettings, identity_keys
 from fairlatent.utils.device import DeviceName, default_device
 from fairlatent.utils.images import image_grid, save_png, to_tensor, to_uint8
