@@ -81,7 +81,6 @@ def explain_unit(bits: np.ndarray, pixels: np.ndarray, hits: np.ndarray, *, leng
     scores = list(ious)  # penalty^0
     truth = [bits[k] for k in order]
     single, single_iou = formulas[0], ious[0]
-    n_k = bits.shape[0]
     plen_op = np.array([1, 1, 2])  # penalty_length added by OR, AND, AND NOT
     for _ in range(int(length) - 1):
         t = np.stack(truth).astype(np.int64)  # (b, P)
