@@ -118,9 +118,9 @@ def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def unit_strip(audit: ClassifierAudit, images: np.ndarray, unit: int, scale: int) -> np.ndarray:
     """The unit's most activating probe images with its mask overlaid, side by side (upscaled ``scale``×)."""
     d = audit.dissection
-    rows = d.concepts.indices[d.top_images[unit]]
+    rows = d.concepts.indices[d.top_images[unit][:5]]
     pictures = np.asarray(images[rows])
-    masks = (upsample_maps(d.top_maps[unit], pictures.shape[1:3]) > d.thresholds[unit]).numpy()
+    masks = (upsample_maps(d.top_maps[unit][:5], pictures.shape[1:3]) > d.thresholds[unit]).numpy()
     tiles = [np.kron(overlay(p, m), np.ones((scale, scale, 1), np.uint8)) for p, m in zip(pictures, masks)]
     gap = np.full((tiles[0].shape[0], 4, 3), 255, np.uint8)
     parts = []
@@ -152,7 +152,7 @@ def _context(result: AuditResult, images: np.ndarray, top: int) -> dict[str, Any
                          explained=summ["explained_units"], n_protected=len(a.protected_units),
                          share=f"{100 * len(a.protected_units) / a.dissection.units:.1f} %",
                          contribution_share="n/a" if share is None else f"{100 * share:.1f} %", metric_rows=metric_rows))
-        scale = max(1, 128 // images.shape[1])
+        scale = max(1, round(100 / images.shape[1]))  # tiles of ~100 px: 32 px ×3, 64 px ×2
         table = a.unit_table()
         units = []
         for u in shown_units(a, top=top):
