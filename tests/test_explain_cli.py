@@ -124,3 +124,17 @@ def test_data_without_masks_or_attributes_is_refused(cli, tiny_model, tmp_path):
     bare = write_dataset(tmp_path / "bare", images, table, {"source": "generated", "unlabelled": True})
     cli.user_error(["explain", "--model", tiny_model, "--data", bare, "--out", tmp_path / "o"],
                    f"{bare}: no concepts", "no part masks", "no attribute columns")
+
+
+def test_intact_scores_reuse_the_probe_pass(audit, toyfaces_small, tiny_model):
+    """The intact variant's scores come from the dissection's forward pass: they must equal a fresh pass."""
+    from fairlatent.explain.audit import target_scores
+    from fairlatent.models.classifier import load_classifier
+
+    h = load_classifier(tiny_model)
+    data = load_dataset(toyfaces_small)
+    a = audit.audits["base"]
+    ev = data.split_indices("test")
+    fresh = target_scores(h, h.module.blocks[2], data.images, ev, 0, [], 64)
+    reused = 1 / (1 + np.exp(-a.dissection.outputs[ev, 0].astype(np.float64)))
+    np.testing.assert_allclose(reused, fresh, rtol=1e-5, atol=1e-6)

@@ -176,3 +176,15 @@ def test_streamed_threshold_is_numpy_percentile():
             tq.add(torch.from_numpy(values[:, s:s + 333]))
         assert tq.k < values.shape[1] or q > 0.2
         assert tq.thresholds().tolist() == [float(np.percentile(v, 100 - 100 * q)) for v in values]
+
+
+@pytest.mark.parametrize("shape,size", [((8, 8), (64, 64)), ((7, 5), (16, 16)), ((4, 4), (4, 4)), ((3, 6), (10, 7))])
+def test_upsampling_is_torch_bilinear_half_pixel(shape, size):
+    from fairlatent.explain.tally import upsample_maps
+
+    maps = torch.from_numpy(np.random.default_rng(0).normal(size=(5, *shape)).astype(np.float32))
+    ours = upsample_maps(maps, size)
+    torch_ = torch.nn.functional.interpolate(maps.double()[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+    assert ours.dtype == torch.float64 and ours.shape == (5, *size)
+    torch.testing.assert_close(ours, torch_, rtol=0, atol=1e-12)
+    assert (ours.amax(dim=(1, 2)) <= maps.double().amax(dim=(1, 2))).all()  # why skipping quiet maps is exact

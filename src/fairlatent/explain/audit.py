@@ -260,11 +260,19 @@ def audit_classifier(name: str, model_path: str | os.PathLike, data: Dataset, co
     variants = {"intact": [], "ablated": audit.protected_units}
     if audit.control_units:
         variants["control"] = audit.control_units
+    position = np.full(len(data), -1, dtype=np.int64)
+    position[concepts.indices] = np.arange(len(concepts.indices))
+
+    def scores(rows: np.ndarray, units: list[int]) -> np.ndarray:
+        if not units and (position[rows] >= 0).all():  # the intact network already ran on the probe
+            logits = torch.from_numpy(np.ascontiguousarray(d.outputs[position[rows], column]))
+            return torch.sigmoid(logits).numpy()
+        return target_scores(handle, layer_mod, data.images, rows, column, units, batch_size)
+
     samples = {}
     for variant, units in variants.items():
-        t = calibrated_threshold(data.labels(target, va), target_scores(handle, layer_mod, data.images, va, column,
-                                                                        units, batch_size))
-        s = target_scores(handle, layer_mod, data.images, ev, column, units, batch_size)
+        t = calibrated_threshold(data.labels(target, va), scores(va, units))
+        s = scores(ev, units)
         stats, samples[variant] = bootstrap_metrics(y, s, sensitive_features=g, threshold=t, n_boot=n_boot, seed=seed,
                                                     metrics=AUDIT_METRICS, return_samples=True)
         audit.metrics[variant] = stats

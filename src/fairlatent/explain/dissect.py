@@ -51,6 +51,7 @@ class Dissection:
     peak: np.ndarray  # (N, U) float32: each probe image's maximum activation per unit
     top_images: np.ndarray  # (U, keep_top) probe rows, most activating first
     top_maps: np.ndarray  # (U, keep_top, h, w) float32
+    outputs: np.ndarray | None = None  # (N, …) the network's outputs on the probe (logits of a classifier)
     settings: dict[str, Any] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)
 
@@ -107,8 +108,10 @@ def dissect(module: nn.Module, images: np.ndarray, concepts: ConceptSet, *, laye
         store = None
         tq = None
         peak = None
-        for start, acts, _out in stream_activations(module, sub, images, idx, batch_size=batch_size):
+        outputs = []
+        for start, acts, out in stream_activations(module, sub, images, idx, batch_size=batch_size):
             b, u, h, w = acts.shape
+            outputs.append(out.numpy())
             if store is None:
                 store = np.lib.format.open_memmap(f"{tmp}/acts.npy", mode="w+", dtype=np.float32, shape=(n, u, h, w))
                 tq = TopQuantile(u, n * h * w, quantile)
@@ -138,6 +141,7 @@ def dissect(module: nn.Module, images: np.ndarray, concepts: ConceptSet, *, laye
     return Dissection(
         layer=name, concepts=concepts, thresholds=thresholds, tally=tally, explanations=explanations,
         map_shape=(int(h), int(w)), peak=peak, top_images=top_images, top_maps=top_maps,
+        outputs=np.concatenate(outputs),
         settings=dict(layer=name, quantile=quantile, length=int(length), beam=int(beam), penalty=float(penalty),
                       probe_images=int(n), detector_iou=DETECTOR_IOU),
         timings_s=timings,

@@ -23,11 +23,12 @@ weights that are multiples of ``1/(2·scale)``, and with float64 rounding is mon
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 #: Selected maps upsampled at once (bounds memory at ~chunk·H·W·8 bytes).
 _UPSAMPLE_CHUNK = 1024
@@ -36,13 +37,38 @@ _UPSAMPLE_CHUNK = 1024
 _DENSE_SPATIAL_BITS = 12
 
 
+def bilinear_weights(n_in: int, n_out: int) -> torch.Tensor:
+    """``(n_out, n_in)`` float64 matrix of 1-D bilinear interpolation with half-pixel centres
+    (``align_corners=False``, edges clamped), the convention of torch's and PIL's bilinear resize: output
+    ``i`` samples input coordinate ``(i + 0.5)·n_in/n_out − 0.5``. Every row has at most two non-zero weights
+    summing to 1."""
+    w = torch.zeros(n_out, n_in, dtype=torch.float64)
+    scale = n_in / n_out
+    for i in range(n_out):
+        src = max((i + 0.5) * scale - 0.5, 0.0)
+        j0 = min(int(math.floor(src)), n_in - 1)
+        j1 = min(j0 + 1, n_in - 1)
+        frac = src - j0 if j0 < n_in - 1 else 0.0
+        w[i, j0] += 1.0 - frac
+        w[i, j1] += frac
+    return w
+
+
+@functools.lru_cache(maxsize=8)
+def _weights(h: int, w: int, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    return bilinear_weights(h, size[0]), bilinear_weights(w, size[1]).T.contiguous()
+
+
 def upsample_maps(maps: torch.Tensor | np.ndarray, size: tuple[int, int]) -> torch.Tensor:
-    """Activation maps ``(M, h, w)`` bilinearly upsampled (``align_corners=False``, the half-pixel convention
-    of PIL's and torch's resize) to ``size``, as float64."""
+    """Activation maps ``(M, h, w)`` bilinearly upsampled to ``size`` (float64): ``Wy · A · Wxᵀ`` with the
+    matrices of :func:`bilinear_weights` — the values of ``F.interpolate(mode="bilinear",
+    align_corners=False)`` (tested), computed as two small matrix products, about twice as fast on CPU."""
     t = torch.as_tensor(np.asarray(maps) if isinstance(maps, np.ndarray) else maps).to(torch.float64)
-    if tuple(t.shape[-2:]) == tuple(size):
+    h, w = t.shape[-2:]
+    if (h, w) == tuple(size):
         return t.clone()
-    return F.interpolate(t[:, None], size=tuple(size), mode="bilinear", align_corners=False)[:, 0]
+    wy, wxt = _weights(int(h), int(w), (int(size[0]), int(size[1])))
+    return wy @ (t @ wxt)
 
 
 @dataclass
@@ -118,10 +144,10 @@ class PatternCounter:
     def _spatial_codes(self, spatial: np.ndarray | None, b: int) -> np.ndarray:
         if self.n_spatial == 0:
             return np.zeros((b, *self.mask_size), dtype=np.int64)
-        packed = np.packbits(spatial, axis=1, bitorder="little")  # (B, ceil(K/8), H, W)
-        code = np.zeros((b, *self.mask_size), dtype=np.int64)
-        for j in range(packed.shape[1]):
-            code |= packed[:, j].astype(np.int64) << (8 * j)
+        dtype = np.uint8 if self.n_spatial <= 8 else np.int64
+        code = np.zeros((b, *self.mask_size), dtype=dtype)
+        for k in range(self.n_spatial):  # faster than np.packbits across the part axis
+            code |= spatial[:, k].view(np.uint8).astype(dtype, copy=False) << dtype(k)
         return code
 
     def _new_patterns(self, combos: np.ndarray, codes: np.ndarray) -> np.ndarray:
