@@ -27,6 +27,7 @@ from fairlatent.cli import (  # noqa: E402,F401
     classifier_commands,
     data_commands,
     data_real_commands,
+    explain_commands,
     metrics_commands,
     model_commands,
     pipeline_commands,
