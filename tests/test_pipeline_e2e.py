@@ -131,6 +131,44 @@ def test_verified_pairs_are_the_agreeing_pairs_whose_protected_label_flipped(fas
     assert "threshold_optimizer_tpr" in (copy / "report.html").read_text()
 
 
+def test_cyclegan_augment_trains_on_every_real_image_translated_to_the_other_group(fast_run, tmp_path):
+    import shutil
+
+    from fairlatent.data.dataset import load_dataset
+    from fairlatent.models.classifier import load_classifier
+
+    run_dir, _, _ = fast_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    cfg = _builtin_config("demo_fast")
+    cfg.methods = [*cfg.methods, "cyclegan_augment"]
+    cfg.translator = cfg.translator.model_validate({"steps": 40, "width": 4, "n_blocks": 1, "checkpoint_every": 20})
+    pipe = Pipeline(cfg, copy, progress=False)
+    report = pipe.run()
+    ran = {name for name, r in pipe.stages.results.items() if not r.skipped}
+    assert {"translator", "translations", "train_cyclegan_augment", "evaluate"} <= ran
+    assert not ran & {"gan", "labeler", "train_baseline", "pairs"}
+    real = load_dataset(pipe.stages.results["data"].outputs["path"])
+    tr = real.split_indices("train")
+    tx = load_dataset(copy / "translations" / "dataset")
+    # every real training image, its target label kept, its protected label the other group's
+    assert len(tx) == len(tr) and (tx.split_indices("train") == np.arange(len(tr))).all()
+    np.testing.assert_array_equal(tx.labels("Wearing_Hat"), real.labels("Wearing_Hat", tr))
+    np.testing.assert_array_equal(tx.labels("Eyeglasses"), 1 - real.labels("Eyeglasses", tr))
+    # the rates the stage reports, recomputed from the labelers on the stored images
+    labelers = pipe._labelers()
+    t_x, g_x = pipe._label(pipe._score(np.asarray(real.images[tr]), labelers), labelers)
+    t_tx, g_tx = pipe._label(pipe._score(np.asarray(tx.images), labelers), labelers)
+    stats = report["translations"]
+    assert stats["flip_rate_g"] == pytest.approx(float((g_tx != g_x).mean()))
+    assert stats["keep_rate_t"] == pytest.approx(float((t_tx == t_x).mean()))
+    assert [r["name"] for r in stats["quality"]] == ["T(x) into Eyeglasses=0", "T(x) into Eyeglasses=1"]
+    clf = load_classifier(pipe.stages.results["train_cyclegan_augment"].outputs["path"])
+    assert clf.config["train_rows"] == 2 * len(tr)
+    assert "paired_vs_baseline" in report["methods"]["cyclegan_augment"]
+    assert report["files"]["translations"] == "translations/dataset"
+
+
 def test_report_html_is_self_contained_and_escapes_user_strings(fast_run):
     run_dir, _, report = fast_run
     html = (run_dir / "report.html").read_text()

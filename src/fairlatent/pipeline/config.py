@@ -26,6 +26,7 @@ from pydantic import (BaseModel, Field, ValidationError, ValidationInfo, field_s
 from fairlatent.data.toyfaces import ATTRIBUTES as TOYFACES_ATTRIBUTES
 from fairlatent.pipeline.methods import get_method, method_names
 from fairlatent.train.classifier import ClassifierConfig
+from fairlatent.train.cyclegan import CycleGANConfig
 from fairlatent.train.gan import GANConfig
 from fairlatent.utils.device import DeviceName
 from fairlatent.utils.settings import (StrictSettings, apply_overrides, format_validation_error, load_toml,
@@ -263,6 +264,10 @@ class PipelineConfig(StrictSettings):
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig,
                                          description="every method's target classifier")
     latent: LatentConfig = LatentConfig()
+    translator: CycleGANConfig = Field(
+        default_factory=CycleGANConfig,
+        description="the CycleGAN translator between the protected groups (methods with translations, e.g. "
+                    "cyclegan_augment); seed/device default to the run's")
     methods: list[str] = Field(default_factory=lambda: ["baseline", "reweighting", "latent_debias"],
                                description="names of fairlatent.pipeline.methods (registered methods)")
     evaluation: EvaluationConfig = EvaluationConfig()
@@ -291,7 +296,7 @@ class PipelineConfig(StrictSettings):
                              "methods too")
         return list(dict.fromkeys(v))
 
-    @field_serializer("gan", "labeler", "classifier")
+    @field_serializer("gan", "labeler", "classifier", "translator")
     def _set_keys_only(self, section: BaseModel) -> dict[str, Any]:
         # what the file set, not every default: keeps "unset" (and so the run's seed/device) across a dump
         return section.model_dump(include=section.model_fields_set)
@@ -300,7 +305,7 @@ class PipelineConfig(StrictSettings):
     def _specs_valid(self) -> "PipelineConfig":
         """Build the merged specs now, so a merge the training code would refuse is refused at load time."""
         for name, build in (("gan", self.gan_spec), ("classifier", self.classifier_spec),
-                            ("labeler", self.labeler_spec)):
+                            ("labeler", self.labeler_spec), ("translator", self.translator_spec)):
             try:
                 build()
             except ValidationError as exc:
@@ -320,9 +325,17 @@ class PipelineConfig(StrictSettings):
         """The labeler's training settings: ``[classifier]`` overlaid with the keys ``[labeler]`` sets."""
         return _with_run_defaults(ClassifierConfig, self.classifier, self.seed, self.device, overlay=self.labeler)
 
+    def translator_spec(self) -> CycleGANConfig:
+        """The CycleGAN translator's training settings of this run."""
+        return _with_run_defaults(CycleGANConfig, self.translator, self.seed, self.device)
+
     def needs_pairs(self) -> bool:
         """Whether any method needs the GAN and the latent stages."""
         return any(get_method(m).needs_pairs for m in self.methods)
+
+    def needs_translations(self) -> bool:
+        """Whether any method trains on translated real images (the translator stages)."""
+        return any(get_method(m).translated for m in self.methods)
 
     def edits_needed(self) -> list[str]:
         """The latent edits whose pairs some method trains on (sorted)."""

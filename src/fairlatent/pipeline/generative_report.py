@@ -51,14 +51,15 @@ def generative_metrics_by_cell(*, real: Dataset, pairs: Dataset, labeler_dir: st
                 res = compute_generative_metrics(Features(f_real[mr]), Features(f_fake[mf]), fid=True, kid=True,
                                                  prdc=True, seed=seed, progress=False,
                                                  kid_subset_size=int(min(1000, mr.sum(), mf.sum())))
-                row.update({k: _pick(res, k) for k in COLUMNS[2:]})
+                row.update({k: pick_metric(res, k) for k in COLUMNS[2:]})
             else:
                 row.update({k: None for k in COLUMNS[2:]})
             rows.append(row)
     return {"features": f"domain:{Path(labeler_dir).resolve()}", "columns": COLUMNS, "rows": rows}
 
 
-def _pick(res: dict[str, Any], key: str) -> float | None:
+def pick_metric(res: dict[str, Any], key: str) -> float | None:
+    """One figure of ``compute_generative_metrics``' result by its table name (None when it has none)."""
     aliases = {"FID": ("fid", "FID"), "KID": ("kid_mean", "kid", "KID"), "precision": ("precision",),
                "recall": ("recall",), "density": ("density",), "coverage": ("coverage",)}
     for k in aliases[key]:

@@ -32,6 +32,7 @@ class MethodContext:
     pairs_dir: Path | None
     target: str
     protected: str
+    translations: str | None = None
     load_dataset: Callable[[Any], Any] = field(default=None, repr=False)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
@@ -45,6 +46,12 @@ class MethodContext:
         if self.pairs_dir is None:
             raise FairlatentError(f"pair set {name!r} asked for, but the pairs stage has not run")
         return str(Path(self.pairs_dir) / name)
+
+    def translated(self) -> str:
+        """Path of the translations stage's data set (every real training image in the other group)."""
+        if self.translations is None:
+            raise FairlatentError("translated images asked for, but the translations stage has not run")
+        return self.translations
 
     def real_train_size(self) -> int:
         return len(self.load_dataset(self.data_path).split_indices("train"))
@@ -80,7 +87,8 @@ class Method:
     f_t label agreed on G(z) and G(z') (the reference code's option); ``"verified"``, those on which the edit
     did on the images what it does in latent space — f_t held *and* f_g flipped; ``sample_weights``: its builder
     returns per-sample weights; ``balanced_val``: select the best epoch on group-balanced validation AP
-    (the paper does this for every model trained with synthetic data); ``domain_heads``: one head per
+    (the paper does this for every model trained with synthetic data); ``translated``: trains on the real
+    images translated to the other protected group (the translator stages); ``domain_heads``: one head per
     protected group, each image trained through its own group's head, scored with their mean (Wang et al.
     2020; :class:`fairlatent.models.classifier.AttributeClassifier`); ``post_process``: trains nothing, and
     post-processes the baseline classifier's scores with fairlearn's ``ThresholdOptimizer`` under these
@@ -97,6 +105,7 @@ class Method:
     balanced_val: bool = False
     domain_heads: bool = False
     post_process: str | None = None
+    translated: bool = False
 
     @property
     def trains(self) -> bool:
@@ -106,7 +115,10 @@ class Method:
     def __post_init__(self) -> None:
         if self.edit is not None and self.edit not in EDIT_KINDS:
             raise ValueError(f"method {self.name!r}: unknown edit {self.edit!r}; edits are {', '.join(EDIT_KINDS)}")
-        if self.post_process is not None and (self.edit is not None or self.domain_heads or self.sample_weights):
+        if self.translated and self.edit is not None:
+            raise ValueError(f"method {self.name!r}: trains on translations or on latent pairs, not both")
+        if self.post_process is not None and (self.edit is not None or self.domain_heads or self.sample_weights
+                                              or self.translated):
             raise ValueError(f"method {self.name!r}: a post-processing method trains nothing (no edit, heads or weights)")
         if self.pair_filter not in PAIR_FILTERS:
             raise ValueError(f"method {self.name!r}: unknown pair_filter {self.pair_filter!r}; "
@@ -182,6 +194,10 @@ def _real_plus_gz(ctx: MethodContext, m: Method) -> TrainingSets:
     return TrainingSets([ctx.data_path, pairs], [np.ones(ctx.real_train_size()), w])
 
 
+def _real_plus_translations(ctx: MethodContext, m: Method) -> TrainingSets:
+    return TrainingSets([ctx.data_path, ctx.translated()])
+
+
 def _synthetic(ctx: MethodContext, m: Method) -> TrainingSets:
     return TrainingSets([ctx.pairs(m.pair_set)])
 
@@ -215,6 +231,10 @@ register_method(Method("domain_independent",
                        "real data, a shared network with one target head per protected group, each image trained "
                        "through its group's head, scored without the group by the mean of the heads (Wang et al. 2020)",
                        _real, domain_heads=True))
+register_method(Method("cyclegan_augment",
+                       "real data + every real training image translated to the other protected group by a CycleGAN "
+                       "(Zhu et al. 2017), keeping its target label: image-space counterfactuals",
+                       _real_plus_translations, translated=True, balanced_val=True))
 register_method(Method("threshold_optimizer_tpr",
                        "the baseline's scores post-processed by fairlearn's ThresholdOptimizer: per-group randomised "
                        "thresholds with equal true-positive rates, best balanced accuracy (fitted on val; reads the "

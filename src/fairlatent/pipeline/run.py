@@ -599,9 +599,95 @@ class Pipeline:
 
     def _method_context(self) -> MethodContext:
         pairs = self.stages.results.get("pairs")
+        translations = self.stages.results.get("translations")
         return MethodContext(data_path=self.stages.results["data"].outputs["path"],
                              pairs_dir=pairs.dir if pairs is not None else None, target=self.t, protected=self.g,
+                             translations=str(translations.dir / "dataset") if translations is not None else None,
                              load_dataset=load_dataset)
+
+    # ------------------------------------------------------------------ image-space counterfactuals (CycleGAN)
+    def stage_translator(self) -> None:
+        """A CycleGAN between the protected groups of the real train split (:mod:`fairlatent.train.cyclegan`).
+        It depends on the data and the protected attribute only, not on the target."""
+        from fairlatent.train.cyclegan import train_translator
+        from fairlatent.train.engine import cache_dump
+
+        tcfg = self.cfg.translator_spec()
+        key = {"translator": cache_dump(tcfg, {}), "steps": tcfg.steps, "epochs": tcfg.epochs, "protected": self.g}
+
+        def fn(stage_dir: Path) -> dict[str, Any]:
+            train_translator(self.stages.results["data"].outputs["path"], self.g, stage_dir / "model", tcfg,
+                             resume=True, progress=self.progress)
+            return {"path": str((stage_dir / "model").resolve())}
+
+        self.stages.run("translator", key, fn, deps=("data",))
+
+    def stage_translations(self) -> None:
+        """Every real training image translated to the other protected group, keeping its target label; what
+        the translation did, read by the labelers as on G(z'): the share whose f_g label flipped and whose f_t
+        label held (against the labels of the original), and FID/KID/precision/recall/density/coverage of the
+        translations against the real images of the group they were translated into (the labeler's features)."""
+        from fairlatent.train.cyclegan import load_translator, translate_dataset
+
+        def fn(stage_dir: Path) -> dict[str, Any]:
+            ds = self._data()
+            tr = ds.split_indices("train")
+            translator = load_translator(self.stages.results["translator"].outputs["path"])
+            images, to_group = translate_dataset(translator, ds, "train")
+            labelers = self._labelers()
+            bs = self.cfg.latent.batch_size
+            score = lambda imgs: np.concatenate([self._score(imgs[i:i + bs], labelers)  # noqa: E731
+                                                 for i in range(0, len(imgs), bs)])
+            t_x, g_x = self._label(score(np.asarray(ds.images[tr])), labelers)
+            t_tx, g_tx = self._label(score(images), labelers)
+            table = pd.DataFrame({"id": [f"tx_{i}" for i in ds.ids[tr]], "split": "train",
+                                  "group_id": ds.table["group_id"].to_numpy()[tr].astype(str)
+                                  if "group_id" in ds.table.columns else ds.ids[tr].astype(str),
+                                  self.t: ds.labels(self.t, tr), self.g: to_group})
+            write_dataset(stage_dir / "dataset", images, table,
+                          {"source": "cyclegan_translations", "protected": self.g, "target": self.t,
+                           "seed": self.cfg.seed}, overwrite=True)
+            stats = {"images": int(len(images)), "flip_rate_g": float((g_tx != g_x).mean()),
+                     "keep_rate_t": float((t_tx == t_x).mean()),
+                     "flip_rate_g_vs_truth": float((g_tx == to_group).mean()),
+                     "quality": self._translation_quality(ds, images, to_group)}
+            return stats
+
+        self.stages.run("translations", {"labels": self.cfg.latent.threshold, "seed": self.cfg.seed}, fn,
+                        deps=("data", "translator", "labeler"))
+
+    def _translation_quality(self, ds: Dataset, images: np.ndarray, to_group: np.ndarray) -> list[dict[str, Any]]:
+        """FID/KID/P/R/D/C of the translations into each group against that group's real training images, in
+        the labeler's penultimate features (as the pipeline measures G(z))."""
+        from fairlatent.metrics.generative import Features, compute_generative_metrics
+        from fairlatent.models.classifier import load_classifier
+        from fairlatent.pipeline.generative_report import pick_metric
+
+        clf = load_classifier(self.stages.results["labeler"].outputs["g"])
+        tr = ds.split_indices("train")
+        g_real = ds.labels(self.g, tr)
+        n = self.cfg.evaluation.n_generative
+        rng = np.random.default_rng(self.cfg.seed)
+
+        def feats(arr: np.ndarray) -> np.ndarray:
+            return np.concatenate([clf.features(np.asarray(arr[i:i + 512])) for i in range(0, len(arr), 512)]
+                                  ).astype(np.float64)
+
+        rows = []
+        for grp in (0, 1):
+            real_idx = tr[g_real == grp]
+            fake_idx = np.flatnonzero(to_group == grp)
+            real_idx = np.sort(rng.choice(real_idx, size=min(n, real_idx.size), replace=False))
+            fake_idx = np.sort(rng.choice(fake_idx, size=min(n, fake_idx.size), replace=False))
+            row: dict[str, Any] = {"name": f"T(x) into {self.g}={grp}", "n_real": int(real_idx.size),
+                                   "n_fake": int(fake_idx.size)}
+            if real_idx.size >= 10 and fake_idx.size >= 10:
+                res = compute_generative_metrics(Features(feats(ds.images[real_idx])), Features(feats(images[fake_idx])),
+                                                 fid=True, kid=True, prdc=True, seed=self.cfg.seed, progress=False,
+                                                 kid_subset_size=int(min(1000, real_idx.size, fake_idx.size)))
+                row.update({k: pick_metric(res, k) for k in ("FID", "KID", "precision", "recall", "density", "coverage")})
+            rows.append(row)
+        return rows
 
     def stage_train(self, method: str) -> None:
         """Train the target classifier of one registered method (:mod:`fairlatent.pipeline.methods`)."""
@@ -609,7 +695,7 @@ class Pipeline:
 
         spec = get_method(method)
         ccfg = self._classifier_config()
-        deps = ("data", "pairs") if spec.needs_pairs else ("data",)
+        deps = ("data", "pairs") if spec.needs_pairs else ("data", "translations") if spec.translated else ("data",)
 
         def fn(stage_dir: Path) -> dict[str, Any]:
             ctx = self._method_context()
@@ -729,7 +815,12 @@ class Pipeline:
         needs_latent = self.cfg.needs_pairs()
         if needs_latent:
             self.stage_gan()
+        if needs_latent or self.cfg.needs_translations():
             self.stage_labeler()
+        if self.cfg.needs_translations():
+            self.stage_translator()
+            self.stage_translations()
+        if needs_latent:
             self.stage_latents()
             self.stage_hyperplanes()
             # the geometry before rendering pairs (strict stops here, before the cost of the pairs), the edit after

@@ -70,6 +70,8 @@ def summarize_run(pipe: "Pipeline", total_seconds: float) -> dict[str, Any]:
         }
     if pipe.preflight is not None:
         report["preflight"] = pipe.preflight
+    if "translations" in st:  # what the CycleGAN did to the real images (cyclegan_augment)
+        report["translations"] = st["translations"].outputs
     if "generative" in st:
         report["generative"] = st["generative"].outputs
     report["timings_s"] = {**pipe.stages.timings(), "total": round(total_seconds, 2)}
@@ -89,6 +91,8 @@ def _report_files(pipe: "Pipeline") -> dict[str, str]:
         files["gan_samples"] = GAN_SAMPLES
     if "preflight" in st:
         files["cell_samples"] = rel(st["preflight"].dir / "cell_samples.npz")
+    if "translations" in st:
+        files["translations"] = rel(st["translations"].dir / "dataset")
     return files
 
 
