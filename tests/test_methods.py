@@ -43,12 +43,17 @@ def fake_run(tmp_path_factory):
         pimg = (rng.integers(0, 60, (2 * keep, 16, 16, 3)) + 150 * np.concatenate([tz, tz])[:, None, None, None])
         write_dataset(pairs / name, pimg.astype(np.uint8), ptable, {"source": "latent_pairs"},
                       latents=rng.normal(size=(2 * keep, 8)).astype(np.float32))
+    # what the translations stage writes: each real training image in the other protected group
+    tr = np.flatnonzero(np.array(splits) == "train")
+    ttable = pd.DataFrame({"id": [f"tx_r{i:03d}" for i in tr], "split": "train", T: t[tr], G: 1 - g[tr]})
+    write_dataset(root / "translations" / "dataset", images[tr], ttable, {"source": "cyclegan_translations"})
     return data, pairs
 
 
 def _ctx(fake_run) -> MethodContext:
     data, pairs = fake_run
-    return MethodContext(data_path=str(data), pairs_dir=pairs, target=T, protected=G, load_dataset=load_dataset)
+    return MethodContext(data_path=str(data), pairs_dir=pairs, target=T, protected=G, load_dataset=load_dataset,
+                         translations=str(pairs.parent / "translations" / "dataset"))
 
 
 def test_registry_lists_every_method_once_and_names_unknown_ones():
@@ -90,6 +95,9 @@ def test_every_method_builds_a_training_set_the_trainer_accepts(fake_run, name):
         assert ts.sets[1].endswith("complementary_filtered")
     if name == "latent_debias_verified":
         assert ts.sets[1].endswith("complementary_verified") and len(rows) == n_real + 2 * (N_PAIRS - 8)
+    if name == "cyclegan_augment":  # real + every real training image translated
+        assert ts.sets[1].endswith("translations/dataset") and len(rows) == 2 * n_real
+        assert rows.labels[n_real:, 0].tolist() == rows.labels[:n_real, 0].tolist()
     if name == "real_plus_gz":  # G(z) kept, its partner G(z') weighted out
         w = rows.weights[n_real:]
         assert w[:N_PAIRS].tolist() == [1.0] * N_PAIRS and w[N_PAIRS:].tolist() == [0.0] * N_PAIRS
