@@ -85,6 +85,8 @@ def test_every_method_builds_a_training_set_the_trainer_accepts(fake_run, name):
     if m.needs_pairs:
         assert str(pairs / m.pair_set) in ts.sets
         assert (str(data) in ts.sets) == (name != "synthetic_only")
+    elif m.translated:
+        assert ts.sets[0] == str(data) and m.pair_set is None
     else:
         assert ts.sets == [str(data)] and m.pair_set is None
     expected_rows = sum(len(d.split_indices("train")) for d in datasets)
