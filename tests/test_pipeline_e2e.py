@@ -97,7 +97,8 @@ def test_verified_pairs_are_the_agreeing_pairs_whose_protected_label_flipped(fas
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
     cfg = _builtin_config("demo_fast")
-    cfg.methods = [*cfg.methods, "latent_debias_verified", "domain_independent", "threshold_optimizer_tpr"]
+    cfg.methods = [*cfg.methods, "latent_debias_verified", "domain_independent", "threshold_optimizer_tpr",
+                   "latent_debias_domain"]
     pipe = Pipeline(cfg, copy, progress=False)
     report = pipe.run()
     ran = {name for name, r in pipe.stages.results.items() if not r.skipped}
@@ -116,6 +117,16 @@ def test_verified_pairs_are_the_agreeing_pairs_whose_protected_label_flipped(fas
     got = sorted(int(i[1:]) for i in verified.ids if i.startswith("z") and not i.startswith("zp"))
     assert got == want.tolist()
     assert "latent_debias_verified" in report["methods"]
+    # domain-dependent target planes (one per protected group), and an edit that holds each latent's target
+    # score on its new group's plane
+    hp = pipe.stages.results["hyperplanes"].outputs
+    assert set(hp["h_t_by_group"]) == {"0", "1"}
+    dom = pipe.stages.results["pairs"].outputs["complementary_domain"]
+    assert dom["latent_target_score_change"] < 1e-3 and 0 <= dom["flip_rate_g"] <= 1
+    dpairs = load_dataset(copy / "pairs" / "complementary_domain")
+    half = len(dpairs) // 2
+    np.testing.assert_array_equal(dpairs.labels("Eyeglasses")[:half], 1 - dpairs.labels("Eyeglasses")[half:])
+    assert "latent_debias_domain" in report["methods"]
     # domain-independent training through the pipeline: two heads, one per protected group
     from fairlatent.models.classifier import load_classifier
 

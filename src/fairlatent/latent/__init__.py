@@ -1,6 +1,7 @@
 """Latent-space geometry: attribute hyperplanes and the edits that flip a protected attribute."""
 
 from fairlatent.latent.edits import (
+    DOMAIN_EDIT,
     EDIT_KINDS,
     affine_minimum_norm_edit,
     agreement_mask,
@@ -14,6 +15,7 @@ from fairlatent.latent.edits import (
 from fairlatent.latent.hyperplane import Hyperplane, cell_balanced_weights, fit_domain_hyperplanes, fit_hyperplane
 
 __all__ = [
+    "DOMAIN_EDIT",
     "EDIT_KINDS",
     "Hyperplane",
     "affine_minimum_norm_edit",

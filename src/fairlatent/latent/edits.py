@@ -34,6 +34,7 @@ from fairlatent.errors import FairlatentError
 from fairlatent.latent.hyperplane import Hyperplane, _as_latents, _py
 
 __all__ = [
+    "DOMAIN_EDIT",
     "EDIT_KINDS",
     "agreement_mask",
     "verified_mask",
@@ -47,6 +48,9 @@ __all__ = [
 
 #: Edits written by the reference code (``linear.py``): the paper's one and three ablations.
 EDIT_KINDS = ("complementary", "onto_plane", "reflect", "project")
+#: The complementary edit with one target plane per protected group (:func:`complementary_latents_domain`);
+#: apart from EDIT_KINDS because it needs the latents' groups and the per-group planes.
+DOMAIN_EDIT = "complementary_domain"
 
 
 def _check_dims(z, planes: Sequence[Hyperplane]) -> np.ndarray:

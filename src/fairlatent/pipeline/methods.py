@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from fairlatent.errors import FairlatentError
-from fairlatent.latent.edits import EDIT_KINDS
+from fairlatent.latent.edits import DOMAIN_EDIT, EDIT_KINDS
 
 
 @dataclass(frozen=True)
@@ -113,8 +113,9 @@ class Method:
         return self.post_process is None
 
     def __post_init__(self) -> None:
-        if self.edit is not None and self.edit not in EDIT_KINDS:
-            raise ValueError(f"method {self.name!r}: unknown edit {self.edit!r}; edits are {', '.join(EDIT_KINDS)}")
+        if self.edit is not None and self.edit not in (*EDIT_KINDS, DOMAIN_EDIT):
+            raise ValueError(f"method {self.name!r}: unknown edit {self.edit!r}; edits are "
+                             f"{', '.join((*EDIT_KINDS, DOMAIN_EDIT))}")
         if self.translated and self.edit is not None:
             raise ValueError(f"method {self.name!r}: trains on translations or on latent pairs, not both")
         if self.post_process is not None and (self.edit is not None or self.domain_heads or self.sample_weights
@@ -215,6 +216,10 @@ register_method(Method("latent_debias_verified",
                        "latent_debias with only the pairs on which the edit did on the images what it does in latent "
                        "space: f_t gave G(z) and G(z') the same label and f_g different ones",
                        _real_plus_pairs, edit="complementary", pair_filter="verified", balanced_val=True))
+register_method(Method("latent_debias_domain",
+                       "latent_debias with one target hyperplane per protected group (the reference's "
+                       "domain-dependent robustness check): z' keeps z's target score on its new group's plane",
+                       _real_plus_pairs, edit=DOMAIN_EDIT, balanced_val=True))
 register_method(Method("latent_debias_onto_plane", "real data + pairs with z' moved onto h_g, target score kept (ablation)",
                        _real_plus_pairs, edit="onto_plane", balanced_val=True))
 register_method(Method("latent_debias_reflect", "real data + pairs with z' reflected across h_g, target plane ignored (ablation)",

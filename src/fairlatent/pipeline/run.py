@@ -406,12 +406,15 @@ class Pipeline:
         return z, t_lab, g_lab, labeler
 
     def stage_hyperplanes(self) -> None:
-        from fairlatent.latent import cell_balanced_weights, fit_hyperplane
+        from fairlatent.latent import DOMAIN_EDIT, cell_balanced_weights, fit_domain_hyperplanes, fit_hyperplane
 
         lc = self.cfg.latent
         cfg = {"n_fit": lc.n_fit, "n_holdout": lc.n_holdout, "method": lc.hyperplane, "seed": self.cfg.seed}
         if lc.plane_weights != "none":  # in the key only when set, so earlier runs keep theirs
             cfg["plane_weights"] = lc.plane_weights
+        domain = DOMAIN_EDIT in self._edits_needed()
+        if domain:
+            cfg["domain"] = True
 
         def fn(stage_dir: Path) -> dict[str, Any]:
             z, t_lab, g_lab, _ = self._latent_arrays()
@@ -433,6 +436,13 @@ class Pipeline:
                                     "heldout_acc": float(h.heldout_accuracy)}
             w_t, w_g = np.array(out["h_t"]["w"]), np.array(out["h_g"]["w"])
             out["cos_theta"] = float(w_t @ w_g)
+            if domain:  # one target plane per protected group, fitted on the latents f_g put in that group
+                planes = fit_domain_hyperplanes(
+                    z[fit].astype(np.float64), t_lab[fit], g_lab[fit], name=self.t, method=lc.hyperplane,
+                    seed=self.cfg.seed, holdout=(z[ho].astype(np.float64), t_lab[ho], g_lab[ho]))
+                out["h_t_by_group"] = {str(k): {"w": h.w.tolist(), "b": float(h.b), "fit_acc": float(h.fit_accuracy),
+                                                "heldout_acc": h.heldout_accuracy, "cos_theta": float(h.w @ w_g)}
+                                       for k, h in planes.items()}
             return out
 
         self.stages.run("hyperplanes", cfg, fn, deps=("latents",))
@@ -444,6 +454,26 @@ class Pipeline:
         mk = lambda h: Hyperplane(w=np.array(h["w"], dtype=np.float64), b=h["b"], fit_accuracy=h["fit_acc"],  # noqa: E731
                                   heldout_accuracy=h["heldout_acc"], method=self.cfg.latent.hyperplane)
         return mk(o["h_t"]), mk(o["h_g"])
+
+    def _target_score_change(self, edit: str, z: np.ndarray, zp: np.ndarray, g_z: np.ndarray, h_t) -> float:
+        """max |target score of z' − that of z| under the edit's own rule: on h_t, or for the domain edit on
+        the new group's plane against the old group's (0 up to rounding when the edit holds the target)."""
+        from fairlatent.latent import DOMAIN_EDIT
+
+        if edit != DOMAIN_EDIT:
+            return float(np.abs((zp.astype(np.float64) - z) @ h_t.w).max())
+        planes = self._domain_planes()
+        change = [np.abs(planes[1 - a].decision(zp[g_z == a].astype(np.float64)) - planes[a].decision(z[g_z == a]))
+                  for a in (0, 1) if (g_z == a).any()]
+        return float(np.concatenate(change).max())
+
+    def _domain_planes(self):
+        """The per-group target planes of the hyperplanes stage, ``{0: Hyperplane, 1: Hyperplane}``."""
+        from fairlatent.latent import Hyperplane
+
+        return {int(k): Hyperplane(w=np.array(h["w"], dtype=np.float64), b=h["b"], fit_accuracy=h["fit_acc"],
+                                   heldout_accuracy=h["heldout_acc"], method=self.cfg.latent.hyperplane)
+                for k, h in self.stages.results["hyperplanes"].outputs["h_t_by_group"].items()}
 
     def _edits_needed(self) -> list[str]:
         return self.cfg.edits_needed()
@@ -462,7 +492,8 @@ class Pipeline:
         return sets
 
     def stage_pairs(self) -> None:
-        from fairlatent.latent import agreement_mask, edit_latents, verified_mask
+        from fairlatent.latent import (DOMAIN_EDIT, agreement_mask, complementary_latents_domain, edit_latents,
+                                       verified_mask)
         from fairlatent.pipeline.methods import pair_set_name
 
         lc = self.cfg.latent
@@ -488,7 +519,11 @@ class Pipeline:
             imgs_z = self._decode(gen, z.astype(np.float32))
             out: dict[str, Any] = {}
             for edit in edits:
-                zp = edit_latents(z, h_t, h_g, kind=edit, min_sin=lc.min_sin).astype(np.float32)
+                if edit == DOMAIN_EDIT:  # each latent's target score kept on its new group's own plane
+                    zp = complementary_latents_domain(z, g_z, self._domain_planes(), h_g,
+                                                      min_sin=lc.min_sin).astype(np.float32)
+                else:
+                    zp = edit_latents(z, h_t, h_g, kind=edit, min_sin=lc.min_sin).astype(np.float32)
                 imgs_p, scores_p = self._render_and_score(gen, labeler, zp, f"labelling G(z') [{edit}]",
                                                           keep_images=True)
                 t_p, g_p = self._label(scores_p, labeler)
@@ -506,7 +541,7 @@ class Pipeline:
                          "agreement_kept": int(agree.sum()), "agreement_dropped": int((~agree).sum()),
                          "verified_kept": int(verified.sum()),
                          "p_ft1_given_fg": p_t_given_g,
-                         "latent_target_score_change": float(np.abs((zp - z) @ h_t.w).max()),
+                         "latent_target_score_change": self._target_score_change(edit, z, zp, g_z, h_t),
                          "mean_edit_norm": float(np.linalg.norm(zp - z, axis=1).mean())}
                 kept_by_filter = {"all": np.arange(n), "agree": np.flatnonzero(agree),
                                   "verified": np.flatnonzero(verified)}
