@@ -251,3 +251,33 @@ def test_cli_bad_inputs(cli, tmp_path):
     if MNIST.is_dir():
         cli.user_error(["oversample", "mnist-lt", "--mnist", MNIST, "--out", tmp_path / "lt.npz", "--counts",
                         "100,100,100,100,100,900,10,10,10,10"], "class '5'", "900 training")
+
+
+@pytest.mark.skipif(not MNIST.is_dir(), reason="../shared/data/mnist is absent")
+def test_cli_benchmark_imbalance_writes_json_markdown_and_grid(cli, tmp_path, monkeypatch):
+    import json
+
+    from fairlatent.oversample import benchmark
+
+    tiny = {"rae": dict(z_dim=4, width=2, hidden=8, mixer_hidden=8, mixer_layers=1, batch_size=4, adversarial=False,
+                        decoder_recon_weight=1.0, steps=2, checkpoint_every=2, log_every=1),
+            "cnn": dict(width=2, hidden=8, z_dim=4, steps=2, batch_size=8)}
+    monkeypatch.setitem(benchmark.PROFILES, "cpu", tiny)
+    res = cli(["benchmark", "imbalance", "--mnist", MNIST, "--work", tmp_path / "w", "--out-dir", tmp_path / "o",
+               "--seeds", "0", "--methods", "ce,rae"])
+    assert res.code == 0, res
+    rec = json.loads((tmp_path / "o" / "imbalance.json").read_text())
+    runs = rec["benchmarks"]["mnist-lt"]["results"]
+    assert set(runs) == {"ce", "rae"}
+    for m in runs.values():
+        s = m["0"]
+        assert {"acsa", "gm", "macro_f1", "recall", "ci95"} <= set(s) and len(s["recall"]) == 10
+        assert s["acsa"] == pytest.approx(np.mean(s["recall"]))
+        assert s["ci95"]["acsa"][0] <= s["ci95"]["acsa"][1]
+    md = (tmp_path / "o" / "imbalance.md").read_text()
+    assert "| method | ACSA | GM | macro-F1 |" in md and "benchmark imbalance" in md
+    assert (tmp_path / "o" / "imbalance_mnist_samples.png").is_file()
+    cli.user_error(["benchmark", "imbalance", "--mnist", MNIST, "--work", tmp_path / "w", "--methods", "svm"],
+                   "method 'svm'")
+    cli.user_error(["benchmark", "imbalance", "--mnist", MNIST, "--work", tmp_path / "w", "--profile", "gpu"],
+                   "profile 'gpu'")

@@ -42,8 +42,8 @@ METHODS = ("ce", "reweighted", "ros", "smote_pixels", "latent_smote", "rae_nomix
 PROFILES: dict[str, dict] = {
     "cpu": {
         "rae": dict(z_dim=64, width=16, hidden=256, mixer_hidden=256, batch_size=32, adversarial=False,
-                    decoder_recon_weight=1.0, steps=600, lr=1e-3, checkpoint_every=300, log_every=50),
-        "cnn": dict(width=16, hidden=256, z_dim=64, steps=600, batch_size=64, lr=1e-3),
+                    decoder_recon_weight=1.0, steps=300, lr=1e-3, checkpoint_every=100, log_every=50),
+        "cnn": dict(width=16, hidden=256, z_dim=64, steps=300, batch_size=64, lr=1e-3),
     },
     "reference": {
         "rae": dict(z_dim=64, steps=100_001),
@@ -221,7 +221,7 @@ def write_markdown(record: dict, path: str | os.PathLike, *, command: str, grid_
         "# Imbalance benchmark: class-preserving regularized autoencoders",
         "",
         "Minority oversampling with a class-preserving regularized autoencoder (Mondal et al., *Minority "
-        "Oversampling for Imbalanced Data via Class-Preserving Regularized Auto-Encoders*, AISTATS 2023; "
+        "Oversampling for Imbalanced Data via Class-Preserving Regularized Auto-Encoders*, AISTATS 2023, PMLR 206; "
         "reference code github.com/arnabkmondal/OversamplingRAE), `fairlatent.oversample`, against its "
         "competitors on the same splits and seeds.",
         "",
@@ -272,9 +272,10 @@ NOTES = """\
   augmentation; here the networks are a quarter as wide, the training is a few hundred steps, the adversarial
   term is off (the decoder learns by reconstruction + re-encoded class loss instead) and there is no augmentation.
   The figures measure the method's latent-space regularisation at this budget, not the paper's setting.
-- **Paper figures.** The paper's table for long-tailed MNIST could not be checked from here (no copy of the
-  paper was reachable), so none is quoted; its split also differs (4,000 … 40 training images from the 60,000
-  MNIST training images, 800 test images per class), so figures would not be comparable one to one.
+- **Paper figures.** Not quoted: only the abstract (proceedings.mlr.press/v206/mondal23a.html, PMLR 206:3440–3465)
+  was reachable from here, not the paper's tables, so its long-tailed MNIST ACSA could not be checked. Its split
+  also differs (4,000 … 40 training images from the 60,000 MNIST training images, 800 test images per class,
+  100,001 steps), so its figures would not be comparable one to one anyway.
 """
 
 
