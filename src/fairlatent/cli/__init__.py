@@ -30,6 +30,7 @@ from fairlatent.cli import (  # noqa: E402,F401
     explain_commands,
     metrics_commands,
     model_commands,
+    oversample_commands,
     pipeline_commands,
     translator_commands,
 )
