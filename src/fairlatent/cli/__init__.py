@@ -30,6 +30,7 @@ from fairlatent.cli import (  # noqa: E402,F401
     metrics_commands,
     model_commands,
     pipeline_commands,
+    tabular_commands,
 )
 
 __all__ = ["ENVIRONMENT_ERRNOS", "app", "main"]
