@@ -105,13 +105,15 @@ def _read_adult_file(path: Path) -> pd.DataFrame:
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("|")]
     if not lines:
         raise FairlatentError(f"{path}: no data rows")
-    rows = []
-    for i, ln in enumerate(lines):
-        cells = [c.strip() for c in ln.split(",")]
-        if len(cells) != len(ADULT_COLUMNS):
-            raise FairlatentError(f"{path}: data row {i + 1} has {len(cells)} fields, Adult has {len(ADULT_COLUMNS)}")
-        rows.append(cells)
-    df = pd.DataFrame(rows, columns=ADULT_COLUMNS, dtype=object)
+    try:
+        df = pd.read_csv(io.StringIO("\n".join(lines)), header=None, dtype=str, skipinitialspace=True,
+                         keep_default_na=False)
+    except pd.errors.ParserError as exc:
+        raise FairlatentError(f"{path}: not Adult's comma-separated format ({' '.join(str(exc).split())})") from None
+    if df.shape[1] != len(ADULT_COLUMNS):
+        raise FairlatentError(f"{path}: rows have {df.shape[1]} fields, Adult has {len(ADULT_COLUMNS)}")
+    df.columns = ADULT_COLUMNS
+    df = df.apply(lambda c: c.str.strip()).astype(object)
     df["income"] = df["income"].str.rstrip(".")
     return df
 

@@ -138,6 +138,13 @@ def _as_text(v: Any) -> str:
     return str(v).strip()
 
 
+def _per_value(col: pd.Series, fn) -> pd.Series:
+    """``fn`` applied to each distinct non-missing value once (missing cells stay NaN)."""
+    codes, uniques = pd.factorize(col, use_na_sentinel=True)
+    table = np.array([fn(u) for u in uniques] + [np.nan], dtype=object)
+    return pd.Series(table[codes], index=col.index, dtype=object)
+
+
 def _to_float(col: pd.Series, name: str, source: str, *, allow_missing: bool, line0: int = 2) -> pd.Series:
     values = pd.to_numeric(col, errors="coerce")
     bad = values.isna() & col.notna()
@@ -150,7 +157,7 @@ def _to_float(col: pd.Series, name: str, source: str, *, allow_missing: bool, li
     inf = np.isinf(values.to_numpy(dtype=np.float64, na_value=np.nan))
     if inf.any():
         i = int(np.flatnonzero(inf)[0])
-        raise FairlatentError(f"{source}: column {name!r} row {i + line0} is {values.iloc[i]!r}; continuous "
+        raise FairlatentError(f"{source}: column {name!r} row {i + line0} is {float(values.iloc[i])!r}; continuous "
                               "columns must be finite (remove the row or replace the value)")
     return values.astype(np.float64)
 
@@ -212,10 +219,9 @@ def prepare_tables(
     for part, df in (("train", train), ("test", test)):
         df = df.copy()
         for c in categorical:
-            df[c] = df[c].map(lambda v: np.nan if (isinstance(v, float) and np.isnan(v)) or v is None
-                              or str(v).strip() in MISSING_MARKERS else _as_text(v))
+            df[c] = _per_value(df[c], lambda v: np.nan if str(v).strip() in MISSING_MARKERS else _as_text(v))
         for c in continuous:
-            df[c] = df[c].map(lambda v: np.nan if v is None or str(v).strip() in MISSING_MARKERS else v)
+            df[c] = _per_value(df[c], lambda v: np.nan if str(v).strip() in MISSING_MARKERS else v)
         holes = df.isna()
         if holes.to_numpy().any():
             rows = np.flatnonzero(holes.any(axis=1).to_numpy())
