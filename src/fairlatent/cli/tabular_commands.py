@@ -122,6 +122,8 @@ def evaluate_command(
                                      "(DP, EO), ThresholdOptimizer, reweighing."),
     fair_sampling: bool = typer.Option(True, "--fair-sampling/--no-fair-sampling", help="Also score real + fair "
                                        "synthetic rows (independent target and protected)."),
+    classifiers: str = typer.Option("logistic_regression,gradient_boosting,mlp", "--classifiers",
+                                    help="Comma-separated: logistic_regression, gradient_boosting, mlp."),
     seed: int = typer.Option(0, "--seed", min=0),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing OUT folder fairlatent wrote."),
 ) -> None:
@@ -146,8 +148,9 @@ def evaluate_command(
         synth = synth or Synthesizer(run, data)
         extra["real+fair_synthetic"] = fair_training_set(synth, data, seed=seed)
     model = str(synth.config.model) if synth is not None else "synthetic"
+    names = [c.strip() for c in classifiers.split(",") if c.strip()]
     report = evaluate_tables(data, {model: syn}, seed=seed, n_boot=n_boot, competitors=competitors,
-                             extra_training_sets=extra)
+                             classifiers=names, extra_training_sets=extra)
     with atomic_directory(out, overwrite=overwrite) as tmp:
         write_json(tmp / "report.json", report)
         write_text(tmp / "synthetic.csv", table_csv(syn))
@@ -159,3 +162,41 @@ def evaluate_command(
             if "f1" in v:
                 typer.echo(f"{src:>10} {clf:<20} acc {v['accuracy']:.3f}  F1 {v['f1']:.3f}  AUC {v['auc']:.3f}")
     typer.echo(f"report: {out / 'report.json'}")
+
+
+@tabular_app.command("benchmark")
+def benchmark_command(
+    data_dir: Path = typer.Option(..., "--data-dir", help="Folder holding adult.data/adult.test, "
+                                  "compas-scores-two-years.csv and german.data."),
+    out: Path = typer.Option(..., "--out", help="Benchmark folder (runs/, results/, summary.json, summary.md)."),
+    datasets: str = typer.Option("adult,compas,german", "--datasets", help="Comma-separated."),
+    models: str = typer.Option("ctgan,fairgan", "--models", help="Comma-separated: ctgan, fairgan."),
+    seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds (model seed and split seed)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Epochs per model (default: the models')."),
+    n_boot: int = typer.Option(200, "--n-boot", min=0),
+    competitors: bool = typer.Option(True, "--competitors/--no-competitors"),
+    classifiers: str = typer.Option("logistic_regression,gradient_boosting,mlp", "--classifiers",
+                                    help="Comma-separated: logistic_regression, gradient_boosting, mlp."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Fit, sample and evaluate every (data set, model, seed), with the competitors; rerun to resume."""
+    from fairlatent.tabular.benchmark import run_tabular_benchmark
+    from fairlatent.utils.io import check_output_distinct
+    from fairlatent.utils.lock import folder_lock
+
+    def split(text: str, what: str) -> list[str]:
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        if not items:
+            raise FairlatentError(f"{what}: give at least one value")
+        return items
+
+    try:
+        seed_list = [int(s) for s in split(seeds, "--seeds")]
+    except ValueError:
+        raise FairlatentError(f"--seeds {seeds!r}: comma-separated whole numbers") from None
+    check_output_distinct(out, {"--data-dir": data_dir})
+    with folder_lock(out, what="tabular benchmark"):
+        run_tabular_benchmark(out, data_dir, datasets=split(datasets, "--datasets"), models=split(models, "--models"),
+                              seeds=seed_list, epochs=epochs, n_boot=n_boot, competitors=competitors,
+                              classifiers=split(classifiers, "--classifiers"), progress=not quiet)
+    typer.echo((out / "summary.md").read_text())

@@ -85,13 +85,18 @@ def discretize(real: Sequence[float], synthetic: Sequence[float], bins: int = 10
     return np.searchsorted(inner, r, side="left"), np.searchsorted(inner, s, side="left")
 
 
+def _joint(a: np.ndarray, b: np.ndarray, ka: int, kb: int) -> np.ndarray:
+    return np.bincount(a * kb + b, minlength=ka * kb) / len(a)
+
+
 def contingency_similarity(real_a, real_b, syn_a, syn_b) -> float:
-    r = pd.crosstab(pd.Series(real_a, dtype=str).to_numpy(), pd.Series(real_b, dtype=str).to_numpy(), normalize=True)
-    s = pd.crosstab(pd.Series(syn_a, dtype=str).to_numpy(), pd.Series(syn_b, dtype=str).to_numpy(), normalize=True)
-    rows, cols = r.index.union(s.index), r.columns.union(s.columns)
-    r = r.reindex(index=rows, columns=cols, fill_value=0.0)
-    s = s.reindex(index=rows, columns=cols, fill_value=0.0)
-    return float(1.0 - 0.5 * np.abs(r.to_numpy() - s.to_numpy()).sum())
+    codes = []
+    for r, s in ((real_a, syn_a), (real_b, syn_b)):
+        both = pd.Series(np.concatenate([np.asarray(r, dtype=object), np.asarray(s, dtype=object)])).astype(str)
+        c, uniq = pd.factorize(both)
+        codes.append((c[: len(r)], c[len(r):], len(uniq)))
+    (ra, sa, ka), (rb, sb, kb) = codes
+    return float(1.0 - 0.5 * np.abs(_joint(ra, rb, ka, kb) - _joint(sa, sb, ka, kb)).sum())
 
 
 def fidelity(data: TabularData, real: pd.DataFrame, synthetic: pd.DataFrame, bins: int = 10) -> dict[str, Any]:
@@ -262,6 +267,9 @@ def evaluate_tables(data: TabularData, synthetic: Mapping[str, pd.DataFrame], *,
 
     ``extra_training_sets`` (name → table, e.g. real + fair synthetic rows) are scored for efficacy and
     fairness like the real and synthetic tables (no fidelity)."""
+    unknown = [c for c in classifiers if c not in CLASSIFIERS]
+    if unknown or not classifiers:
+        raise FairlatentError(f"classifiers {list(classifiers)}: choose from {list(CLASSIFIERS)}")
     report: dict[str, Any] = {
         "data": {**{k: v for k, v in data.spec().items() if k != "columns"},
                  "test_unseen_categories": data.unseen_categories(data.test)},
