@@ -159,6 +159,10 @@ def test_constant_column_is_kept_and_restored_when_sampling(tmp_path):
                                                discriminator_dims=(8,)), progress=False)
     rows = Synthesizer(run).sample(30)
     assert set(rows["k"]) == {7.0} and set(rows["kc"]) == {"same"} and list(rows.columns) == d.columns
+    rows = Synthesizer(run).sample(10, {"kc": "same", "c": "u"})  # a condition on the constant always holds
+    assert set(rows["kc"]) == {"same"} and set(rows["c"]) == {"u"}
+    with pytest.raises(FairlatentError, match="kc='other'"):
+        Synthesizer(run).sample(10, {"kc": "other"})
 
 
 def test_many_category_column_inf_and_text_in_numbers_are_refused(tmp_path):

@@ -163,6 +163,7 @@ class Synthesizer:
         g, tg = rng(seed, "tabular-sample", i), torch_generator(seed, "tabular-sample", i)
         c = self.config
         z = torch.randn(n, c.embedding_dim, generator=tg)
+        conditions = {k: v for k, v in conditions.items() if k not in self.data.constants}  # always satisfied
         if c.model == "ctgan":
             if conditions:
                 col = min(conditions, key=lambda k: self._frequency(k, conditions[k]))
