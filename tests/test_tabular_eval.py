@@ -45,8 +45,8 @@ def test_correlation_and_contingency_similarity_by_hand():
 
 def test_discretize_uses_the_real_histogram_edges_opened_to_infinity():
     real, syn = np.arange(11.0), np.array([-3.0, 5.0, 5.1, 100.0])
-    r, s = discretize(real, syn, bins=2)  # edges 0, 5, 10 → bins (-inf, 5], (5, inf)
-    assert r.tolist() == [0] * 6 + [1] * 5 and s.tolist() == [0, 0, 1, 1]
+    r, s = discretize(real, syn, bins=2)  # edges 0, 5, 10 → bins [-inf, 5), [5, inf), codes 1 and 2
+    assert r.tolist() == [1] * 5 + [2] * 6 and s.tolist() == [1, 2, 2, 2]
 
 
 def test_fidelity_report_of_identical_and_shifted_tables():

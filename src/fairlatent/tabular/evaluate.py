@@ -8,7 +8,7 @@
 - ``CorrelationSimilarity`` (two continuous columns): ``1 − |ρ_real − ρ_syn| / 2``, ρ Pearson's;
 - ``ContingencySimilarity`` (any other pair): ``1 − ½ Σ_{a,b} |p_real(a, b) − p_syn(a, b)|``; a continuous
   member of the pair is first cut into 10 bins at ``np.histogram_bin_edges`` of the real values, outer edges
-  opened to ±∞ (SDMetrics' ``discretize_column``).
+  opened to ±∞, bins closed on the left (``np.digitize``; SDMetrics' ``utils.discretize_column``).
 
 "Column shapes" and "column pair trends" are the means of the two kinds, as in SDMetrics' quality report.
 
@@ -78,11 +78,12 @@ def correlation_similarity(real_a, real_b, syn_a, syn_b) -> float:
 
 
 def discretize(real: Sequence[float], synthetic: Sequence[float], bins: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """Bin codes of both columns at the real column's histogram edges, outer edges opened to ±∞."""
+    """Bin codes of both columns at the real column's histogram edges, outer edges opened to ±∞, each bin
+    closed on the left (a value on an inner edge goes to the upper bin), as SDMetrics' ``discretize_column``."""
     r, s = np.asarray(real, float), np.asarray(synthetic, float)
     edges = np.histogram_bin_edges(r[~np.isnan(r)], bins=bins)
-    inner = edges[1:-1]
-    return np.searchsorted(inner, r, side="left"), np.searchsorted(inner, s, side="left")
+    edges[0], edges[-1] = -np.inf, np.inf
+    return np.digitize(r, edges), np.digitize(s, edges)
 
 
 def _joint(a: np.ndarray, b: np.ndarray, ka: int, kb: int) -> np.ndarray:
