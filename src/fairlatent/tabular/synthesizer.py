@@ -9,6 +9,11 @@ requested) and rows are drawn in batches, keeping those that hold every requeste
 ``n`` are kept. If fewer than ``min_acceptance`` of the drawn rows match after ``max_draws`` rows, it stops with
 an error giving the acceptance rate rather than return fewer rows. A value training never saw, a continuous
 column or an unknown column in ``conditions`` is an error naming it.
+
+Sampling runs the generator in eval mode (batch-norm running statistics), so a row does not depend on the
+other rows of its batch; the reference CTGAN samples in training mode (statistics of each batch of 500).
+Categories and modes are drawn from the softmax of the generator's logits (the Gumbel-max trick), which is
+what the reference's Gumbel-softmax followed by an argmax draws too.
 """
 
 from __future__ import annotations
