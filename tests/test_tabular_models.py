@@ -299,3 +299,21 @@ def test_fairgan_second_discriminator_falls_toward_chance(tmp_path):
     assert auc[1.0] < 0.75 and auc[1.0] < auc[0.0] - 0.15, auc
     assert (log["loss_d2"].iloc[:8] == 0).all()  # phase 1: no fairness discriminator
     assert log["loss_d2"].iloc[-3:].mean() > 0.6  # D2's cross-entropy near chance, log 2 = 0.693
+
+
+def test_fairgan_on_a_chosen_many_valued_protected_attribute(tmp_path):
+    g = np.random.default_rng(0)
+    n = 160
+    df = pd.DataFrame({"x": g.normal(size=n), "r": g.choice(["a", "b", "c"], n), "sex": g.choice(["f", "m"], n),
+                       "y": g.choice(["0", "1"], n)})
+    data = prepare_tables({"train": df, "test": df.iloc[:20]}, name="t", source="t", continuous=["x"],
+                          categorical=["r", "sex", "y"], target="y", positive="1",
+                          protected=[("sex", "m"), ("r", "b")])
+    run = fit(data, tmp_path / "run", FairGANConfig(**{**TINY_FAIRGAN, "protected": "r"}), progress=False)
+    synth = Synthesizer(run)
+    assert synth.state["s_column"] == "r" and synth.state["s_values"] == ["a", "b", "c"]
+    assert synth.objective.G.body[0].fc.in_features == 8 + 3  # z ⊕ one-hot of all three values
+    rows = synth.sample(30, {"r": "c", "sex": "f"})
+    assert set(rows["r"]) == {"c"} and set(rows["sex"]) == {"f"}
+    with pytest.raises(FairlatentError, match="'nope' is not a protected attribute"):
+        fit(data, tmp_path / "run2", FairGANConfig(**{**TINY_FAIRGAN, "protected": "nope"}), progress=False)
