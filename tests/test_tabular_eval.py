@@ -233,11 +233,20 @@ def test_cli_user_errors(cli, table_csv, tmp_path):
                     "--set", "pacc=3"], "pacc: unknown key")
     cli.user_error(["tabular", "sample", "--run", tmp_path, "--n", "3", "--out", tmp_path / "x.csv"],
                    "not a fairlatent tabular run")
+    mine = tmp_path / "thesis"
+    mine.mkdir()
+    (mine / "chapter1.tex").write_text("keep me")
+    cli.user_error(["tabular", "fit", "--data", table_csv, "--target", "y", "--protected", "s=m", "--out", mine],
+                   "holds files fairlatent did not write")
+    assert sorted(p.name for p in mine.iterdir()) == ["chapter1.tex"]
     run = tmp_path / "run"
     assert cli(["tabular", "fit", "--data", table_csv, "--target", "y", "--protected", "s=m", "--out", run,
                 "--epochs", "1", "--quiet", *TINY]).code == 0
     cli.user_error(["tabular", "sample", "--run", run, "--n", "3", "--out", tmp_path / "x.csv", "--condition", "c=q"],
                    "c='q'", "never saw")
+    (tmp_path / "x.csv").write_text("mine")
+    cli.user_error(["tabular", "sample", "--run", run, "--n", "3", "--out", tmp_path / "x.csv"], "--overwrite")
+    assert (tmp_path / "x.csv").read_text() == "mine"
     pd.DataFrame({"x": [1.0], "c": ["a"]}).to_csv(tmp_path / "short.csv", index=False)
     cli.user_error(["tabular", "evaluate", "--run", run, "--out", tmp_path / "e", "--synthetic", tmp_path / "short.csv"],
                    "missing column(s) ['s', 'y']")
