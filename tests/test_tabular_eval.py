@@ -294,3 +294,21 @@ def test_benchmark_runs_and_resumes_without_recomputing(cli, tmp_path):
                    "adult.data: not found")
     cli.user_error(["tabular", "evaluate", "--run", out / "runs" / "german_ctgan_s0", "--out", tmp_path / "e",
                     "--classifiers", "svm"], "choose from")
+
+
+def test_drop_protected_leaves_the_protected_columns_out_of_the_features():
+    from fairlatent.tabular.evaluate import feature_encoder, ml_efficacy
+
+    g = np.random.default_rng(0)
+    n = 300
+    s = g.integers(0, 2, n)
+    df = pd.DataFrame({"x": g.normal(size=n), "c": g.choice(list("abc"), n), "s": np.where(s, "p", "u"),
+                       "y": np.where(g.random(n) < 0.1 + 0.8 * s, "1", "0")})  # y follows s, nothing else
+    d = _data(df.iloc[:200].reset_index(drop=True), test=df.iloc[200:].reset_index(drop=True))
+    assert feature_encoder(d).fit_transform(d.train).shape[1] == 1 + 3 + 2
+    assert feature_encoder(d, drop_protected=True).fit_transform(d.train).shape[1] == 1 + 3
+    aware = ml_efficacy(d, d.train, classifiers=("logistic_regression",), n_boot=0)["logistic_regression"]
+    blind = ml_efficacy(d, d.train, classifiers=("logistic_regression",), n_boot=0,
+                        drop_protected=True)["logistic_regression"]
+    assert aware["fairness"]["s"]["demographic_parity_difference"] > 0.6
+    assert blind["fairness"]["s"]["demographic_parity_difference"] < 0.25

@@ -124,6 +124,8 @@ def evaluate_command(
                                        "synthetic rows (independent target and protected)."),
     classifiers: str = typer.Option("logistic_regression,gradient_boosting,mlp", "--classifiers",
                                     help="Comma-separated: logistic_regression, gradient_boosting, mlp."),
+    drop_protected: bool = typer.Option(False, "--drop-protected", help="Classifiers do not see the protected "
+                                        "columns (fairness through unawareness, as in FairGAN's evaluation)."),
     seed: int = typer.Option(0, "--seed", min=0),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing OUT folder fairlatent wrote."),
 ) -> None:
@@ -150,7 +152,7 @@ def evaluate_command(
     model = str(synth.config.model) if synth is not None else "synthetic"
     names = [c.strip() for c in classifiers.split(",") if c.strip()]
     report = evaluate_tables(data, {model: syn}, seed=seed, n_boot=n_boot, competitors=competitors,
-                             classifiers=names, extra_training_sets=extra)
+                             classifiers=names, extra_training_sets=extra, drop_protected=drop_protected)
     with atomic_directory(out, overwrite=overwrite) as tmp:
         write_json(tmp / "report.json", report)
         write_text(tmp / "synthetic.csv", table_csv(syn))

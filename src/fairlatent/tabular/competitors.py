@@ -1,7 +1,8 @@
 """Fairness interventions the synthetic-data methods are compared with, on the same split and seed.
 
 All use logistic regression on the features of :func:`fairlatent.tabular.evaluate.feature_encoder` and the
-first protected attribute (privileged vs rest) as the sensitive feature:
+first protected attribute (privileged vs rest) as the sensitive feature (given to the fairlearn methods apart
+from the features; ``drop_protected`` leaves the protected columns out of the features):
 
 - ``reweighing``: Kamiran & Calders (2012): each training row weighted ``P(y) P(s) / P(y, s)`` (expected over
   observed cell frequency), which makes y and s independent in the weighted training set;
@@ -42,7 +43,7 @@ def reweighing_weights(y: np.ndarray, s: np.ndarray) -> np.ndarray:
 
 
 def run_competitors(data: TabularData, *, seed: int = 0, n_boot: int = 200, protected: str | None = None,
-                    which=COMPETITORS) -> dict[str, Any]:
+                    which=COMPETITORS, drop_protected: bool = False) -> dict[str, Any]:
     from sklearn.linear_model import LogisticRegression
 
     from fairlatent.tabular.evaluate import feature_encoder, fit_classifier, group_fairness, score_predictions
@@ -56,14 +57,15 @@ def run_competitors(data: TabularData, *, seed: int = 0, n_boot: int = 200, prot
     train, test = data.train, data.test
     y_tr, y_te = data.y(train), data.y(test)
     s_tr, s_te = data.s(train, p.column), data.s(test, p.column)
-    enc = feature_encoder(data).fit(train)
+    enc = feature_encoder(data, drop_protected=drop_protected).fit(train)
     x_tr, x_te = enc.transform(train), enc.transform(test)
     out: dict[str, Any] = {"sensitive_feature": p.column}
     for name in which:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if name == "reweighing":
-                pipe = fit_classifier(data, train, "logistic_regression", seed, reweighing_weights(y_tr, s_tr))
+                pipe = fit_classifier(data, train, "logistic_regression", seed, reweighing_weights(y_tr, s_tr),
+                                      drop_protected)
                 score = pipe.predict_proba(test)[:, 1]
                 pred = (score >= 0.5).astype(np.int8)
             elif name in ("expgrad_dp", "expgrad_eo"):

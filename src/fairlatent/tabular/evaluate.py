@@ -16,7 +16,8 @@
 boosting) and a small MLP (one hidden layer of 64) are trained on a table (real or synthetic) and tested on
 the real test split: accuracy, F1 of the positive class and ROC AUC. Features: continuous columns
 standardised, categorical one-hot (categories the training table lacks are ignored: all-zero), the protected
-attributes included; the target excluded.
+attributes included (``drop_protected=True`` leaves them out, as FairGAN's evaluation does); the target
+excluded.
 
 **Fairness**: the data's risk difference ``P(y=1 | privileged) − P(y=1 | rest)`` of the real training table
 and of the synthetic one, and of every classifier on the real test split the demographic parity difference
@@ -141,12 +142,14 @@ def risk_difference(data: TabularData, df: pd.DataFrame, protected: str | None =
 # --- classifiers ------------------------------------------------------------------------------------
 
 
-def feature_encoder(data: TabularData, include_target: bool = False):
-    """Standardised continuous + one-hot categorical columns (unknown categories → all zeros)."""
+def feature_encoder(data: TabularData, include_target: bool = False, drop_protected: bool = False):
+    """Standardised continuous + one-hot categorical columns (unknown categories → all zeros); without the
+    protected attributes when ``drop_protected`` ("fairness through unawareness", FairGAN's evaluation)."""
     from sklearn.compose import ColumnTransformer
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    cats = [c for c in data.categorical if include_target or c != data.target]
+    dropped = {p.column for p in data.protected} if drop_protected else set()
+    cats = [c for c in data.categorical if (include_target or c != data.target) and c not in dropped]
     return ColumnTransformer([("num", StandardScaler(), list(data.continuous)),
                               ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), cats)])
 
@@ -165,7 +168,8 @@ def _estimator(name: str, seed: int):
     raise FairlatentError(f"unknown classifier {name!r}; one of {CLASSIFIERS}")
 
 
-def fit_classifier(data: TabularData, train: pd.DataFrame, name: str, seed: int = 0, sample_weight=None):
+def fit_classifier(data: TabularData, train: pd.DataFrame, name: str, seed: int = 0, sample_weight=None,
+                   drop_protected: bool = False):
     """A fitted pipeline (encoder + classifier) of ``train``; a one-class table is an error naming it."""
     from sklearn.pipeline import Pipeline
 
@@ -173,7 +177,7 @@ def fit_classifier(data: TabularData, train: pd.DataFrame, name: str, seed: int 
     if y.min() == y.max():
         raise FairlatentError(f"the training table has only target value {'positive' if y[0] else 'negative'}; "
                               "no classifier can be trained on it")
-    pipe = Pipeline([("enc", feature_encoder(data)), ("clf", _estimator(name, seed))])
+    pipe = Pipeline([("enc", feature_encoder(data, drop_protected=drop_protected)), ("clf", _estimator(name, seed))])
     kw = {"clf__sample_weight": sample_weight} if sample_weight is not None else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence warnings of tiny tables; the scores say how it went
@@ -213,14 +217,14 @@ def group_fairness(y_true: np.ndarray, y_pred: np.ndarray, s: np.ndarray, *, n_b
 
 
 def ml_efficacy(data: TabularData, train: pd.DataFrame, *, classifiers: Sequence[str] = CLASSIFIERS, seed: int = 0,
-                n_boot: int = 200, sample_weight=None) -> dict[str, Any]:
+                n_boot: int = 200, sample_weight=None, drop_protected: bool = False) -> dict[str, Any]:
     """Every classifier trained on ``train``, scored (and its fairness measured) on ``data.test``."""
     test = data.test
     y = data.y(test)
     out = {}
     for name in classifiers:
         try:
-            pipe = fit_classifier(data, train, name, seed, sample_weight)
+            pipe = fit_classifier(data, train, name, seed, sample_weight, drop_protected)
         except FairlatentError as exc:
             out[name] = {"error": str(exc)}
             continue
@@ -263,19 +267,22 @@ def distance_to_closest_record(data: TabularData, synthetic: pd.DataFrame, *, n_
 
 def evaluate_tables(data: TabularData, synthetic: Mapping[str, pd.DataFrame], *, seed: int = 0, n_boot: int = 200,
                     classifiers: Sequence[str] = CLASSIFIERS, competitors: bool = True,
-                    extra_training_sets: Mapping[str, pd.DataFrame] | None = None) -> dict[str, Any]:
+                    extra_training_sets: Mapping[str, pd.DataFrame] | None = None,
+                    drop_protected: bool = False) -> dict[str, Any]:
     """The full report of ``synthetic`` tables (name → table) against ``data``'s real split.
 
     ``extra_training_sets`` (name → table, e.g. real + fair synthetic rows) are scored for efficacy and
-    fairness like the real and synthetic tables (no fidelity)."""
+    fairness like the real and synthetic tables (no fidelity). ``drop_protected``: the classifiers (and the
+    competitors) do not see the protected attributes."""
     unknown = [c for c in classifiers if c not in CLASSIFIERS]
     if unknown or not classifiers:
         raise FairlatentError(f"classifiers {list(classifiers)}: choose from {list(CLASSIFIERS)}")
     report: dict[str, Any] = {
-        "data": {**{k: v for k, v in data.spec().items() if k != "columns"},
+        "data": {**{k: v for k, v in data.spec().items() if k != "columns"}, "drop_protected": drop_protected,
                  "test_unseen_categories": data.unseen_categories(data.test)},
         "real": {"risk_difference": {p.column: risk_difference(data, data.train, p.column) for p in data.protected},
-                 "efficacy": ml_efficacy(data, data.train, classifiers=classifiers, seed=seed, n_boot=n_boot)},
+                 "efficacy": ml_efficacy(data, data.train, classifiers=classifiers, seed=seed, n_boot=n_boot,
+                                             drop_protected=drop_protected)},
         "synthetic": {},
     }
     for name, syn in synthetic.items():
@@ -285,17 +292,19 @@ def evaluate_tables(data: TabularData, synthetic: Mapping[str, pd.DataFrame], *,
             "unseen_categories": unseen,
             "fidelity": fidelity(data, data.train, syn),
             "risk_difference": {p.column: risk_difference(data, syn, p.column) for p in data.protected},
-            "efficacy": ml_efficacy(data, syn, classifiers=classifiers, seed=seed, n_boot=n_boot),
+            "efficacy": ml_efficacy(data, syn, classifiers=classifiers, seed=seed, n_boot=n_boot,
+                                             drop_protected=drop_protected),
             "privacy": distance_to_closest_record(data, syn, seed=seed),
         }
     for name, table in (extra_training_sets or {}).items():
         report.setdefault("augmented", {})[name] = {
             "n": int(len(table)),
             "risk_difference": {p.column: risk_difference(data, table, p.column) for p in data.protected},
-            "efficacy": ml_efficacy(data, table, classifiers=classifiers, seed=seed, n_boot=n_boot),
+            "efficacy": ml_efficacy(data, table, classifiers=classifiers, seed=seed, n_boot=n_boot,
+                                             drop_protected=drop_protected),
         }
     if competitors:
         from fairlatent.tabular.competitors import run_competitors
 
-        report["competitors"] = run_competitors(data, seed=seed, n_boot=n_boot)
+        report["competitors"] = run_competitors(data, seed=seed, n_boot=n_boot, drop_protected=drop_protected)
     return report
