@@ -48,6 +48,7 @@ def test_adult_raw_format(adult_files):
     assert (len(kept.train), len(kept.test)) == (5, 3) and "unknown" in set(kept.train["workclass"])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (SHARED / "adult.data").is_file(), reason="the shared Adult files are not on this machine")
 def test_real_adult_counts_and_a_few_hundred_rows_train(tmp_path):
     from fairlatent.tabular.ctgan import CTGANConfig

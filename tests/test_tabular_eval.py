@@ -181,6 +181,7 @@ def table_csv(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_cli_fit_sample_evaluate(cli, table_csv, tmp_path):
     run = tmp_path / "run"
     res = cli(["tabular", "fit", "--data", table_csv, "--target", "y", "--protected", "s=m", "--out", run,
@@ -272,6 +273,7 @@ def _german_file(path, n=200, seed=0):
     path.write_text("\n".join(lines) + "\n")
 
 
+@pytest.mark.slow
 def test_benchmark_runs_and_resumes_without_recomputing(cli, tmp_path):
     data_dir = tmp_path / "data"
     data_dir.mkdir()

@@ -266,6 +266,7 @@ def test_an_unfinished_run_cannot_be_sampled(toy, tmp_path):
         Synthesizer(out)
 
 
+@pytest.mark.slow
 def test_fairgan_second_discriminator_falls_toward_chance(tmp_path):
     """Planted: x1 ~ N(2s, 0.5) reveals s (a probe's AUC ≈ 0.99 on real rows). Trained without the fairness
     phase (λ = 0) the generated (x, y) still reveal s; with it (λ = 1), a fresh probe is near chance and D2's
