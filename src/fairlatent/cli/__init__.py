@@ -32,6 +32,7 @@ from fairlatent.cli import (  # noqa: E402,F401
     model_commands,
     oversample_commands,
     pipeline_commands,
+    tabular_commands,
     translator_commands,
 )
 
