@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from fairlatent.cli.app import app
+from fairlatent.cli.app import app, benchmark_app
 from fairlatent.errors import FairlatentError
 
 tabular_app = typer.Typer(help="Tabular data: CTGAN, FairGAN, fair conditional sampling, evaluation.",
@@ -202,3 +202,8 @@ def benchmark_command(
                               seeds=seed_list, epochs=epochs, n_boot=n_boot, competitors=competitors,
                               classifiers=split(classifiers, "--classifiers"), progress=not quiet)
     typer.echo((out / "summary.md").read_text())
+
+
+# `fairlatent benchmark tabular` is the same command, beside the other benchmarks
+benchmark_app.command("tabular", help="Alias of `fairlatent tabular benchmark`: every model and competitor on "
+                                      "Adult, COMPAS and German credit, resumable.")(benchmark_command)
