@@ -406,3 +406,51 @@ def test_explain_run_finds_the_runs_classifiers_data_and_attributes(audited_run,
     assert list(part.models) == ["baseline", "latent_debias"] and "did not finish" in part.skipped["reweighting"]
     cli.user_error(["explain", "--run", tmp_path, "--out", tmp_path / "x"], "not a pipeline run folder")
     cli.user_error(["explain", "--out", tmp_path / "y"], "--run")
+
+
+def test_report_with_audit_in_a_real_browser(audited_run, tmp_path):
+    """report.html with the audit in headless Chromium: no console error, every image decodes, the audit's
+    unit pictures (outlined in yellow) are drawn, the screenshot is not blank. Skipped without Chromium."""
+    import shutil
+
+    from PIL import Image
+
+    from test_explain_browser import CHROMIUM, FLAGS, PROBE
+
+    if CHROMIUM is None:
+        pytest.skip("no chromium/chromium-browser/google-chrome on PATH (apt-get install -y chromium)")
+    copy, _, _, _ = audited_run
+    html = (copy / "report.html").read_text()
+    assert "<script" not in html
+    probe = tmp_path / "probe.html"
+    probe.write_text(html.replace("<head>", "<head>" + PROBE, 1))
+
+    def chromium(*args):
+        return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", *args],
+                              capture_output=True, text=True, timeout=120)
+
+    res = chromium("--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
+    found = re.search(r'<pre id="probe">(.*?)</pre>', res.stdout, re.S)
+    assert found, res.stderr[-2000:]
+    seen = json.loads(found.group(1).replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
+    assert seen["errors"] == []
+    assert len(seen["images"]) == html.count("data:image/png;base64,") > html.count('class="fl-explain"')
+    assert all(s.startswith("true:") and not s.startswith("true:0x") for s in seen["images"]), seen["images"]
+    assert not re.search(r"CONSOLE.*(Uncaught|Error)", res.stderr)
+    # a screenshot of the audit section alone (the page from the audit's heading on), kept for a person to look at
+    start = html.index('<h2 id="audit">')
+    end = html.index("<h2>", html.index("</section>", start))
+    head = html[:html.index("<body>") + len("<body>")]
+    only = tmp_path / "audit.html"
+    only.write_text(head + html[start:end] + "</body></html>")
+    shot = tmp_path / "shot.png"
+    res = chromium("--window-size=1300,2400", f"--screenshot={shot}", only.as_uri())
+    assert shot.is_file(), res.stderr[-2000:]
+    keep = Path(__file__).parent.parent / ".pytest_cache" / "report_audit.png"
+    keep.parent.mkdir(exist_ok=True)
+    shutil.copy(shot, keep)
+    pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float32)
+    non_white = (pixels < 245).any(axis=2).mean()
+    assert non_white > 0.05 and pixels.std() > 20, (non_white, pixels.std())
+    outline = ((pixels[..., 0] > 200) & (pixels[..., 1] > 170) & (pixels[..., 2] < 90)).sum()
+    assert outline > 200, outline  # the units' masks, outlined in yellow
