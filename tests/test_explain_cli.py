@@ -172,3 +172,34 @@ def test_max_images_subsamples_the_probe_reproducibly(toyfaces_small, tiny_model
                              max_images=10 ** 6).settings["probe_images"] == full
     with pytest.raises(FairlatentError, match="max_images"):
         audit_classifiers({"m": tiny_model}, toyfaces_small, max_images=0)
+
+
+def test_image_level_protected_concept_bound_is_stated(toyfaces_small, tiny_model, tmp_path):
+    """An image-level concept on a share p of the probe caps a unit's IoU with it at min(q, p) / max(q, p);
+    when that is below the detector level for every protected concept, the audit says so (and not otherwise)."""
+    from fairlatent.explain import audit_classifiers
+    from fairlatent.explain.audit import image_level_bounds
+    from fairlatent.explain.concepts import dataset_concepts
+
+    data = load_dataset(toyfaces_small)
+    concepts = dataset_concepts(data)
+    p = float(data.labels("Eyeglasses").mean())
+    b = image_level_bounds(concepts, ["Eyeglasses", "glasses"], 0.005)
+    assert set(b) == {"Eyeglasses"} and b["Eyeglasses"]["prevalence"] == pytest.approx(p)
+    assert b["Eyeglasses"]["max_single_iou"] == pytest.approx(0.005 / p)
+    # and no unit beats it: the pooled IoU of every unit with the image-level concept, from the tally
+    res = audit_classifiers({"m": tiny_model}, toyfaces_small, protected="Eyeglasses", target="Wearing_Hat",
+                            quantile=0.005, n_boot=10)
+    d = res.audits["m"].dissection
+    k = d.concepts.names.index("Eyeglasses")
+    assert d.concept_ious()[:, k].max() <= b["Eyeglasses"]["max_single_iou"] + 1e-9
+    assert res.audits["m"].notes == []  # the part "glasses" is spatial: no cap, no note
+    # without masks (attributes only) the cap is the whole story for Eyeglasses: stated in the notes
+    bare = write_dataset(tmp_path / "nomask", np.asarray(data.images), data.table.copy(),
+                         {k: v for k, v in data.meta.items() if k not in ("format", "version", "n", "image_size",
+                                                                           "attributes", "splits", "parts")})
+    res = audit_classifiers({"m": tiny_model}, bare, protected="Eyeglasses", target="Wearing_Hat", quantile=0.005,
+                            n_boot=10)
+    assert any("Eyeglasses is image-level" in n and f"{0.005 / p:.3f}" in n for n in res.audits["m"].notes)
+    assert not any("image-level" in n for n in audit_classifiers(
+        {"m": tiny_model}, bare, protected="Eyeglasses", target="Wearing_Hat", quantile=0.2, n_boot=10).audits["m"].notes)

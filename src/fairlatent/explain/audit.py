@@ -211,6 +211,24 @@ def target_contributions(handle: ClassifierHandle, layer: torch.nn.Module, image
     return torch.cat(rows).numpy()
 
 
+def image_level_bounds(concepts: ConceptSet, names: list[str], quantile: float) -> dict[str, dict[str, float]]:
+    """For each image-level concept of ``names``: its prevalence ``p`` on the probe and the highest IoU any
+    unit can reach with it alone, ``min(q, p) / max(q, p)``.
+
+    Why: an image-level concept covers every pixel of a share ``p`` of the probe, a unit's mask about a share
+    ``q`` (the quantile) of all pixels, and IoU ≤ min/max of the two sizes. With ``q = 0.005`` a concept on
+    more than 12.5 % of the images can never pass the detector level 0.04 alone (CelebA's ``Male``, ~42 %:
+    at most 0.012); only a formula that narrows it (``Male AND …``) can."""
+    out = {}
+    for name in names:
+        k = concepts.names.index(name)
+        if k < concepts.n_spatial:
+            continue
+        p = float(concepts.image_labels[:, k - concepts.n_spatial].mean()) if len(concepts.indices) else 0.0
+        out[name] = {"prevalence": p, "max_single_iou": (min(quantile, p) / max(quantile, p)) if p > 0 else 0.0}
+    return out
+
+
 def _check_split(data: Dataset, split: str, option: str) -> np.ndarray:
     idx = data.split_indices(split, required=False)
     if idx.size == 0:
@@ -322,12 +340,22 @@ def audit_classifiers(models: Mapping[str, str | os.PathLike], data_path: str | 
     concepts = dataset_concepts(data, idx)
     if protected is not None:
         resolve_protected(concepts, data, protected)  # fail before any network runs
+    bound_notes = []
+    if protected is not None:
+        spec = resolve_protected(concepts, data, protected)
+        bounds = image_level_bounds(concepts, spec.concepts, float(quantile))
+        if bounds and len(bounds) == len(spec.concepts) and all(b["max_single_iou"] <= DETECTOR_IOU for b in bounds.values()):
+            bound_notes = [f"{c} is image-level and on {100 * b['prevalence']:.1f} % of the probe: at quantile {quantile:g} "
+                           f"a unit's IoU with it alone is at most {b['max_single_iou']:.3f} (≤ {DETECTOR_IOU}), so only a "
+                           f"formula that narrows it (AND) can reach the detector level; raise the quantile to see "
+                           f"single-concept detectors" for c, b in bounds.items()]
     audits = {}
     for name, path in models.items():
         audits[name] = audit_classifier(name, path, data, concepts, target=target, protected=protected, layer=layer,
                                         quantile=quantile, length=length, beam=beam, penalty=penalty,
                                         eval_split=eval_split, val_split=val_split, n_boot=n_boot, seed=seed,
                                         batch_size=batch_size, control=control, device=device)
+        audits[name].notes.extend(bound_notes)
     settings = dict(layer=layer, split=split, max_images=max_images, eval_split=eval_split, val_split=val_split, quantile=quantile,
                     length=length, beam=beam, penalty=penalty, n_boot=n_boot, seed=seed, detector_iou=DETECTOR_IOU,
                     probe_images=int(len(idx)),
