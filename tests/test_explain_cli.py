@@ -138,3 +138,68 @@ def test_intact_scores_reuse_the_probe_pass(audit, toyfaces_small, tiny_model):
     fresh = target_scores(h, h.module.blocks[2], data.images, ev, 0, [], 64)
     reused = 1 / (1 + np.exp(-a.dissection.outputs[ev, 0].astype(np.float64)))
     np.testing.assert_allclose(reused, fresh, rtol=1e-5, atol=1e-6)
+
+
+def test_contribution_pass_logits_are_the_intact_scores(toyfaces_small, tiny_model):
+    """The intact variant's evaluation scores come from the contribution pass's logits when the probe does not
+    cover the evaluation split (a subsampled probe): they must equal a fresh inference pass."""
+    from fairlatent.explain.audit import target_contributions, target_scores
+    from fairlatent.models.classifier import load_classifier
+
+    h = load_classifier(tiny_model)
+    data = load_dataset(toyfaces_small)
+    ev = data.split_indices("test")
+    logits: list[np.ndarray] = []
+    target_contributions(h, h.module.blocks[2], data.images, ev, 0, 16, logits=logits)
+    fresh = target_scores(h, h.module.blocks[2], data.images, ev, 0, [], 64)
+    assert sum(len(x) for x in logits) == len(ev)
+    np.testing.assert_allclose(1 / (1 + np.exp(-np.concatenate(logits).astype(np.float64))), fresh, rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_max_images_subsamples_the_probe_reproducibly(toyfaces_small, tiny_model):
+    from fairlatent.errors import FairlatentError
+    from fairlatent.explain import audit_classifiers
+
+    a = audit_classifiers({"m": tiny_model}, toyfaces_small, quantile=0.02, n_boot=10, max_images=200)
+    b = audit_classifiers({"m": tiny_model}, toyfaces_small, quantile=0.02, n_boot=10, max_images=200)
+    idx = a.audits["m"].dissection.concepts.indices
+    assert len(idx) == 200 and a.settings["probe_images"] == 200 and np.all(np.diff(idx) > 0)
+    np.testing.assert_array_equal(idx, b.audits["m"].dissection.concepts.indices)
+    assert a.audits["m"].metrics == b.audits["m"].metrics
+    full = len(load_dataset(toyfaces_small))
+    assert audit_classifiers({"m": tiny_model}, toyfaces_small, quantile=0.02, n_boot=10,
+                             max_images=10 ** 6).settings["probe_images"] == full
+    with pytest.raises(FairlatentError, match="max_images"):
+        audit_classifiers({"m": tiny_model}, toyfaces_small, max_images=0)
+
+
+def test_image_level_protected_concept_bound_is_stated(toyfaces_small, tiny_model, tmp_path):
+    """An image-level concept on a share p of the probe caps a unit's IoU with it at min(q, p) / max(q, p);
+    when that is below the detector level for every protected concept, the audit says so (and not otherwise)."""
+    from fairlatent.explain import audit_classifiers
+    from fairlatent.explain.audit import image_level_bounds
+    from fairlatent.explain.concepts import dataset_concepts
+
+    data = load_dataset(toyfaces_small)
+    concepts = dataset_concepts(data)
+    p = float(data.labels("Eyeglasses").mean())
+    b = image_level_bounds(concepts, ["Eyeglasses", "glasses"], 0.005)
+    assert set(b) == {"Eyeglasses"} and b["Eyeglasses"]["prevalence"] == pytest.approx(p)
+    assert b["Eyeglasses"]["max_single_iou"] == pytest.approx(0.005 / p)
+    # and no unit beats it: the pooled IoU of every unit with the image-level concept, from the tally
+    res = audit_classifiers({"m": tiny_model}, toyfaces_small, protected="Eyeglasses", target="Wearing_Hat",
+                            quantile=0.005, n_boot=10)
+    d = res.audits["m"].dissection
+    k = d.concepts.names.index("Eyeglasses")
+    assert d.concept_ious()[:, k].max() <= b["Eyeglasses"]["max_single_iou"] + 1e-9
+    assert res.audits["m"].notes == []  # the part "glasses" is spatial: no cap, no note
+    # without masks (attributes only) the cap is the whole story for Eyeglasses: stated in the notes
+    bare = write_dataset(tmp_path / "nomask", np.asarray(data.images), data.table.copy(),
+                         {k: v for k, v in data.meta.items() if k not in ("format", "version", "n", "image_size",
+                                                                           "attributes", "splits", "parts")})
+    res = audit_classifiers({"m": tiny_model}, bare, protected="Eyeglasses", target="Wearing_Hat", quantile=0.005,
+                            n_boot=10)
+    assert any("Eyeglasses is image-level" in n and f"{0.005 / p:.3f}" in n for n in res.audits["m"].notes)
+    assert not any("image-level" in n for n in audit_classifiers(
+        {"m": tiny_model}, bare, protected="Eyeglasses", target="Wearing_Hat", quantile=0.2, n_boot=10).audits["m"].notes)

@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -302,3 +303,205 @@ def test_given_torchscript_generator_shared_protected_labeler_and_baseline_as_f_
     raw["latent"]["protected_labeler"] = str(st["train_baseline"].outputs["path"])
     with pytest.raises(FairlatentError, match="not the protected attribute"):
         Pipeline(validate_config(raw), tmp_path / "bad", progress=False).run()
+
+
+# ------------------------------------------------------------------------------------------------------
+# The optional audit stage (pipeline/audit.py) on a copy of the demo_fast run
+# ------------------------------------------------------------------------------------------------------
+
+AUDIT_PROBE = 700  # of the run's 2,000 + test_balanced images: the probe is subsampled to this
+
+
+@pytest.fixture(scope="module")
+def audited_run(fast_run, tmp_path_factory):
+    """The fast run copied and rerun with ``audit.enabled``: only the audit stage has anything to do."""
+    import shutil
+
+    run_dir, _, _ = fast_run
+    copy = tmp_path_factory.mktemp("audited") / "run"
+    shutil.copytree(run_dir, copy)
+    # an earlier test may have left the fast run at other settings: bring the copy back to demo_fast first
+    Pipeline(_builtin_config("demo_fast"), copy, progress=False).run()
+    cfg = _builtin_config("demo_fast")
+    cfg.audit.enabled = True
+    cfg.audit.max_images = AUDIT_PROBE
+    pipe = Pipeline(cfg, copy, progress=False)
+    report = pipe.run()
+    buf = io.StringIO()
+    build_report(copy, console=Console(file=buf, width=200))
+    return copy, pipe, report, buf.getvalue()
+
+
+def test_audit_stage_runs_alone_and_audits_every_trained_classifier(audited_run):
+    import pandas as pd
+
+    copy, pipe, report, _ = audited_run
+    ran = {name for name, r in pipe.stages.results.items() if not r.skipped}
+    assert ran == {"audit"}  # the copy's other stages were done and their keys are unchanged
+    out = copy / "audit" / "explain"
+    summary = json.loads((out / "summary.json").read_text())
+    units = pd.read_csv(out / "units.csv")
+    trained = ["baseline", "reweighting", "latent_debias"]
+    assert list(summary["models"]) == trained == list(dict.fromkeys(units["model"]))
+    # each model is the copy's own classifier, not the original run's
+    for m in trained:
+        assert summary["models"][m]["model"] == str(copy / f"train_{m}" / "model")
+    assert summary["target"] == "Wearing_Hat" and summary["protected"] == "Eyeglasses"
+    assert summary["settings"]["probe_images"] == AUDIT_PROBE
+    assert summary["settings"]["n_boot"] == pipe.cfg.evaluation.n_boot  # unset in [audit]: the evaluation's
+    for m, s in summary["models"].items():
+        rows = units[units.model == m]
+        assert len(rows) == s["units"]
+        assert sorted(rows.loc[rows.protected_unit, "unit"]) == s["protected_units"]
+        assert s["explained_units"] == int(rows["explained"].sum())
+        by_len = [s["mean_iou_by_length"][k] for k in ("1", "2", "3")]
+        assert by_len == sorted(by_len)  # a longer formula never explains less
+        assert by_len[-1] == pytest.approx(rows["iou"].mean(), rel=1e-5)  # the dissection's own formulas
+        assert by_len[0] == pytest.approx(rows["concept_iou"].mean(), rel=1e-5)  # length 1: best single concept
+    section = (copy / "audit" / "section.html").read_text()
+    assert section.count("data:image/png;base64,") >= len(trained)
+
+
+def test_audit_summary_is_in_report_json(audited_run):
+    from fairlatent.pipeline.audit import audit_summary
+
+    copy, _, report, _ = audited_run
+    on_disk = json.loads((copy / "report.json").read_text())
+    summary = json.loads((copy / "audit" / "explain" / "summary.json").read_text())
+    assert on_disk["audit"] == json.loads(json.dumps(audit_summary(summary)))
+    assert on_disk["files"]["audit_section"] == "audit/section.html" and on_disk["files"]["audit"] == "audit/explain"
+    for m in ("baseline", "reweighting", "latent_debias"):
+        got = on_disk["audit"]["models"][m]
+        assert got["protected_units"] == summary["models"][m]["protected_units"]
+        assert set(got["metrics"]) == {"intact", "ablated"} | ({"control"} if got["protected_units"] else set())
+    assert "audit" in on_disk["timings_s"]
+
+
+def test_report_html_and_terminal_show_the_audit(audited_run, fast_run):
+    copy, _, report, terminal = audited_run
+    html = (copy / "report.html").read_text()
+    assert 'id="audit"' in html and 'class="fl-explain"' in html
+    start = html.index('id="audit"')
+    table = html[start:html.index("</table>", start)]
+    for m, s in report["audit"]["models"].items():
+        assert f"<td>{m}</td>" in table
+        assert f"<td class=\"nowrap\">{s['explained_units']} / {s['units']}</td>" in table
+    section = (copy / "audit" / "section.html").read_text()
+    assert section in html  # the stage's section, pictures and all, embedded as written
+    for m, s in report["audit"]["models"].items():
+        assert f"  {m}: layer {s['layer']}, {s['explained_units']}/{s['units']} units explained" in terminal
+    assert "audit: units detecting Eyeglasses" in terminal
+    # the plain fast run (audit off) shows none
+    assert 'id="audit"' not in (fast_run[0] / "report.html").read_text() and "audit" not in fast_run[2]
+
+
+def test_audit_stage_key_follows_its_settings_and_the_evaluations_n_boot(audited_run, tmp_path):
+    import shutil
+
+    copy, _, _, _ = audited_run
+    again = tmp_path / "run"
+    shutil.copytree(copy, again)
+    cfg = _builtin_config("demo_fast")
+    cfg.audit.enabled, cfg.audit.max_images = True, AUDIT_PROBE
+    pipe = Pipeline(cfg, again, progress=False)
+    pipe.run()
+    assert all(r.skipped for r in pipe.stages.results.values())
+    cfg.audit.quantile, cfg.audit.max_images = 0.02, 300
+    pipe = Pipeline(cfg, again, progress=False)
+    report = pipe.run()
+    assert {n for n, r in pipe.stages.results.items() if not r.skipped} == {"audit"}
+    assert report["audit"]["settings"]["quantile"] == 0.02 and report["audit"]["settings"]["probe_images"] == 300
+    cfg.audit.enabled = False  # off: the stage is not run and the report says nothing of it
+    pipe = Pipeline(cfg, again, progress=False)
+    report = pipe.run()
+    assert "audit" not in pipe.stages.results and "audit" not in report and "audit_section" not in report["files"]
+
+
+def test_report_refuses_a_tampered_audit_section(audited_run, tmp_path):
+    import shutil
+
+    copy, _, _, _ = audited_run
+    bad = tmp_path / "run"
+    shutil.copytree(copy, bad)
+    (bad / "audit" / "section.html").write_text("<section><script>alert(1)</script></section>")
+    build_report(bad, console=Console(file=io.StringIO()))
+    html = (bad / "report.html").read_text()
+    assert "<script>" not in html and "holds a script" in html
+    (bad / "audit" / "section.html").unlink()
+    build_report(bad, console=Console(file=io.StringIO()))
+    html = (bad / "report.html").read_text()
+    assert "Per-unit tables and pictures: n/a" in html and "section.html: no such file" in html
+
+
+def test_explain_run_finds_the_runs_classifiers_data_and_attributes(audited_run, cli, tmp_path):
+    from fairlatent.pipeline.audit import run_inputs
+
+    copy, pipe, _, _ = audited_run
+    inputs = run_inputs(copy)
+    assert inputs.models == {m: copy / f"train_{m}" / "model" for m in ("baseline", "reweighting", "latent_debias")}
+    assert inputs.data == Path(pipe.stages.results["data"].outputs["path"])
+    assert (inputs.target, inputs.protected) == ("Wearing_Hat", "Eyeglasses") and inputs.skipped == {}
+    out = tmp_path / "explain"
+    res = cli(["explain", "--run", copy, "--out", out, "--split", "test", "--n-boot", "10"])
+    assert res.code == 0, res
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["models"]) == ["baseline", "reweighting", "latent_debias"]
+    assert summary["target"] == "Wearing_Hat" and summary["protected"] == "Eyeglasses"
+    assert summary["data"] == str(inputs.data)
+    # an unfinished training stage is left out with the reason; a folder that is no run is refused by name
+    (copy / "train_reweighting" / "stage.json").rename(tmp_path / "stage.json")
+    try:
+        part = run_inputs(copy)
+    finally:
+        (tmp_path / "stage.json").rename(copy / "train_reweighting" / "stage.json")
+    assert list(part.models) == ["baseline", "latent_debias"] and "did not finish" in part.skipped["reweighting"]
+    cli.user_error(["explain", "--run", tmp_path, "--out", tmp_path / "x"], "not a pipeline run folder")
+    cli.user_error(["explain", "--out", tmp_path / "y"], "--run")
+
+
+def test_report_with_audit_in_a_real_browser(audited_run, tmp_path):
+    """report.html with the audit in headless Chromium: no console error, every image decodes, the audit's
+    unit pictures (outlined in yellow) are drawn, the screenshot is not blank. Skipped without Chromium."""
+    import shutil
+
+    from PIL import Image
+
+    from test_explain_browser import CHROMIUM, FLAGS, PROBE
+
+    if CHROMIUM is None:
+        pytest.skip("no chromium/chromium-browser/google-chrome on PATH (apt-get install -y chromium)")
+    copy, _, _, _ = audited_run
+    html = (copy / "report.html").read_text()
+    assert "<script" not in html
+    probe = tmp_path / "probe.html"
+    probe.write_text(html.replace("<head>", "<head>" + PROBE, 1))
+
+    def chromium(*args):
+        return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", *args],
+                              capture_output=True, text=True, timeout=120)
+
+    res = chromium("--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
+    found = re.search(r'<pre id="probe">(.*?)</pre>', res.stdout, re.S)
+    assert found, res.stderr[-2000:]
+    seen = json.loads(found.group(1).replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
+    assert seen["errors"] == []
+    assert len(seen["images"]) == html.count("data:image/png;base64,") > html.count('class="fl-explain"')
+    assert all(s.startswith("true:") and not s.startswith("true:0x") for s in seen["images"]), seen["images"]
+    assert not re.search(r"CONSOLE.*(Uncaught|Error)", res.stderr)
+    # a screenshot of the audit section alone (the page from the audit's heading on), kept for a person to look at
+    start = html.index('<h2 id="audit">')
+    end = html.index("<h2>", html.index("</section>", start))
+    head = html[:html.index("<body>") + len("<body>")]
+    only = tmp_path / "audit.html"
+    only.write_text(head + html[start:end] + "</body></html>")
+    shot = tmp_path / "shot.png"
+    res = chromium("--window-size=1300,2400", f"--screenshot={shot}", only.as_uri())
+    assert shot.is_file(), res.stderr[-2000:]
+    keep = Path(__file__).parent.parent / ".pytest_cache" / "report_audit.png"
+    keep.parent.mkdir(exist_ok=True)
+    shutil.copy(shot, keep)
+    pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float32)
+    non_white = (pixels < 245).any(axis=2).mean()
+    assert non_white > 0.05 and pixels.std() > 20, (non_white, pixels.std())
+    outline = ((pixels[..., 0] > 200) & (pixels[..., 1] > 170) & (pixels[..., 2] < 90)).sum()
+    assert outline > 200, outline  # the units' masks, outlined in yellow

@@ -34,9 +34,12 @@ def parse_models(specs: list[str]) -> dict[str, Path]:
 
 @app.command("explain")
 def explain_command(
-    model: List[str] = typer.Option(..., "--model", help="Classifier directory, or NAME=DIR; repeat to compare "
+    model: List[str] = typer.Option([], "--model", help="Classifier directory, or NAME=DIR; repeat to compare "
                                     "several side by side (e.g. baseline, reweighting, a pipeline run's train_*/model)."),
-    data: Path = typer.Option(..., "--data", help="Probe data set (part masks from masks.npy and/or attribute columns)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Probe data set (part masks from masks.npy and/or attribute columns)."),
+    run: Optional[Path] = typer.Option(None, "--run", help="A pipeline run folder: audit its trained classifiers "
+                                       "(train_<method>/model) on its data set with its target and protected "
+                                       "attribute; --model, --data, --target, --protected, when given, win."),
     out: Path = typer.Option(..., "--out", help="Output folder: units.csv, summary.json, explain.html."),
     layer: Optional[str] = typer.Option(None, "--layer", help="Module path of the layer, e.g. blocks.1 (default: the last convolutional stage)."),
     length: int = typer.Option(3, "--length", min=1, help="Maximum concepts per formula."),
@@ -46,6 +49,7 @@ def explain_command(
     protected: Optional[str] = typer.Option(None, "--protected", help="Protected attribute or part, e.g. Eyeglasses, glasses, Male (default: the data set's)."),
     target: Optional[str] = typer.Option(None, "--target", help="Target attribute the classifier predicts (default: the data set's)."),
     split: Optional[str] = typer.Option(None, "--split", help="Probe only this split (default: all images)."),
+    max_images: Optional[int] = typer.Option(None, "--max-images", min=1, help="At most this many probe images, drawn at random (seeded by --seed); bounds the dissection's cost."),
     eval_split: str = typer.Option("test", "--eval-split", help="Split on which AP/DEO/BA with and without the protected units are measured."),
     val_split: str = typer.Option("val", "--val-split", help="Split on which each variant's decision threshold is calibrated."),
     n_boot: int = typer.Option(500, "--n-boot", min=1, help="Bootstrap resamples."),
@@ -64,11 +68,27 @@ def explain_command(
     if penalty > 1:
         raise typer.BadParameter(f"must be in (0, 1] (got {penalty})", param_hint="'--penalty'")
     models = parse_models(model)
-    check_output_distinct(out, {"--model": list(models.values()), "--data": data})
+    if run is not None:
+        from fairlatent.pipeline.audit import run_inputs
+
+        inputs = run_inputs(run)
+        for method, why in inputs.skipped.items():
+            typer.echo(f"{method}: not audited ({why})", err=True)
+        models = models or dict(inputs.models)
+        data = data if data is not None else inputs.data
+        target = target if target is not None else inputs.target
+        protected = protected if protected is not None else inputs.protected
+    if not models:
+        raise typer.BadParameter("give --model DIR (repeatable) or --run RUN_DIR", param_hint="'--model'")
+    if data is None:
+        raise typer.BadParameter("give --data DIR or --run RUN_DIR", param_hint="'--data'")
+    check_output_distinct(out, {"--model": list(models.values()), "--data": data,
+                                **({"--run": run} if run is not None else {})})
     check_replaceable(out, overwrite)
     result = audit_classifiers(models, data, target=target, protected=protected, layer=layer, split=split,
                                eval_split=eval_split, val_split=val_split, quantile=quantile, length=length,
-                               beam=beam, penalty=penalty, n_boot=n_boot, seed=seed, batch_size=batch_size)
+                               beam=beam, penalty=penalty, n_boot=n_boot, seed=seed, batch_size=batch_size,
+                               max_images=max_images)
     write_audit(result, out, overwrite=overwrite)
     for name, a in result.audits.items():
         s = a.summary()

@@ -124,6 +124,7 @@ class ClassifierAudit:
             "units": d.units,
             "explained_units": int(table["explained"].sum()),
             "detector_units": int(table["detector"].sum()),
+            "mean_iou_by_length": {str(k): float(v.mean()) for k, v in d.ious_by_length().items()},
             "timings_s": {k: round(v, 3) for k, v in d.timings_s.items()},
         }
         if self.protected is not None:
@@ -192,8 +193,11 @@ def target_scores(handle: ClassifierHandle, layer: torch.nn.Module, images: np.n
 
 
 def target_contributions(handle: ClassifierHandle, layer: torch.nn.Module, images: np.ndarray, idx: np.ndarray,
-                         column: int, batch_size: int) -> np.ndarray:
-    """``(n, U)``: per image, ``Σ_{h,w} a_u · ∂z/∂a_u`` for the target logit ``z`` (gradient × activation)."""
+                         column: int, batch_size: int, logits: list[np.ndarray] | None = None) -> np.ndarray:
+    """``(n, U)``: per image, ``Σ_{h,w} a_u · ∂z/∂a_u`` for the target logit ``z`` (gradient × activation).
+
+    ``logits``, when given, receives the target logits of this same forward pass (one array per batch), so
+    the intact network's scores on ``idx`` need no second pass."""
     rows = []
     with capturing(layer) as store:
         for _, x in image_batches(images, idx, batch_size, handle.device):
@@ -202,7 +206,27 @@ def target_contributions(handle: ClassifierHandle, layer: torch.nn.Module, image
                 logit = handle.module(x)[:, column]
                 (grad,) = torch.autograd.grad(logit.sum(), store[0])
             rows.append((store[0].detach() * grad).sum(dim=(2, 3)).float().cpu())
+            if logits is not None:
+                logits.append(logit.detach().float().cpu().numpy())
     return torch.cat(rows).numpy()
+
+
+def image_level_bounds(concepts: ConceptSet, names: list[str], quantile: float) -> dict[str, dict[str, float]]:
+    """For each image-level concept of ``names``: its prevalence ``p`` on the probe and the highest IoU any
+    unit can reach with it alone, ``min(q, p) / max(q, p)``.
+
+    Why: an image-level concept covers every pixel of a share ``p`` of the probe, a unit's mask about a share
+    ``q`` (the quantile) of all pixels, and IoU ≤ min/max of the two sizes. With ``q = 0.005`` a concept on
+    more than 12.5 % of the images can never pass the detector level 0.04 alone (CelebA's ``Male``, ~42 %:
+    at most 0.012); only a formula that narrows it (``Male AND …``) can."""
+    out = {}
+    for name in names:
+        k = concepts.names.index(name)
+        if k < concepts.n_spatial:
+            continue
+        p = float(concepts.image_labels[:, k - concepts.n_spatial].mean()) if len(concepts.indices) else 0.0
+        out[name] = {"prevalence": p, "max_single_iou": (min(quantile, p) / max(quantile, p)) if p > 0 else 0.0}
+    return out
 
 
 def _check_split(data: Dataset, split: str, option: str) -> np.ndarray:
@@ -217,9 +241,9 @@ def audit_classifier(name: str, model_path: str | os.PathLike, data: Dataset, co
                      target: str | None = None, protected: str | None = None, layer: str | None = None,
                      quantile: float = 0.005, length: int = 3, beam: int = 5, penalty: float = 1.0,
                      eval_split: str = "test", val_split: str = "val", n_boot: int = 500, seed: int = 0,
-                     batch_size: int = 256, control: bool = True) -> ClassifierAudit:
+                     batch_size: int = 256, control: bool = True, device: str | None = None) -> ClassifierAudit:
     """Dissect one classifier and, given a target and a protected attribute, audit it (module docstring)."""
-    handle = load_classifier(model_path)
+    handle = load_classifier(model_path, device=device)
     if data.images.shape[1:3] != (handle.image_size, handle.image_size):
         raise FairlatentError(f"{data.path}: images are {data.images.shape[1]}×{data.images.shape[2]} but classifier "
                               f"{handle.path} expects {handle.image_size}×{handle.image_size}")
@@ -245,7 +269,8 @@ def audit_classifier(name: str, model_path: str | os.PathLike, data: Dataset, co
                               "metrics name the protected attribute instead (e.g. --protected Eyeglasses)")
     ev = _check_split(data, eval_split, "--eval-split")
     y, g = data.labels(target, ev), data.labels(spec.group_attribute, ev)
-    per_image = target_contributions(handle, layer_mod, data.images, ev, column, batch_size)
+    ev_logits: list[np.ndarray] = []
+    per_image = target_contributions(handle, layer_mod, data.images, ev, column, batch_size, logits=ev_logits)
     audit.contribution = per_image.mean(axis=0)
     audit.contribution_by_group = {f"{spec.group_attribute}={v}": per_image[g == v].mean(axis=0)
                                    for v in (0, 1) if (g == v).any()}
@@ -267,6 +292,8 @@ def audit_classifier(name: str, model_path: str | os.PathLike, data: Dataset, co
         if not units and (position[rows] >= 0).all():  # the intact network already ran on the probe
             logits = torch.from_numpy(np.ascontiguousarray(d.outputs[position[rows], column]))
             return torch.sigmoid(logits).numpy()
+        if not units and rows is ev:  # ... or on the evaluation split, for the contributions
+            return torch.sigmoid(torch.from_numpy(np.concatenate(ev_logits))).numpy()
         return target_scores(handle, layer_mod, data.images, rows, column, units, batch_size)
 
     samples = {}
@@ -287,13 +314,16 @@ def audit_classifiers(models: Mapping[str, str | os.PathLike], data_path: str | 
                       target: str | None = None, protected: str | None = None, layer: str | None = None,
                       split: str | None = None, eval_split: str = "test", val_split: str = "val",
                       quantile: float = 0.005, length: int = 3, beam: int = 5, penalty: float = 1.0,
-                      n_boot: int = 500, seed: int = 0, batch_size: int = 256, control: bool = True) -> AuditResult:
+                      n_boot: int = 500, seed: int = 0, batch_size: int = 256, control: bool = True,
+                      max_images: int | None = None, device: str | None = None) -> AuditResult:
     """Audit several classifiers (``{name: model directory}``) on one data set.
 
     The probe is ``split`` of the data set (default: all its images); concepts are its part masks and
     attribute columns. ``target`` and ``protected`` default to the data set's own (``meta.json``, as ToyFaces
     records them); without them only the dissection is done. The fairness metrics are computed on
-    ``eval_split`` with thresholds calibrated on ``val_split``."""
+    ``eval_split`` with thresholds calibrated on ``val_split``. ``max_images`` bounds the probe (and so the
+    dissection's cost) to that many images drawn at random (seeded by ``seed``), in data set order; the
+    evaluation split is never subsampled."""
     if not models:
         raise FairlatentError("no classifier to audit: give at least one model")
     data = load_dataset(data_path)
@@ -302,16 +332,31 @@ def audit_classifiers(models: Mapping[str, str | os.PathLike], data_path: str | 
     if target is not None and target not in data.attribute_names:
         data.check_attributes([target])
     idx = np.arange(len(data)) if split is None else _check_split(data, split, "--split")
+    if max_images is not None:
+        if int(max_images) < 1:
+            raise FairlatentError(f"max_images must be >= 1, got {max_images}")
+        if idx.size > int(max_images):
+            idx = np.sort(seeded_rng(seed, "explain-probe").choice(idx, int(max_images), replace=False))
     concepts = dataset_concepts(data, idx)
     if protected is not None:
         resolve_protected(concepts, data, protected)  # fail before any network runs
+    bound_notes = []
+    if protected is not None:
+        spec = resolve_protected(concepts, data, protected)
+        bounds = image_level_bounds(concepts, spec.concepts, float(quantile))
+        if bounds and len(bounds) == len(spec.concepts) and all(b["max_single_iou"] <= DETECTOR_IOU for b in bounds.values()):
+            bound_notes = [f"{c} is image-level and on {100 * b['prevalence']:.1f} % of the probe: at quantile {quantile:g} "
+                           f"a unit's IoU with it alone is at most {b['max_single_iou']:.3f} (≤ {DETECTOR_IOU}), so only a "
+                           f"formula that narrows it (AND) can reach the detector level; raise the quantile to see "
+                           f"single-concept detectors" for c, b in bounds.items()]
     audits = {}
     for name, path in models.items():
         audits[name] = audit_classifier(name, path, data, concepts, target=target, protected=protected, layer=layer,
                                         quantile=quantile, length=length, beam=beam, penalty=penalty,
                                         eval_split=eval_split, val_split=val_split, n_boot=n_boot, seed=seed,
-                                        batch_size=batch_size, control=control)
-    settings = dict(layer=layer, split=split, eval_split=eval_split, val_split=val_split, quantile=quantile,
+                                        batch_size=batch_size, control=control, device=device)
+        audits[name].notes.extend(bound_notes)
+    settings = dict(layer=layer, split=split, max_images=max_images, eval_split=eval_split, val_split=val_split, quantile=quantile,
                     length=length, beam=beam, penalty=penalty, n_boot=n_boot, seed=seed, detector_iou=DETECTOR_IOU,
                     probe_images=int(len(idx)),
                     image_level_rule="an attribute covers every pixel of the images that have it (network "

@@ -64,6 +64,18 @@ class Dissection:
         return iou_from_counts(self.tally.concept_hits(), self.tally.concept_pixels[None, :],
                                self.tally.unit_pixels[:, None])
 
+    def ious_by_length(self) -> dict[int, np.ndarray]:
+        """``{k: (U,) IoU of the best formula of at most k concepts}`` for k = 1 … the search's length: the
+        same beam search stopped after k − 1 steps (k = 1: the best single concept), on the same counts, so
+        how much longer formulas explain (Mu & Andreas' figure of IoU against formula length) costs only the
+        searches, not another pass over the probe. Beam search's best IoU never falls as k grows."""
+        length = int(self.settings.get("length", 1))
+        beam, penalty = int(self.settings.get("beam", 5)), float(self.settings.get("penalty", 1.0))
+        out = {k: np.array([e.iou for e in explain_units(self.tally, length=k, beam=beam, penalty=penalty)])
+               for k in range(1, length)}
+        out[length] = np.array([e.iou for e in self.explanations])
+        return out
+
     def table(self) -> pd.DataFrame:
         """One row per unit: threshold, firing share, best formula and its IoU, best single concept."""
         names = self.concepts.names

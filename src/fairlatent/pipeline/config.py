@@ -24,6 +24,7 @@ from pydantic import (BaseModel, Field, ValidationError, ValidationInfo, field_s
                       model_serializer, model_validator)
 
 from fairlatent.data.toyfaces import ATTRIBUTES as TOYFACES_ATTRIBUTES
+from fairlatent.pipeline.audit import AuditConfig
 from fairlatent.pipeline.methods import get_method, method_names
 from fairlatent.train.classifier import ClassifierConfig
 from fairlatent.train.cyclegan import CycleGANConfig
@@ -271,6 +272,9 @@ class PipelineConfig(StrictSettings):
     methods: list[str] = Field(default_factory=lambda: ["baseline", "reweighting", "latent_debias"],
                                description="names of fairlatent.pipeline.methods (registered methods)")
     evaluation: EvaluationConfig = EvaluationConfig()
+    audit: AuditConfig = Field(default_factory=AuditConfig,
+                               description="optional audit stage: which units of each trained classifier detect "
+                                           "the protected attribute (docs/explain.md)")
 
     @field_validator("name")
     @classmethod

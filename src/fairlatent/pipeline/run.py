@@ -867,6 +867,10 @@ class Pipeline:
             if get_method(m).trains:
                 self.stage_train(m)
         self.stage_evaluate()
+        if self.cfg.audit.enabled:
+            from fairlatent.pipeline.audit import stage_audit
+
+            stage_audit(self)
         if needs_latent:
             self.stage_generative()
         from fairlatent.pipeline.summary import write_summary

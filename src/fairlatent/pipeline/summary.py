@@ -74,6 +74,8 @@ def summarize_run(pipe: "Pipeline", total_seconds: float) -> dict[str, Any]:
         report["translations"] = st["translations"].outputs
     if "generative" in st:
         report["generative"] = st["generative"].outputs
+    if "audit" in st:  # the audit stage's summary (pipeline/audit.py); its pictures are in the file named below
+        report["audit"] = st["audit"].outputs
     report["timings_s"] = {**pipe.stages.timings(), "total": round(total_seconds, 2)}
     report["files"] = _report_files(pipe)
     return report
@@ -82,7 +84,7 @@ def summarize_run(pipe: "Pipeline", total_seconds: float) -> dict[str, Any]:
 def _report_files(pipe: "Pipeline") -> dict[str, str]:
     """Run-directory-relative paths of what the report draws: the evaluation scores, the complementary pair
     data set, the generator samples and the pre-flight G(z) samples per labelled cell (when the latent
-    stages ran)."""
+    stages ran), and the audit's HTML section and output folder (when the audit stage ran)."""
     st = pipe.stages.results
     rel = lambda p: str(Path(p).relative_to(pipe.run_dir))  # noqa: E731
     files = {"scores": rel(st["evaluate"].dir / "scores.npz")}
@@ -93,6 +95,11 @@ def _report_files(pipe: "Pipeline") -> dict[str, str]:
         files["cell_samples"] = rel(st["preflight"].dir / "cell_samples.npz")
     if "translations" in st:
         files["translations"] = rel(st["translations"].dir / "dataset")
+    if "audit" in st:
+        from fairlatent.pipeline.audit import EXPLAIN_DIR, SECTION_HTML
+
+        files["audit_section"] = rel(st["audit"].dir / SECTION_HTML)
+        files["audit"] = rel(st["audit"].dir / EXPLAIN_DIR)
     return files
 
 
@@ -119,6 +126,8 @@ def _null_reason(path: str) -> str:
             return f"{parts[4] if len(parts) > 4 else '?'} difference vs baseline undefined on every resample"
         return (f"{parts[3]} undefined on every resample of {parts[2]} (a protected group or a target class "
                 "is absent)")
+    if parts[0] == "audit":
+        return "audit figure undefined (a metric undefined on every resample, or a layer without contribution)"
     if parts[0] == "generative":
         return "generative metric undefined (too few samples in this cell)"
     return "undefined"

@@ -19,6 +19,7 @@ from typing import Any
 
 import jinja2
 import numpy as np
+from markupsafe import Markup
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -122,13 +123,14 @@ def metric_table(methods: dict[str, Any], split: str, metrics: list[str] = HEADL
 
 
 def render_html(report: dict[str, Any], figures: dict[str, str], *, run_dir: str,
-                missing: dict[str, str] | None = None) -> str:
+                missing: dict[str, str] | None = None, sections: dict[str, str] | None = None) -> str:
     """The self-contained HTML page. Every string from the report is escaped (jinja2 autoescape).
 
     ``missing`` maps a figure that could not be drawn to the reason, shown in its place as "n/a (reason)".
     Every number goes through ``fmt_num`` / ``fmt_interval`` / ``fmt_paired``, which print "n/a" for None
     and NaN: a None reaching ``'%.3f' %`` is a TypeError after the whole pipeline has run, and every stage
-    is cached, so each rerun would fail the same way.
+    is cached, so each rerun would fail the same way. ``sections`` maps a name to an HTML fragment fairlatent
+    rendered itself (already escaped, :func:`report_sections`), inserted as it is.
     """
     env = jinja2.Environment(loader=jinja2.PackageLoader("fairlatent.report", "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"], default=True),
@@ -136,11 +138,47 @@ def render_html(report: dict[str, Any], figures: dict[str, str], *, run_dir: str
     env.filters["interval"] = fmt_interval
     env.filters["paired"] = fmt_paired
     env.filters["num"] = fmt_num
+    env.filters["signed"] = fmt_signed
     evaluation = report["methods"]
     splits = [s for s in ("test", "test_balanced") if any(s in r for r in evaluation.values())]
     return env.get_template("report.html.j2").render(
         report=report, figures=figures, missing=missing or {}, metrics=HEADLINE, lower_is_better=LOWER_IS_BETTER,
-        run_dir=run_dir, splits=splits, best={s: best_medians(evaluation, s, HEADLINE) for s in splits}, na=NA)
+        run_dir=run_dir, splits=splits, best={s: best_medians(evaluation, s, HEADLINE) for s in splits}, na=NA,
+        sections={k: Markup(v) for k, v in (sections or {}).items()})
+
+
+def fmt_signed(d: dict[str, Any] | None) -> str:
+    """``median [lo, hi]`` of a difference, signed, one decimal; "n/a" when undefined."""
+    med = finite((d or {}).get("median"))
+    if med is None:
+        return NA
+    lo, hi = finite(d.get("lo")), finite(d.get("hi"))
+    return f"{med:+.1f}" if lo is None or hi is None else f"{med:+.1f} [{lo:+.1f}, {hi:+.1f}]"
+
+
+def report_sections(report: dict[str, Any], run_dir: str | os.PathLike) -> tuple[dict[str, str], dict[str, str]]:
+    """HTML fragments the run's stages rendered for the report, by name, and the reason for each that cannot
+    be shown. Now one: ``audit``, the audit stage's ``<section>`` (its per-unit tables and pictures,
+    :func:`fairlatent.explain.render_audit_section`, escaped when it was rendered). A fragment holding a
+    script is refused: fairlatent never writes one, so it did not come from the stage."""
+    files = report.get("files", {})
+    sections: dict[str, str] = {}
+    missing: dict[str, str] = {}
+    if "audit" in report:
+        if "audit_section" not in files:
+            missing["audit"] = "report.json names no audit section file"
+        else:
+            path = Path(run_dir) / files["audit_section"]
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                missing["audit"] = f"{path}: {_reason(exc)}"
+            else:
+                if "<script" in text.lower():
+                    missing["audit"] = f"{path}: holds a script, which the audit stage never writes; not embedded"
+                else:
+                    sections["audit"] = text
+    return sections, missing
 
 
 def paired_table(methods: dict[str, Any], split: str, metrics: tuple[str, ...] = ("AP", "DEO", "BA", "EOdds")) -> Table:
@@ -291,8 +329,33 @@ def print_summary(report: dict[str, Any], run_dir: str | os.PathLike, console: C
         bad = [c for c in pre["checks"] if isinstance(c, dict) and not c.get("passed")]
         console.print(escape(f"pre-flight: {len(pre['checks']) - len(bad)} of {len(pre['checks'])} checks passed"
                              + (f"; failed: {', '.join(str(c.get('name')) for c in bad)}" if bad else "")))
+    audit = report.get("audit")
+    if isinstance(audit, dict) and isinstance(audit.get("models"), dict):
+        for line in audit_lines(audit):
+            console.print(escape(line), soft_wrap=True)
     total = fmt_num(report.get("timings_s", {}).get("total"), ".0f")
     console.print(escape(f"report: {Path(run_dir) / 'report.html'}  ({total} s)"), soft_wrap=True)
+
+
+def audit_lines(audit: dict[str, Any]) -> list[str]:
+    """The audit in the terminal: one line per audited classifier (layer, units explained, detectors, units
+    detecting the protected attribute, and the target's DEO change with them zeroed)."""
+    st = audit.get("settings") or {}
+    lines = [f"audit: units detecting {audit.get('protected')} (concepts: "
+             f"{', '.join(map(str, audit.get('protected_concepts') or [])) or NA}), {st.get('probe_images', NA)} "
+             f"probe images, quantile {st.get('quantile', NA)}"]
+    for name, m in audit["models"].items():
+        if not isinstance(m, dict):
+            continue
+        prot = m.get("protected_units")
+        line = (f"  {name}: layer {m.get('layer', NA)}, {m.get('explained_units', NA)}/{m.get('units', NA)} units "
+                f"explained, {m.get('detector_units', NA)} detectors, "
+                f"{len(prot) if isinstance(prot, list) else NA} detect {audit.get('protected')}")
+        deo = ((m.get("differences") or {}).get("ablated") or {}).get("DEO")
+        if deo is not None:
+            line += f"; ΔDEO with them zeroed {fmt_signed(deo)} pts"
+        lines.append(line)
+    return lines
 
 
 def build_report(run_dir: str | os.PathLike, *, console: Console | None = None) -> dict[str, Any]:
@@ -301,12 +364,14 @@ def build_report(run_dir: str | os.PathLike, *, console: Console | None = None) 
     folder can be re-rendered."""
     report = load_report(run_dir)
     figures, missing = report_figures(report, run_dir)
-    html = render_html(report, figures, run_dir=str(run_dir), missing=missing)
+    sections, missing_sections = report_sections(report, run_dir)
+    html = render_html(report, figures, run_dir=str(run_dir), missing={**missing, **missing_sections},
+                       sections=sections)
     write_text(Path(run_dir) / "report.html", html)
     print_summary(report, run_dir, console or Console())
     return report
 
 
-__all__ = ["HEADLINE", "LOWER_IS_BETTER", "NA", "best_medians", "build_report", "finite", "fmt_interval", "fmt_num",
-           "fmt_paired", "load_report", "metric_table", "paired_table", "print_summary", "render_html",
-           "report_figures"]
+__all__ = ["HEADLINE", "LOWER_IS_BETTER", "NA", "audit_lines", "best_medians", "build_report", "finite",
+           "fmt_interval", "fmt_num", "fmt_paired", "fmt_signed", "load_report", "metric_table", "paired_table",
+           "print_summary", "render_html", "report_figures", "report_sections"]
