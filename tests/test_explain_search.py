@@ -188,3 +188,38 @@ def test_upsampling_is_torch_bilinear_half_pixel(shape, size):
     assert ours.dtype == torch.float64 and ours.shape == (5, *size)
     torch.testing.assert_close(ours, torch_, rtol=0, atol=1e-12)
     assert (ours.amax(dim=(1, 2)) <= maps.double().amax(dim=(1, 2))).all()  # why skipping quiet maps is exact
+
+
+def test_formula_ious_agree_with_the_compositional_explanations_package(planted_set):
+    """Cross-check with an independent implementation (PyPI ``compositional-explanations`` 0.0.3.4, MIT): the
+    IoU it computes for each unit's reported formula, from the same concept and unit masks, equals ours."""
+    cx_formula = pytest.importorskip("compositional_explanations.formula",
+                                     reason="test extra compositional-explanations is not installed")
+    from compositional_explanations.metrics import compute_iou_from_masks
+
+    def to_cx(f: Formula):
+        leaf = cx_formula.Leaf(f.right)
+        if f.left is None:
+            return leaf
+        left = to_cx(f.left)
+        if f.op == "OR":
+            return cx_formula.Or(left, leaf)
+        if f.op == "AND":
+            return cx_formula.And(left, leaf)
+        return cx_formula.And(left, cx_formula.Not(leaf))
+
+    images = _random_images(planted_set)
+    net = TinyNet().eval()
+    concepts = dataset_concepts(planted_set)
+    d = dissect(net, images, concepts, layer="body", quantile=0.05, length=3, beam=5, penalty=1.0, batch_size=7)
+    with torch.inference_mode():
+        acts = net.body(torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1)).numpy()
+    unit_masks = reference_unit_masks(acts, d.thresholds, (S, S))
+    masks = {k: torch.from_numpy(c) for k, c in enumerate(concepts.full_masks())}
+    checked = 0
+    for u, m in enumerate(unit_masks):
+        e = d.explanations[u]
+        theirs = compute_iou_from_masks(formula=to_cx(e.formula), masks=masks, bitmaps=torch.from_numpy(m))
+        assert theirs == pytest.approx(e.iou, abs=1e-12), (u, e.formula.to_str(concepts.names))
+        checked += e.formula.length > 1
+    assert checked > 0  # compound formulas (AND, OR, AND NOT) were compared, not only single concepts
