@@ -183,6 +183,10 @@ class DCGANDiscriminator(nn.Module):
             logits = (F.linear(h.flatten(1), w[:, :n_h], self.fc.bias) + s[:, None] * w[:, n_h:].sum(1)).squeeze(1)
         return (logits, _q(self, h.flatten(1))) if with_q else logits
 
+    def predict_q(self, x: torch.Tensor) -> torch.Tensor:
+        """Q's outputs alone (no logit, so no minibatch-std group: any batch size; reading real images)."""
+        return _q(self, self.body(x).flatten(1))
+
 
 def _q(d: nn.Module, features: torch.Tensor) -> torch.Tensor:
     if not getattr(d, "q_dim", 0):
@@ -288,6 +292,10 @@ class SNResNetDiscriminator(nn.Module):
         h = F.relu(self.blocks(x)).sum(dim=(2, 3))
         logits = self.fc(h).squeeze(1)
         return (logits, _q(self, h)) if with_q else logits
+
+    def predict_q(self, x: torch.Tensor) -> torch.Tensor:
+        """Q's outputs alone (no logit)."""
+        return _q(self, F.relu(self.blocks(x)).sum(dim=(2, 3)))
 
 
 def build_generator(arch: str, *, size: int, latent_dim: int, width: int, final_width: int = 0) -> nn.Module:

@@ -185,7 +185,7 @@ def predict_codes(D: torch.nn.Module, images: np.ndarray, categorical: Sequence[
     try:
         with torch.inference_mode():
             for i in range(0, len(images), batch_size):
-                _, q = D(to_tensor(np.asarray(images[i : i + batch_size]), device), with_q=True)
+                q = D.predict_q(to_tensor(np.asarray(images[i : i + batch_size]), device))
                 logits, mean, _ = split_q(q.float(), categorical, continuous)
                 cats.append(torch.stack([lg.argmax(1) for lg in logits], 1).cpu().numpy() if logits
                             else np.zeros((len(q), 0), np.int64))  # fmt: skip
