@@ -37,13 +37,14 @@ from fairlatent.train.gan import GANConfig, GANTrainer, train_gan
 from fairlatent.utils.images import image_grid, save_png
 
 
-def config(seed: int, steps: int, width: int, batch: int, every: int) -> GANConfig:
-    return GANConfig(
+def config(seed: int, steps: int, every: int, args: argparse.Namespace) -> GANConfig:
+    settings = dict(
         arch="dcgan", loss="ns", latent_dim=62, info_categorical=[10], info_continuous=2, info_lambda_cat=1.0,
-        info_lambda_cont=1.0, width=width, batch_size=batch, lr_g=1e-3, lr_d=2e-4, betas=(0.5, 0.999),
-        d_minibatch_std=0, flip=False, steps=steps, seed=seed, checkpoint_every=every, sample_every=every,
-        log_every=min(50, every),
+        info_lambda_cont=args.lambda_cont, width=args.width, batch_size=args.batch_size, lr_g=args.lr_g,
+        lr_d=args.lr_d, betas=(0.5, 0.999), d_minibatch_std=args.minibatch_std, flip=False, steps=steps, seed=seed,
+        checkpoint_every=every, sample_every=every, log_every=min(50, every),
     )  # fmt: skip
+    return GANConfig(**{**settings, **json.loads(args.set)})
 
 
 def q_accuracy(cfg: GANConfig, run: Path, images: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
@@ -62,6 +63,11 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--lambda-cont", type=float, default=1.0)
+    ap.add_argument("--lr-g", type=float, default=1e-3)
+    ap.add_argument("--lr-d", type=float, default=2e-4)
+    ap.add_argument("--minibatch-std", type=int, default=0)
+    ap.add_argument("--set", default="{}", help="more GANConfig settings as JSON")
     ap.add_argument("--mnist", default=str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"))
     ap.add_argument("--out", default="/tmp/infogan_mnist")
     ap.add_argument("--threads", type=int, default=1)
@@ -74,7 +80,7 @@ def main() -> None:
         write_dataset(data, images, mnist_table(labels, ["train"] * len(labels)), {"source": "mnist", "part": "test"})
     results = []
     for seed in [int(s) for s in args.seeds.split(",")]:
-        cfg = config(seed, args.steps, args.width, args.batch_size, args.eval_every)
+        cfg = config(seed, args.steps, args.eval_every, args)
         run = out / f"seed{seed}"
         t0, curve = time.perf_counter(), []
         for stop in range(args.eval_every, args.steps + args.eval_every, args.eval_every):
