@@ -293,3 +293,20 @@ def test_idx_with_wrong_length_is_named(tmp_path):
     p.write_bytes(struct.pack(">BBBBI", 0, 0, 8, 1, 10) + b"\0" * 7)
     with pytest.raises(FairlatentError, match="header says"):
         read_idx(p)
+
+
+def test_cli_train_gan_with_codes(data32, tmp_path):
+    """`train-gan --set info_categorical=[3]` (a TOML list) turns InfoGAN on from the command line."""
+    from typer.testing import CliRunner
+
+    from fairlatent.cli import app
+    from fairlatent.utils.io import read_json
+
+    out = tmp_path / "cli-info"
+    args = ["train-gan", "--data", str(data32), "--out", str(out), "--steps", "2", "--batch-size", "8", "--width", "4",
+            "--latent-dim", "6", "--quiet", "--set", "info_categorical=[3]", "--set", "info_continuous=1"]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    rec = read_json(out / "config.json")
+    assert rec["done"] and rec["config"]["info_categorical"] == [3] and rec["config"]["info_continuous"] == 1
+    assert load_infogan(out).latent_dim == 6 + 3 + 1
