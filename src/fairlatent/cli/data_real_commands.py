@@ -1,4 +1,4 @@
-"""``fairlatent data celeba | fairface | folder``: convert real image data into the fairlatent data set format.
+"""``fairlatent data celeba | fairface | folder | mnist``: convert real image data into the fairlatent data set format.
 
 Thin wrappers over :func:`fairlatent.data.celeba.convert_celeba`, :func:`fairlatent.data.fairface.convert_fairface`
 and :func:`fairlatent.data.folder.convert_folder`; each prints a short summary (rows per split, anything
@@ -128,4 +128,24 @@ def folder_command(
     path, meta = convert_folder(images, labels, out, size=size, id_column=id_column, split_column=split_column,
                                 group_column=group_column, attributes=_attribute_list(attributes),
                                 fractions=_fractions(fractions), seed=seed, skip_bad=skip_bad, overwrite=overwrite)
+    _summary(path, meta, time.perf_counter() - t0)
+
+
+@data_app.command("mnist")
+def mnist_command(
+    root: Path = typer.Option(..., "--root", help="Folder with MNIST's IDX files (t10k-images-idx3-ubyte[.gz], "
+                              "t10k-labels-idx1-ubyte[.gz]; train-* for --part train)."),
+    out: Path = typer.Option(..., "--out", help="Output data set directory."),
+    part: str = typer.Option("test", "--part", help="test (the 10,000 t10k digits) or train (the 60,000)."),
+    fractions: str = typer.Option("0.8,0.1,0.1", "--fractions", help="train,val,test fractions (seeded random split)."),
+    seed: int = typer.Option(0, "--seed", min=0),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N digits."),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+) -> None:
+    """Convert MNIST into a fairlatent data set (32 px RGB, attributes digit_0 … digit_9)."""
+    from fairlatent.data.mnist import convert_mnist
+
+    t0 = time.perf_counter()
+    path, meta = convert_mnist(out, root, part=part, fractions=_fractions(fractions), seed=seed, limit=limit,
+                               overwrite=overwrite)
     _summary(path, meta, time.perf_counter() - t0)

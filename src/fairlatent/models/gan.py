@@ -19,6 +19,11 @@ Why these choices
   rendered image depends only on its own latent: any image can be regenerated from its latent alone.
 - The ResNet discriminator uses spectral normalisation (Miyato et al. 2018), which bounds each layer's
   Lipschitz constant by 1 and makes hinge-loss training stable without a gradient penalty.
+- InfoGAN (Chen et al. 2016): a discriminator built with ``q_dim > 0`` carries a :class:`QHead` on its
+  trunk (the features its logit is computed from), and ``D(x, with_q=True)`` returns ``(logits, q)``.
+  Sharing the trunk is what makes InfoGAN's mutual-information term almost free: the recognition network
+  Q costs one small MLP on top of D (the reference code, openai/InfoGAN, does the same). Without
+  ``q_dim`` the discriminators are exactly as before (same modules, same state-dict keys).
 """
 
 from __future__ import annotations
@@ -92,6 +97,26 @@ class DCGANGenerator(nn.Module):
         return self.body(F.relu(self.bn0(x)))
 
 
+class QHead(nn.Module):
+    """InfoGAN's recognition network Q on D's trunk features: Linear → LeakyReLU(0.2) → Linear to ``q_dim``.
+
+    ``q_dim`` is the flat size of Q's outputs (categorical logits, then continuous means and log-stds;
+    :func:`fairlatent.models.infogan.split_q` cuts them apart). The reference MNIST model (openai/InfoGAN)
+    uses a 128-unit hidden layer with batch norm; here there is no batch norm, because the discriminators
+    have none (D sees real and generated images in one batch, whose mixed statistics would leak between
+    the two halves, and WGAN-GP's per-sample penalty needs per-sample outputs).
+    """
+
+    def __init__(self, in_features: int, q_dim: int, hidden: int = 128):
+        super().__init__()
+        self.in_features, self.q_dim = in_features, q_dim
+        self.net = nn.Sequential(nn.Linear(in_features, hidden), nn.LeakyReLU(0.2, True), nn.Linear(hidden, q_dim))
+        _dcgan_init(self)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net(h)
+
+
 class DCGANDiscriminator(nn.Module):
     """[Conv(4, stride 2) + LeakyReLU(0.2)]… down to 4×4 → Linear → one logit per image (no batch norm).
 
@@ -112,11 +137,17 @@ class DCGANDiscriminator(nn.Module):
     N images give N/m logits. A generator that under-produces a mode is easier to catch on packs (the
     chance that a pack holds the mode at least once differs more than single-image rates), and D does
     1/m of the work after its first layer.
+
+    With ``q_dim`` > 0 an InfoGAN :class:`QHead` reads the flattened 4×4 trunk features (before the
+    minibatch-std statistic, so Q's output for an image depends on that image alone); packing is refused
+    then, since Q must see one image per output.
     """
 
     def __init__(self, size: int = 32, width: int = 64, spectral: bool = False, minibatch_std: int = 0,
-                 first_width: int = 0, pack: int = 1):  # fmt: skip
+                 first_width: int = 0, pack: int = 1, q_dim: int = 0):  # fmt: skip
         super().__init__()
+        if q_dim and pack > 1:
+            raise ValueError(f"an InfoGAN Q head needs one image per discriminator input; pack={pack} stacks several")
         self.size, self.width, self.spectral, self.minibatch_std = size, width, spectral, minibatch_std
         self.first_width, self.pack = first_width, pack
         ch = _channels(size, width)[::-1]  # width … widest
@@ -134,18 +165,33 @@ class DCGANDiscriminator(nn.Module):
             layers += [sn(conv), nn.LeakyReLU(0.2, True)]
         self.body = nn.Sequential(*layers)
         self.fc = sn(fc)
+        self.q_dim = q_dim
+        if q_dim:  # registered only when asked: without it the state dict is what it always was
+            self.q = QHead(ch[-1] * 16, q_dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, with_q: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         if self.pack > 1:
             x = pack_images(x, self.pack)
         h = self.body(x)
         if self.minibatch_std <= 1:
-            return self.fc(h.flatten(1)).squeeze(1)
-        # fc(flatten(cat[h, s·1])) without materialising the constant channel: its 16 weights act on the
-        # same value s, so they contribute s · Σ w_std (same result, no slow channels_last concatenation)
-        w, n_h = self.fc.weight, h.shape[1] * 16
-        s = minibatch_stddev(h, self.minibatch_std)[:, 0, 0, 0]
-        return (F.linear(h.flatten(1), w[:, :n_h], self.fc.bias) + s[:, None] * w[:, n_h:].sum(1)).squeeze(1)
+            logits = self.fc(h.flatten(1)).squeeze(1)
+        else:
+            # fc(flatten(cat[h, s·1])) without materialising the constant channel: its 16 weights act on the
+            # same value s, so they contribute s · Σ w_std (same result, no slow channels_last concatenation)
+            w, n_h = self.fc.weight, h.shape[1] * 16
+            s = minibatch_stddev(h, self.minibatch_std)[:, 0, 0, 0]
+            logits = (F.linear(h.flatten(1), w[:, :n_h], self.fc.bias) + s[:, None] * w[:, n_h:].sum(1)).squeeze(1)
+        return (logits, _q(self, h.flatten(1))) if with_q else logits
+
+    def predict_q(self, x: torch.Tensor) -> torch.Tensor:
+        """Q's outputs alone (no logit, so no minibatch-std group: any batch size; reading real images)."""
+        return _q(self, self.body(x).flatten(1))
+
+
+def _q(d: nn.Module, features: torch.Tensor) -> torch.Tensor:
+    if not getattr(d, "q_dim", 0):
+        raise ValueError("this discriminator has no InfoGAN Q head (build it with q_dim > 0)")
+    return d.q(features)
 
 
 def pack_images(x: torch.Tensor, pack: int) -> torch.Tensor:
@@ -228,7 +274,7 @@ class _DBlock(nn.Module):
 class SNResNetDiscriminator(nn.Module):
     """Spectral-norm ResNet discriminator: down-sampling blocks to 4×4 → ReLU → sum-pool → SN linear."""
 
-    def __init__(self, size: int = 32, width: int = 64):
+    def __init__(self, size: int = 32, width: int = 64, q_dim: int = 0):
         super().__init__()
         self.size, self.width = size, width
         ch = _channels(size, width)[::-1]
@@ -238,10 +284,18 @@ class SNResNetDiscriminator(nn.Module):
             cin = cout
         self.blocks = nn.Sequential(*blocks)
         self.fc = spectral_norm(nn.Linear(cin, 1))
+        self.q_dim = q_dim
+        if q_dim:  # InfoGAN's Q head on the pooled features (see QHead)
+            self.q = QHead(cin, q_dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, with_q: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         h = F.relu(self.blocks(x)).sum(dim=(2, 3))
-        return self.fc(h).squeeze(1)
+        logits = self.fc(h).squeeze(1)
+        return (logits, _q(self, h)) if with_q else logits
+
+    def predict_q(self, x: torch.Tensor) -> torch.Tensor:
+        """Q's outputs alone (no logit)."""
+        return _q(self, F.relu(self.blocks(x)).sum(dim=(2, 3)))
 
 
 def build_generator(arch: str, *, size: int, latent_dim: int, width: int, final_width: int = 0) -> nn.Module:
@@ -256,15 +310,16 @@ def build_generator(arch: str, *, size: int, latent_dim: int, width: int, final_
 
 
 def build_discriminator(arch: str, *, size: int, width: int, spectral_norm: bool = False,
-                        minibatch_std: int = 0, first_width: int = 0, pack: int = 1) -> nn.Module:  # fmt: skip
-    """The discriminator paired with ``arch``'s generator (DCGAN, optionally spectral-norm, or SN-ResNet)."""
+                        minibatch_std: int = 0, first_width: int = 0, pack: int = 1, q_dim: int = 0) -> nn.Module:  # fmt: skip
+    """The discriminator paired with ``arch``'s generator (DCGAN, optionally spectral-norm, or SN-ResNet);
+    ``q_dim`` > 0 adds an InfoGAN Q head with that many outputs (see :class:`QHead`)."""
     if arch == "dcgan":
         return DCGANDiscriminator(size, width, spectral=spectral_norm, minibatch_std=minibatch_std,
-                                  first_width=first_width, pack=pack)  # fmt: skip
+                                  first_width=first_width, pack=pack, q_dim=q_dim)  # fmt: skip
     if first_width:
         raise ValueError(f"first_width={first_width} applies to the DCGAN discriminator only, not {arch!r}")
     if pack > 1:
         raise ValueError(f"pack={pack} applies to the DCGAN discriminator only, not {arch!r}")
     if arch == "resnet":
-        return SNResNetDiscriminator(size, width)
+        return SNResNetDiscriminator(size, width, q_dim=q_dim)
     raise ValueError(f"unknown GAN architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")

@@ -17,6 +17,15 @@ Losses (``d_real``, ``d_fake`` are discriminator logits):
 - optional R1 for ``ns``/``hinge`` (Mescheder et al. 2018): R1 = E‖∇ₓD(x_real)‖₂², added as (γ/2)·R1;
   with ``r1_every=k`` it is computed every k-th step only and weighted by k (StyleGAN2's lazy form)
 
+InfoGAN (Chen et al. 2016; reference code openai/InfoGAN), on when ``info_categorical`` or
+``info_continuous`` is set: the generator's input is [noise, one-hot categorical codes, continuous codes],
+D carries a Q head on its trunk, and both updates add λ·(−log Q(c | G(z, c))) for the codes that made
+the generated images — λ_cat · cross-entropy of the categorical codes + λ_cont · Gaussian NLL of the
+continuous ones (:func:`fairlatent.models.infogan.info_terms`) — to L_D (training D's trunk and Q, on
+the fakes of the D step) and to L_G (training G, through the frozen D and Q). The codes of a step are
+drawn from the step's generator right after the noise. ``log.csv`` gets ``mi_cat`` (Σ ln K − CE of the
+G step: the mutual-information lower bound, ceiling Σ ln K) and ``nll_cont``.
+
 Exact resume: every random number is derived from ``(seed, step)`` rather than from a generator that
 runs across steps — the data order of epoch e is ``rng(seed, "gan-order", e)``, the flips of batch b
 come from ``rng(seed, "gan-flip", b)``, and all latents and GP mixing weights of step s from
@@ -41,6 +50,7 @@ from torch.nn import functional as F
 from fairlatent.data.dataset import Dataset, load_dataset
 from fairlatent.errors import FairlatentError
 from fairlatent.models.gan import SIZES, build_discriminator, build_generator
+from fairlatent.models.infogan import codes_to_input, draw_codes, info_terms, mi_lower_bound, q_width
 from fairlatent.models.weights import module_tensors, save_tensors
 from fairlatent.train.checkpoint import state_tensors
 from fairlatent.train.distributed import DistContext, barrier, convert_batchnorm, init_distributed, wrap
@@ -57,10 +67,13 @@ RUN_VERSION = 1
 LEGACY_VALUES = {
     "width_d": None, "g_final_width": 0, "d_first_width": 0, "d_pack": 1, "r1_gamma": 0.0, "r1_every": 1, "d_spectral_norm": False, "d_minibatch_std": 0,
     "augment": "none", "dp_batchnorm": "global",
+    "info_categorical": [], "info_continuous": 0, "info_lambda_cat": 1.0, "info_lambda_cont": 1.0,
+    "info_learn_std": False,
 }  # fmt: skip
 # Of those, the ones left out of cache keys at their legacy value (cached GANs predate them).
 CACHE_LEGACY = {k: LEGACY_VALUES[k] for k in ("g_final_width", "d_first_width", "d_pack", "r1_gamma", "r1_every",
-                                             "dp_batchnorm")}
+                                             "dp_batchnorm", "info_categorical", "info_continuous",
+                                             "info_lambda_cat", "info_lambda_cont", "info_learn_std")}
 
 
 # Fields that say how a run is carried out, not what it computes: they may change when a run resumes.
@@ -143,6 +156,20 @@ class GANConfig(StrictSettings):
                               "all-reduce per layer and pass) or per rank (DDP's usual choice, no extra communication)")
     channels_last: bool = Field(True, description="NHWC memory format (faster convolutions on CPU)",
                                 json_schema_extra=RUN_ONLY)
+    # InfoGAN (off by default; at their defaults these settings are in no cache key)
+    info_categorical: list[Annotated[int, Field(ge=2)]] = Field(
+        default_factory=list, description="InfoGAN: number of categories of each categorical code (MNIST: [10])")
+    info_continuous: int = Field(0, ge=0, description="InfoGAN: number of U(−1, 1) continuous codes (MNIST: 2)")
+    info_lambda_cat: float = Field(1.0, ge=0, description="InfoGAN: λ of the categorical codes' cross-entropy")
+    info_lambda_cont: float = Field(
+        1.0, ge=0, description="InfoGAN: λ of the continuous codes' Gaussian NLL (reference: 1 with σ fixed at 1; "
+                               "the paper suggests smaller, e.g. 0.1, when σ is learned)")
+    info_learn_std: bool = Field(False, description="InfoGAN: Q predicts the continuous codes' log-std (reference: fixed σ = 1)")
+
+    @property
+    def infogan(self) -> bool:
+        """Whether InfoGAN's codes and Q head are on."""
+        return bool(self.info_categorical) or self.info_continuous > 0
 
     def cache_key(self) -> dict:
         """The settings that identify a run for stage caching (:mod:`fairlatent.pipeline.stages`).
@@ -182,6 +209,8 @@ class GANConfig(StrictSettings):
                     + (f" into a number of packs divisible by d_minibatch_std={k}" if k > 1 else "")
                     + f" (got batch_size={self.batch_size})"
                 )
+        if self.infogan and self.d_pack > 1:
+            raise ValueError("InfoGAN's Q head reads one image per discriminator input; set d_pack=1")
         if self.r1_gamma > 0 and self.loss == "wgan-gp":
             raise ValueError("r1_gamma is for the hinge and ns losses; WGAN-GP has its own penalty (gp_weight)")
         return self
@@ -302,11 +331,12 @@ class GANTrainer:
         # come from the seed alone, without disturbing the caller's global RNG.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(hash_str(f"gan-init-{c.seed}"))
-            self.G = build_generator(c.arch, size=size, latent_dim=c.latent_dim, width=c.width,
-                                     final_width=c.g_final_width)  # fmt: skip
+            self.G = build_generator(c.arch, size=size, latent_dim=c.latent_dim + c.info_continuous
+                                     + sum(c.info_categorical), width=c.width, final_width=c.g_final_width)  # fmt: skip
             self.D = build_discriminator(c.arch, size=size, width=c.width_d or c.width,
                                          spectral_norm=c.d_spectral_norm, minibatch_std=c.d_minibatch_std,
-                                         first_width=c.d_first_width, pack=c.d_pack)  # fmt: skip
+                                         first_width=c.d_first_width, pack=c.d_pack,
+                                         q_dim=q_width(c.info_categorical, c.info_continuous))  # fmt: skip
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if c.ema else None
         if self.ctx.distributed and c.dp_batchnorm == "global":
             convert_batchnorm(self.G)
@@ -318,11 +348,33 @@ class GANTrainer:
         self.G_train, self.D_train = wrap(self.G, self.ctx), wrap(self.D, self.ctx)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=c.lr_g, betas=tuple(c.betas))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=c.lr_d, betas=tuple(c.betas))
+        self.last_stats: dict[str, torch.Tensor] = {}  # InfoGAN: the last step's mi_cat and nll_cont
 
     def _z(self, g: torch.Generator, n: int, part: slice | None = None) -> torch.Tensor:
-        """Latents of ``n`` global-batch images, this rank's ``part`` of them."""
-        z = torch.randn(n, self.config.latent_dim, generator=g)
-        return (z if part is None else z[part]).to(self.device)
+        """Latents of ``n`` global-batch images, this rank's ``part`` of them (with InfoGAN: with the codes)."""
+        return self._zc(g, n, part)[0]
+
+    def _zc(self, g: torch.Generator, n: int, part: slice | None = None
+            ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:  # fmt: skip
+        """``(latents, codes)`` of ``n`` global-batch images, this rank's ``part``; ``codes`` is None without
+        InfoGAN, else (categories n×len(info_categorical), continuous n×info_continuous). The noise is drawn
+        first, exactly as without codes, then the codes (:func:`~fairlatent.models.infogan.draw_codes`)."""
+        c = self.config
+        z = torch.randn(n, c.latent_dim, generator=g)
+        codes = None
+        if c.infogan:
+            cat, cont = draw_codes(g, n, c.info_categorical, c.info_continuous)
+            z = torch.cat([z, codes_to_input(cat, cont, c.info_categorical)], dim=1)
+            if part is not None:
+                cat, cont = cat[part], cont[part]
+            codes = (cat.to(self.device), cont.to(self.device))
+        return (z if part is None else z[part]).to(self.device), codes
+
+    def _info_loss(self, q: torch.Tensor, codes: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(λ_cat·CE + λ_cont·NLL, CE, NLL) of the drawn ``codes`` under Q's outputs ``q``."""
+        c = self.config
+        ce, nll = info_terms(q, codes[0], codes[1], c.info_categorical, c.info_continuous, c.info_learn_std)
+        return c.info_lambda_cat * ce + c.info_lambda_cont * nll, ce, nll
 
     def _augment(self, g: torch.Generator, x: torch.Tensor, n: int | None = None, part: slice | None = None,
                  halves: int = 1) -> torch.Tensor:  # fmt: skip
@@ -354,11 +406,17 @@ class GANTrainer:
         for real in reals:
             part, n = shard if shard is not None else (slice(None), real.shape[0])
             with torch.no_grad():
-                fake = G(self._z(g, n, part))
+                z, codes = self._zc(g, n, part)
+                fake = G(z)
             # one pass over real and fake: a single spectral-norm power iteration
-            logits = self.D_train(self._augment(g, torch.cat([real, fake]), n, part, halves=2))
+            x = self._augment(g, torch.cat([real, fake]), n, part, halves=2)
             k = real.shape[0] // c.d_pack  # logits of the real images (or of their packs) come first
-            loss_d = discriminator_loss(c.loss, logits[:k], logits[k:])
+            if codes is None:
+                logits = self.D_train(x)
+                loss_d = discriminator_loss(c.loss, logits[:k], logits[k:])
+            else:  # InfoGAN: Q (on D's trunk) learns to read the codes back from the fakes
+                logits, q = self.D_train(x, with_q=True)
+                loss_d = discriminator_loss(c.loss, logits[:k], logits[k:]) + self._info_loss(q[k:], codes)[0]
             if c.loss == "wgan-gp":
                 alpha = torch.rand(n, 1, 1, 1, generator=g)[part].to(self.device)
                 loss_d = loss_d + c.gp_weight * gradient_penalty(D, real, fake, alpha)
@@ -369,7 +427,17 @@ class GANTrainer:
             self.opt_d.step()
         D.requires_grad_(False)  # the G step needs gradients through D (the raw one: no reduction), not for D
         part, n = shard if shard is not None else (slice(None), reals[-1].shape[0])
-        loss_g = generator_loss(c.loss, D(self._augment(g, self.G_train(self._z(g, n, part)), n, part)))
+        z, codes = self._zc(g, n, part)
+        x = self._augment(g, self.G_train(z), n, part)
+        if codes is None:
+            loss_g = generator_loss(c.loss, D(x))
+        else:  # InfoGAN: G is also rewarded for images whose codes Q can read (the MI lower bound)
+            logits, q = D(x, with_q=True)
+            info, ce, nll = self._info_loss(q, codes)
+            loss_g = generator_loss(c.loss, logits) + info
+            self.last_stats = {"mi_cat": ce.new_tensor(mi_lower_bound(0.0, c.info_categorical)) - ce.detach()}
+            if c.info_continuous:
+                self.last_stats["nll_cont"] = nll.detach()
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
@@ -474,7 +542,10 @@ class GANObjective:
         shard = (batches[0].part, batches[0].global_size) if self.trainer.ctx.distributed else None
         loss_d, loss_g = self.trainer.train_step(step, reals, shard=shard)
         w = self.trainer.ctx.world
-        return {"loss_d": loss_d / w, "loss_g": loss_g / w}
+        out = {"loss_d": loss_d / w, "loss_g": loss_g / w}
+        if self.trainer.config.infogan:  # the MI lower bound and the continuous NLL of the G step
+            out.update({k: v / w for k, v in self.trainer.last_stats.items()})
+        return out
 
 
 # --- the job ---------------------------------------------------------------------------------------
@@ -528,8 +599,25 @@ def _run_record(config: GANConfig, size: int, n_train: int, data: Path, step: in
 
 
 def fixed_sample_latents(config: GANConfig, n: int = 64) -> torch.Tensor:
-    """The latents of the periodic sample grids (the same for every grid of a run)."""
-    return torch.randn(n, config.latent_dim, generator=torch_generator(config.seed, "gan-grid"))
+    """The latents of the periodic sample grids (the same for every grid of a run).
+
+    With InfoGAN and a categorical code: one row of 8 per category of the first categorical code, the
+    first continuous code swept over [−1, 1] along the row (the same noise everywhere), so the grids show
+    what the codes control; with continuous codes only, 8 rows of noise with that sweep.
+    """
+    g = torch_generator(config.seed, "gan-grid")
+    if not config.infogan:
+        return torch.randn(n, config.latent_dim, generator=g)
+    from fairlatent.models.infogan import code_spec, latents_with_codes, sweep_latents
+
+    spec = code_spec(config.latent_dim, config.info_categorical, config.info_continuous)
+    values = np.linspace(-1.0, 1.0, 8)
+    sweep = "cont0" if config.info_continuous else None
+    if config.info_categorical:
+        noise = torch.randn(1, config.latent_dim, generator=g).numpy()
+        return torch.from_numpy(sweep_latents(spec, noise, sweep, values))
+    noise = torch.randn(8, config.latent_dim, generator=g).numpy().repeat(8, axis=0)
+    return torch.from_numpy(latents_with_codes(spec, noise, continuous={"cont0": np.tile(values, 8)}))
 
 
 def _finished(out_dir: Path, config: GANConfig, run_cfg: dict) -> bool:
