@@ -220,6 +220,13 @@ def test_run_regenerates_from_latents_with_codes(data32, tmp_path):
     assert cats.shape == (7, 1) and means.shape == (7, 2) and cats.max() < 3
     ga = load_tensors(out / "generator.safetensors")
     assert ga["G.fc.weight"].shape[1] == 11
+    # the generator protocol's loader (what the pipeline's given [generator] uses) opens it the same way
+    from fairlatent.models.generator import load_generator
+
+    H = load_generator(out)
+    assert H.latent_dim == 11 and np.array_equal(H.decode(z), images)
+    with pytest.raises(FairlatentError, match="has dimension 11, not 6"):
+        load_generator(out, latent_dim=6)
 
 
 # --- cluster accuracy --------------------------------------------------------------------------------

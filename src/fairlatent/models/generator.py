@@ -266,6 +266,14 @@ def _load_run(path: Path, latent_dim: int | None, output_range: str | None, devi
             f"{path}: the run has not finished (no generator.safetensors); resume it with `fairlatent train-gan`"
         )
     cfg = record["config"]
+    if cfg.get("info_categorical") or cfg.get("info_continuous"):  # an InfoGAN run: its latent holds the codes
+        from fairlatent.models.infogan import load_infogan
+
+        handle = load_infogan(path, device)
+        if latent_dim is not None and latent_dim != handle.latent_dim:
+            raise FairlatentError(f"{path}: the run's latent (noise and codes) has dimension {handle.latent_dim}, "
+                                  f"not {latent_dim}")
+        return handle
     if latent_dim is not None and latent_dim != cfg["latent_dim"]:
         raise FairlatentError(f"{path}: the run's latent dimension is {cfg['latent_dim']}, not {latent_dim}")
     if output_range not in (None, "[-1,1]"):
