@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import pandas as pd
@@ -416,8 +417,10 @@ def test_ema_batchnorm_recalibration_matches_exact_statistics(data32):
         dict(arch="dcgan", loss="ns", width_d=6, d_spectral_norm=True, d_minibatch_std=4, augment="translation"),
         dict(arch="dcgan", loss="hinge", g_final_width=3, d_first_width=3),
         dict(arch="dcgan", loss="ns", d_pack=2, r1_gamma=1.0, r1_every=2),
+        dict(arch="dcgan", loss="ns", d_minibatch_std=4, info_categorical=[3], info_continuous=2, info_learn_std=True),
     ],
-    ids=["dcgan-hinge", "resnet-sn-wgangp", "dcgan-sn-translation", "dcgan-final-width", "dcgan-pack-r1"],
+    ids=["dcgan-hinge", "resnet-sn-wgangp", "dcgan-sn-translation", "dcgan-final-width", "dcgan-pack-r1",
+         "infogan-codes"],
 )
 def test_resume_is_bitwise_identical(data32, tmp_path, monkeypatch, extra):
     cfg = GANConfig(**TINY, steps=5, ema_decay=0.9, **extra)
@@ -449,6 +452,12 @@ def test_resume_is_bitwise_identical(data32, tmp_path, monkeypatch, extra):
     # the run actually trained: weights moved from their initial values
     init = GANTrainer(cfg, 32).tensors()
     assert not torch.equal(init["G.fc.weight"], a["G.fc.weight"])
+    if cfg.info_categorical:  # InfoGAN: the Q head trained too, and its logged MI bound resumed exactly
+        assert not torch.equal(init["D.q.net.0.weight"], a["D.q.net.0.weight"])
+        la, lb = pd.read_csv(full / "log.csv"), pd.read_csv(resumed / "log.csv")
+        assert (la["mi_cat"] <= math.log(3) + 1e-6).all()
+        pd.testing.assert_frame_equal(la.drop(columns=["images_per_s", "elapsed_s"]),
+                                      lb.drop(columns=["images_per_s", "elapsed_s"]))
 
 
 def test_extending_a_finished_run_continues_it(data32, tmp_path):
