@@ -179,6 +179,9 @@ def test_cyclegan_augment_trains_on_every_real_image_translated_to_the_other_gro
     assert clf.config["train_rows"] == 2 * len(tr)
     assert "paired_vs_baseline" in report["methods"]["cyclegan_augment"]
     assert report["files"]["translations"] == "translations/dataset"
+    build_report(copy, console=Console(file=io.StringIO(), width=120))
+    html = (copy / "report.html").read_text()
+    assert "Image-space counterfactuals (CycleGAN)" in html and 'alt="CycleGAN translations"' in html
 
 
 def test_report_html_is_self_contained_and_escapes_user_strings(fast_run):

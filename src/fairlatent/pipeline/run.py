@@ -721,6 +721,8 @@ class Pipeline:
                                                  fid=True, kid=True, prdc=True, seed=self.cfg.seed, progress=False,
                                                  kid_subset_size=int(min(1000, real_idx.size, fake_idx.size)))
                 row.update({k: pick_metric(res, k) for k in ("FID", "KID", "precision", "recall", "density", "coverage")})
+            else:  # too few images of this group for the statistics
+                row.update(dict.fromkeys(("FID", "KID", "precision", "recall", "density", "coverage")))
             rows.append(row)
         return rows
 

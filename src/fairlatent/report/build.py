@@ -262,6 +262,21 @@ def report_figures(report: dict[str, Any], run_dir: str | os.PathLike) -> tuple[
             return _grid_png(imgs, nrow=len(pick), scale=max(1, 96 // imgs.shape[1]))
 
         draw("pairs", pairs_png)
+    if "translations" in files:  # cyclegan_augment: real training images x and their translations T(x)
+        def translations_png() -> bytes:
+            tds = load_dataset(run_dir / files["translations"])
+            real = load_dataset(report["data"]["path"])
+            tr = real.split_indices("train")
+            if len(tds) != len(tr):
+                raise FairlatentError(f"{files['translations']} holds {len(tds)} images for {len(tr)} real training "
+                                      "images; the data set changed since the run")
+            rng = np.random.default_rng(report["config"]["seed"])
+            pick = np.sort(rng.choice(len(tr), size=min(16, len(tr)), replace=False))
+            imgs = np.concatenate([np.asarray(real.images[tr[pick]]), np.asarray(tds.images[pick])])
+            # row 1: real x, row 2: T(x) in the other protected group — column k is one image
+            return _grid_png(imgs, nrow=len(pick), scale=max(1, 96 // imgs.shape[1]))
+
+        draw("translations", translations_png)
     if "gan_samples" in files:
         def samples_png() -> bytes:
             from fairlatent.utils.arrays import load_npy
