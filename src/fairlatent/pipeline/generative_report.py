@@ -21,7 +21,6 @@ COLUMNS = ["n_real", "n_fake", "FID", "KID", "precision", "recall", "density", "
 def generative_metrics_by_cell(*, real: Dataset, pairs: Dataset, labeler_dir: str | Path, target: str,
                                protected: str, n: int, seed: int, cache_dir: Path,
                                progress: bool = True) -> dict[str, Any]:
-    from fairlatent.metrics.generative import Features, compute_generative_metrics
     from fairlatent.models.classifier import load_classifier
 
     clf = load_classifier(labeler_dir)
@@ -45,17 +44,24 @@ def generative_metrics_by_cell(*, real: Dataset, pairs: Dataset, labeler_dir: st
         cells = [("all", np.ones(len(tr), bool), np.ones(len(idx), bool))]
         cells += [(f"{target}={a}, {protected}={b}", (t_real == a) & (g_real == b), (t_fake == a) & (g_fake == b))
                   for a in (0, 1) for b in (0, 1)]
-        for cell_name, mr, mf in cells:
-            row: dict[str, Any] = {"name": f"{name} · {cell_name}", "n_real": int(mr.sum()), "n_fake": int(mf.sum())}
-            if mr.sum() >= 10 and mf.sum() >= 10:
-                res = compute_generative_metrics(Features(f_real[mr]), Features(f_fake[mf]), fid=True, kid=True,
-                                                 prdc=True, seed=seed, progress=False,
-                                                 kid_subset_size=int(min(1000, mr.sum(), mf.sum())))
-                row.update({k: pick_metric(res, k) for k in COLUMNS[2:]})
-            else:
-                row.update({k: None for k in COLUMNS[2:]})
-            rows.append(row)
+        rows += [metric_row(f"{name} · {cell_name}", f_real[mr], f_fake[mf], seed) for cell_name, mr, mf in cells]
     return {"features": f"domain:{Path(labeler_dir).resolve()}", "columns": COLUMNS, "rows": rows}
+
+
+def metric_row(name: str, f_real: np.ndarray, f_fake: np.ndarray, seed: int) -> dict[str, Any]:
+    """One table row: the set sizes and FID/KID/precision/recall/density/coverage of ``f_fake`` against
+    ``f_real`` (features), or None for each figure when either set has fewer than 10 images."""
+    from fairlatent.metrics.generative import Features, compute_generative_metrics
+
+    f_real, f_fake = np.asarray(f_real, dtype=np.float64), np.asarray(f_fake, dtype=np.float64)
+    row: dict[str, Any] = {"name": name, "n_real": int(len(f_real)), "n_fake": int(len(f_fake))}
+    if len(f_real) >= 10 and len(f_fake) >= 10:
+        res = compute_generative_metrics(Features(f_real), Features(f_fake), fid=True, kid=True, prdc=True, seed=seed,
+                                         progress=False, kid_subset_size=int(min(1000, len(f_real), len(f_fake))))
+        row.update({k: pick_metric(res, k) for k in COLUMNS[2:]})
+    else:
+        row.update(dict.fromkeys(COLUMNS[2:]))
+    return row
 
 
 def pick_metric(res: dict[str, Any], key: str) -> float | None:

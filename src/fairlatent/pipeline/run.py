@@ -447,33 +447,32 @@ class Pipeline:
 
         self.stages.run("hyperplanes", cfg, fn, deps=("latents",))
 
-    def _hyperplanes(self):
+    def _plane(self, record: dict[str, Any]):
+        """A :class:`~fairlatent.latent.Hyperplane` from the hyperplanes stage's record of it."""
         from fairlatent.latent import Hyperplane
 
+        return Hyperplane(w=np.array(record["w"], dtype=np.float64), b=record["b"], fit_accuracy=record["fit_acc"],
+                          heldout_accuracy=record["heldout_acc"], method=self.cfg.latent.hyperplane)
+
+    def _hyperplanes(self):
         o = self.stages.results["hyperplanes"].outputs
-        mk = lambda h: Hyperplane(w=np.array(h["w"], dtype=np.float64), b=h["b"], fit_accuracy=h["fit_acc"],  # noqa: E731
-                                  heldout_accuracy=h["heldout_acc"], method=self.cfg.latent.hyperplane)
-        return mk(o["h_t"]), mk(o["h_g"])
-
-    def _target_score_change(self, edit: str, z: np.ndarray, zp: np.ndarray, g_z: np.ndarray, h_t) -> float:
-        """max |target score of z' − that of z| under the edit's own rule: on h_t, or for the domain edit on
-        the new group's plane against the old group's (0 up to rounding when the edit holds the target)."""
-        from fairlatent.latent import DOMAIN_EDIT
-
-        if edit != DOMAIN_EDIT:
-            return float(np.abs((zp.astype(np.float64) - z) @ h_t.w).max())
-        planes = self._domain_planes()
-        change = [np.abs(planes[1 - a].decision(zp[g_z == a].astype(np.float64)) - planes[a].decision(z[g_z == a]))
-                  for a in (0, 1) if (g_z == a).any()]
-        return float(np.concatenate(change).max())
+        return self._plane(o["h_t"]), self._plane(o["h_g"])
 
     def _domain_planes(self):
         """The per-group target planes of the hyperplanes stage, ``{0: Hyperplane, 1: Hyperplane}``."""
-        from fairlatent.latent import Hyperplane
+        return {int(k): self._plane(h) for k, h in self.stages.results["hyperplanes"].outputs["h_t_by_group"].items()}
 
-        return {int(k): Hyperplane(w=np.array(h["w"], dtype=np.float64), b=h["b"], fit_accuracy=h["fit_acc"],
-                                   heldout_accuracy=h["heldout_acc"], method=self.cfg.latent.hyperplane)
-                for k, h in self.stages.results["hyperplanes"].outputs["h_t_by_group"].items()}
+    @staticmethod
+    def _target_score_change(z: np.ndarray, zp: np.ndarray, g_z: np.ndarray, h_t, planes=None) -> float:
+        """max |target score of z' − that of z| under the edit's own rule: on h_t, or, given the domain edit's
+        per-group ``planes``, on the new group's plane against the old group's (0 up to rounding when the edit
+        holds the target)."""
+        zp = zp.astype(np.float64)
+        if planes is None:
+            return float(np.abs((zp - z) @ h_t.w).max())
+        change = [np.abs(planes[1 - a].decision(zp[g_z == a]) - planes[a].decision(z[g_z == a]))
+                  for a in (0, 1) if (g_z == a).any()]
+        return float(np.concatenate(change).max())
 
     def _edits_needed(self) -> list[str]:
         return self.cfg.edits_needed()
@@ -519,9 +518,10 @@ class Pipeline:
             imgs_z = self._decode(gen, z.astype(np.float32))
             out: dict[str, Any] = {}
             for edit in edits:
+                planes = None
                 if edit == DOMAIN_EDIT:  # each latent's target score kept on its new group's own plane
-                    zp = complementary_latents_domain(z, g_z, self._domain_planes(), h_g,
-                                                      min_sin=lc.min_sin).astype(np.float32)
+                    planes = self._domain_planes()
+                    zp = complementary_latents_domain(z, g_z, planes, h_g, min_sin=lc.min_sin).astype(np.float32)
                 else:
                     zp = edit_latents(z, h_t, h_g, kind=edit, min_sin=lc.min_sin).astype(np.float32)
                 imgs_p, scores_p = self._render_and_score(gen, labeler, zp, f"labelling G(z') [{edit}]",
@@ -541,7 +541,7 @@ class Pipeline:
                          "agreement_kept": int(agree.sum()), "agreement_dropped": int((~agree).sum()),
                          "verified_kept": int(verified.sum()),
                          "p_ft1_given_fg": p_t_given_g,
-                         "latent_target_score_change": self._target_score_change(edit, z, zp, g_z, h_t),
+                         "latent_target_score_change": self._target_score_change(z, zp, g_z, h_t, planes),
                          "mean_edit_norm": float(np.linalg.norm(zp - z, axis=1).mean())}
                 kept_by_filter = {"all": np.arange(n), "agree": np.flatnonzero(agree),
                                   "verified": np.flatnonzero(verified)}
@@ -669,12 +669,9 @@ class Pipeline:
             tr = ds.split_indices("train")
             translator = load_translator(self.stages.results["translator"].outputs["path"])
             images, to_group = translate_dataset(translator, ds, "train")
-            labelers = self._labelers()
-            bs = self.cfg.latent.batch_size
-            score = lambda imgs: np.concatenate([self._score(imgs[i:i + bs], labelers)  # noqa: E731
-                                                 for i in range(0, len(imgs), bs)])
-            t_x, g_x = self._label(score(np.asarray(ds.images[tr])), labelers)
-            t_tx, g_tx = self._label(score(images), labelers)
+            labelers = self._labelers()  # their predict_scores scores in batches
+            t_x, g_x = self._label(self._score(np.asarray(ds.images[tr]), labelers), labelers)
+            t_tx, g_tx = self._label(self._score(images, labelers), labelers)
             table = pd.DataFrame({"id": [f"tx_{i}" for i in ds.ids[tr]], "split": "train",
                                   "group_id": ds.table["group_id"].to_numpy()[tr].astype(str)
                                   if "group_id" in ds.table.columns else ds.ids[tr].astype(str),
@@ -694,36 +691,22 @@ class Pipeline:
     def _translation_quality(self, ds: Dataset, images: np.ndarray, to_group: np.ndarray) -> list[dict[str, Any]]:
         """FID/KID/P/R/D/C of the translations into each group against that group's real training images, in
         the labeler's penultimate features (as the pipeline measures G(z))."""
-        from fairlatent.metrics.generative import Features, compute_generative_metrics
         from fairlatent.models.classifier import load_classifier
-        from fairlatent.pipeline.generative_report import pick_metric
+        from fairlatent.pipeline.generative_report import metric_row
 
         clf = load_classifier(self.stages.results["labeler"].outputs["g"])
         tr = ds.split_indices("train")
         g_real = ds.labels(self.g, tr)
         n = self.cfg.evaluation.n_generative
         rng = np.random.default_rng(self.cfg.seed)
-
-        def feats(arr: np.ndarray) -> np.ndarray:
-            return np.concatenate([clf.features(np.asarray(arr[i:i + 512])) for i in range(0, len(arr), 512)]
-                                  ).astype(np.float64)
-
         rows = []
         for grp in (0, 1):
-            real_idx = tr[g_real == grp]
+            real_idx = np.sort(rng.choice(tr[g_real == grp], size=min(n, int((g_real == grp).sum())), replace=False))
             fake_idx = np.flatnonzero(to_group == grp)
-            real_idx = np.sort(rng.choice(real_idx, size=min(n, real_idx.size), replace=False))
             fake_idx = np.sort(rng.choice(fake_idx, size=min(n, fake_idx.size), replace=False))
-            row: dict[str, Any] = {"name": f"T(x) into {self.g}={grp}", "n_real": int(real_idx.size),
-                                   "n_fake": int(fake_idx.size)}
-            if real_idx.size >= 10 and fake_idx.size >= 10:
-                res = compute_generative_metrics(Features(feats(ds.images[real_idx])), Features(feats(images[fake_idx])),
-                                                 fid=True, kid=True, prdc=True, seed=self.cfg.seed, progress=False,
-                                                 kid_subset_size=int(min(1000, real_idx.size, fake_idx.size)))
-                row.update({k: pick_metric(res, k) for k in ("FID", "KID", "precision", "recall", "density", "coverage")})
-            else:  # too few images of this group for the statistics
-                row.update(dict.fromkeys(("FID", "KID", "precision", "recall", "density", "coverage")))
-            rows.append(row)
+            # the handle's features() extracts in batches
+            rows.append(metric_row(f"T(x) into {self.g}={grp}", clf.features(np.asarray(ds.images[real_idx])),
+                                   clf.features(images[fake_idx]), self.cfg.seed))
         return rows
 
     def stage_train(self, method: str) -> None:
