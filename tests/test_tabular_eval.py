@@ -299,6 +299,58 @@ def test_benchmark_runs_and_resumes_without_recomputing(cli, tmp_path):
     assert stamps == {p.name: p.stat().st_mtime_ns for p in (out / "results").iterdir()}
     cli.user_error(["tabular", "evaluate", "--run", out / "runs" / "german_ctgan_s0", "--out", tmp_path / "e",
                     "--classifiers", "svm"], "choose from")
+    # a rerun that asks for other epochs does not silently reuse the old results
+    cli.user_error([*argv[:9], "german=3", *argv[10:]], "german_ctgan_s0.json: a result of 2 epochs")
+    assert stamps == {p.name: p.stat().st_mtime_ns for p in (out / "results").iterdir()}
+    cli.user_error([*argv[:9], "german=0", *argv[10:]], "--epochs 'german=0'")
+    # the document and its JSON come from the same summary
+    docs = tmp_path / "docs"
+    assert cli([*argv, "--doc-dir", docs]).code == 0
+    record = json.loads((docs / "tabular.json").read_text())
+    assert record["rows"] == json.loads((out / "summary.json").read_text())["rows"]
+    assert record["config"]["epochs"] == 2 and "--doc-dir" in record["command"]
+    md = (docs / "tabular.md").read_text()
+    real = next(a for a in record["aggregate"] if a["method"] == "real")
+    assert f"{real['f1_lr']['mean']:.3f}" in md and "## Time per stage" in md
+    assert record["aggregate"][0]["method"] == "real"  # real first, then the models, then the competitors
+
+
+def test_aggregate_is_the_mean_and_sample_sd_over_seeds():
+    from fairlatent.tabular.benchmark import aggregate
+
+    rows = [{"dataset": "d", "method": "ctgan", "seed": s, "f1_lr": v, "dp_lr": float("nan"),
+             "seconds": {"fit": 10.0 * (s + 1)}} for s, v in ((0, 0.5), (1, 0.7), (2, 0.9))]
+    rows.append({"dataset": "d", "method": "real", "seed": 0, "f1_lr": 0.8})
+    agg = aggregate(rows)
+    assert [a["method"] for a in agg] == ["real", "ctgan"]
+    ct = agg[1]
+    assert ct["seeds"] == [0, 1, 2]
+    assert ct["f1_lr"]["mean"] == pytest.approx(0.7) and ct["f1_lr"]["sd"] == pytest.approx(0.2)  # ddof 1
+    assert "dp_lr" not in ct  # NaN everywhere: no figure rather than a NaN mean
+    assert ct["seconds"]["fit"] == pytest.approx(20.0)
+    assert agg[0]["f1_lr"] == {"mean": 0.8, "sd": None, "n": 1}
+
+
+def test_targets_are_judged_from_the_rows():
+    from fairlatent.tabular.benchmark import aggregate
+    from fairlatent.tabular.benchmark_report import targets
+
+    def row(method, **m):
+        return {"dataset": "adult", "seed": 0, "method": method, **m}
+
+    rows = [row("real", acc_lr=0.85, f1_mean=0.68, risk_difference=0.2, dp_lr=0.18),
+            row("ctgan", f1_mean=0.62, risk_difference=0.2, acc_lr=0.8, dp_lr=0.2),
+            row("ctgan:real+fair_synthetic", acc_lr=0.83, risk_difference=0.0, dp_lr=0.01),
+            row("fairgan", acc_lr=0.84, risk_difference=0.11, dp_lr=0.15),
+            row("expgrad_dp", acc_lr=0.82, dp_lr=0.02)]
+    t = {x["target"].split(" ")[0]: x for x in targets({"rows": rows, "aggregate": aggregate(rows)})}
+    assert t["CTGAN"]["met"] is True and t["CTGAN"]["ours"] == 0.62
+    assert t["against"]["met"] is None  # the package comparison was not given
+    assert t["ctgan:real+fair_synthetic"]["met"] is True
+    assert t["fairgan"]["met"] is False and t["fairgan"]["ours"]["risk_ok"] is False
+    pkg = {"seconds_per_epoch": {"ratio": 1.4}, "fidelity_at_least_equal": True, "efficacy_at_least_equal": True}
+    t = targets({"rows": rows, "aggregate": aggregate(rows)}, pkg)
+    assert t[1]["met"] is False  # 1.4× is short of 1.5×
 
 
 def test_drop_protected_leaves_the_protected_columns_out_of_the_features():

@@ -174,12 +174,17 @@ def benchmark_command(
     datasets: str = typer.Option("adult,compas,german", "--datasets", help="Comma-separated."),
     models: str = typer.Option("ctgan,fairgan", "--models", help="Comma-separated: ctgan, fairgan."),
     seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds (model seed and split seed)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Epochs per model (default: the models')."),
+    epochs: Optional[str] = typer.Option(None, "--epochs", help="Epochs per model: one count, or per data set "
+                                         "(adult=30,compas=100); default: the models' (300)."),
     n_boot: int = typer.Option(200, "--n-boot", min=0),
     competitors: bool = typer.Option(True, "--competitors/--no-competitors"),
     classifiers: str = typer.Option("logistic_regression,gradient_boosting,mlp", "--classifiers",
                                     help="Comma-separated: logistic_regression, gradient_boosting, mlp."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    doc_dir: Optional[Path] = typer.Option(None, "--doc-dir", help="Also write tabular.md and tabular.json here "
+                                           "(e.g. docs/benchmarks)."),
+    package_json: Optional[Path] = typer.Option(None, "--package-json", help="The JSON written by "
+                                                "benchmarks/tabular_ctgan_package.py, shown in tabular.md."),
 ) -> None:
     """Fit, sample and evaluate every (data set, model, seed), with the competitors; rerun to resume."""
     from fairlatent.tabular.benchmark import run_tabular_benchmark
@@ -196,12 +201,52 @@ def benchmark_command(
         seed_list = [int(s) for s in split(seeds, "--seeds")]
     except ValueError:
         raise FairlatentError(f"--seeds {seeds!r}: comma-separated whole numbers") from None
+    from fairlatent.utils.io import read_json
+
+    epoch_spec = _epochs_option(epochs)
+    package = read_json(package_json) if package_json is not None else None
+    if package_json is not None and not isinstance(package, dict):
+        raise FairlatentError(f"{package_json}: not a JSON object written by benchmarks/tabular_ctgan_package.py")
     check_output_distinct(out, {"--data-dir": data_dir})
     with folder_lock(out, what="tabular benchmark"):
-        run_tabular_benchmark(out, data_dir, datasets=split(datasets, "--datasets"), models=split(models, "--models"),
-                              seeds=seed_list, epochs=epochs, n_boot=n_boot, competitors=competitors,
-                              classifiers=split(classifiers, "--classifiers"), progress=not quiet)
+        summary = run_tabular_benchmark(out, data_dir, datasets=split(datasets, "--datasets"),
+                                        models=split(models, "--models"), seeds=seed_list, epochs=epoch_spec,
+                                        n_boot=n_boot, competitors=competitors,
+                                        classifiers=split(classifiers, "--classifiers"), progress=not quiet,
+                                        log=None if quiet else typer.echo)
     typer.echo((out / "summary.md").read_text())
+    if doc_dir is not None:
+        import shlex
+
+        from fairlatent.cli.app import LAUNCH_ARGV
+        from fairlatent.tabular.benchmark_report import write_outputs
+
+        command = "fairlatent " + " ".join(shlex.quote(a) for a in LAUNCH_ARGV)
+        for p in write_outputs(summary, doc_dir, command=command, config=read_json(out / "config.json"),
+                               package=package).values():
+            typer.echo(str(p))
+
+
+def _epochs_option(text: str | None) -> int | dict[str, int] | None:
+    """``--epochs``: ``30`` (every data set) or ``adult=30,compas=100`` (per data set)."""
+    if text is None:
+        return None
+    try:
+        if "=" not in text:
+            n = int(text)
+            if n < 1:
+                raise ValueError
+            return n
+        out = {}
+        for item in text.split(","):
+            name, _, count = item.partition("=")
+            out[name.strip()] = int(count)
+            if out[name.strip()] < 1 or not name.strip():
+                raise ValueError
+        return out
+    except ValueError:
+        raise FairlatentError(f"--epochs {text!r}: a positive whole number, or data set=count pairs "
+                              "separated by commas (adult=30,compas=100)") from None
 
 
 # `fairlatent benchmark tabular` is the same command, beside the other benchmarks

@@ -27,6 +27,7 @@ from fairlatent.metrics.bootstrap import resample_counts
 from fairlatent.oversample.baselines import CNNSettings, smote, train_cnn
 from fairlatent.oversample.data import ImbalancedSplit, mnist_long_tailed
 from fairlatent.oversample.rae import RAEConfig, fit_rae, load_rae
+from fairlatent.train.engine import training_seconds
 from fairlatent.utils.seed import rng
 
 __all__ = ["METHODS", "PROFILES", "class_metrics", "bootstrap_intervals", "run_imbalance_benchmark",
@@ -85,17 +86,6 @@ def _score(split: ImbalancedSplit, pred: np.ndarray, seed: int, seconds: float, 
     return m
 
 
-def _elapsed(log_csv: Path, fallback: float) -> float:
-    """Training seconds of a fitted run, from its ``log.csv`` (also right when a finished run is reused)."""
-    import csv
-
-    try:
-        rows = list(csv.DictReader(log_csv.open()))
-        return float(rows[-1]["elapsed_s"])
-    except (OSError, KeyError, IndexError, ValueError):
-        return fallback
-
-
 def run_seed(split: ImbalancedSplit, seed: int, work: Path, profile: str, methods: Sequence[str], *,
              n_boot: int = 500, log: Callable[[str], None] = print) -> tuple[dict[str, dict], np.ndarray | None]:
     """Every method of ``methods`` on one split; returns scores by method and a grid of decoded samples."""
@@ -113,7 +103,7 @@ def run_seed(split: ImbalancedSplit, seed: int, work: Path, profile: str, method
         t0 = time.perf_counter()
         d = fit_rae(x, y, work / f"seed{seed}" / name, cfg, class_names=split.class_names, progress=False)
         secs = time.perf_counter() - t0
-        rec = _elapsed(d / "log.csv", secs)
+        rec = training_seconds(d / "log.csv", secs)
         models[name] = load_rae(d)
         if name in methods:
             out[name] = _score(split, models[name].predict(split.test_images), seed, float(rec), n_boot)

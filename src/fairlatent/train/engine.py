@@ -50,6 +50,20 @@ from fairlatent.utils.io import read_json, write_text
 from fairlatent.utils.seed import rng
 from fairlatent.utils.threads import rebalance as rebalance_threads
 
+def training_seconds(log_csv: str | Path, fallback: float = float("nan")) -> float:
+    """Training seconds of a run, the last ``elapsed_s`` of its ``log.csv``.
+
+    Elapsed time is carried through checkpoints, so this is the run's whole training time even when it was
+    resumed, or when a finished run is reused and the caller's own clock read 0.
+    """
+    try:
+        with Path(log_csv).open() as fh:
+            rows = list(csv.DictReader(fh))
+        return float(rows[-1]["elapsed_s"])
+    except (OSError, KeyError, IndexError, ValueError, TypeError):
+        return fallback
+
+
 # --- the data order ----------------------------------------------------------------------------------
 
 
