@@ -12,6 +12,11 @@ on the synthetic data). Training has the paper's two phases: ``plain_epochs`` wi
 conditional GAN), then ``fair_epochs`` with ``D2`` and the fairness term, weight ``fairness_weight`` (λ, paper
 λ = 1). ``fair_loss="minimax"`` is the paper's generator term ``λ·V2`` (G minimises D2's log-likelihood);
 ``"confusion"`` instead trains G towards D2 = ½ (cross-entropy against ½, bounded), a common stabilisation.
+``"demographic_parity"`` replaces D2 by the penalty TabFairGAN uses (Rajabi & Garibay 2022):
+``λ · |E[ŷ⁺ | s = priv] − E[ŷ⁺ | s ≠ priv]|`` over the batch, ŷ⁺ the generator's (Gumbel-softmax) output for
+the positive target category. It asks only for what risk difference measures (ŷ independent of s), not for
+features that hide s, so realism is not traded against hiding attributes such as ``relationship`` that
+encode ``sex`` in Adult.
 
 Deviations, stated: the paper encodes rows with a pre-trained autoencoder (medGAN style) and a discrete
 table; here rows use CTGAN's encoding (mode-specific normalisation, Gumbel-softmax outputs, τ = 0.2) and
@@ -56,7 +61,7 @@ class FairGANConfig(StrictSettings):
     plain_epochs: int = Field(150, ge=0, description="phase 1: D1 only")
     fair_epochs: int = Field(150, ge=0, description="phase 2: D1 and the fairness discriminator D2")
     fairness_weight: float = Field(1.0, ge=0, description="λ of the fairness term")
-    fair_loss: Literal["minimax", "confusion"] = "minimax"
+    fair_loss: Literal["minimax", "confusion", "demographic_parity"] = "minimax"
     lr_g: float = Field(2e-4, gt=0)
     lr_d: float = Field(2e-4, gt=0)
     betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.5, 0.9)
@@ -91,8 +96,11 @@ class FairGANObjective:
     autocast = False
 
     def __init__(self, config: FairGANConfig, transformer: TableTransformer, data: np.ndarray | None,
-                 s_codes: np.ndarray | None, s_counts: np.ndarray, privileged: int, fair_from_step: int):
-        self.config, self.transformer = config, transformer
+                 s_codes: np.ndarray | None, s_counts: np.ndarray, privileged: int, fair_from_step: int,
+                 positive_at: int | None = None):
+        if config.fair_loss == "demographic_parity" and positive_at is None and data is not None:
+            raise ValueError("fair_loss='demographic_parity' needs positive_at, the encoded column of y = positive")
+        self.config, self.transformer, self.positive_at = config, transformer, positive_at
         self.spans = transformer.spans
         self.data = torch.from_numpy(data) if data is not None else None
         self.s_codes = torch.from_numpy(np.array(s_codes, dtype=np.int64)) if s_codes is not None else None
@@ -146,7 +154,7 @@ class FairGANObjective:
         loss_d1.backward()
         self.opt_d1.step()
         loss_d2 = torch.zeros(())
-        if fair:
+        if fair and c.fair_loss != "demographic_parity":
             loss_d2 = F.binary_cross_entropy_with_logits(self.D2(fake), priv)
             self.opt_d2.zero_grad(set_to_none=True)
             loss_d2.backward()
@@ -157,7 +165,12 @@ class FairGANObjective:
         d_fake = self.D1(torch.cat([fake, self.onehot(s_fake)], 1))
         loss_g = F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
         fair_term = torch.zeros(())
-        if fair:
+        if fair and c.fair_loss == "demographic_parity":
+            y_pos = fake[:, self.positive_at]
+            p, u = priv > 0.5, priv <= 0.5
+            if p.any() and u.any():
+                fair_term = (y_pos[p].mean() - y_pos[u].mean()).abs()
+        elif fair:
             logits = self.D2(fake)
             if c.fair_loss == "minimax":  # G minimises V2 = D2's log-likelihood, i.e. maximises its BCE
                 fair_term = -F.binary_cross_entropy_with_logits(logits, priv)

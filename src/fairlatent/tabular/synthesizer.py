@@ -87,8 +87,11 @@ def build_objective(data: TabularData, config: ModelConfig, state: dict[str, Any
         raise FairlatentError(f"FairGAN batch_size={config.batch_size} exceeds the {n} training rows; lower it "
                               "(--set batch_size=...)")
     per_epoch = n // config.batch_size
+    span = next(sp for sp in t.spans if sp.column == data.target and sp.kind == "category")
+    target_info = next(col for col in t.columns if col.name == data.target)
+    positive_at = span.start + target_info.categories.index(str(data.positive))
     obj = FairGANObjective(config, t, encoded, s_codes, counts, s_values.index(p.privileged),
-                           fair_from_step=config.plain_epochs * per_epoch)
+                           fair_from_step=config.plain_epochs * per_epoch, positive_at=positive_at)
     order = DataOrder(n, config.batch_size, seed=config.seed, stream="fairgan-order", drop_last=True)
     steps = (config.plain_epochs + config.fair_epochs) * per_epoch
     if steps < 1:
