@@ -285,11 +285,13 @@ def test_benchmark_runs_and_resumes_without_recomputing(cli, tmp_path):
     assert res.code == 0, res
     rows = json.loads((out / "summary.json").read_text())["rows"]
     methods = {r["method"] for r in rows}
-    assert {"real", "ctgan", "fairgan", "ctgan:real+fair_synthetic", "expgrad_dp", "expgrad_eo",
+    assert {"real", "ctgan", "fairgan", "fairgan_dp", "ctgan:real+fair_synthetic", "expgrad_dp", "expgrad_eo",
             "threshold_optimizer", "reweighing"} <= methods
     assert all(r["dataset"] == "german" and r["protected"] == "sex" for r in rows)
     stamps = {p.name: p.stat().st_mtime_ns for p in (out / "results").iterdir()}
-    assert len(stamps) == 3
+    assert len(stamps) == 4  # ctgan, fairgan, fairgan_dp, the competitors
+    fg = json.loads((out / "runs" / "german_fairgan_dp_s0" / "config.json").read_text())["config"]
+    assert fg["fair_loss"] == "demographic_parity"
     assert cli(argv).code == 0  # a rerun reads the results back
     assert stamps == {p.name: p.stat().st_mtime_ns for p in (out / "results").iterdir()}
     cli.user_error(["tabular", "benchmark", "--data-dir", data_dir, "--out", tmp_path / "b2", "--datasets", "adult"],
@@ -303,6 +305,7 @@ def test_benchmark_runs_and_resumes_without_recomputing(cli, tmp_path):
     cli.user_error([*argv[:9], "german=3", *argv[10:]], "german_ctgan_s0.json: a result of 2 epochs")
     assert stamps == {p.name: p.stat().st_mtime_ns for p in (out / "results").iterdir()}
     cli.user_error([*argv[:9], "german=0", *argv[10:]], "--epochs 'german=0'")
+    cli.user_error([*argv, "--models", "ctgan,tvae"], "unknown model(s) ['tvae']")
     # the document and its JSON come from the same summary
     docs = tmp_path / "docs"
     assert cli([*argv, "--doc-dir", docs]).code == 0

@@ -172,7 +172,8 @@ def benchmark_command(
                                   "compas-scores-two-years.csv and german.data."),
     out: Path = typer.Option(..., "--out", help="Benchmark folder (runs/, results/, summary.json, summary.md)."),
     datasets: str = typer.Option("adult,compas,german", "--datasets", help="Comma-separated."),
-    models: str = typer.Option("ctgan,fairgan", "--models", help="Comma-separated: ctgan, fairgan."),
+    models: str = typer.Option("ctgan,fairgan,fairgan_dp", "--models", help="Comma-separated: ctgan, fairgan (the "
+                               "paper's D2), fairgan_dp (TabFairGAN's demographic-parity penalty instead of D2)."),
     seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds (model seed and split seed)."),
     epochs: Optional[str] = typer.Option(None, "--epochs", help="Epochs per model: one count, or per data set "
                                          "(adult=30,compas=100); default: the models' (300)."),

@@ -62,7 +62,7 @@ def targets(summary: Mapping[str, Any], package: Mapping[str, Any] | None = None
         out.append({"target": "against the ctgan package (benchmarks/tabular_ctgan_package.py)", "ours": None,
                     "met": None})
     real, eg = _agg(summary, "adult", "real"), _agg(summary, "adult", "expgrad_dp")
-    for method in ("fairgan", "ctgan:real+fair_synthetic"):
+    for method in ("fairgan", "fairgan_dp", "ctgan:real+fair_synthetic"):
         a = _agg(summary, "adult", method)
         if a is None:
             continue
