@@ -31,8 +31,7 @@ import numpy as np
 from fairlatent.errors import FairlatentError
 from fairlatent.utils.io import claim_output_directory, read_json, write_json, write_text
 
-__all__ = ["DATASET_FILES", "MODELS", "PUBLISHED", "epochs_for", "run_tabular_benchmark", "summarise", "aggregate",
-           "write_outputs"]
+__all__ = ["DATASET_FILES", "MODELS", "epochs_for", "run_tabular_benchmark", "summarise", "aggregate"]
 
 DATASET_FILES = {"adult": "adult.data", "compas": "compas-scores-two-years.csv", "german": "german.data"}
 RECORD = "fairlatent-tabular-benchmark"
