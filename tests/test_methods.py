@@ -33,7 +33,8 @@ def fake_run(tmp_path_factory):
     data = write_dataset(root / "data" / "dataset", images, table, {"source": "test"})
     pairs = root / "pairs"
     for name, keep in (("complementary", N_PAIRS), ("complementary_filtered", N_PAIRS - 4),
-                       ("complementary_verified", N_PAIRS - 8), ("complementary_domain", N_PAIRS), ("onto_plane", N_PAIRS),
+                       ("complementary_verified", N_PAIRS - 8), ("complementary_domain", N_PAIRS),
+                       ("multi_protected", N_PAIRS), ("onto_plane", N_PAIRS),
                        ("reflect", N_PAIRS), ("project", N_PAIRS)):
         tz = np.tile([0, 1], keep // 2)
         gz = np.tile([0, 1, 1, 0], keep // 4 + 1)[:keep]

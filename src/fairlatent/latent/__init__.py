@@ -3,6 +3,7 @@
 from fairlatent.latent.edits import (
     DOMAIN_EDIT,
     EDIT_KINDS,
+    MULTI_EDIT,
     affine_minimum_norm_edit,
     agreement_mask,
     verified_mask,
@@ -11,6 +12,7 @@ from fairlatent.latent.edits import (
     edit_latents,
     minimum_norm_edit,
     multi_protected_edits,
+    multi_protected_jobs,
 )
 from fairlatent.latent.hyperplane import Hyperplane, cell_balanced_weights, fit_domain_hyperplanes, fit_hyperplane
 
@@ -18,6 +20,7 @@ __all__ = [
     "DOMAIN_EDIT",
     "EDIT_KINDS",
     "Hyperplane",
+    "MULTI_EDIT",
     "affine_minimum_norm_edit",
     "agreement_mask",
     "cell_balanced_weights",
@@ -28,5 +31,6 @@ __all__ = [
     "fit_hyperplane",
     "minimum_norm_edit",
     "multi_protected_edits",
+    "multi_protected_jobs",
     "verified_mask",
 ]

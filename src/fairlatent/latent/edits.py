@@ -44,6 +44,8 @@ __all__ = [
     "edit_latents",
     "minimum_norm_edit",
     "multi_protected_edits",
+    "multi_protected_jobs",
+    "MULTI_EDIT",
 ]
 
 #: Edits written by the reference code (``linear.py``): the paper's one and three ablations.
@@ -51,6 +53,9 @@ EDIT_KINDS = ("complementary", "onto_plane", "reflect", "project")
 #: The complementary edit with one target plane per protected group (:func:`complementary_latents_domain`);
 #: apart from EDIT_KINDS because it needs the latents' groups and the per-group planes.
 DOMAIN_EDIT = "complementary_domain"
+#: The edits of several protected attributes at once (:func:`multi_protected_edits`), each keeping the target
+#: score and the scores of the protected planes it does not flip; it needs the extra protected planes.
+MULTI_EDIT = "multi_protected"
 
 
 def _check_dims(z, planes: Sequence[Hyperplane]) -> np.ndarray:
@@ -230,6 +235,18 @@ def multi_protected_edits(
     names = list(h_gs)
     if not names:
         raise FairlatentError("multi_protected_edits needs at least one protected hyperplane")
+    jobs = multi_protected_jobs(names, mode)
+    out = {}
+    for key, flip in jobs.items():
+        keep = [h_gs[n] for n in names if n not in flip]
+        out[key] = minimum_norm_edit(z, [h_t, *keep], [h_gs[n] for n in flip], min_sin=min_sin)
+    return out
+
+
+def multi_protected_jobs(names: Sequence[str], mode: str | Sequence[str] = "each") -> dict[str, list[str]]:
+    """The edits of :func:`multi_protected_edits` for protected attributes ``names``: ``{key: [flipped names]}``
+    (every other name is kept). Apart so a caller can label each edit's images without recomputing it."""
+    names = list(names)
     if mode == "each":
         jobs = {n: [n] for n in names}
     elif mode == "all":
@@ -238,14 +255,11 @@ def multi_protected_edits(
         jobs = {mode: [mode]}
     else:
         jobs = {"+".join(mode): list(mode)}
-    out = {}
-    for key, flip in jobs.items():
-        unknown = [n for n in flip if n not in h_gs]
+    for flip in jobs.values():
+        unknown = [n for n in flip if n not in names]
         if unknown:
             raise FairlatentError(f"unknown protected attribute(s) {unknown} in mode {mode!r}; have {names}")
-        keep = [h_gs[n] for n in names if n not in flip]
-        out[key] = minimum_norm_edit(z, [h_t, *keep], [h_gs[n] for n in flip], min_sin=min_sin)
-    return out
+    return jobs
 
 
 def complementary_latents_domain(

@@ -17,6 +17,7 @@ so ``validate_config(cfg.model_dump())`` gives back the same specs.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Iterable, Literal, TypeVar
 
@@ -24,6 +25,7 @@ from pydantic import (BaseModel, Field, ValidationError, ValidationInfo, field_s
                       model_serializer, model_validator)
 
 from fairlatent.data.toyfaces import ATTRIBUTES as TOYFACES_ATTRIBUTES
+from fairlatent.latent.edits import MULTI_EDIT
 from fairlatent.pipeline.audit import AuditConfig
 from fairlatent.pipeline.methods import get_method, method_names
 from fairlatent.train.classifier import ClassifierConfig
@@ -34,6 +36,9 @@ from fairlatent.utils.settings import (StrictSettings, apply_overrides, format_v
                                        parse_overrides, validate_settings)
 
 S = TypeVar("S", GANConfig, ClassifierConfig)
+
+
+_PLAIN_ATTRIBUTE = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
 class DataConfig(StrictSettings):
@@ -51,6 +56,10 @@ class DataConfig(StrictSettings):
     path: str | None = None
     target: str = "Wearing_Hat"
     protected: str = "Eyeglasses"
+    protected_extra: list[str] = Field(
+        default_factory=list,
+        description="further protected attributes besides data.protected: every method's fairness metrics are "
+                    "reported for each, and latent_debias_multi edits them (latent.multi_flip)")
     # ToyFaces rendering (ignored for source="path")
     n: int = Field(20000, ge=100)
     size: Literal[32, 64] = 32
@@ -119,9 +128,29 @@ class DataConfig(StrictSettings):
         out = handler(self)
         if out.get("train_size") is None:
             out.pop("train_size", None)
+        # likewise protected_extra: a config without extra protected attributes dumps as before they existed
+        if not out.get("protected_extra"):
+            out.pop("protected_extra", None)
         return out
 
-    @field_validator("target", "protected", "faint")
+    @field_validator("protected_extra")
+    @classmethod
+    def _extra_protected(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        """Each extra protected attribute once, none the target or the main protected attribute, and a plain
+        name (each gets its own stage folder, ``labeler_<name>``). Whether a data set read from a path has
+        them is checked when it is read (the data stage)."""
+        for a in v:
+            if not _PLAIN_ATTRIBUTE.fullmatch(a):
+                raise ValueError(f"{a!r} is not a plain attribute name (letters, digits, _ . -)")
+        repeated = sorted({a for a in v if v.count(a) > 1})
+        if repeated:
+            raise ValueError(f"lists {', '.join(map(repr, repeated))} more than once")
+        for key in ("target", "protected"):
+            if info.data.get(key) in v:
+                raise ValueError(f"{info.data[key]!r} is data.{key}; list only further protected attributes")
+        return v
+
+    @field_validator("target", "protected", "faint", "protected_extra")
     @classmethod
     def _toyfaces_attribute(cls, v: Any, info: ValidationInfo) -> Any:
         """ToyFaces' attributes are known at load time; a typo would otherwise surface after rendering."""
@@ -205,10 +234,25 @@ class LatentConfig(StrictSettings):
         description="Pre-flight floor of the share of pairs whose f_t label held on G(z') (both images carry "
                     "z's target label in training). With flip and keep rates ≥ 0.7, at least 40 % of pairs "
                     "do both.")
+    multi_flip: Literal["each", "all", "one"] = Field(
+        "each",
+        description="latent_debias_multi (with data.protected_extra): which protected attributes each edit flips, "
+                    "always keeping h_t's score and the scores of the protected planes it does not flip: 'each' "
+                    "one edit per protected attribute; 'all' one edit flipping every protected attribute; 'one' "
+                    "only data.protected, the extra ones held fixed.")
     strict: bool = Field(
         False,
         description="Stop with an error, before any classifier is trained on synthetic data, when a pre-flight "
                     "check fails (otherwise a warning and a mark in the report).")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        # multi_flip at its default is left out, so configs (and the benchmarks' run keys, hashes of the whole
+        # dump) read as before it existed
+        out = handler(self)
+        if out.get("multi_flip") == "each":
+            out.pop("multi_flip", None)
+        return out
 
     def preflight_bounds(self):
         """The bounds of :func:`fairlatent.latent.preflight.preflight_checks` from these settings."""
@@ -300,6 +344,15 @@ class PipelineConfig(StrictSettings):
                              "methods too")
         return list(dict.fromkeys(v))
 
+    @model_validator(mode="after")
+    def _multi_needs_extra(self) -> "PipelineConfig":
+        multi = [m for m in self.methods if get_method(m).edit == MULTI_EDIT]
+        if multi and not self.data.protected_extra:
+            raise ValueError(f"methods lists {', '.join(map(repr, multi))}, which edits several protected "
+                             "attributes: name the ones besides data.protected in data.protected_extra (e.g. "
+                             "protected_extra = [\"Smiling\"])")
+        return self
+
     @field_serializer("gan", "labeler", "classifier", "translator")
     def _set_keys_only(self, section: BaseModel) -> dict[str, Any]:
         # what the file set, not every default: keeps "unset" (and so the run's seed/device) across a dump
@@ -340,6 +393,14 @@ class PipelineConfig(StrictSettings):
     def needs_translations(self) -> bool:
         """Whether any method trains on translated real images (the translator stages)."""
         return any(get_method(m).translated for m in self.methods)
+
+    def protected_all(self) -> list[str]:
+        """Every protected attribute of the run: ``data.protected`` first, then ``data.protected_extra``."""
+        return [self.data.protected, *self.data.protected_extra]
+
+    def needs_multi(self) -> bool:
+        """Whether a method trains on the multi-protected edit (the extra labelers, labels and planes)."""
+        return MULTI_EDIT in self.edits_needed()
 
     def edits_needed(self) -> list[str]:
         """The latent edits whose pairs some method trains on (sorted)."""

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from fairlatent.errors import FairlatentError
-from fairlatent.latent.edits import DOMAIN_EDIT, EDIT_KINDS
+from fairlatent.latent.edits import DOMAIN_EDIT, EDIT_KINDS, MULTI_EDIT
 
 
 @dataclass(frozen=True)
@@ -113,9 +113,9 @@ class Method:
         return self.post_process is None
 
     def __post_init__(self) -> None:
-        if self.edit is not None and self.edit not in (*EDIT_KINDS, DOMAIN_EDIT):
+        if self.edit is not None and self.edit not in (*EDIT_KINDS, DOMAIN_EDIT, MULTI_EDIT):
             raise ValueError(f"method {self.name!r}: unknown edit {self.edit!r}; edits are "
-                             f"{', '.join((*EDIT_KINDS, DOMAIN_EDIT))}")
+                             f"{', '.join((*EDIT_KINDS, DOMAIN_EDIT, MULTI_EDIT))}")
         if self.translated and self.edit is not None:
             raise ValueError(f"method {self.name!r}: trains on translations or on latent pairs, not both")
         if self.post_process is not None and (self.edit is not None or self.domain_heads or self.sample_weights
@@ -220,6 +220,11 @@ register_method(Method("latent_debias_domain",
                        "latent_debias with one target hyperplane per protected group (the reference's "
                        "domain-dependent robustness check): z' keeps z's target score on its new group's plane",
                        _real_plus_pairs, edit=DOMAIN_EDIT, balanced_val=True))
+register_method(Method("latent_debias_multi",
+                       "latent_debias for several protected attributes (data.protected and data.protected_extra): "
+                       "real data + G(z) and G(z') of every edit of latent.multi_flip, each keeping h_t's score and the "
+                       "scores of the protected planes it does not flip (the paper's multiple protected attributes)",
+                       _real_plus_pairs, edit=MULTI_EDIT, balanced_val=True))
 register_method(Method("latent_debias_onto_plane", "real data + pairs with z' moved onto h_g, target score kept (ablation)",
                        _real_plus_pairs, edit="onto_plane", balanced_val=True))
 register_method(Method("latent_debias_reflect", "real data + pairs with z' reflected across h_g, target plane ignored (ablation)",

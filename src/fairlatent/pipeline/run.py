@@ -42,6 +42,8 @@ from fairlatent.train.classifier import reweighting_weights
 from fairlatent.utils.io import claim_output_directory, file_sha256, save_npy, write_json
 
 EVAL_SPLITS = ("test", "test_balanced")
+# the metrics that depend on the protected attribute: reported per protected attribute (data.protected_extra)
+PROTECTED_METRICS = ("DEO", "BA", "KL", "DP", "EOpp", "EOdds", "worst_group_acc")
 # G(z) images per labelled (target, protected) cell drawn for the report's pre-flight grids
 CELL_SAMPLES = 16
 
@@ -117,6 +119,7 @@ class Pipeline:
         self.stages = StageRunner(self.run_dir, self.console)
         self.t = config.data.target
         self.g = config.data.protected
+        self.extra = list(config.data.protected_extra)  # further protected attributes (data.protected_extra)
         self.preflight: dict[str, Any] | None = None  # set by stage_preflight
 
     # ------------------------------------------------------------------ helpers
@@ -152,7 +155,8 @@ class Pipeline:
         else:
             from fairlatent.data.toyfaces import make_toyfaces
 
-            params = d.model_dump(exclude={"source", "path", "train_size"})
+            # protected_extra names columns ToyFaces renders anyway: not in the key, so naming one re-renders nothing
+            params = d.model_dump(exclude={"source", "path", "train_size", "protected_extra"})
             params["seed"] = self.cfg.seed if d.seed is None else d.seed
             cfg = params
 
@@ -168,6 +172,10 @@ class Pipeline:
         self.stages.run("data", cfg, fn)
         ds = self._data()
         ds.check_attributes([self.t, self.g])
+        missing = [a for a in self.extra if a not in ds.attribute_names]
+        if missing:  # a path data set's columns are known only now (ToyFaces' were checked at load time)
+            raise FairlatentError(f"data.protected_extra: {ds.path} has no attribute "
+                                  f"{', '.join(map(repr, missing))}; attributes are: {', '.join(ds.attribute_names)}")
         self._check_evaluation_splits(ds)
 
     def _write_skewed(self, ds: Dataset, out: Path, wanted: dict[str, float], seed: int) -> dict[str, Any]:
@@ -227,7 +235,7 @@ class Pipeline:
             idx = ds.split_indices(split, required=split == "test")
             if not idx.size:
                 continue
-            for attr in (self.t, self.g):
+            for attr in (self.t, self.g, *self.extra):
                 values = np.unique(ds.labels(attr, idx))
                 if values.size < 2:
                     raise FairlatentError(
@@ -357,6 +365,80 @@ class Pipeline:
         th_t, th_g = f_t.thresholds[self.t][kind], f_g.thresholds[self.g][kind]
         return (scores[:, 0] > th_t).astype(np.int64), (scores[:, 1] > th_g).astype(np.int64)
 
+    # ------------------------------------------------------------------ further protected attributes
+    def stage_labelers_extra(self) -> None:
+        """One protected labeler per attribute of ``data.protected_extra`` (stage ``labeler_<attribute>``), made
+        the way f_g is: the classifier ``latent.protected_labeler`` names when it predicts that attribute, else
+        one trained on the real train split with the labeler's settings and, under ``latent.labeler_weights =
+        "balanced"``, the weights that make the target and *this* attribute independent. Separate stages, not
+        outputs of ``labeler``, so a run without extra attributes keeps the labeler's key and model."""
+        from fairlatent.models.classifier import load_classifier
+        from fairlatent.train.classifier import train_classifier
+
+        lc = self.cfg.latent
+        ccfg = self.cfg.labeler_spec()
+        given_clf = None
+        if lc.protected_labeler is not None:
+            given_clf = load_classifier(lc.protected_labeler)
+        for attr in self.extra:
+            if given_clf is not None and attr in given_clf.attributes:
+                path = Path(lc.protected_labeler)
+                self.stages.run(f"labeler_{attr}", {"attribute": attr, "given": _model_fingerprint(path)},
+                                lambda stage_dir, p=path: {"path": str(p.resolve()), "given": True})
+                continue
+
+            def fn(stage_dir: Path, attr: str = attr) -> dict[str, Any]:
+                weights = None
+                if lc.labeler_weights == "balanced":
+                    ds = self._data()
+                    tr = ds.split_indices("train")
+                    weights = [reweighting_weights(ds.labels(self.t, tr), ds.labels(attr, tr))]
+                train_classifier([self.stages.results["data"].outputs["path"]], [attr], stage_dir / "model", ccfg,
+                                 sample_weights=weights, progress=self.progress)
+                return {"path": str((stage_dir / "model").resolve()), "weights": lc.labeler_weights}
+
+            self.stages.run(f"labeler_{attr}", {"attribute": attr, "target": self.t, "classifier": ccfg.cache_key(),
+                                                "weights": lc.labeler_weights}, fn, deps=("data",))
+
+    def _extra_labelers(self) -> list:
+        """The classifier handles of the extra protected attributes, in ``data.protected_extra``'s order."""
+        from fairlatent.models.classifier import load_classifier
+
+        return [load_classifier(self.stages.results[f"labeler_{a}"].outputs["path"]) for a in self.extra]
+
+    def _score_extra(self, images: np.ndarray, labelers) -> np.ndarray:
+        """N×k scores of images by the extra protected labelers."""
+        return np.stack([f.predict_scores(images)[:, f.attributes.index(a)] for a, f in zip(self.extra, labelers)],
+                        axis=1)
+
+    def _label_extra(self, scores: np.ndarray, labelers) -> np.ndarray:
+        """N×k binary labels of N×k extra scores at each labeler's ``latent.threshold``."""
+        kind = self.cfg.latent.threshold
+        th = np.array([f.thresholds[a][kind] for a, f in zip(self.extra, labelers)])
+        return (scores > th[None, :]).astype(np.int64)
+
+    def stage_latents_extra(self) -> None:
+        """The labels of the latents stage's G(z) for each extra protected attribute (``scores.npy``, N×k),
+        rendered again from the stored latents so the latents stage keeps its key."""
+        def fn(stage_dir: Path) -> dict[str, Any]:
+            z = np.load(self.stages.results["latents"].dir / "z.npy")
+            gen = self._image_generator()
+            labelers = self._extra_labelers()
+            bs = self.cfg.latent.batch_size
+            scores = np.concatenate([self._score_extra(gen.decode(z[i : i + bs]), labelers)
+                                     for i in range(0, len(z), bs)])
+            labels = self._label_extra(scores, labelers)
+            save_npy(stage_dir / "scores.npy", scores.astype(np.float32))
+            return {"attributes": self.extra, "rates": {a: float(labels[:, k].mean()) for k, a in enumerate(self.extra)}}
+
+        self.stages.run("latents_extra", {"attributes": self.extra, "threshold": self.cfg.latent.threshold}, fn,
+                        deps=("latents", *(f"labeler_{a}" for a in self.extra)))
+
+    def _extra_labels(self) -> np.ndarray:
+        """N×k labels of the latents stage's G(z) for the extra protected attributes."""
+        return self._label_extra(np.load(self.stages.results["latents_extra"].dir / "scores.npy"),
+                                 self._extra_labelers())
+
     def stage_latents(self) -> None:
         lc = self.cfg.latent
         n = lc.n_fit + lc.n_holdout + lc.n_pairs
@@ -415,27 +497,46 @@ class Pipeline:
         domain = DOMAIN_EDIT in self._edits_needed()
         if domain:
             cfg["domain"] = True
+        multi = self.cfg.needs_multi()
+        deps: tuple[str, ...] = ("latents",)
+        if multi:  # one plane per extra protected attribute, in the key (and read) only when an edit needs them
+            cfg["protected_extra"] = self.extra
+            deps += ("latents_extra",)
 
         def fn(stage_dir: Path) -> dict[str, Any]:
             z, t_lab, g_lab, _ = self._latent_arrays()
             fit, ho = slice(0, lc.n_fit), slice(lc.n_fit, lc.n_fit + lc.n_holdout)
             weights = cell_balanced_weights(t_lab[fit], g_lab[fit]) if lc.plane_weights == "cells" else None
             out: dict[str, Any] = {}
-            for name, y in (("t", t_lab), ("g", g_lab)):
-                attr = self.t if name == "t" else self.g
+            labels = [("t", self.t, t_lab), ("g", self.g, g_lab)]
+            if multi:
+                e_lab = self._extra_labels()
+                labels += [(a, a, e_lab[:, k]) for k, a in enumerate(self.extra)]
+            extra: dict[str, Any] = {}
+            for name, attr, y in labels:
                 for part, sl in (("fit", fit), ("holdout", ho)):
                     if len(np.unique(y[sl])) < 2:
+                        who = f"f_{name}" if name in ("t", "g") else f"the {attr} labeler"
                         raise FairlatentError(
-                            f"every generated image in the {part} set got the same {attr} label from f_{name}: "
+                            f"every generated image in the {part} set got the same {attr} label from {who}: "
                             "the generator does not cover both values of this attribute (train the GAN longer, "
                             "or check the labeler)")
                 h = fit_hyperplane(z[fit].astype(np.float64), y[fit], method=lc.hyperplane,
                                    holdout=(z[ho].astype(np.float64), y[ho]), seed=self.cfg.seed,
                                    sample_weight=weights)
-                out[f"h_{name}"] = {"w": h.w.tolist(), "b": float(h.b), "fit_acc": float(h.fit_accuracy),
-                                    "heldout_acc": float(h.heldout_accuracy)}
+                record = {"w": h.w.tolist(), "b": float(h.b), "fit_acc": float(h.fit_accuracy),
+                          "heldout_acc": float(h.heldout_accuracy)}
+                if name in ("t", "g"):
+                    out[f"h_{name}"] = record
+                else:
+                    extra[attr] = record
             w_t, w_g = np.array(out["h_t"]["w"]), np.array(out["h_g"]["w"])
             out["cos_theta"] = float(w_t @ w_g)
+            if multi:  # each extra plane's angle with h_t and h_g (the edit's guard is on the whole set's span)
+                for record in extra.values():
+                    w = np.array(record["w"])
+                    record.update({"cos_t": float(w @ w_t), "cos_g": float(w @ w_g)})
+                out["h_extra"] = extra
             if domain:  # one target plane per protected group, fitted on the latents f_g put in that group
                 planes = fit_domain_hyperplanes(
                     z[fit].astype(np.float64), t_lab[fit], g_lab[fit], name=self.t, method=lc.hyperplane,
@@ -445,7 +546,7 @@ class Pipeline:
                                        for k, h in planes.items()}
             return out
 
-        self.stages.run("hyperplanes", cfg, fn, deps=("latents",))
+        self.stages.run("hyperplanes", cfg, fn, deps=deps)
 
     def _plane(self, record: dict[str, Any]):
         """A :class:`~fairlatent.latent.Hyperplane` from the hyperplanes stage's record of it."""
@@ -457,6 +558,13 @@ class Pipeline:
     def _hyperplanes(self):
         o = self.stages.results["hyperplanes"].outputs
         return self._plane(o["h_t"]), self._plane(o["h_g"])
+
+    def _extra_planes(self) -> dict:
+        """The extra protected planes of the hyperplanes stage, ``{attribute: Hyperplane}`` (labelled by name)."""
+        from dataclasses import replace
+
+        return {a: replace(self._plane(h), name=a)
+                for a, h in self.stages.results["hyperplanes"].outputs["h_extra"].items()}
 
     def _domain_planes(self):
         """The per-group target planes of the hyperplanes stage, ``{0: Hyperplane, 1: Hyperplane}``."""
@@ -491,8 +599,8 @@ class Pipeline:
         return sets
 
     def stage_pairs(self) -> None:
-        from fairlatent.latent import (DOMAIN_EDIT, agreement_mask, complementary_latents_domain, edit_latents,
-                                       verified_mask)
+        from fairlatent.latent import (DOMAIN_EDIT, MULTI_EDIT, agreement_mask, complementary_latents_domain,
+                                       edit_latents, verified_mask)
         from fairlatent.pipeline.methods import pair_set_name
 
         lc = self.cfg.latent
@@ -507,6 +615,10 @@ class Pipeline:
         verified = sorted(e for e, f in pair_sets.items() if "verified" in f)
         if verified:
             cfg["verified"] = verified
+        deps: tuple[str, ...] = ("hyperplanes",)
+        if MULTI_EDIT in edits:  # the extra attributes and their planes are keyed by the hyperplanes stage
+            cfg["multi_flip"] = lc.multi_flip
+            deps += ("latents_extra",)
 
         def fn(stage_dir: Path) -> dict[str, Any]:
             z_all, t_all, g_all, labeler = self._latent_arrays()
@@ -518,6 +630,10 @@ class Pipeline:
             imgs_z = self._decode(gen, z.astype(np.float32))
             out: dict[str, Any] = {}
             for edit in edits:
+                if edit == MULTI_EDIT:
+                    out[edit] = self._multi_pairs(stage_dir / pair_set_name(edit, "all"), z, t_z, g_z, imgs_z, gen,
+                                                  labeler)
+                    continue
                 planes = None
                 if edit == DOMAIN_EDIT:  # each latent's target score kept on its new group's own plane
                     planes = self._domain_planes()
@@ -570,7 +686,95 @@ class Pipeline:
                 out[edit] = stats
             return out
 
-        self.stages.run("pairs", cfg, fn, deps=("hyperplanes",))
+        self.stages.run("pairs", cfg, fn, deps=deps)
+
+    def _multi_pairs(self, out_dir: Path, z: np.ndarray, t_z: np.ndarray, g_z: np.ndarray, imgs_z: np.ndarray, gen,
+                     labeler) -> dict[str, Any]:
+        """The multi-protected edit's pair set (``latent.multi_flip``) written to ``out_dir``; its statistics.
+
+        The set holds G(z) once, then G(z'_e) for each edit e of the mode, all with z's target label; each
+        protected attribute carries the labeler's label of G(z), flipped (1 − label) on the images of the edits
+        that flip it and kept on the others: the convention of the complementary set, where G(z') carries the
+        flipped protected label whatever the images show. Measured: per edit, on the images, the share of pairs
+        whose label flipped for each flipped attribute and held for the target and each kept attribute (and for
+        all of them at once), and, in latent space, the largest change of each kept score and the largest
+        |s' + s| of each flipped score (0 up to rounding: the closed form is exact).
+        """
+        from dataclasses import replace
+
+        from fairlatent.latent import MULTI_EDIT, multi_protected_edits, multi_protected_jobs
+
+        lc = self.cfg.latent
+        h_t, h_g = self._hyperplanes()
+        h_t = replace(h_t, name=self.t)
+        planes = {self.g: replace(h_g, name=self.g), **self._extra_planes()}
+        mode = self.g if lc.multi_flip == "one" else lc.multi_flip
+        jobs = multi_protected_jobs(list(planes), mode)
+        zps = multi_protected_edits(z, h_t, planes, mode, min_sin=lc.min_sin)
+        start = lc.n_fit + lc.n_holdout
+        prot_z = {self.g: g_z, **{a: lab for a, lab in zip(self.extra, self._extra_labels()[start:].T)}}
+        extra_labelers = self._extra_labelers()
+        n = len(z)
+        images, latents = [imgs_z], [z]
+        ids = [f"z{i:06d}" for i in range(n)]
+        cols: dict[str, list[np.ndarray]] = {self.t: [t_z], **{a: [lab] for a, lab in prot_z.items()}}
+        by_edit: dict[str, Any] = {}
+        for j, (key, flip) in enumerate(jobs.items()):
+            zp = zps[key]
+            imgs_p, scores_p = self._render_and_score(gen, labeler, zp.astype(np.float32),
+                                                      f"labelling G(z') [{MULTI_EDIT}: {key}]", keep_images=True)
+            t_p, g_p = self._label(scores_p, labeler)
+            prot_p = {self.g: g_p, **{a: lab for a, lab in
+                                      zip(self.extra, self._label_extra(self._score_extra(imgs_p, extra_labelers),
+                                                                        extra_labelers).T)}}
+            changed = {a: prot_p[a] != prot_z[a] for a in planes}
+            held_t = t_p == t_z
+            did = held_t & np.all([changed[a] if a in flip else ~changed[a] for a in planes], axis=0)
+            flipped_all = np.all([changed[a] for a in flip], axis=0)
+            kept_all = held_t & np.all([~changed[a] for a in planes if a not in flip] or [np.ones(n, bool)], axis=0)
+            score_change = {self.t: float(np.abs(h_t.decision(zp) - h_t.decision(z)).max())}
+            for a, h in planes.items():  # kept: s' = s; flipped: s' = −s
+                d, dp = h.decision(z), h.decision(zp)
+                score_change[a] = float(np.abs(dp + d).max() if a in flip else np.abs(dp - d).max())
+            by_edit[key] = {
+                "flip": list(flip), "keep": [a for a in planes if a not in flip],
+                "flip_rate": {a: float(changed[a].mean()) for a in flip},
+                "keep_rate": {self.t: float(held_t.mean()),
+                              **{a: float((~changed[a]).mean()) for a in planes if a not in flip}},
+                "flip_rate_all": float(flipped_all.mean()), "keep_rate_all": float(kept_all.mean()),
+                "did_all_rate": float(did.mean()),
+                "latent_score_change": score_change,
+                "mean_edit_norm": float(np.linalg.norm(zp - z, axis=1).mean())}
+            images.append(imgs_p)
+            latents.append(zp)
+            ids += [f"zp{j}_{i:06d}" for i in range(n)]
+            cols[self.t].append(t_z)
+            for a in planes:
+                cols[a].append(1 - prot_z[a] if a in flip else prot_z[a])
+        table = pd.DataFrame({"id": ids, "split": "train",
+                              "group_id": np.tile(np.arange(n), len(jobs) + 1).astype(str),
+                              **{c: np.concatenate(v) for c, v in cols.items()}})
+        write_dataset(out_dir, np.concatenate(images), table,
+                      {"source": "latent_pairs", "edit": MULTI_EDIT, "filtered": False, "pair_filter": "all",
+                       "multi_flip": lc.multi_flip, "edits": [{"key": k, "flip": f} for k, f in jobs.items()],
+                       "target": self.t, "protected": self.g, "protected_extra": self.extra,
+                       "seed": self.cfg.seed},
+                      latents=np.concatenate(latents).astype(np.float32), overwrite=True)
+        t_syn, g_syn = table[self.t].to_numpy(), table[self.g].to_numpy()
+        stats = [v for v in by_edit.values()]
+        return {"pairs": n, "images": int(len(table)), "multi_flip": lc.multi_flip,
+                # the preflight's and the summary's figures, averaged over the edits: every edit's flipped
+                # attributes flipped / its target and kept attributes held, on the images
+                "flip_rate_g": float(np.mean([e["flip_rate_all"] for e in stats])),
+                "keep_rate_t": float(np.mean([e["keep_rate_all"] for e in stats])),
+                "agreement_kept": int(sum(round(e["keep_rate"][self.t] * n) for e in stats)),
+                "agreement_dropped": int(sum(n - round(e["keep_rate"][self.t] * n) for e in stats)),
+                "verified_kept": int(sum(round(e["did_all_rate"] * n) for e in stats)),
+                "p_ft1_given_fg": {f"g{b}": float(t_syn[g_syn == b].mean()) if (g_syn == b).any() else None
+                                   for b in (0, 1)},
+                "latent_target_score_change": max(e["latent_score_change"][self.t] for e in stats),
+                "mean_edit_norm": float(np.mean([e["mean_edit_norm"] for e in stats])),
+                "by_edit": by_edit}
 
     # ------------------------------------------------------------------ pre-flight (fairlatent.latent.preflight)
     def _preflight_geometry(self):
@@ -591,6 +795,13 @@ class Pipeline:
 
         checks = []
         for edit, stats in self.stages.results["pairs"].outputs.items():
+            if "by_edit" in stats:  # the multi-protected edit: one pair of checks per edit of its mode, where
+                # "flipped" is every attribute it flips and "held" the target and every protected one it keeps
+                for key, e in stats["by_edit"].items():
+                    checks += preflight_checks(bounds=self.cfg.latent.preflight_bounds(),
+                                               flip_rate_g=e["flip_rate_all"], keep_rate_t=e["keep_rate_all"],
+                                               edit=f"{edit}: flip {'+'.join(e['flip'])}")
+                continue
             checks += preflight_checks(bounds=self.cfg.latent.preflight_bounds(), flip_rate_g=stats["flip_rate_g"],
                                        keep_rate_t=stats["keep_rate_t"], edit=edit)
         return checks
@@ -746,6 +957,8 @@ class Pipeline:
         post = [m for m in self.cfg.methods if not get_method(m).trains]
         if post:  # they train nothing, so no dependency names them: the key must
             cfg["post_processed"] = post
+        if self.extra:  # in the key only when set, so a run without extra protected attributes keeps its key
+            cfg["protected_extra"] = self.extra
         # decisions, not scores: AP and the score distributions' KL do not apply to post-processed methods
         decision_metrics = tuple(k for k in ALL_METRICS if k not in ("AP", "KL"))
 
@@ -758,11 +971,29 @@ class Pipeline:
             va = ds.split_indices("val")
             val_images, val_y = np.asarray(ds.images[va]), ds.labels(self.t, va)
             splits: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+            extra_g: dict[str, dict[str, np.ndarray]] = {}  # split -> extra protected attribute -> labels
             for split in EVAL_SPLITS:
                 idx = ds.split_indices(split, required=split == "test")
                 if idx.size:
                     splits[split] = (np.asarray(ds.images[idx]), ds.labels(self.t, idx), ds.labels(self.g, idx))
                     scores_out[f"_y/{split}"], scores_out[f"_g/{split}"] = splits[split][1:]
+                    extra_g[split] = {a: ds.labels(a, idx) for a in self.extra}
+                    for a, lab in extra_g[split].items():
+                        scores_out[f"_protected/{a}/{split}"] = lab
+
+            def by_protected(m: str, split: str, y: np.ndarray, s: np.ndarray, th: float,
+                             metrics: tuple[str, ...]) -> None:
+                """The fairness metrics of one method's scores (or decisions) on one split for every protected
+                attribute: the main one's are those just computed, each extra one's bootstrapped on the same
+                resamples (same seed, same split size)."""
+                if not self.extra:
+                    return
+                per = results[m].setdefault("by_protected", {a: {} for a in (self.g, *self.extra)})
+                per[self.g][split] = {k: v for k, v in results[m][split].items() if k in PROTECTED_METRICS}
+                for a, g_a in extra_g[split].items():
+                    per[a][split] = bootstrap_metrics(
+                        y, s, sensitive_features=g_a, threshold=th, n_boot=ev.n_boot, ci=ev.ci, seed=self.cfg.seed,
+                        metrics=tuple(k for k in metrics if k in PROTECTED_METRICS))
             val_scores: dict[str, np.ndarray] = {}
             for m in self.cfg.methods:
                 spec = get_method(m)
@@ -778,6 +1009,7 @@ class Pipeline:
                         y, s, sensitive_features=g, threshold=th, n_boot=ev.n_boot, ci=ev.ci, seed=self.cfg.seed,
                         return_samples=True)
                     scores_out[f"{m}/{split}"] = s
+                    by_protected(m, split, y, s, th, ALL_METRICS)
             for m in self.cfg.methods:  # post-processing of the baseline's scores (fitted on val)
                 spec = get_method(m)
                 if spec.trains:
@@ -794,6 +1026,7 @@ class Pipeline:
                         y, decisions.astype(np.float64), sensitive_features=g, threshold=0.5, n_boot=ev.n_boot,
                         ci=ev.ci, seed=self.cfg.seed, metrics=decision_metrics, return_samples=True)
                     scores_out[f"{m}/{split}/decisions"] = decisions
+                    by_protected(m, split, y, decisions.astype(np.float64), 0.5, decision_metrics)
             # every method was scored on the same resamples of each split: compare each with the baseline
             if "baseline" in self.cfg.methods:
                 for m in self.cfg.methods:
@@ -812,6 +1045,11 @@ class Pipeline:
     def stage_generative(self) -> None:
         ev = self.cfg.evaluation
         if not ev.generative_metrics or "pairs" not in self.stages.results:
+            return
+        if "complementary" not in self.stages.results["pairs"].outputs:
+            # measured on the complementary pairs only (G(z) and G(z') halves); a run whose methods train on
+            # other edits alone has none
+            self.console.print("[dim]stage generative: no complementary pairs in this run, skipped[/]")
             return
         from fairlatent.pipeline.generative_report import generative_metrics_by_cell
 
@@ -837,11 +1075,16 @@ class Pipeline:
             self.stage_gan()
         if needs_latent or self.cfg.needs_translations():
             self.stage_labeler()
+        multi = self.cfg.needs_multi()
+        if multi:
+            self.stage_labelers_extra()
         if self.cfg.needs_translations():
             self.stage_translator()
             self.stage_translations()
         if needs_latent:
             self.stage_latents()
+            if multi:
+                self.stage_latents_extra()
             self.stage_hyperplanes()
             # the geometry before rendering pairs (strict stops here, before the cost of the pairs), the edit after
             self._preflight_gate(self._preflight_geometry())

@@ -53,6 +53,8 @@ def summarize_run(pipe: "Pipeline", total_seconds: float) -> dict[str, Any]:
                     if "skew" in st["data"].outputs else {})},
         "methods": evaluation,
     }
+    if pipe.extra:  # every method's fairness metrics per protected attribute are in methods.<m>.by_protected
+        report["protected_extra"] = pipe.extra
     if "hyperplanes" in st:
         hp, pairs = st["hyperplanes"].outputs, st["pairs"].outputs
         comp = pairs.get("complementary", next(iter(pairs.values())))
@@ -68,6 +70,9 @@ def summarize_run(pipe: "Pipeline", total_seconds: float) -> dict[str, Any]:
             "generated_label_rates": {"t": st["latents"].outputs["rate_t"], "g": st["latents"].outputs["rate_g"],
                                       "cells": st["latents"].outputs["cells"]},
         }
+        if "h_extra" in hp:  # the extra protected planes of latent_debias_multi, with their angles to h_t, h_g
+            report["latent"]["h_extra"] = {a: {k: v for k, v in h.items() if k not in ("w", "b")}
+                                           for a, h in hp["h_extra"].items()}
     if pipe.preflight is not None:
         report["preflight"] = pipe.preflight
     if "translations" in st:  # what the CycleGAN did to the real images (cyclegan_augment)
@@ -122,6 +127,9 @@ def _null_reason(path: str) -> str:
     """Why a value of the report is undefined, from where it sits (see :func:`strict_report`)."""
     parts = path.split(".")
     if parts[0] == "methods" and len(parts) >= 4:
+        if parts[2] == "by_protected" and len(parts) >= 6:
+            return (f"{parts[5]} for protected attribute {parts[3]} undefined on every resample of {parts[4]} (a "
+                    "group of it or a target class is absent)")
         if parts[2] == "paired_vs_baseline":
             return f"{parts[4] if len(parts) > 4 else '?'} difference vs baseline undefined on every resample"
         return (f"{parts[3]} undefined on every resample of {parts[2]} (a protected group or a target class "

@@ -32,6 +32,8 @@ REPORT_JSON = "report.json"  # the file fairlatent.pipeline.summary writes
 
 HEADLINE = ["AP", "DEO", "BA", "KL", "DP", "EOdds", "acc", "worst_group_acc"]
 # lower is better for the fairness metrics, higher for AP/accuracy
+#: the metrics shown per protected attribute when a run has several (``data.protected_extra``)
+PER_PROTECTED = ["DEO", "BA", "KL", "EOdds"]
 LOWER_IS_BETTER = {"DEO", "BA", "KL", "DP", "EOpp", "EOdds"}
 DISPLAY = {"worst_group_acc": "worst-group acc"}
 
@@ -122,6 +124,30 @@ def metric_table(methods: dict[str, Any], split: str, metrics: list[str] = HEADL
     return table
 
 
+def protected_attributes(report: dict[str, Any]) -> list[str]:
+    """Every protected attribute of a run with extra ones (the main one first); empty for a run without."""
+    extra = report.get("protected_extra") or []
+    return [report["protected"], *extra] if extra else []
+
+
+def protected_table(methods: dict[str, Any], split: str, attributes: list[str],
+                    metrics: list[str] = PER_PROTECTED) -> Table:
+    """The terminal table of a run with several protected attributes: one row per metric and attribute, one
+    column per method, ``median [95 % interval]`` (as :func:`metric_table`)."""
+    names = [m for m, res in methods.items() if split in (res.get("by_protected") or {}).get(attributes[0], {})]
+    table = Table(title=f"{split}: fairness per protected attribute; median [95% bootstrap interval]")
+    table.add_column("metric (protected)", style="bold")
+    for name in names:
+        table.add_column(escape(name), justify="right", no_wrap=True)
+    for metric in metrics:
+        arrow = "↓" if metric in LOWER_IS_BETTER else "↑"
+        for a in attributes:
+            table.add_row(escape(f"{DISPLAY.get(metric, metric)} {arrow} ({a})"),
+                          *[fmt_interval(((methods[n]["by_protected"].get(a) or {}).get(split) or {}).get(metric))
+                            for n in names])
+    return table
+
+
 def render_html(report: dict[str, Any], figures: dict[str, str], *, run_dir: str,
                 missing: dict[str, str] | None = None, sections: dict[str, str] | None = None) -> str:
     """The self-contained HTML page. Every string from the report is escaped (jinja2 autoescape).
@@ -144,6 +170,7 @@ def render_html(report: dict[str, Any], figures: dict[str, str], *, run_dir: str
     return env.get_template("report.html.j2").render(
         report=report, figures=figures, missing=missing or {}, metrics=HEADLINE, lower_is_better=LOWER_IS_BETTER,
         run_dir=run_dir, splits=splits, best={s: best_medians(evaluation, s, HEADLINE) for s in splits}, na=NA,
+        protected_all=protected_attributes(report), protected_metrics=PER_PROTECTED,
         sections={k: Markup(v) for k, v in (sections or {}).items()})
 
 
@@ -332,6 +359,8 @@ def print_summary(report: dict[str, Any], run_dir: str | os.PathLike, console: C
         console.print(metric_table(evaluation, split))
         if any("paired_vs_baseline" in r for r in evaluation.values()):
             console.print(paired_table(evaluation, split))
+        if protected_attributes(report):
+            console.print(protected_table(evaluation, split, protected_attributes(report)))
     if "latent" in report:
         lat = report["latent"]
         pct = lambda k: fmt_num(lat.get(k), ".1%")  # noqa: E731
@@ -339,6 +368,14 @@ def print_summary(report: dict[str, Any], run_dir: str | os.PathLike, console: C
                              f"{fmt_num(lat.get('h_g_heldout_acc'))}, cos θ {fmt_num(lat.get('cos_theta'))}; "
                              f"{lat.get('pairs', NA)} pairs, f_g flipped {pct('flip_rate_g')}, "
                              f"f_t kept {pct('keep_rate_t')}"))
+        multi = (lat.get("edits") or {}).get("multi_protected")
+        if isinstance(multi, dict) and isinstance(multi.get("by_edit"), dict):
+            for key, e in multi["by_edit"].items():  # latent_debias_multi: what each of its edits did on the images
+                if isinstance(e, dict):
+                    console.print(escape(
+                        f"  multi edit flip {'+'.join(map(str, e.get('flip') or [key]))}: every flipped label "
+                        f"flipped on {fmt_num(e.get('flip_rate_all'), '.1%')}, target and kept labels held on "
+                        f"{fmt_num(e.get('keep_rate_all'), '.1%')} of {multi.get('pairs', NA)} pairs"), soft_wrap=True)
     pre = report.get("preflight")
     if isinstance(pre, dict) and isinstance(pre.get("checks"), list):
         bad = [c for c in pre["checks"] if isinstance(c, dict) and not c.get("passed")]
@@ -389,4 +426,4 @@ def build_report(run_dir: str | os.PathLike, *, console: Console | None = None) 
 
 __all__ = ["HEADLINE", "LOWER_IS_BETTER", "NA", "audit_lines", "best_medians", "build_report", "finite",
            "fmt_interval", "fmt_num", "fmt_paired", "fmt_signed", "load_report", "metric_table", "paired_table",
-           "print_summary", "render_html", "report_figures", "report_sections"]
+           "print_summary", "protected_attributes", "protected_table", "render_html", "report_figures", "report_sections"]
