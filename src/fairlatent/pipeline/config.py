@@ -359,7 +359,8 @@ class PipelineConfig(StrictSettings):
     def _specs_valid(self) -> "PipelineConfig":
         """Build the merged specs now, so a merge the training code would refuse is refused at load time."""
         for name, build in (("gan", self.gan_spec), ("classifier", self.classifier_spec),
-                            ("labeler", self.labeler_spec), ("translator", self.translator_spec)):
+                            ("labeler", self.labeler_spec), ("translator", self.translator_spec),
+                            ("oversample", lambda: self.oversample.rae_spec(self.seed))):
             try:
                 build()
             except ValidationError as exc:
