@@ -48,13 +48,18 @@ def fake_run(tmp_path_factory):
     tr = np.flatnonzero(np.array(splits) == "train")
     ttable = pd.DataFrame({"id": [f"tx_r{i:03d}" for i in tr], "split": "train", T: t[tr], G: 1 - g[tr]})
     write_dataset(root / "translations" / "dataset", images[tr], ttable, {"source": "cyclegan_translations"})
+    # what the oversample stage writes: decoded images of the rare cells, each with its cell's labels
+    otable = pd.DataFrame({"id": [f"rae_t0_g1_{i:06d}" for i in range(6)] + [f"rae_t1_g0_{i:06d}" for i in range(6)],
+                           "split": "train", T: [0] * 6 + [1] * 6, G: [1] * 6 + [0] * 6})
+    write_dataset(root / "oversample" / "dataset", images[:12], otable, {"source": "rae_oversampling"})
     return data, pairs
 
 
 def _ctx(fake_run) -> MethodContext:
     data, pairs = fake_run
     return MethodContext(data_path=str(data), pairs_dir=pairs, target=T, protected=G, load_dataset=load_dataset,
-                         translations=str(pairs.parent / "translations" / "dataset"))
+                         translations=str(pairs.parent / "translations" / "dataset"),
+                         oversampled=str(pairs.parent / "oversample" / "dataset"))
 
 
 def test_registry_lists_every_method_once_and_names_unknown_ones():
@@ -86,7 +91,7 @@ def test_every_method_builds_a_training_set_the_trainer_accepts(fake_run, name):
     if m.needs_pairs:
         assert str(pairs / m.pair_set) in ts.sets
         assert (str(data) in ts.sets) == (name != "synthetic_only")
-    elif m.translated:
+    elif m.translated or m.oversampled:
         assert ts.sets[0] == str(data) and m.pair_set is None
     else:
         assert ts.sets == [str(data)] and m.pair_set is None
@@ -101,6 +106,9 @@ def test_every_method_builds_a_training_set_the_trainer_accepts(fake_run, name):
     if name == "cyclegan_augment":  # real + every real training image translated
         assert ts.sets[1].endswith("translations/dataset") and len(rows) == 2 * n_real
         assert rows.labels[n_real:, 0].tolist() == rows.labels[:n_real, 0].tolist()
+    if name == "latent_oversample":  # real + the decoded rare-cell images, with their cells' labels
+        assert ts.sets[1].endswith("oversample/dataset") and len(rows) == n_real + 12
+        assert rows.labels[n_real:, 0].tolist() == [0] * 6 + [1] * 6
     if name == "real_plus_gz":  # G(z) kept, its partner G(z') weighted out
         w = rows.weights[n_real:]
         assert w[:N_PAIRS].tolist() == [1.0] * N_PAIRS and w[N_PAIRS:].tolist() == [0.0] * N_PAIRS
@@ -151,3 +159,20 @@ def test_synthetic_only_trains_on_pairs_and_selects_on_balanced_real_val(fake_ru
     assert saved["train_sets"] == [str(pairs / "complementary")]
     assert saved["train_rows"] == 2 * N_PAIRS
     assert saved["val_set"] == str(data) and saved["val_weighted"] is True
+
+
+def test_latent_oversample_needs_its_stage_and_trains_on_real_only_when_nothing_was_decoded(fake_run, tmp_path):
+    data, _ = fake_run
+    m = get_method("latent_oversample")
+    assert m.oversampled and m.balanced_val and not m.needs_pairs and not m.translated
+    with pytest.raises(FairlatentError, match="the oversample stage has not run"):
+        m.training_sets(MethodContext(str(data), None, T, G))
+    with pytest.raises(ValueError, match="not on pairs or translations"):
+        Method("x", "x", lambda ctx, m: TrainingSets([]), edit="complementary", oversampled=True)
+    with pytest.raises(ValueError, match="trains nothing"):
+        Method("x", "x", lambda ctx, m: TrainingSets([]), oversampled=True, post_process="equalized_odds")
+    # every cell already at the target count: the stage wrote an empty set, and the method trains on real data
+    empty = write_dataset(tmp_path / "empty", np.zeros((0, 16, 16, 3), np.uint8),
+                          pd.DataFrame({"id": [], "split": [], T: [], G: []}), {"source": "rae_oversampling"})
+    ts = m.training_sets(MethodContext(str(data), None, T, G, oversampled=str(empty)))
+    assert ts.sets == [str(data)]

@@ -26,6 +26,7 @@ from pydantic import (BaseModel, Field, ValidationError, ValidationInfo, field_s
 
 from fairlatent.data.toyfaces import ATTRIBUTES as TOYFACES_ATTRIBUTES
 from fairlatent.latent.edits import MULTI_EDIT
+from fairlatent.oversample.rae import RUN_ONLY, RAEConfig
 from fairlatent.pipeline.audit import AuditConfig
 from fairlatent.pipeline.methods import get_method, method_names
 from fairlatent.train.classifier import ClassifierConfig
@@ -278,6 +279,42 @@ class GeneratorConfig(StrictSettings):
     output_range: Literal["[-1,1]", "[0,1]"] = "[-1,1]"
 
 
+class OversampleConfig(RAEConfig):
+    """``[oversample]``: the class-preserving regularized autoencoder of ``latent_oversample`` (Mondal et al.,
+    AISTATS 2023; :mod:`fairlatent.oversample.rae`) fitted on the real train split with the four (target,
+    protected) cells as its classes, and how many images of each cell it decodes.
+
+    Every key of :class:`fairlatent.oversample.rae.RAEConfig` is accepted. The defaults are the imbalance
+    benchmark's ``cpu`` profile (a quarter of the reference's widths, no adversarial decoder term, the decoder
+    trained on reconstruction instead, lr 1e-3) at 2,000 steps, not the reference's 100,001 steps of
+    full-width networks: the pipeline has to run on CPU. ``seed`` defaults to the run's.
+    """
+
+    z_dim: int = Field(64, ge=1, description="latent size (reference: 64 MNIST, 256 CelebA)")
+    width: int = Field(16, ge=1, description="channels of the first conv layer (the second has twice as many)")
+    hidden: int = Field(256, ge=1, description="units of the dense hidden layers of encoder, decoder, critic")
+    mixer_hidden: int = Field(256, ge=1)
+    batch_size: int = Field(32, ge=2, description="same-cell pairs per batch (2× as many images)")
+    lr: float = Field(1e-3, gt=0)
+    decoder_recon_weight: float = Field(1.0, ge=0, description="weight of MAE(x, x̂) in the decoder's loss")
+    adversarial: bool = Field(False, description="the conditional WGAN-GP decoder term (5 critic steps a step)")
+    steps: int = Field(2000, ge=1, json_schema_extra=RUN_ONLY)
+    checkpoint_every: int = Field(500, ge=1, json_schema_extra=RUN_ONLY)
+    seed: int | None = Field(None, ge=0, description="default: the run's seed")
+    target_count: int | None = Field(
+        None, ge=1,
+        description="images every (target, protected) cell of the training set is filled up to with decoded "
+                    "images: a cell of n < target_count real images gets target_count − n decoded ones, a cell "
+                    "at or above it none (nothing is removed). Default: the largest cell's count, so all four "
+                    "cells end up as large as the largest.")
+
+    def rae_spec(self, run_seed: int) -> RAEConfig:
+        """The RAE's training settings: every key of this section but ``target_count``, ``seed`` the run's
+        unless set here."""
+        raw = self.model_dump(exclude={"target_count", "seed"})
+        return RAEConfig.model_validate({**raw, "seed": run_seed if self.seed is None else self.seed})
+
+
 def _with_run_defaults(spec: type[S], section: BaseModel, seed: int, device: str | None,
                        overlay: BaseModel | None = None) -> S:
     """``section`` with the run's ``seed``/``device`` where it does not set them, then the keys ``overlay``
@@ -315,6 +352,10 @@ class PipelineConfig(StrictSettings):
                     "cyclegan_augment); seed/device default to the run's")
     methods: list[str] = Field(default_factory=lambda: ["baseline", "reweighting", "latent_debias"],
                                description="names of fairlatent.pipeline.methods (registered methods)")
+    oversample: OversampleConfig = Field(
+        default_factory=OversampleConfig,
+        description="the RAE of latent_oversample and how many images of each (target, protected) cell it "
+                    "decodes; seed defaults to the run's")
     evaluation: EvaluationConfig = EvaluationConfig()
     audit: AuditConfig = Field(default_factory=AuditConfig,
                                description="optional audit stage: which units of each trained classifier detect "
@@ -353,16 +394,26 @@ class PipelineConfig(StrictSettings):
                              "protected_extra = [\"Smiling\"])")
         return self
 
-    @field_serializer("gan", "labeler", "classifier", "translator")
+    @field_serializer("gan", "labeler", "classifier", "translator", "oversample")
     def _set_keys_only(self, section: BaseModel) -> dict[str, Any]:
         # what the file set, not every default: keeps "unset" (and so the run's seed/device) across a dump
         return section.model_dump(include=section.model_fields_set)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        # [oversample] unset is left out, so a config without it dumps (and hashes: the CelebA benchmark keys
+        # its runs by the dump) as before the section existed
+        out = handler(self)
+        if not self.oversample.model_fields_set:
+            out.pop("oversample", None)
+        return out
 
     @model_validator(mode="after")
     def _specs_valid(self) -> "PipelineConfig":
         """Build the merged specs now, so a merge the training code would refuse is refused at load time."""
         for name, build in (("gan", self.gan_spec), ("classifier", self.classifier_spec),
-                            ("labeler", self.labeler_spec), ("translator", self.translator_spec)):
+                            ("labeler", self.labeler_spec), ("translator", self.translator_spec),
+                            ("oversample", lambda: self.oversample.rae_spec(self.seed))):
             try:
                 build()
             except ValidationError as exc:
@@ -401,6 +452,10 @@ class PipelineConfig(StrictSettings):
     def needs_multi(self) -> bool:
         """Whether a method trains on the multi-protected edit (the extra labelers, labels and planes)."""
         return MULTI_EDIT in self.edits_needed()
+
+    def needs_oversample(self) -> bool:
+        """Whether any method trains on the RAE's decoded images of the rare cells (the oversample stage)."""
+        return any(get_method(m).oversampled for m in self.methods)
 
     def edits_needed(self) -> list[str]:
         """The latent edits whose pairs some method trains on (sorted)."""

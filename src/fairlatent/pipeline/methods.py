@@ -33,6 +33,7 @@ class MethodContext:
     target: str
     protected: str
     translations: str | None = None
+    oversampled: str | None = None
     load_dataset: Callable[[Any], Any] = field(default=None, repr=False)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
@@ -52,6 +53,12 @@ class MethodContext:
         if self.translations is None:
             raise FairlatentError("translated images asked for, but the translations stage has not run")
         return self.translations
+
+    def oversampled_set(self) -> str:
+        """Path of the oversample stage's data set (the RAE's decoded images of the rare cells)."""
+        if self.oversampled is None:
+            raise FairlatentError("decoded rare-cell images asked for, but the oversample stage has not run")
+        return self.oversampled
 
     def real_train_size(self) -> int:
         return len(self.load_dataset(self.data_path).split_indices("train"))
@@ -93,7 +100,9 @@ class Method:
     2020; :class:`fairlatent.models.classifier.AttributeClassifier`); ``post_process``: trains nothing, and
     post-processes the baseline classifier's scores with fairlearn's ``ThresholdOptimizer`` under these
     constraints (:mod:`fairlatent.train.postprocess`), fitted on validation; its outputs are decisions, so
-    AP and KL do not apply to it.
+    AP and KL do not apply to it; ``oversampled``: trains on the real images plus new images of the rare
+    (target, protected) cells decoded by a class-preserving autoencoder fitted with the cells as classes
+    (the oversample stage, ``[oversample]``; Mondal et al. 2023).
     """
 
     name: str
@@ -106,6 +115,7 @@ class Method:
     domain_heads: bool = False
     post_process: str | None = None
     translated: bool = False
+    oversampled: bool = False
 
     @property
     def trains(self) -> bool:
@@ -118,8 +128,10 @@ class Method:
                              f"{', '.join((*EDIT_KINDS, DOMAIN_EDIT, MULTI_EDIT))}")
         if self.translated and self.edit is not None:
             raise ValueError(f"method {self.name!r}: trains on translations or on latent pairs, not both")
+        if self.oversampled and (self.edit is not None or self.translated):
+            raise ValueError(f"method {self.name!r}: trains on decoded rare-cell images, not on pairs or translations")
         if self.post_process is not None and (self.edit is not None or self.domain_heads or self.sample_weights
-                                              or self.translated):
+                                              or self.translated or self.oversampled):
             raise ValueError(f"method {self.name!r}: a post-processing method trains nothing (no edit, heads or weights)")
         if self.pair_filter not in PAIR_FILTERS:
             raise ValueError(f"method {self.name!r}: unknown pair_filter {self.pair_filter!r}; "
@@ -199,6 +211,13 @@ def _real_plus_translations(ctx: MethodContext, m: Method) -> TrainingSets:
     return TrainingSets([ctx.data_path, ctx.translated()])
 
 
+def _real_plus_oversampled(ctx: MethodContext, m: Method) -> TrainingSets:
+    decoded = ctx.oversampled_set()
+    if len(ctx.load_dataset(decoded)) == 0:  # every cell already at the target count: nothing was decoded
+        return TrainingSets([ctx.data_path])
+    return TrainingSets([ctx.data_path, decoded])
+
+
 def _synthetic(ctx: MethodContext, m: Method) -> TrainingSets:
     return TrainingSets([ctx.pairs(m.pair_set)])
 
@@ -245,6 +264,11 @@ register_method(Method("cyclegan_augment",
                        "real data + every real training image translated to the other protected group by a CycleGAN "
                        "(Zhu et al. 2017), keeping its target label: image-space counterfactuals",
                        _real_plus_translations, translated=True, balanced_val=True))
+register_method(Method("latent_oversample",
+                       "real data + new images of the rare (target, protected) cells, decoded from mixes of two "
+                       "same-cell latents of a class-preserving regularized autoencoder fitted with the four cells "
+                       "as its classes (Mondal et al. 2023), until every cell is as large as the largest",
+                       _real_plus_oversampled, oversampled=True, balanced_val=True))
 register_method(Method("threshold_optimizer_tpr",
                        "the baseline's scores post-processed by fairlearn's ThresholdOptimizer: per-group randomised "
                        "thresholds with equal true-positive rates, best balanced accuracy (fitted on val; reads the "

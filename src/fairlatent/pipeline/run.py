@@ -15,6 +15,9 @@ Stages, each cached in its own folder of the run directory (see :mod:`fairlatent
                   cell rates of the labelled G(z) vs real, h_t/h_g held-out accuracy, |cos θ|, flip and keep
                   rates; a failure warns (every run) and, with ``latent.strict``, stops the run. The geometry
                   is checked before the pairs are rendered, the edit after. Stores G(z) samples per cell.
+   ``oversample`` only for ``latent_oversample``: a class-preserving autoencoder fitted on the real train split
+                  with the four (target, protected) cells as classes decodes new images of the rare cells
+                  (:mod:`fairlatent.pipeline.latent_oversample`)
 7. ``train_<m>``  one target classifier per method (baseline, reweighting, latent_debias, ablations)
 8. ``evaluate``   calibrated threshold on val, bootstrap metrics on test and test_balanced
 9. ``generative`` FID/KID/precision/recall/density/coverage of G(z) and G(z') against real train images
@@ -846,9 +849,11 @@ class Pipeline:
     def _method_context(self) -> MethodContext:
         pairs = self.stages.results.get("pairs")
         translations = self.stages.results.get("translations")
+        oversampled = self.stages.results.get("oversample")
         return MethodContext(data_path=self.stages.results["data"].outputs["path"],
                              pairs_dir=pairs.dir if pairs is not None else None, target=self.t, protected=self.g,
                              translations=str(translations.dir / "dataset") if translations is not None else None,
+                             oversampled=str(oversampled.dir / "dataset") if oversampled is not None else None,
                              load_dataset=load_dataset)
 
     # ------------------------------------------------------------------ image-space counterfactuals (CycleGAN)
@@ -927,6 +932,8 @@ class Pipeline:
         spec = get_method(method)
         ccfg = self._classifier_config()
         deps = ("data", "pairs") if spec.needs_pairs else ("data", "translations") if spec.translated else ("data",)
+        if spec.oversampled:
+            deps = ("data", "oversample")
 
         def fn(stage_dir: Path) -> dict[str, Any]:
             ctx = self._method_context()
@@ -1091,6 +1098,10 @@ class Pipeline:
             self.stage_pairs()
             self._preflight_gate(self._preflight_edits())
             self.stage_preflight()
+        if self.cfg.needs_oversample():  # only when a method asks: other runs keep their stages and keys
+            from fairlatent.pipeline.latent_oversample import stage_oversample
+
+            stage_oversample(self)
         for m in self.cfg.methods:
             if get_method(m).trains:
                 self.stage_train(m)

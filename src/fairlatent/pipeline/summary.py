@@ -77,6 +77,8 @@ def summarize_run(pipe: "Pipeline", total_seconds: float) -> dict[str, Any]:
         report["preflight"] = pipe.preflight
     if "translations" in st:  # what the CycleGAN did to the real images (cyclegan_augment)
         report["translations"] = st["translations"].outputs
+    if "oversample" in st:  # latent_oversample: cell counts before and after, what the RAE decoded
+        report["oversample"] = st["oversample"].outputs
     if "generative" in st:
         report["generative"] = st["generative"].outputs
     if "audit" in st:  # the audit stage's summary (pipeline/audit.py); its pictures are in the file named below
@@ -89,7 +91,7 @@ def summarize_run(pipe: "Pipeline", total_seconds: float) -> dict[str, Any]:
 def _report_files(pipe: "Pipeline") -> dict[str, str]:
     """Run-directory-relative paths of what the report draws: the evaluation scores, the complementary pair
     data set, the generator samples and the pre-flight G(z) samples per labelled cell (when the latent
-    stages ran), and the audit's HTML section and output folder (when the audit stage ran)."""
+    stages ran), the decoded rare-cell images (when the oversample stage ran), and the audit's HTML section and output folder (when the audit stage ran)."""
     st = pipe.stages.results
     rel = lambda p: str(Path(p).relative_to(pipe.run_dir))  # noqa: E731
     files = {"scores": rel(st["evaluate"].dir / "scores.npz")}
@@ -100,6 +102,8 @@ def _report_files(pipe: "Pipeline") -> dict[str, str]:
         files["cell_samples"] = rel(st["preflight"].dir / "cell_samples.npz")
     if "translations" in st:
         files["translations"] = rel(st["translations"].dir / "dataset")
+    if "oversample" in st:
+        files["oversampled"] = rel(st["oversample"].dir / "dataset")
     if "audit" in st:
         from fairlatent.pipeline.audit import EXPLAIN_DIR, SECTION_HTML
 

@@ -330,6 +330,26 @@ def report_figures(report: dict[str, Any], run_dir: str | os.PathLike) -> tuple[
             imgs = cell_samples[c]
             draw(f"cell_{c}", lambda imgs=imgs: _grid_png(imgs, nrow=8, scale=max(1, 48 // imgs.shape[1])))
 
+    if "oversampled" in files:  # latent_oversample: the RAE's decoded images of each rare (target, protected) cell
+        from fairlatent.latent.preflight import CELLS
+
+        decoded = report.get("oversample", {}).get("decoded", {})
+        try:
+            ods = load_dataset(run_dir / files["oversampled"])
+            o_t, o_g = ods.labels(t), ods.labels(g)
+        except (FairlatentError, OSError, KeyError, ValueError) as exc:
+            ods = None
+            for c in CELLS:
+                missing[f"oversample_{c}"] = f"{run_dir / files['oversampled']}: {_reason(exc)}"
+        for c in CELLS if ods is not None else ():
+            rows = np.flatnonzero((o_t == int(c[1])) & (o_g == int(c[4])))[:16]  # the first 16 of the cell
+            if not rows.size:
+                missing[f"oversample_{c}"] = ("none decoded: the cell already holds the target count"
+                                              if decoded.get(c) == 0 else "no decoded image of this cell")
+                continue
+            draw(f"oversample_{c}", lambda rows=rows: _grid_png(np.asarray(ods.images[rows]), nrow=8,
+                                                                 scale=max(1, 48 // ods.image_size)))
+
     def real_png() -> bytes:
         data = load_dataset(report["data"]["path"])
         real_idx = data.split_indices("train")[:64]
@@ -381,6 +401,11 @@ def print_summary(report: dict[str, Any], run_dir: str | os.PathLike, console: C
         bad = [c for c in pre["checks"] if isinstance(c, dict) and not c.get("passed")]
         console.print(escape(f"pre-flight: {len(pre['checks']) - len(bad)} of {len(pre['checks'])} checks passed"
                              + (f"; failed: {', '.join(str(c.get('name')) for c in bad)}" if bad else "")))
+    over = report.get("oversample")
+    if isinstance(over, dict) and isinstance(over.get("decoded"), dict):
+        console.print(escape(f"oversample: decoded {over.get('images', NA)} images up to {over.get('target_count', NA)} "
+                             f"per cell ({', '.join(f'{c} +{n}' for c, n in over['decoded'].items())})"),
+                      soft_wrap=True)
     audit = report.get("audit")
     if isinstance(audit, dict) and isinstance(audit.get("models"), dict):
         for line in audit_lines(audit):

@@ -1,0 +1,116 @@
+"""The pipeline's ``oversample`` stage: new images of the rare (target, protected) cells, decoded by a
+class-preserving regularized autoencoder (Mondal et al., AISTATS 2023; :mod:`fairlatent.oversample.rae`).
+
+What ``latent_oversample`` trains on. The four cells of the real train split are the autoencoder's classes,
+cell index ``2·t + g`` (t the target label, g the protected label): the encoder and a linear probe learn to
+keep every cell's latents — and every convex mix of two latents of one cell — in that cell's region, and a
+cell-conditional decoder turns mixed latents back into images. A skewed data set is a long-tailed one over
+these cells (skew 0.9: the two "counter-stereotypical" cells hold a tenth of the images), so oversampling
+the rare cells with new same-cell images is the de-biasing: the classifier sees as many hats without
+glasses as hats with them.
+
+**How many.** ``oversample.target_count`` (default: the largest cell's training count) is the size every
+cell is filled up to: a cell of n < target_count real images gets target_count − n decoded images, a cell at
+or above it none; nothing is removed. With the default, all four cells end up as large as the largest, so
+the target and the protected attribute are independent in the combined set (as the reweighting baseline
+makes them by weights). Every decoded image carries its cell's target and protected labels.
+
+**Refused.** A cell with fewer than 2 training images: a new image is a mix of two different training
+latents of its cell. The message names the cell and its count.
+
+Writes ``RUN/oversample/``: ``model/`` (the fitted RAE: safetensors weights, checkpoints, ``log.csv``; an
+interrupted stage resumes its training bitwise from the last checkpoint) and ``dataset/`` (the decoded images
+as a fairlatent data set, split ``train``). Its key is the section's RAE settings (``checkpoint_every`` and
+``log_every`` aside), the target count, the target and protected attributes, and the ``data`` stage's key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from fairlatent.errors import FairlatentError
+from fairlatent.latent.preflight import CELLS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fairlatent.pipeline.run import Pipeline
+
+#: the cells in RAE class order: class index 2·t + g (the pre-flight's cell names, in the same order)
+CELL_KEYS = CELLS
+#: what a cell needs at least: sampling mixes two different training latents of the cell
+MIN_CELL_IMAGES = 2
+
+
+def cell_index(t: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """The RAE class of each image: ``2·t + g`` (0 = t0_g0, 1 = t0_g1, 2 = t1_g0, 3 = t1_g1)."""
+    return 2 * np.asarray(t, dtype=np.int64) + np.asarray(g, dtype=np.int64)
+
+
+def decode_counts(train_counts: dict[str, int], target_count: int | None) -> tuple[int, dict[str, int]]:
+    """``(the count every cell is filled up to, {cell: images to decode})`` (module docstring: the rule)."""
+    target = max(train_counts.values()) if target_count is None else int(target_count)
+    return target, {c: max(0, target - int(n)) for c, n in train_counts.items()}
+
+
+def check_cells(train_counts: dict[str, int], target: str, protected: str, where: str) -> None:
+    """Refuse a training cell of fewer than :data:`MIN_CELL_IMAGES` images, naming it and its count."""
+    small = [(c, n) for c, n in train_counts.items() if n < MIN_CELL_IMAGES]
+    if small:
+        cells = "; ".join(f"the cell ({target} = {c[1]}, {protected} = {c[4]}) has {n} training "
+                          f"image{'s' * (n != 1)}" for c, n in small)
+        raise FairlatentError(
+            f"latent_oversample: {where}: {cells}; a new image of a cell is decoded from a mix of two "
+            f"different training images of that cell, so every (target, protected) cell needs at least "
+            f"{MIN_CELL_IMAGES} (use a less skewed train split, or drop latent_oversample from methods)")
+
+
+def stage_oversample(pipe: "Pipeline") -> None:
+    """Fit the RAE on the real train split with the cells as classes and decode the rare cells (module
+    docstring)."""
+    from fairlatent.data.dataset import write_dataset
+    from fairlatent.oversample.rae import fit_rae, load_rae
+    from fairlatent.train.engine import cache_dump
+
+    oc = pipe.cfg.oversample
+    spec = oc.rae_spec(pipe.cfg.seed)
+    key = {"rae": cache_dump(spec, {}), "target_count": oc.target_count, "target": pipe.t,
+           "protected": pipe.g}
+    for run_only in ("checkpoint_every", "log_every"):  # how often, not what: a change retrains nothing
+        key["rae"].pop(run_only)
+
+    def fn(stage_dir: Path) -> dict[str, Any]:
+        ds = pipe._data()
+        tr = ds.split_indices("train")
+        t, g = ds.labels(pipe.t, tr), ds.labels(pipe.g, tr)
+        cells = cell_index(t, g)
+        train_counts = {c: int((cells == k).sum()) for k, c in enumerate(CELL_KEYS)}
+        check_cells(train_counts, pipe.t, pipe.g, f"{ds.path}, split 'train'")
+        if ds.image_size % 4:
+            raise FairlatentError(f"latent_oversample: {ds.path}: images of side {ds.image_size}; the autoencoder "
+                                  "halves the side twice, so it must be divisible by 4")
+        target, counts = decode_counts(train_counts, oc.target_count)
+        names = [f"{pipe.t}={c[1]}, {pipe.g}={c[4]}" for c in CELL_KEYS]
+        images = np.asarray(ds.images[tr])
+        fit_rae(images, cells, stage_dir / "model", spec, class_names=names, resume=True, progress=pipe.progress)
+        model = load_rae(stage_dir / "model")
+        new, y = model.sample([counts[c] for c in CELL_KEYS], seed=spec.seed)
+        ids = [f"rae_{c}_{i:06d}" for c in CELL_KEYS for i in range(counts[c])]  # sample() decodes cell by cell
+        table = pd.DataFrame({"id": ids, "split": "train", pipe.t: y // 2, pipe.g: y % 2})
+        write_dataset(stage_dir / "dataset", new, table,
+                      {"source": "rae_oversampling", "target": pipe.t, "protected": pipe.g, "cells": CELL_KEYS,
+                       "target_count": target, "seed": spec.seed}, overwrite=True)
+        # class preservation, measured: the share of decoded images the RAE's own probe puts back in their cell
+        in_cell = {c: float((model.predict(new[y == k]) == k).mean()) if counts[c] else None
+                   for k, c in enumerate(CELL_KEYS)}
+        return {"train_cells": train_counts, "target_count": target,
+                "rule": "largest cell" if oc.target_count is None else "oversample.target_count",
+                "decoded": counts, "images": int(len(new)), "probe_in_cell": in_cell,
+                "rae_steps": spec.steps}
+
+    pipe.stages.run("oversample", key, fn, deps=("data",))
+
+
+__all__ = ["CELL_KEYS", "MIN_CELL_IMAGES", "cell_index", "check_cells", "decode_counts", "stage_oversample"]
