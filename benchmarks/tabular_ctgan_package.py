@@ -8,14 +8,15 @@ discrete columns, the same epochs and the same number of torch threads.
 - **Time per epoch** is the slope of the fit time between ``--epochs-short`` and ``--epochs`` epochs, on each
   side: ``(T(long) − T(short)) / (long − short)``. The fixed costs (reading the table, fitting the Gaussian
   mixtures) cancel, so the ratio is about the training loop. Run it on an otherwise idle machine.
-- **Fidelity and efficacy** of the ``--epochs`` models: both synthetic tables (as many rows as the training
-  split, seed ``--seed``) are scored by ``fairlatent.tabular.evaluate`` with the same classifiers, on the real
-  test split (Adult: the official test file).
+- **Fidelity and efficacy** of the ``--epochs`` models, one per seed of ``--seeds``: both synthetic tables (as
+  many rows as the training split) are scored by ``fairlatent.tabular.evaluate`` with the same classifiers, on
+  the real test split (Adult: the official test file). The verdicts compare the means over seeds. Timing uses
+  the first seed only.
 
 ::
 
     python benchmarks/tabular_ctgan_package.py --data ../shared/data/tabular/adult.data --out runs/ctgan_pkg \\
-        --epochs 30 --epochs-short 5 --threads 2 --json docs/benchmarks/tabular_ctgan_package.json
+        --epochs 30 --epochs-short 5 --threads 2 --seeds 0,1,2 --json docs/benchmarks/tabular_ctgan_package.json
 
 prints one JSON object (also written to ``--json``): seconds per epoch of each side and their ratio (package /
 ours), fidelity (column shapes, column pair trends), efficacy (mean F1 of the classifiers, logistic
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -58,9 +60,10 @@ def ensure_env(env: Path, torch_version: str) -> Path:
     py = env / "bin" / "python"
     if py.is_file() and subprocess.run([str(py), "-c", "import ctgan"], capture_output=True).returncode == 0:
         return py
-    subprocess.run(["python3", "-m", "venv", str(env)], check=True)
-    subprocess.run([str(py), "-m", "pip", "install", "-q", f"torch=={torch_version}"], check=True)
-    subprocess.run([str(py), "-m", "pip", "install", "-q", PACKAGE], check=True)
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing of ours leaks into the env
+    subprocess.run(["python3", "-m", "venv", str(env)], check=True, env=clean)
+    subprocess.run([str(py), "-m", "pip", "install", "-q", f"torch=={torch_version}"], check=True, env=clean)
+    subprocess.run([str(py), "-m", "pip", "install", "-q", PACKAGE], check=True, env=clean)
     return py
 
 
@@ -97,7 +100,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--epochs-short", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default="0", help="comma-separated; timing on the first")
     ap.add_argument("--n-boot", type=int, default=100)
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
@@ -119,23 +122,33 @@ def main() -> None:
     train.write_text(table_csv(data.train))
     discrete = list(data.categorical) + [data.target]
     n = len(data.train)
-    t = {"ours": {}, "package": {}}
-    for epochs in (a.epochs_short, a.epochs):
-        t["ours"][epochs] = ours_fit(data, out / f"ours_e{epochs}", epochs, a.seed)
-        t["package"][epochs] = package_fit(py, train, discrete, epochs, a.threads, a.seed,
-                                           n if epochs == a.epochs else 0, out / "package_rows.csv")
-        print(f"{epochs} epochs: ours {t['ours'][epochs]:.1f} s, package {t['package'][epochs]:.1f} s", flush=True)
+    seeds = [int(x) for x in a.seeds.split(",")]
+    t: dict[str, dict[int, float]] = {"ours": {}, "package": {}}
+    per_seed = {}
+    for seed in seeds:
+        runs = (a.epochs_short, a.epochs) if seed == seeds[0] else (a.epochs,)
+        for epochs in runs:
+            tag = f"e{epochs}_s{seed}"
+            secs_o = ours_fit(data, out / f"ours_{tag}", epochs, seed)
+            secs_p = package_fit(py, train, discrete, epochs, a.threads, seed, n if epochs == a.epochs else 0,
+                                 out / f"package_rows_s{seed}.csv")
+            if seed == seeds[0]:
+                t["ours"][epochs], t["package"][epochs] = secs_o, secs_p
+            print(f"seed {seed}, {epochs} epochs: ours {secs_o:.1f} s, package {secs_p:.1f} s", flush=True)
+        ours_rows = Synthesizer(out / f"ours_e{a.epochs}_s{seed}", data).sample(n, seed=seed)
+        pkg_rows = read_table_csv(out / f"package_rows_s{seed}.csv", data)
+        rep = evaluate_tables(data, {"ours": ours_rows, "package": pkg_rows}, seed=seed, n_boot=a.n_boot,
+                              competitors=False)
+        per_seed[seed] = {"ours": scores(rep, "ours"), "package": scores(rep, "package")}
     span = a.epochs - a.epochs_short
     per = {k: (v[a.epochs] - v[a.epochs_short]) / span for k, v in t.items()}
-    ours_rows = Synthesizer(out / f"ours_e{a.epochs}", data).sample(n, seed=a.seed)
-    pkg_rows = read_table_csv(out / "package_rows.csv", data)
-    rep = evaluate_tables(data, {"ours": ours_rows, "package": pkg_rows}, seed=a.seed, n_boot=a.n_boot,
-                          competitors=False)
-    ours, pkg = scores(rep, "ours"), scores(rep, "package")
+    mean = {side: {k: sum(per_seed[s][side][k] for s in seeds) / len(seeds) for k in per_seed[seeds[0]][side]}
+            for side in ("ours", "package")}
+    ours, pkg = mean["ours"], mean["package"]
     result = {
         "command": "python " + " ".join(sys.argv), "dataset": "adult", "epochs": a.epochs,
-        "epochs_timed": [a.epochs_short, a.epochs], "threads": a.threads, "seed": a.seed, "package": pkg,
-        "package_version": PACKAGE, "ours": ours,
+        "epochs_timed": [a.epochs_short, a.epochs], "threads": a.threads, "seeds": seeds, "package": pkg,
+        "package_version": PACKAGE, "ours": ours, "per_seed": {str(s): v for s, v in per_seed.items()},
         "fit_seconds": {k: {str(e): round(s, 1) for e, s in v.items()} for k, v in t.items()},
         "seconds_per_epoch": {"ours": per["ours"], "package": per["package"], "ratio": per["package"] / per["ours"]},
         "fidelity_at_least_equal": bool(ours["column_shapes"] >= pkg["column_shapes"]

@@ -224,9 +224,12 @@ def summarise(out: str | Path) -> dict[str, Any]:
 
 def aggregate(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Mean, sample standard deviation (ddof 1; null for one seed) and seed count of every metric, per
-    (data set, method): real rows first, then the generative models, then the competitors."""
+    (data set, method): data sets in first-seen order, and within each the real rows first, then the
+    generative models, then the competitors."""
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
-    for r in sorted(rows, key=lambda r: _METHOD_ORDER.get(r["method"], len(_METHOD_ORDER))):
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    order = len(_METHOD_ORDER)
+    for r in sorted(rows, key=lambda r: (datasets.index(r["dataset"]), _METHOD_ORDER.get(r["method"], order))):
         groups.setdefault((r["dataset"], r["method"]), []).append(r)
     out = []
     for (name, method), rs in groups.items():

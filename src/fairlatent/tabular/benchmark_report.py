@@ -162,17 +162,19 @@ def markdown(summary: Mapping[str, Any], *, command: str, config: Mapping[str, A
 
 
 def _package_table(p: Mapping[str, Any]) -> str:
+    seeds = p.get("seeds", [p.get("seed")])
     rows = ["| | ours | ctgan package |", "|---|---|---|"]
     spe = p.get("seconds_per_epoch", {})
-    rows.append(f"| seconds per epoch ({p.get('threads')} threads, {p.get('epochs_timed')} epochs timed) | "
-                f"{spe.get('ours', math.nan):.2f} | {spe.get('package', math.nan):.2f} |")
+    rows.append(f"| seconds per epoch ({p.get('threads')} threads; slope between {p.get('epochs_timed')} epochs, "
+                f"seed {seeds[0]}) | {spe.get('ours', math.nan):.2f} | {spe.get('package', math.nan):.2f} |")
     for key, label in (("column_shapes", "column shapes"), ("column_pair_trends", "column pair trends"),
                        ("f1_mean", "mean F1 (the classifiers)"), ("auc_lr", "LR AUC")):
         o, q = p.get("ours", {}).get(key), p.get("package", {}).get(key)
         if o is not None and q is not None:
-            rows.append(f"| {label} | {o:.3f} | {q:.3f} |")
-    rows.append(f"\nspeed ratio (package / ours): {spe.get('ratio', math.nan):.2f}×; "
-                f"{p.get('epochs')} epochs each, seed {p.get('seed')}, data {p.get('dataset')}.")
+            each = "; ".join(f"{v['ours'][key]:.3f} / {v['package'][key]:.3f}" for v in p.get("per_seed", {}).values())
+            rows.append(f"| {label}, mean over seeds {seeds} (per seed, ours / package: {each}) | {o:.3f} | {q:.3f} |")
+    rows.append(f"\nspeed ratio (package / ours): {spe.get('ratio', math.nan):.2f}×; {p.get('epochs')} epochs each; "
+                f"data {p.get('dataset')}; {p.get('package_version')}.")
     return "\n".join(rows)
 
 
