@@ -22,7 +22,7 @@ PUBLISHED = {
                                  "classifiers trained on synthetic Adult rows, tested on real rows"},
     "fairgan_adult": {"real_risk_difference": 0.2,
                       "source": "FairGAN (Xu, Yuan, Zhang & Wu 2018) on Adult: the real data's risk difference "
-                                "P(income > 50K | male) − P(· | female) is about 0.2 (ours is computed below)"},
+                                "P(income > 50K | male) − P(· | female) is about 0.2"},
 }
 
 SDGYM_CTGAN, SDGYM_TVAE = 0.601, 0.626
@@ -85,7 +85,7 @@ def _ms(a: Mapping[str, Any], metric: str, digits: int = 3) -> str:
         return "–"
     m = a[metric]
     sd = "" if m["sd"] is None else f" ± {m['sd']:.{digits}f}"
-    return f"{m['mean']:.{digits}f}{sd}"
+    return f"{round(m['mean'], digits) + 0.0:.{digits}f}{sd}"  # + 0.0: no "-0.000"
 
 
 def _ci(row: Mapping[str, Any], metric: str) -> str:
@@ -94,6 +94,19 @@ def _ci(row: Mapping[str, Any], metric: str) -> str:
         return "–"
     ci = row.get(f"{metric}_ci")
     return f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{v:.3f}"
+
+
+def _fmt(value: Any) -> str:
+    """A target's figures for a table cell: numbers to 3 decimals, a mapping as ``key value`` pairs."""
+    if value is None:
+        return "–"
+    if isinstance(value, Mapping):
+        return "; ".join(f"{k.replace('_', ' ')} {_fmt(v)}" for k, v in value.items())
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value + 0.0:.3f}" if abs(value) >= 5e-4 else "0.000"
+    return str(value)
 
 
 def _verdict(met: bool | None) -> str:
@@ -111,10 +124,11 @@ def markdown(summary: Mapping[str, Any], *, command: str, config: Mapping[str, A
          "file; COMPAS and German: a 70/30 split seeded by the seed). DP and EO are fairlearn's demographic parity "
          "and equalized odds differences of logistic regression for the data set's first protected attribute "
          "(Adult and German: `sex`; COMPAS: `race`); risk difference is P(y=1 | privileged) − P(y=1 | rest) of "
-         "the training rows themselves. Machine-readable: `tabular.json` beside this file.", ""]
+         "the training rows themselves. Machine-readable: `tabular.json` beside this file. What the figures "
+         "mean, and what was tried where a target is not met: [`docs/tabular.md`](../tabular.md).", ""]
     L += ["## Targets", "", "| target | ours | verdict |", "|---|---|---|"]
     for t in targets(summary, package):
-        L.append(f"| {t['target']} | {t['ours'] if t['ours'] is not None else '–'} | {_verdict(t['met'])} |")
+        L.append(f"| {t['target']} | {_fmt(t['ours'])} | {_verdict(t['met'])} |")
     L.append("")
     datasets = list(dict.fromkeys(a["dataset"] for a in summary["aggregate"]))
     L += ["## Mean ± sd over seeds", ""]
