@@ -107,16 +107,22 @@ def best_medians(methods: dict[str, Any], split: str, metrics: list[str]) -> dic
     return best
 
 
+def _methods_table(title: str, first: str, names: list[str]) -> Table:
+    """An empty terminal table: a bold first column ``first``, then one right-aligned column per method."""
+    table = Table(title=title)
+    table.add_column(first, style="bold")
+    for name in names:
+        table.add_column(escape(name), justify="right", no_wrap=True)
+    return table
+
+
 def metric_table(methods: dict[str, Any], split: str, metrics: list[str] = HEADLINE) -> Table:
     """The terminal table: one row per metric, one column per method, ``median [95 % interval]``.
 
     Metrics run down the rows so the table stays readable in an 80-column terminal with several methods.
     """
     names = [m for m, res in methods.items() if split in res]
-    table = Table(title=f"{split}: median [95% bootstrap interval]; percent, KL in nats")
-    table.add_column("metric", style="bold")
-    for name in names:
-        table.add_column(escape(name), justify="right", no_wrap=True)
+    table = _methods_table(f"{split}: median [95% bootstrap interval]; percent, KL in nats", "metric", names)
     for metric in metrics:
         arrow = "↓" if metric in LOWER_IS_BETTER else "↑"
         table.add_row(f"{DISPLAY.get(metric, metric)} {arrow}",
@@ -135,10 +141,8 @@ def protected_table(methods: dict[str, Any], split: str, attributes: list[str],
     """The terminal table of a run with several protected attributes: one row per metric and attribute, one
     column per method, ``median [95 % interval]`` (as :func:`metric_table`)."""
     names = [m for m, res in methods.items() if split in (res.get("by_protected") or {}).get(attributes[0], {})]
-    table = Table(title=f"{split}: fairness per protected attribute; median [95% bootstrap interval]")
-    table.add_column("metric (protected)", style="bold")
-    for name in names:
-        table.add_column(escape(name), justify="right", no_wrap=True)
+    table = _methods_table(f"{split}: fairness per protected attribute; median [95% bootstrap interval]",
+                           "metric (protected)", names)
     for metric in metrics:
         arrow = "↓" if metric in LOWER_IS_BETTER else "↑"
         for a in attributes:
