@@ -168,7 +168,19 @@ def test_benchmark_end_to_end_on_fixture_resumes_and_reports(tmp_path):
     before = {p: p.stat().st_mtime_ns for p in (out / "targets").rglob("stage.json")}
     done = {p.name: p.read_text() for p in (out / "done").glob("*.json")}
     assert len(done) == len(chosen) + 2  # one record per (target, seed) run and per skew run
-    assert _run(root, out, "--skew-target", "Smiling", "--set", "gan.steps=1200") == 0
+    # the machine-readable record and the figure beside results.md, with the tables' numbers
+    rec = json.loads((out / "celeba.json").read_text())
+    assert rec["command"].startswith("fairlatent benchmark celeba --root ")
+    entry = next(e for e in rec["runs"] if (e["target"], e["seed"], e["method"]) == ("Smiling", 0, "baseline"))
+    assert entry["split"] == "test" and entry["metrics"]["DEO"] == run["methods"]["baseline"]["DEO"]
+    assert entry["metrics"]["EOdds"] == {q: report["methods"]["baseline"]["test"]["EOdds"][q]
+                                         for q in ("median", "lo", "hi")}
+    assert (out / "ap_vs_deo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "](ap_vs_deo.png)" in md
+    docs = tmp_path / "docs"
+    assert _run(root, out, "--skew-target", "Smiling", "--set", "gan.steps=1200", "--doc-dir", str(docs)) == 0
+    assert {p.name for p in docs.iterdir()} == {"celeba.md", "celeba.json", "celeba_ap_vs_deo.png"}
+    assert "](celeba_ap_vs_deo.png)" in (docs / "celeba.md").read_text()
+    assert json.loads((docs / "celeba.json").read_text())["runs"] == rec["runs"]
     after = {p: p.stat().st_mtime_ns for p in (out / "targets").rglob("stage.json")}
     assert before == after
     assert {p.name: p.read_text() for p in (out / "done").glob("*.json")} == done

@@ -18,9 +18,12 @@ resample only the pipeline — its classifiers, latent draws and bootstrap — a
                          with the bootstrap metrics; G(z)/G(z') quality per (target, protected) cell
 6. ``skew/<t>_s<k>``     the paper's robustness check (first seed): the train split of one target
                          subsampled to skews 0.5/0.7/0.9 at a fixed size, every method again
-7. ``results.json`` and ``results.md`` rewritten after every finished run (a restart skips finished work:
+7. ``results.json``, ``results.md``, ``celeba.json`` (the machine-readable record) and ``ap_vs_deo.png``
+   (:mod:`fairlatent.benchmark.publish`) rewritten after every finished run (a restart skips finished work:
    every stage is cached by :class:`fairlatent.pipeline.stages.StageRunner`, and every finished or failed
-   run leaves ``done/<run>.json``, keyed by its pipeline config, so it is not started again)
+   run leaves ``done/<run>.json``, keyed by its pipeline config, so it is not started again); with
+   ``doc_dir`` the three documents are copied there at the end (``celeba.md``, ``celeba.json``,
+   ``celeba_ap_vs_deo.png``)
 
 Task-parallel (``fairlatent benchmark celeba --nproc N``, i.e. under torchrun): the shared GANs and f_g's are
 trained data-parallel by all ranks together; the data and skew subsets are written by rank 0 while the
@@ -154,8 +157,9 @@ class CelebABenchmark(TaskBenchmark):
 
     def __init__(self, cfg: CelebABenchmarkConfig, out: str | os.PathLike, *, console: Console | None = None,
                  progress: bool = True, after_run: Callable[[Path], Any] | None = None,
-                 ctx: DistContext | None = None) -> None:
+                 ctx: DistContext | None = None, command: str | None = None) -> None:
         super().__init__(cfg, out, console=console, progress=progress, after_run=after_run, ctx=ctx)
+        self.command = command  # the command line of this invocation, recorded in results.json and celeba.json
         if self.cfg.seed_scope == "all":
             self.sets = {s: SharedSet(s, StageRunner(self.out / "shared" / f"seed{s}", self.shared_console))
                          for s in cfg.seeds}
@@ -343,11 +347,17 @@ class CelebABenchmark(TaskBenchmark):
 
     def markdown(self, results: dict[str, Any]) -> str:
         from fairlatent.benchmark.markdown import results_markdown
+        from fairlatent.benchmark.publish import FIGURE_NAME
 
-        return results_markdown(results)
+        return results_markdown(results, figure=FIGURE_NAME if (self.out / FIGURE_NAME).is_file() else None)
+
+    def write_outputs(self, results: dict[str, Any]) -> None:
+        from fairlatent.benchmark.publish import write_benchmark_outputs
+
+        write_benchmark_outputs(results, self.out)
 
     def extra_results(self) -> dict[str, Any]:
-        return {"shared_timings_s": {
+        return {**({"command": self.command} if self.command else {}), "shared_timings_s": {
             (k if self.cfg.seed_scope == "pipeline" else f"seed{ss.seed}/{k}"): v
             for ss in self.shared_sets() for k, v in ss.runner.timings().items()}}
 
@@ -370,16 +380,28 @@ class CelebABenchmark(TaskBenchmark):
 
 
 def run_celeba_benchmark(cfg: CelebABenchmarkConfig, out: str | os.PathLike, *, console: Console | None = None,
-                         progress: bool = True, after_run: Callable[[Path], Any] | None = None) -> dict[str, Any]:
+                         progress: bool = True, after_run: Callable[[Path], Any] | None = None,
+                         command: str | None = None, doc_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """Run (or resume) the CelebA benchmark in ``out``; return the results (also ``results.json``/``.md``).
 
     ``after_run(run_dir)`` is called after each pipeline run that finished (its ``report.json`` written); the
     CLI passes :func:`fairlatent.report.build_report` there. The benchmark cannot import the report itself:
     the two are independent siblings above the pipeline, and the layer above (the CLI) composes them.
 
+    ``command`` (the invoking command line) is recorded in the results and the machine-readable record. With
+    ``doc_dir``, rank 0 copies the finished benchmark's documents there (:func:`fairlatent.benchmark.publish.
+    publish_docs`: ``celeba.md``, ``celeba.json``, ``celeba_ap_vs_deo.png``).
+
     Under torchrun every rank calls this together (see the module docstring); rank 0 returns the merged
     results, the other ranks what they know."""
-    return CelebABenchmark(cfg, out, console=console, progress=progress, after_run=after_run).run()
+    bench = CelebABenchmark(cfg, out, console=console, progress=progress, after_run=after_run, command=command)
+    results = bench.run()
+    if doc_dir is not None and bench.ctx.is_main:
+        from fairlatent.benchmark.publish import publish_docs
+
+        paths = publish_docs(results, out, doc_dir)
+        bench.console.print("documents: " + ", ".join(str(p) for p in paths.values()))
+    return results
 
 
 __all__ = ["CelebABenchmark", "CelebABenchmarkConfig", "RunSpec", "SharedSet", "run_celeba_benchmark", "skewed_train_indices", "select_targets",

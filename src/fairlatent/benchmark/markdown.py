@@ -4,25 +4,54 @@ Numbers are the bootstrap medians with their 95 % intervals (percent; KL in nats
 them. Averages over targets are plain means of the per-target medians, as the paper averages its categories.
 With several seeds, each target's medians are also summarised across seeds (mean ± sd, n seeds), and the
 text says what a seed resamples (``seed_scope``: the split, GAN and f_g too, or only the pipeline).
+
+Every table reads a run's numbers through :func:`metric_interval`, and so does the machine-readable record
+(:func:`fairlatent.benchmark.publish.results_record`), so the published JSON and the tables cannot disagree.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from rich.table import Table
 
 from fairlatent.benchmark.paper import PAPER_AVERAGES, paper_overall
 
-METRICS = ("AP", "DEO", "BA", "KL")
-LOWER = {"DEO", "BA", "KL"}
+METRICS = ("AP", "DEO", "BA", "KL", "EOdds")
+#: the metrics the paper reports (its tables have no EOdds), for the tables set beside the paper's
+PAPER_METRICS = ("AP", "DEO", "BA", "KL")
+LOWER = {"DEO", "BA", "KL", "EOdds"}
+#: the row of the across-seeds tables that averages over targets
+ALL_TARGETS = "all targets"
+
+
+def metric_interval(run: dict[str, Any], method: str, metric: str) -> dict[str, float] | None:
+    """The test-split ``{"median", "lo", "hi"}`` of one method's metric in one run record, as every table
+    shows it; None where the method is missing from the run, or the metric does not apply to it (AP and KL
+    of a post-processing method, which makes decisions and no scores, so the record has no such key), or its
+    median is undefined (null or NaN, e.g. DEO of a group without positives)."""
+    res = run.get("methods", {}).get(method)
+    iv = res.get(metric) if isinstance(res, dict) else None
+    if not isinstance(iv, dict) or iv.get("median") is None or np.isnan(iv["median"]):
+        return None
+    return {q: (None if iv.get(q) is None else float(iv[q])) for q in ("median", "lo", "hi")}
+
+
+def _median(run: dict[str, Any], method: str, metric: str) -> float | None:
+    iv = metric_interval(run, method, metric)
+    return None if iv is None else iv["median"]
+
+
+def _header(first: str) -> str:
+    """``| <first> | AP ↑ | DEO ↓ | … |`` over :data:`METRICS`."""
+    return f"| {first} | " + " | ".join(k + (" ↓" if k in LOWER else " ↑") for k in METRICS) + " |"
 
 
 def _iv(m: dict[str, float] | None, digits: int = 1) -> str:
     if not m or m.get("median") is None or np.isnan(m["median"]):
         return "–"
-    return f"{m['median']:.{digits}f} [{m['lo']:.{digits}f}, {m['hi']:.{digits}f}]"
+    return f"{m['median']:.{digits}f} [{_f(m['lo'], digits)}, {_f(m['hi'], digits)}]"
 
 
 def _f(x: float | None, digits: int = 2) -> str:
@@ -33,8 +62,7 @@ def method_means(runs: dict[str, Any], methods: list[str]) -> dict[str, dict[str
     """Mean over runs of each method's median of each metric."""
     out: dict[str, dict[str, float]] = {}
     for m in methods:
-        vals = {k: [r["methods"][m][k]["median"] for r in runs.values() if m in r["methods"] and k in r["methods"][m]]
-                for k in METRICS}
+        vals = {k: [v for r in runs.values() if (v := _median(r, m, k)) is not None] for k in METRICS}
         out[m] = {k: float(np.nanmean(v)) if v else float("nan") for k, v in vals.items()}
         out[m]["n"] = len([r for r in runs.values() if m in r["methods"]])
     return out
@@ -50,6 +78,7 @@ def average_rows(runs: dict[str, Any], methods: list[str]) -> list[tuple[str, in
     """(method, runs, one cell per metric): the mean, and for the fairness metrics its change vs baseline."""
     means = method_means(runs, methods)
     return [(m, means[m]["n"], [_f(means[m][k]) + ("" if m == "baseline" or "baseline" not in means or k == "AP"
+                                                   or np.isnan(means[m][k])
                                                    else f" ({_rel(means[m][k], means['baseline'][k])})")
                                 for k in METRICS]) for m in methods]
 
@@ -82,22 +111,87 @@ def seed_behaviour(cfg: dict[str, Any]) -> str:
 def seed_aggregates(runs: dict[str, Any], methods: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
     """``{target: {method: {metric: {"mean", "sd", "n"}}}}`` over the seeds of each target's runs; sd is the
     sample standard deviation (ddof = 1; None for one seed)."""
-    by_target: dict[str, list[dict[str, Any]]] = {}
-    for key, r in runs.items():
-        by_target.setdefault(r.get("target", key.split("/")[0]), []).append(r)
     out: dict[str, dict[str, dict[str, Any]]] = {}
-    for t, rs in by_target.items():
+    for t, rs in _by_target(runs).items():
         out[t] = {}
         for m in methods:
-            cells = {}
-            for k in METRICS:
-                v = np.array([r["methods"][m][k]["median"] for r in rs
-                              if m in r["methods"] and k in r["methods"][m] and r["methods"][m][k]["median"] is not None],
-                             dtype=float)
-                v = v[~np.isnan(v)]
-                cells[k] = {"mean": float(v.mean()) if len(v) else None,
-                            "sd": float(v.std(ddof=1)) if len(v) > 1 else None, "n": int(len(v))}
-            out[t][m] = cells
+            out[t][m] = {k: _mean_sd([v for r in rs if (v := _median(r, m, k)) is not None]) for k in METRICS}
+    return out
+
+
+def _mean_sd(values: list[float]) -> dict[str, Any]:
+    """``{"mean", "sd", "n"}`` of values over seeds; sd with ddof = 1 (None for fewer than two)."""
+    v = np.asarray(values, dtype=float)
+    return {"mean": float(v.mean()) if len(v) else None, "sd": float(v.std(ddof=1)) if len(v) > 1 else None,
+            "n": int(len(v))}
+
+
+def _by_target(runs: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for key, r in runs.items():
+        out.setdefault(r.get("target", key.split("/")[0]), []).append(r)
+    return out
+
+
+def _seed_of(key: str, run: dict[str, Any]) -> Any:
+    return run.get("seed", key.rsplit("/seed", 1)[-1])
+
+
+def per_seed_means(runs: dict[str, Any], methods: list[str],
+                   value: Callable[[dict[str, Any], str, str], float | None] | None = None,
+                   ) -> dict[str, dict[str, dict[Any, float]]]:
+    """``{method: {metric: {seed: mean}}}``: per seed, the mean over that seed's targets of
+    ``value(run, method, metric)`` (default: the test median of :func:`metric_interval`); a seed without a
+    value for that method and metric is left out."""
+    value = value or _median
+    by_seed: dict[Any, list[dict[str, Any]]] = {}
+    for key, r in runs.items():
+        by_seed.setdefault(_seed_of(key, r), []).append(r)
+    out: dict[str, dict[str, dict[Any, float]]] = {}
+    for m in methods:
+        out[m] = {}
+        for k in METRICS:
+            out[m][k] = {}
+            for seed, rs in by_seed.items():
+                v = [x for r in rs if (x := value(r, m, k)) is not None]
+                if v:
+                    out[m][k][seed] = float(np.mean(v))
+    return out
+
+
+def seed_average(runs: dict[str, Any], methods: list[str],
+                 value: Callable[[dict[str, Any], str, str], float | None] | None = None,
+                 ) -> dict[str, dict[str, Any]]:
+    """``{method: {metric: {"mean", "sd", "n"}}}`` of the average over targets: the per-seed means of
+    :func:`per_seed_means`, then mean ± sd over the seeds (n = seeds with a value). The sd is the seed-to-seed
+    spread of the target average, which is what a rerun with another seed would move, not the spread
+    between targets."""
+    return {m: {k: _mean_sd(list(by_seed.values())) for k, by_seed in per.items()}
+            for m, per in per_seed_means(runs, methods, value).items()}
+
+
+def _difference(baseline: str):
+    def value(run: dict[str, Any], method: str, metric: str) -> float | None:
+        a, b = _median(run, method, metric), _median(run, baseline, metric)
+        return None if a is None or b is None else a - b
+    return value
+
+
+def paired_differences(runs: dict[str, Any], methods: list[str],
+                       baseline: str = "baseline") -> dict[str, dict[str, dict[str, Any]]]:
+    """``{target: {method: {metric: {"mean", "sd", "n"}}}}`` of the paired difference method − baseline of
+    the test medians, taken within each (target, seed) run (same split, GAN and f_g) and then summarised over
+    the seeds (sd with ddof = 1); plus the row :data:`ALL_TARGETS` (per seed the mean difference over that
+    seed's targets, then over seeds). Pairing within a run removes what the seed shares between the two
+    methods, which the difference of the two across-seed means would keep. A metric that does not apply to
+    the method (AP/KL of a post-processing method) has n = 0."""
+    diff = _difference(baseline)
+    others = [m for m in methods if m != baseline]
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for t, rs in _by_target(runs).items():
+        out[t] = {m: {k: _mean_sd([v for r in rs if (v := diff(r, m, k)) is not None]) for k in METRICS}
+                  for m in others}
+    out[ALL_TARGETS] = seed_average(runs, others, diff)
     return out
 
 
@@ -107,9 +201,15 @@ def _msd(c: dict[str, Any], digits: int) -> str:
     return f"{c['mean']:.{digits}f} ± {c['sd']:.{digits}f}" if c["sd"] is not None else f"{c['mean']:.{digits}f} ± –"
 
 
-def _metric_cells(res: dict[str, Any]) -> str:
-    """``| AP | DEO | BA | KL |`` cells of one method's result: median [95 % interval]."""
-    return " | ".join(_iv(res.get(k), 2 if k == "KL" else 1) for k in METRICS)
+def _msd_signed(c: dict[str, Any], digits: int) -> str:
+    if c["mean"] is None:
+        return "–"
+    return f"{c['mean']:+.{digits}f} ± " + (f"{c['sd']:.{digits}f}" if c["sd"] is not None else "–")
+
+
+def _metric_cells(run: dict[str, Any], method: str) -> str:
+    """``| AP | DEO | … |`` cells of one method in one run: median [95 % interval] (:func:`metric_interval`)."""
+    return " | ".join(_iv(metric_interval(run, method, k), 2 if k == "KL" else 1) for k in METRICS)
 
 
 def machine_line(results: dict[str, Any]) -> str:
@@ -118,16 +218,21 @@ def machine_line(results: dict[str, Any]) -> str:
             f"{mach.get('torch_threads', '?')}, CUDA: {mach.get('cuda') or 'none'}; torch {mach.get('torch', '?')}.")
 
 
-def results_markdown(results: dict[str, Any]) -> str:
+def results_markdown(results: dict[str, Any], figure: str | None = None) -> str:
+    """``results.md``. ``figure``: the AP-versus-DEO plot's path relative to the document (embedded when given;
+    the caller passes it only when the PNG exists, so the link is never dangling)."""
     cfg = results.get("config", {})
     methods = cfg.get("methods", [])
     runs = results.get("runs", {})
+    sep = "|" + "---|" * (len(METRICS) + 2)
     lines: list[str] = ["# CelebA benchmark results", ""]
     lines += [machine_line(results), seed_behaviour(cfg), "",
               f"Protected attribute: `{cfg.get('protected')}`; image size {cfg.get('size')}; seeds {cfg.get('seeds')}; "
               f"finished target runs: {len(runs)}" + (f"; wall time of the last invocation {results['total_s'] / 60:.1f} min "
                                                      "(a resumed run skips finished work; stage times below)"
                                                      if "total_s" in results else " (run in progress)") + ".", ""]
+    if results.get("command"):
+        lines += ["Produced by", "", f"    {results['command']}", ""]
     sel = results.get("targets", {})
     if sel:
         lines += [f"## Targets (≥ {sel['min_positives']} positive training images in each protected group)", "",
@@ -138,56 +243,82 @@ def results_markdown(results: dict[str, Any]) -> str:
 
     if runs and "baseline" in methods:
         lines += ["## Averages over targets (test split; mean of per-target medians)", "",
-                  "| method | n | AP ↑ | DEO ↓ | BA ↓ | KL ↓ |", "|---|---:|---:|---:|---:|---:|"]
+                  _header("method | n"),
+                  "|---|---:|" + "---:|" * len(METRICS)]
         for m, n, cells in average_rows(runs, methods):
             lines.append(f"| {m} | {n} | " + " | ".join(cells) + " |")
         po = paper_overall()
         lines += ["", "The paper (ResNet-50, 128 px ProGAN, 162k CelebA training images; REFERENCE §1), baseline / "
-                  "latent de-biasing:", "", "| category | AP | DEO | BA | KL |", "|---|---|---|---|---|"]
+                  "latent de-biasing (the paper reports no EOdds):", "",
+                  "| category | " + " | ".join(PAPER_METRICS) + " |", "|---" * (len(PAPER_METRICS) + 1) + "|"]
         for cat, vals in PAPER_AVERAGES.items():
             lines.append(f"| {cat} | " + " | ".join(f"{vals[k][0]} / {vals[k][1]} ({_rel(vals[k][1], vals[k][0])})"
                                                     if k != "AP" else f"{vals[k][0]} / {vals[k][1]}"
-                                                    for k in METRICS) + " |")
+                                                    for k in PAPER_METRICS) + " |")
         lines.append("| all 26 (size-weighted) | " + " | ".join(
             f"{po[k][0]} / {po[k][1]} ({_rel(po[k][1], po[k][0])})" if k != "AP" else f"{po[k][0]} / {po[k][1]}"
-            for k in METRICS) + " |")
+            for k in PAPER_METRICS) + " |")
         # ours by the paper's categories
         cats = sorted({r.get("category") or "–" for r in runs.values()})
         lines += ["", "Ours by the paper's categories, baseline / latent_debias:", "",
-                  "| category | targets | AP | DEO | BA | KL |", "|---|---:|---|---|---|---|"]
+                  "| category | targets | " + " | ".join(PAPER_METRICS) + " |",
+                  "|---|---:|" + "---|" * len(PAPER_METRICS)]
         for cat in cats:
             sub = {k: r for k, r in runs.items() if (r.get("category") or "–") == cat}
             mm = method_means(sub, [m for m in ("baseline", "latent_debias") if m in methods])
             if "latent_debias" in mm:
                 lines.append(f"| {cat} | {len(sub)} | " + " | ".join(
-                    f"{_f(mm['baseline'][k], 1)} / {_f(mm['latent_debias'][k], 1)}" for k in METRICS) + " |")
+                    f"{_f(mm['baseline'][k], 1)} / {_f(mm['latent_debias'][k], 1)}" for k in PAPER_METRICS) + " |")
         lines.append("")
+        if figure:
+            lines += ["## AP against DEO (test split; one point per method and seed)", "",
+                      "Each point is one method in one seed: the mean over that seed's targets of the test medians "
+                      "(up and to the left is better: AP higher, DEO lower); the baseline is ringed. A "
+                      "post-processing method has no AP (it makes decisions, not scores), so it is not drawn.", "",
+                      f"![AP against DEO, one point per method and seed]({figure})", ""]
 
         agg = seed_aggregates(runs, methods)
+        avg = seed_average(runs, methods)
         n_seeds = len(cfg.get("seeds", [0]))
+
+        def n_of(cells: dict[str, Any]) -> str:
+            n = max(c["n"] for c in cells.values())
+            return f"{n}{'' if n == n_seeds else f' of {n_seeds}'}"
+
         lines += ["## Per target across seeds (test-split medians: mean ± sd over the seeds; n = seeds)", "",
-                  seed_behaviour(cfg), "",
-                  "| target | method | n | AP ↑ | DEO ↓ | BA ↓ | KL ↓ |", "|---|---|---:|---|---|---|---|"]
-        for t, per in agg.items():
+                  seed_behaviour(cfg), f"The rows '{ALL_TARGETS}' average over each seed's targets first, so "
+                  "their sd is the seed-to-seed spread of the average.", "",
+                  _header("target | method | n"), sep + "---|"]
+        for t, per in [*agg.items(), (ALL_TARGETS, avg)]:
             for m in methods:
                 cells = per[m]
                 if not any(c["n"] for c in cells.values()):
                     continue
-                n = max(c["n"] for c in cells.values())
-                lines.append(f"| {t} | {m} | {n}{'' if n == n_seeds else f' of {n_seeds}'} | "
+                lines.append(f"| {t} | {m} | {n_of(cells)} | "
                              + " | ".join(_msd(cells[k], 2 if k == "KL" else 1) for k in METRICS) + " |")
         lines.append("")
+        diffs = paired_differences(runs, methods)
+        lines += ["## Paired differences against the baseline (test-split medians, method − baseline within "
+                  "each run: mean ± sd over the seeds; n = seeds)", "",
+                  "Negative is better for DEO, BA, KL and EOdds, positive for AP; '–': the metric does not "
+                  "apply to the method (a post-processing method makes decisions, so it has no AP or KL).", "",
+                  _header("target | method | n").replace(" ↑", " Δ↑").replace(" ↓", " Δ↓"), sep + "---|"]
+        for t, per in diffs.items():
+            for m, cells in per.items():
+                if not any(c["n"] for c in cells.values()):
+                    continue
+                lines.append(f"| {t} | {m} | {n_of(cells)} | "
+                             + " | ".join(_msd_signed(cells[k], 2 if k == "KL" else 1) for k in METRICS) + " |")
+        lines.append("")
         lines += ["## Per target (test split: median [95 % bootstrap interval])", "",
-                  "| target | method | AP ↑ | DEO ↓ | BA ↓ | KL ↓ | ΔDEO vs baseline (P better) |",
-                  "|---|---|---|---|---|---|---|"]
+                  _header("target | method") + " ΔDEO vs baseline (P better) |", sep + "---|"]
         for key, r in runs.items():
             for m in methods:
                 if m not in r["methods"]:
                     continue
-                res = r["methods"][m]
-                vs = res.get("vs_baseline", {}).get("DEO")
+                vs = r["methods"][m].get("vs_baseline", {}).get("DEO")
                 d = f"{vs['median']:+.1f} [{vs['lo']:+.1f}, {vs['hi']:+.1f}] ({vs['p_better']:.0%})" if vs else ""
-                lines.append(f"| {key} | {m} | {_metric_cells(res)} | {d} |")
+                lines.append(f"| {key} | {m} | {_metric_cells(r, m)} | {d} |")
         lines.append("")
         lines += diagnostics_lines(runs, cfg.get("protected", "Male"))
     failed = results.get("failed", {})
@@ -198,11 +329,11 @@ def results_markdown(results: dict[str, Any]) -> str:
     skew = results.get("skew", {})
     if skew:
         lines += ["## Controlled skew (train split subsampled; same size at every skew)", "",
-                  "| run | method | AP ↑ | DEO ↓ | BA ↓ | KL ↓ |", "|---|---|---|---|---|---|"]
+                  _header("run | method"), sep]
         for key, r in skew.items():
             for m in methods:
                 if m in r["methods"]:
-                    lines.append(f"| {key} | {m} | {_metric_cells(r['methods'][m])} |")
+                    lines.append(f"| {key} | {m} | {_metric_cells(r, m)} |")
         lines.append("")
     lines += timing_lines(results)
     return "\n".join(lines) + "\n"

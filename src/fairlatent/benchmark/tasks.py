@@ -33,7 +33,8 @@ from fairlatent.pipeline.stages import StageResult, StageRunner, stable_hash
 from fairlatent.train.distributed import DistContext, barrier, init_distributed, single_process
 from fairlatent.utils.io import read_json, write_json, write_text
 
-METRICS = ("AP", "DEO", "BA", "KL")
+#: the test metrics a run's summary keeps (a post-processing method has no AP or KL: they are left out)
+METRICS = ("AP", "DEO", "BA", "KL", "EOdds")
 #: the latent section of a report that the benchmark tables need
 LATENT_KEYS = ("h_t_heldout_acc", "h_g_heldout_acc", "cos_theta", "flip_rate_g", "keep_rate_t",
                "agreement_dropped", "pairs", "generated_label_rates")
@@ -147,6 +148,10 @@ class TaskBenchmark:
     def extra_results(self) -> dict[str, Any]:
         """More entries of ``results.json`` (e.g. the shared stages' timings)."""
         return {}
+
+    def write_outputs(self, results: dict[str, Any]) -> None:
+        """More files rank 0 writes beside ``results.json`` each time it is rewritten, before ``results.md``
+        (so the markdown can link to what exists), e.g. a machine-readable record or a figure."""
 
     def print_summary(self) -> None:
         """What rank 0 prints when every run has finished (after the results' paths)."""
@@ -263,6 +268,7 @@ class TaskBenchmark:
         self.results["machine"] = {**machine_description(), "ranks": self.ctx.world}
         self.results.update(self.extra_results())
         write_json(self.results_path, self.results)
+        self.write_outputs(self.results)
         write_text(self.out / "results.md", self.markdown(self.results))
 
     # -------------------------------------------------------------- driver

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import typer
 
@@ -53,10 +54,13 @@ def celeba_command(
     nproc: int = typer.Option(1, "--nproc", min=1, help="Run on N processes of this machine (re-launches itself "
                               "under torchrun): shared GANs and classifiers train data-parallel, the (target, "
                               "seed) runs are dealt over the processes. A rerun with any N continues."),
+    doc_dir: Optional[Path] = typer.Option(None, "--doc-dir", help="At the end, also write celeba.md, celeba.json "
+                                           "and celeba_ap_vs_deo.png here (e.g. docs/benchmarks; text above a "
+                                           "'---' line before '## Results' in an existing celeba.md is kept)."),
 ) -> None:
     """Run (or resume) the CelebA benchmark: per seed a split, a GAN and a protected-attribute classifier,
     then baseline, reweighting and latent de-biasing for every target and seed with bootstrap metrics;
-    results.json and results.md in OUT are rewritten as runs finish."""
+    results.json, results.md, celeba.json and ap_vs_deo.png in OUT are rewritten as runs finish."""
     from fairlatent.benchmark.celeba import CelebABenchmarkConfig, run_celeba_benchmark
     from fairlatent.benchmark.presets import preset as preset_config
 
@@ -80,9 +84,13 @@ def celeba_command(
     cfg = validate_settings(CelebABenchmarkConfig, apply_overrides(raw, sets), "benchmark celeba",
                             {k: "--set" for k in sets})
 
+    from fairlatent.cli.app import LAUNCH_ARGV
+
+    command = "fairlatent " + " ".join(shlex.quote(a) for a in LAUNCH_ARGV) if LAUNCH_ARGV else None
     _launch(out, background=background, nproc=nproc, quiet=quiet,
             run=lambda console, after_run: run_celeba_benchmark(cfg, out, console=console, progress=not quiet,
-                                                                after_run=after_run))
+                                                                after_run=after_run, command=command,
+                                                                doc_dir=doc_dir))
 
 
 def _launch(out: Path, *, background: bool, nproc: int, quiet: bool, run) -> None:

@@ -1,0 +1,167 @@
+"""The CelebA benchmark's published outputs (fairlatent.benchmark.publish and the tables they share numbers
+with): the machine-readable record, the AP-versus-DEO figure, the paired differences and the --doc-dir copy,
+on results.json content built here (2 targets × 2 seeds × 3 methods, one a post-processing method)."""
+
+import json
+import struct
+
+import numpy as np
+import pytest
+
+from fairlatent.benchmark.markdown import ALL_TARGETS, paired_differences, results_markdown
+from fairlatent.benchmark.publish import (DOC_FIGURE_NAME, FIGURE_NAME, plot_ap_vs_deo, publish_docs,
+                                          results_record, write_benchmark_outputs)
+from fairlatent.errors import FairlatentError
+
+METHODS = ["baseline", "latent_debias", "threshold_optimizer_eo"]
+TARGETS = ["Smiling", "Wavy_Hair"]
+SEEDS = [0, 1]
+
+
+def _value(t: int, s: int, m: int, k: int) -> float:
+    """A distinct, readable number per (target, seed, method, metric)."""
+    return 10.0 * (k + 1) + 3.0 * t + 1.5 * s - 2.0 * m + 0.25 * t * s * (m + 1)
+
+
+def fake_results() -> dict:
+    runs = {}
+    for ti, t in enumerate(TARGETS):
+        for s in SEEDS:
+            methods = {}
+            for mi, m in enumerate(METHODS):
+                res = {}
+                for ki, k in enumerate(("AP", "DEO", "BA", "KL", "EOdds")):
+                    if m == "threshold_optimizer_eo" and k in ("AP", "KL"):
+                        continue  # decisions, not scores: the pipeline writes no AP/KL for it
+                    v = _value(ti, s, mi, ki)
+                    res[k] = {"median": v, "lo": v - 1.0, "hi": v + 2.0}
+                res["threshold"] = None if m == "threshold_optimizer_eo" else 0.5
+                methods[m] = res
+            runs[f"{t}/seed{s}"] = {"target": t, "seed": s, "category": None, "cells": {}, "methods": methods,
+                                    "timings_s": {"baseline": 10.0, "total": 30.0}}
+    return {"config": {"methods": METHODS, "seeds": SEEDS, "seed_scope": "all", "protected": "Male", "size": 64},
+            "runs": runs, "failed": {}, "skew": {}, "command": "fairlatent benchmark celeba --seeds 0,1"}
+
+
+def test_record_has_the_tables_numbers_and_null_where_a_metric_does_not_apply():
+    results = fake_results()
+    rec = results_record(results)
+    assert rec["command"] == "fairlatent benchmark celeba --seeds 0,1"
+    assert rec["config"] == results["config"]
+    assert len(rec["runs"]) == len(TARGETS) * len(SEEDS) * len(METHODS)
+    assert {(e["target"], e["seed"], e["method"]) for e in rec["runs"]} == {
+        (t, s, m) for t in TARGETS for s in SEEDS for m in METHODS}
+    assert all(e["split"] == "test" and set(e["metrics"]) == {"AP", "DEO", "BA", "KL", "EOdds"} for e in rec["runs"])
+    # one cell: Wavy_Hair, seed 1, latent_debias, DEO (row of the per-target table)
+    cell = next(e for e in rec["runs"] if (e["target"], e["seed"], e["method"]) == ("Wavy_Hair", 1, "latent_debias"))
+    v = _value(1, 1, 1, 1)
+    assert cell["metrics"]["DEO"] == {"median": v, "lo": v - 1.0, "hi": v + 2.0}
+    md = results_markdown(results)
+    row = next(line for line in md.splitlines() if line.startswith("| Wavy_Hair/seed1 | latent_debias |"))
+    deo_cell = row.split(" | ")[3]  # | key | method | AP | DEO | ...
+    assert deo_cell == f"{v:.1f} [{v - 1.0:.1f}, {v + 2.0:.1f}]"
+    # the post-processing method: null AP and KL, numbers for the rest
+    post = next(e for e in rec["runs"] if (e["target"], e["seed"], e["method"]) == ("Smiling", 0, "threshold_optimizer_eo"))
+    assert post["metrics"]["AP"] is None and post["metrics"]["KL"] is None
+    assert post["metrics"]["EOdds"]["median"] == _value(0, 0, 2, 4)
+    # strict JSON: null, not NaN, and it round-trips
+    assert json.loads(json.dumps(rec, allow_nan=False)) == rec
+
+
+def test_record_turns_a_nan_median_into_null_and_names_a_broken_run():
+    results = fake_results()
+    results["runs"]["Smiling/seed0"]["methods"]["baseline"]["DEO"]["median"] = float("nan")
+    rec = results_record(results)
+    e = next(e for e in rec["runs"] if (e["target"], e["seed"], e["method"]) == ("Smiling", 0, "baseline"))
+    assert e["metrics"]["DEO"] is None and e["metrics"]["AP"] is not None
+    results["runs"]["Wavy_Hair/seed1"] = {"target": "Wavy_Hair", "seed": 1}
+    with pytest.raises(FairlatentError, match=r"results.json: runs\['Wavy_Hair/seed1'\] has no 'methods'"):
+        results_record(results)
+    with pytest.raises(FairlatentError, match="no 'config'"):
+        results_record({"runs": {}})
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_ap_vs_deo_plot_has_one_point_per_method_and_seed(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    offsets = []
+    real_scatter = matplotlib.axes.Axes.scatter
+
+    def scatter(self, x, y, *a, **kw):  # record what each call draws
+        coll = real_scatter(self, x, y, *a, **kw)
+        offsets.append((kw.get("label"), coll.get_offsets().copy()))
+        return coll
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "scatter", scatter)
+    results = fake_results()
+    path = tmp_path / "fig.png"
+    n = plot_ap_vs_deo(results, path)
+    # baseline and latent_debias × 2 seeds; the post-processing method has no AP, hence no point
+    assert n == 4
+    assert sorted(lbl for lbl, _ in offsets) == ["baseline (reference)", "latent_debias"]
+    assert sum(len(o) for _, o in offsets) == 4
+    base = dict(offsets)["baseline (reference)"]
+    # seed 0's point: mean over the two targets of (DEO, AP)
+    assert base[0].tolist() == pytest.approx([np.mean([_value(t, 0, 0, 1) for t in (0, 1)]),
+                                              np.mean([_value(t, 0, 0, 0) for t in (0, 1)])])
+    data = path.read_bytes()
+    w, h = _png_size(data)
+    assert len(data) > 1000 and w > 100 and h > 100
+    # nothing to draw: no file, and a stale one is removed
+    empty = {**results, "runs": {}}
+    assert plot_ap_vs_deo(empty, path) == 0 and not path.exists()
+
+
+def test_paired_difference_is_the_mean_and_sd_of_the_per_seed_differences():
+    results = fake_results()
+    diffs = paired_differences(results["runs"], METHODS)
+    # Wavy_Hair, latent_debias − baseline, DEO, per seed by hand
+    d = [_value(1, s, 1, 1) - _value(1, s, 0, 1) for s in SEEDS]
+    cell = diffs["Wavy_Hair"]["latent_debias"]["DEO"]
+    assert cell["n"] == 2
+    assert cell["mean"] == pytest.approx(np.mean(d))
+    assert cell["sd"] == pytest.approx(np.std(d, ddof=1)) and cell["sd"] > 0
+    # a metric that does not apply to the method: no difference
+    assert diffs["Smiling"]["threshold_optimizer_eo"]["AP"] == {"mean": None, "sd": None, "n": 0}
+    assert diffs["Smiling"]["threshold_optimizer_eo"]["EOdds"]["n"] == 2
+    # averaged over targets: per seed the mean difference over targets, then over seeds
+    per_seed = [np.mean([_value(t, s, 1, 4) - _value(t, s, 0, 4) for t in (0, 1)]) for s in SEEDS]
+    avg = diffs[ALL_TARGETS]["latent_debias"]["EOdds"]
+    assert avg["mean"] == pytest.approx(np.mean(per_seed)) and avg["sd"] == pytest.approx(np.std(per_seed, ddof=1))
+    assert "baseline" not in diffs["Smiling"]
+    md = results_markdown(results)
+    assert "## Paired differences against the baseline" in md
+    section = md.split("## Paired differences")[1].split("\n## ")[0]
+    row = next(line for line in section.splitlines() if line.startswith("| Wavy_Hair | latent_debias | 2 |"))
+    assert f"{np.mean(d):+.1f} ± {np.std(d, ddof=1):.1f}" in row
+    assert "EOdds ↓" in md and "EOdds Δ↓" in md
+    assert f"| {ALL_TARGETS} | baseline | 2 |" in md
+
+
+def test_outputs_in_the_benchmark_folder_and_the_doc_copy(tmp_path):
+    results = fake_results()
+    out, docs = tmp_path / "bench", tmp_path / "docs"
+    out.mkdir()
+    paths = write_benchmark_outputs(results, out)
+    assert paths["figure"] == out / FIGURE_NAME and paths["figure"].stat().st_size > 0
+    assert json.loads((out / "celeba.json").read_text()) == results_record(results)
+    assert f"]({FIGURE_NAME})" in results_markdown(results, figure=FIGURE_NAME)
+    assert "](" not in results_markdown(results)  # no figure, no link
+    # a fresh doc folder: results.md with the figure under its documentation name
+    got = publish_docs(results, out, docs)
+    assert got["md"].read_text() == results_markdown(results, figure=DOC_FIGURE_NAME)
+    assert (docs / DOC_FIGURE_NAME).read_bytes() == (out / FIGURE_NAME).read_bytes()
+    assert (docs / "celeba.json").read_text() == (out / "celeba.json").read_text()
+    # an existing document keeps its text above '---' + '## Results'; the results go below, one level down
+    (docs / "celeba.md").write_text("# CelebA\n\nOur discussion.\n\n---\n\n## Results (old)\n\nold tables\n")
+    publish_docs(results, out, docs)
+    text = (docs / "celeba.md").read_text()
+    assert text.startswith("# CelebA\n\nOur discussion.\n\n---\n\n## Results (")
+    assert "old tables" not in text and "# CelebA benchmark results" not in text
+    assert "\n### Paired differences against the baseline" in text and "\n## Paired differences" not in text
+    assert f"]({DOC_FIGURE_NAME})" in text
