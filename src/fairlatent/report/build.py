@@ -110,7 +110,8 @@ def best_medians(methods: dict[str, Any], split: str, metrics: list[str]) -> dic
 def _methods_table(title: str, first: str, names: list[str]) -> Table:
     """An empty terminal table: a bold first column ``first``, then one right-aligned column per method."""
     table = Table(title=title)
-    table.add_column(first, style="bold")
+    # no_wrap: with many methods in a narrow terminal rich would otherwise squeeze the metric names to nothing
+    table.add_column(first, style="bold", no_wrap=True)
     for name in names:
         table.add_column(escape(name), justify="right", no_wrap=True)
     return table
