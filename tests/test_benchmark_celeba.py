@@ -370,6 +370,8 @@ def test_benchmark_on_two_ranks_shards_runs_merges_and_a_rerun_runs_nothing(tmp_
     for bucket, keys in expected.items():  # every (target, seed) and skew run finished and is merged
         assert set(res[bucket]) == keys
     assert res["config"]["seed_scope"] == "all" and res["machine"]["ranks"] == 2
+    # the recorded command is the one typed, --nproc 2 included (torchrun's re-launch strips it)
+    assert res["command"].startswith("fairlatent benchmark celeba --root ") and res["command"].endswith(" --nproc 2")
     records = {p.name: json.loads(p.read_text()) for p in (out / "done").glob("*.json")}
     assert len(records) == 3
     # dealt round-robin: rank 0 runs the 1st and 3rd, rank 1 the 2nd
@@ -412,3 +414,45 @@ def test_lock_is_taken_by_rank_zero_only_under_torchrun(tmp_path, monkeypatch):
     with benchmark_lock(tmp_path / "b") as lock:
         assert lock == tmp_path / "b" / LOCK_NAME and lock.read_text().splitlines()[0] == str(os.getpid())
     assert not (tmp_path / "b" / LOCK_NAME).exists()
+
+
+def test_one_translator_per_seed_serves_every_target_and_a_wrong_one_is_refused(tmp_path):
+    """cyclegan_augment in the benchmark: the seed's translator is trained once, by the first run that needs
+    it, and every target's run uses that very translator (its stage records it as given, with its hash);
+    a translator of another protected attribute is refused by name."""
+    from rich.console import Console
+
+    from fairlatent.benchmark.celeba import CelebABenchmark
+    from fairlatent.pipeline.config import validate_config
+    from fairlatent.pipeline.run import run_pipeline
+
+    root = tmp_path / "celeba"
+    make_toy_celeba(root, n=300)
+    out = tmp_path / "bench"
+    cfg = _bench_config(root, seeds=[0], targets=["Smiling", "Wearing_Hat"], min_positives=1,
+                        methods=["baseline", "cyclegan_augment"],
+                        translator={"width": 4, "n_blocks": 1, "steps": 4, "checkpoint_every": 2})
+    results = CelebABenchmark(cfg, out, console=Console(quiet=True), progress=False).run()
+    assert not results["failed"], results["failed"]
+    assert set(results["runs"]) == {"Smiling/seed0", "Wearing_Hat/seed0"}
+    shared = out / "shared" / "seed0" / "translator" / "model"
+    rec = json.loads((shared / "translator.json").read_text())
+    assert rec["done"] and rec["protected"] == "Male" and rec["step"] == 4
+    stage = json.loads((out / "shared" / "seed0" / "translator" / "stage.json").read_text())
+    for target in ("Smiling", "Wearing_Hat"):
+        run_dir = out / "targets" / target / "seed0"
+        given = json.loads((run_dir / "translator" / "stage.json").read_text())
+        assert given["outputs"] == {"path": str(shared.resolve()), "given": True}
+        assert not (run_dir / "translator" / "model").exists()  # nothing trained in the run
+        assert "cyclegan_augment" in json.loads((run_dir / "report.json").read_text())["methods"]
+    # a rerun trains no translator again
+    CelebABenchmark(cfg, out, console=Console(quiet=True), progress=False).run()
+    assert json.loads((out / "shared" / "seed0" / "translator" / "stage.json").read_text()) == stage
+    # the same translator given to a run whose protected attribute is another one
+    data = out / "shared" / "seed0" / "data" / "dataset"
+    bad = validate_config({"seed": 0, "name": "bad", "data": {"source": "path", "path": str(data),
+                                                              "target": "Smiling", "protected": "Young"},
+                           "methods": ["baseline", "cyclegan_augment"], "translator_path": str(shared),
+                           "classifier": {"width": 4, "epochs": 1}}, where="test")
+    with pytest.raises(FairlatentError, match=r"translator_path .*'Male'.*'Young'"):
+        run_pipeline(bad, tmp_path / "bad", console=Console(quiet=True), progress=False)

@@ -78,6 +78,11 @@ def test_extra_stages_ran_and_each_edit_of_each_mode_is_in_the_pair_set(multi_ru
     # one pre-flight flip/keep check per edit of the mode
     names = {c["name"] for c in report["preflight"]["checks"]}
     assert {f"flip_rate_g[multi_protected: flip {G}]", f"keep_rate_t[multi_protected: flip {E}]"} <= names
+    # and the extra plane is checked like h_t and h_g: its held-out accuracy and its angle with each
+    checks = {c["name"]: c for c in report["preflight"]["checks"]}
+    assert checks[f"h_{E}_heldout_acc"]["value"] == pytest.approx(report["latent"]["h_extra"][E]["heldout_acc"])
+    assert checks[f"abs_cos[{E},h_t]"]["value"] == pytest.approx(abs(report["latent"]["h_extra"][E]["cos_t"]))
+    assert f"abs_cos[{E},h_g]" in checks
 
 
 def test_pair_labels_follow_the_edit(multi_run):

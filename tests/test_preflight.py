@@ -13,8 +13,8 @@ import pytest
 from rich.console import Console
 
 from fairlatent.errors import FairlatentError
-from fairlatent.latent.preflight import (CELLS, PreflightBounds, PreflightWarning, failed, preflight_checks,
-                                         warn_failed)
+from fairlatent.latent.preflight import (CELLS, PreflightBounds, PreflightWarning, extra_plane_checks, failed,
+                                         preflight_checks, warn_failed)
 from fairlatent.models.latent_spec import LatentSpec
 from fairlatent.pipeline.config import LatentConfig, validate_config
 from fairlatent.pipeline.run import Pipeline
@@ -99,6 +99,20 @@ def test_edit_that_does_not_flip_fails_and_names_a_non_default_edit():
     assert not checks["flip_rate_g"].passed and checks["keep_rate_t"].passed
     checks = by_name(preflight_checks(bounds=B, flip_rate_g=0.95, keep_rate_t=0.4, edit="reflect"))
     assert not checks["keep_rate_t[reflect]"].passed and "reflect" in checks["keep_rate_t[reflect]"].message
+
+
+def test_extra_planes_are_checked_for_accuracy_and_for_each_angle_given():
+    """A second protected attribute's plane: nearly parallel to h_t (so it cannot be flipped with the target
+    held) fails the cos ceiling against h_t only; a weak per-group target plane fails the accuracy floor."""
+    planes = {"Smiling": {"heldout_acc": 0.91, "cos_t": -0.99, "cos_g": 0.2},
+              "t[Male=0]": {"heldout_acc": 0.61, "cos_g": 0.1}}
+    checks = by_name(extra_plane_checks(planes, bounds=B))
+    assert list(checks) == ["h_Smiling_heldout_acc", "abs_cos[Smiling,h_t]", "abs_cos[Smiling,h_g]",
+                            "h_t[Male=0]_heldout_acc", "abs_cos[t[Male=0],h_g]"]
+    assert {c.name for c in failed(list(checks.values()))} == {"abs_cos[Smiling,h_t]", "h_t[Male=0]_heldout_acc"}
+    assert checks["abs_cos[Smiling,h_t]"].value == pytest.approx(0.99)
+    assert "0.610 is below the floor 0.700" in checks["h_t[Male=0]_heldout_acc"].message
+    assert extra_plane_checks({}, bounds=B) == []
 
 
 def test_warnings_name_the_figure_and_the_bound_once_per_failure_every_time():

@@ -49,7 +49,9 @@ from fairlatent.benchmark.tasks import RunSpec, TaskBenchmark
 from fairlatent.data.skew import skewed_train_indices
 from fairlatent.errors import FairlatentError
 from fairlatent.pipeline.stages import StageRunner, stable_hash
+from fairlatent.pipeline.methods import get_method
 from fairlatent.train.classifier import ClassifierConfig
+from fairlatent.train.cyclegan import CycleGANConfig
 from fairlatent.train.distributed import DistContext, barrier
 from fairlatent.train.gan import GANConfig
 from fairlatent.utils.io import read_json, write_json
@@ -111,6 +113,16 @@ class CelebABenchmarkConfig(BenchmarkSettings):
         g = self.gan
         return GANConfig.model_validate({"seed": self.seeds[0] if seed is None else seed, "device": self.device,
                                          **g.model_dump(include=g.model_fields_set)})
+
+    def translator_spec(self, seed: int | None = None) -> CycleGANConfig:
+        """A shared translator's settings (seed/device as for :meth:`gan_spec`)."""
+        t = self.translator
+        return CycleGANConfig.model_validate({"seed": self.seeds[0] if seed is None else seed,
+                                              "device": self.device, **t.model_dump(include=t.model_fields_set)})
+
+    def needs_translator(self) -> bool:
+        """Whether a method trains on translated real images (then every seed set has one translator)."""
+        return any(get_method(m).translated for m in self.methods)
 
     def classifier_spec(self, seed: int | None = None) -> ClassifierConfig:
         """A shared protected classifier's settings (seed/device as for :meth:`gan_spec`)."""
@@ -277,6 +289,35 @@ class CelebABenchmark(TaskBenchmark):
 
         self._collective(sset.runner, "protected", ccfg.cache_key(), fn, deps=("data",))
 
+    def translator_dir(self, sset: SharedSet) -> Path:
+        """Where the seed set's translator run lives (``<set>/translator/model``), trained or not."""
+        return sset.runner.run_dir / "translator" / "model"
+
+    def stage_translator(self, sset: SharedSet) -> str:
+        """The seed set's CycleGAN between the protected groups of its real train split: it depends on the
+        data and the protected attribute only, so one serves every target (and the skew runs) of the seed.
+        Trained by the first run that needs it, on that run's rank, under a file lock the other ranks'
+        runs of the same seed wait on (a translator takes far longer than a collective's timeout)."""
+        from fairlatent.train.cyclegan import train_translator
+        from fairlatent.train.engine import cache_dump
+        from fairlatent.utils.lock import waiting_lock
+
+        tcfg = self.cfg.translator_spec(sset.seed)
+        key = {"translator": cache_dump(tcfg, {}), "steps": tcfg.steps, "epochs": tcfg.epochs,
+               "protected": self.cfg.protected}
+
+        def fn(stage_dir: Path) -> dict[str, Any]:
+            train_translator(sset.path("data"), self.cfg.protected, stage_dir / "model", tcfg, resume=True,
+                             progress=self.progress)
+            return {"path": str((stage_dir / "model").resolve())}
+
+        with waiting_lock(sset.runner.run_dir / "translator.lock"):
+            return sset.runner.run("translator", key, fn, deps=("data",)).outputs["path"]
+
+    def before_run(self, spec: RunSpec) -> None:
+        if self.cfg.needs_translator():
+            self.stage_translator(self.sets[spec.seed])
+
     def stage_skew_data(self, target: str, sset: SharedSet | None = None) -> dict[float, str]:
         from fairlatent.data.dataset import write_dataset
 
@@ -315,6 +356,10 @@ class CelebABenchmark(TaskBenchmark):
             "classifier": c.model_dump()["classifier"],
             "latent": {"target_labeler": "reweighting", "protected_labeler": spec.protected,
                        **c.model_dump()["latent"]},
+            # the translator section goes in too, so changing it changes the runs' keys
+            "translator": c.model_dump()["translator"], "oversample": c.model_dump()["oversample"],
+            **({"translator_path": str(self.translator_dir(self.sets[spec.seed]).resolve())}
+               if c.needs_translator() else {}),
             "methods": c.methods,
             "evaluation": {"generative_metrics": True, **c.model_dump()["evaluation"]},
         }, where=f"benchmark config for {name}")

@@ -2,7 +2,7 @@
 
 :class:`BenchmarkSettings` is the base of :class:`~fairlatent.benchmark.celeba.CelebABenchmarkConfig` and
 :class:`~fairlatent.benchmark.toyfaces.ToyFacesBenchmarkConfig`. Each benchmark has its own defaults of the
-``gan``/``classifier``/``latent``/``evaluation`` sections (``section_defaults``); a section the config gives
+``gan``/``classifier``/``latent``/``evaluation``/``translator``/``oversample`` sections (``section_defaults``); a section the config gives
 (or ``--set`` reaches into) is laid over them, so ``--set classifier.lr=1e-3`` changes the learning rate and
 keeps the benchmark's ``epochs``. The sections are the training code's and the pipeline's own classes, and
 they remember which keys are set (a section dumps only those, so the run's seed and device fill the rest).
@@ -14,14 +14,15 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field, field_serializer, field_validator, model_validator
 
-from fairlatent.pipeline.config import EvaluationConfig, LatentConfig
+from fairlatent.pipeline.config import EvaluationConfig, LatentConfig, OversampleConfig
 from fairlatent.pipeline.methods import method_names
 from fairlatent.train.classifier import ClassifierConfig
+from fairlatent.train.cyclegan import CycleGANConfig
 from fairlatent.train.gan import GANConfig
 from fairlatent.utils.device import DeviceName
 from fairlatent.utils.settings import StrictSettings
 
-SECTIONS = ("gan", "classifier", "latent", "evaluation")
+SECTIONS = ("gan", "classifier", "latent", "evaluation", "translator", "oversample")
 
 
 class BenchmarkSettings(StrictSettings):
@@ -36,6 +37,10 @@ class BenchmarkSettings(StrictSettings):
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
     latent: LatentConfig = Field(default_factory=LatentConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    translator: CycleGANConfig = Field(default_factory=CycleGANConfig,
+                                       description="the CycleGAN translator of methods on translated images")
+    oversample: OversampleConfig = Field(default_factory=OversampleConfig,
+                                         description="the autoencoder and cell sizes of latent_oversample")
     device: DeviceName = None
 
     @model_validator(mode="before")
@@ -72,7 +77,7 @@ class BenchmarkSettings(StrictSettings):
         return section.model_dump(include=section.model_fields_set)
 
     def sections(self) -> dict[str, dict[str, Any]]:
-        """The four sections as the keys they set (what a pipeline config takes)."""
+        """The sections as the keys they set (what a pipeline config takes)."""
         dumped = self.model_dump()
         return {name: dumped[name] for name in SECTIONS}
 

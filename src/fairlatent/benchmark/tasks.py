@@ -156,6 +156,11 @@ class TaskBenchmark:
     def print_summary(self) -> None:
         """What rank 0 prints when every run has finished (after the results' paths)."""
 
+    def before_run(self, spec: RunSpec) -> None:
+        """Shared work that only the runs need and that the first run to need it does, on its own rank while
+        the ranks with other runs go on (e.g. the CelebA benchmark's per-seed translator); called on one
+        process (inside :func:`~fairlatent.train.distributed.single_process`) just before the run."""
+
     def run_result(self, spec: RunSpec, report: dict[str, Any]) -> dict[str, Any]:
         """What a finished run contributes to the results."""
         return {**summarize_report(report), "target": spec.target, "seed": spec.seed, **spec.extra}
@@ -220,6 +225,7 @@ class TaskBenchmark:
         stamp = {"key": key, "rank": self.ctx.rank, "world": self.ctx.world, "started": time.time()}
         try:
             with single_process():
+                self.before_run(spec)
                 report = run_pipeline(self.pipeline_config(spec), spec.run_dir, console=self.console,
                                       progress=self.progress)
                 if self.after_run is not None:

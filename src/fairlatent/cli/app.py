@@ -25,6 +25,23 @@ app.add_typer(benchmark_app, name="benchmark")
 LAUNCH_ARGV: list[str] = []
 
 
+def invocation() -> str | None:
+    """This command line as a user would type it again (``fairlatent …``), for the records a benchmark writes;
+    None outside the CLI. Under torchrun the re-launched command has lost its ``--nproc N`` (the launcher
+    strips it): it is put back, so the record says how the results were computed."""
+    import shlex
+
+    from fairlatent.train.distributed import env_world_size
+
+    if not LAUNCH_ARGV:
+        return None
+    argv = list(LAUNCH_ARGV)
+    world = env_world_size()
+    if world > 1 and not any(a == "--nproc" or a.startswith("--nproc=") for a in argv):
+        argv += ["--nproc", str(world)]
+    return "fairlatent " + " ".join(shlex.quote(a) for a in argv)
+
+
 def relaunch_data_parallel(nproc: int) -> None:
     """After a command has validated its settings: with ``--nproc N`` > 1 outside torchrun, run the same
     command on N processes under torchrun and exit with its status; otherwise return and train here."""

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -84,9 +83,9 @@ def celeba_command(
     cfg = validate_settings(CelebABenchmarkConfig, apply_overrides(raw, sets), "benchmark celeba",
                             {k: "--set" for k in sets})
 
-    from fairlatent.cli.app import LAUNCH_ARGV
+    from fairlatent.cli.app import invocation
 
-    command = "fairlatent " + " ".join(shlex.quote(a) for a in LAUNCH_ARGV) if LAUNCH_ARGV else None
+    command = invocation()
     _launch(out, background=background, nproc=nproc, quiet=quiet,
             run=lambda console, after_run: run_celeba_benchmark(cfg, out, console=console, progress=not quiet,
                                                                 after_run=after_run, command=command,

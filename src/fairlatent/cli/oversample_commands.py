@@ -130,14 +130,12 @@ def benchmark_imbalance_command(
     methods: Optional[str] = typer.Option(None, "--methods", help="Comma-separated subset of the methods."),
 ) -> None:
     """Long-tailed MNIST: the class-preserving autoencoder against CE, reweighting, ROS, SMOTE, latent SMOTE."""
-    import shlex
-
-    from fairlatent.cli.app import LAUNCH_ARGV
+    from fairlatent.cli.app import invocation
     from fairlatent.oversample.benchmark import METHODS, run_imbalance_benchmark, write_outputs
 
     record = run_imbalance_benchmark(mnist=mnist, work=work, seeds=_ints(seeds, "--seeds"), profile=profile,
                                      methods=methods.split(",") if methods else METHODS,
                                      log=lambda s: typer.echo(s))
-    command = "fairlatent " + " ".join(shlex.quote(a) for a in LAUNCH_ARGV)
+    command = invocation() or "fairlatent"
     for p in write_outputs(record, out_dir, command=command).values():
         typer.echo(str(p))

@@ -217,12 +217,10 @@ def benchmark_command(
                                         log=None if quiet else typer.echo)
     typer.echo((out / "summary.md").read_text())
     if doc_dir is not None:
-        import shlex
-
-        from fairlatent.cli.app import LAUNCH_ARGV
+        from fairlatent.cli.app import invocation
         from fairlatent.tabular.benchmark_report import write_outputs
 
-        command = "fairlatent " + " ".join(shlex.quote(a) for a in LAUNCH_ARGV)
+        command = invocation() or "fairlatent"
         for p in write_outputs(summary, doc_dir, command=command, config=read_json(out / "config.json"),
                                package=package).values():
             typer.echo(str(p))

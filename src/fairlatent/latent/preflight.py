@@ -151,6 +151,27 @@ def preflight_checks(*, bounds: PreflightBounds = PreflightBounds(),
             if c.value is not None and not math.isfinite(c.value) else c for c in checks]
 
 
+def extra_plane_checks(planes: Mapping[str, Mapping[str, float]], *,
+                       bounds: PreflightBounds = PreflightBounds()) -> list[Check]:
+    """The checks of planes beyond h_t and h_g, in the order given: for each, its held-out accuracy against
+    the floor and, for each plane it is compared with, ``|cos|`` against the ceiling.
+
+    ``planes``: ``{name: {"heldout_acc": a, "cos_t": c, "cos_g": c}}`` (the ``cos_*`` keys optional), e.g.
+    the planes of the extra protected attributes the multi-protected edit flips or holds (a plane nearly
+    parallel to h_t cannot be flipped with the target score held, one parallel to h_g cannot be held while
+    g flips), or the per-group target planes of the domain-dependent edit (``cos_g`` only)."""
+    against = {"cos_t": "h_t", "cos_g": "h_g"}
+    out: list[Check] = []
+    for name, rec in planes.items():
+        out.append(_floor(f"h_{name}_heldout_acc", f"held-out accuracy of the {name} hyperplane",
+                          float(rec["heldout_acc"]), bounds.min_heldout_acc))
+        for key, other in against.items():
+            if key in rec:
+                out.append(_ceiling(f"abs_cos[{name},{other}]", f"|cos| of the {name} hyperplane with {other}",
+                                    abs(float(rec[key])), bounds.max_cos))
+    return out
+
+
 def failed(checks: list[Check]) -> list[Check]:
     return [c for c in checks if not c.passed]
 

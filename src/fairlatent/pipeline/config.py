@@ -350,6 +350,10 @@ class PipelineConfig(StrictSettings):
         default_factory=CycleGANConfig,
         description="the CycleGAN translator between the protected groups (methods with translations, e.g. "
                     "cyclegan_augment); seed/device default to the run's")
+    translator_path: str | None = Field(
+        None, description="use this finished translator run (`fairlatent train-translator`, between the groups of "
+                          "data.protected) instead of training one; the translator section is then ignored. The "
+                          "translator depends on the protected attribute only, so one serves every target")
     methods: list[str] = Field(default_factory=lambda: ["baseline", "reweighting", "latent_debias"],
                                description="names of fairlatent.pipeline.methods (registered methods)")
     oversample: OversampleConfig = Field(
@@ -406,6 +410,8 @@ class PipelineConfig(StrictSettings):
         out = handler(self)
         if not self.oversample.model_fields_set:
             out.pop("oversample", None)
+        if self.translator_path is None:  # likewise: runs keyed before the field existed keep their keys
+            out.pop("translator_path", None)
         return out
 
     @model_validator(mode="after")

@@ -782,15 +782,21 @@ class Pipeline:
     # ------------------------------------------------------------------ pre-flight (fairlatent.latent.preflight)
     def _preflight_geometry(self):
         """Cell rates of the labelled G(z) against the real train split, h_t/h_g held-out accuracy, cos θ."""
-        from fairlatent.latent.preflight import preflight_checks
+        from fairlatent.latent.preflight import extra_plane_checks, preflight_checks
         from fairlatent.pipeline.summary import label_cells
 
         real = label_cells(self._data(), self.t, self.g)["train"]
         hp = self.stages.results["hyperplanes"].outputs
-        return preflight_checks(bounds=self.cfg.latent.preflight_bounds(),
-                                generated_cells=self.stages.results["latents"].outputs["cells"], real_cells=real,
-                                heldout_acc_t=hp["h_t"]["heldout_acc"], heldout_acc_g=hp["h_g"]["heldout_acc"],
-                                cos_theta=hp["cos_theta"])
+        bounds = self.cfg.latent.preflight_bounds()
+        checks = preflight_checks(bounds=bounds,
+                                  generated_cells=self.stages.results["latents"].outputs["cells"], real_cells=real,
+                                  heldout_acc_t=hp["h_t"]["heldout_acc"], heldout_acc_g=hp["h_g"]["heldout_acc"],
+                                  cos_theta=hp["cos_theta"])
+        # the further planes an edit uses: the extra protected attributes', and the per-group target planes
+        planes = dict(hp.get("h_extra", {}))
+        planes.update({f"t[{self.g}={k}]": {"heldout_acc": r["heldout_acc"], "cos_g": r["cos_theta"]}
+                       for k, r in hp.get("h_t_by_group", {}).items() if r.get("heldout_acc") is not None})
+        return checks + extra_plane_checks(planes, bounds=bounds)
 
     def _preflight_edits(self):
         """f_g flip rate and f_t keep rate on the rendered pairs, for every edit a method trains on."""
@@ -860,9 +866,23 @@ class Pipeline:
     def stage_translator(self) -> None:
         """A CycleGAN between the protected groups of the real train split (:mod:`fairlatent.train.cyclegan`).
         It depends on the data and the protected attribute only, not on the target."""
-        from fairlatent.train.cyclegan import train_translator
+        from fairlatent.train.cyclegan import load_translator, train_translator
         from fairlatent.train.engine import cache_dump
 
+        if self.cfg.translator_path is not None:  # a given translator: check it fits, record its identity
+            path = Path(self.cfg.translator_path)
+            given = load_translator(path)  # names the path if it is missing, unfinished or not a translator
+            if given.protected != self.g:
+                raise FairlatentError(f"translator_path {path}: the translator maps between the groups of "
+                                      f"{given.protected!r}, but this run's protected attribute is {self.g!r}")
+            size = self._data().images.shape[1]
+            if given.size != size:
+                raise FairlatentError(f"translator_path {path}: the translator was trained on {given.size}-px "
+                                      f"images, but this run's images are {size} px")
+            ident = {"record": given.record, "weights": _content_hash(path / "translator.safetensors")[:16]}
+            self.stages.run("translator", {"given": str(path.resolve()), "fingerprint": ident},
+                            lambda stage_dir: {"path": str(path.resolve()), "given": True}, deps=("data",))
+            return
         tcfg = self.cfg.translator_spec()
         key = {"translator": cache_dump(tcfg, {}), "steps": tcfg.steps, "epochs": tcfg.epochs, "protected": self.g}
 

@@ -120,4 +120,24 @@ def folder_lock(folder: str | os.PathLike, *, name: str = LOCK_NAME, what: str =
             lock.unlink(missing_ok=True)
 
 
-__all__ = ["LOCK_NAME", "folder_lock", "pid_alive", "read_lock", "take_lock"]
+@contextlib.contextmanager
+def waiting_lock(path: str | os.PathLike) -> Iterator[Path]:
+    """Hold an exclusive lock on the file ``path`` for the ``with`` block, *waiting* while another process
+    holds it (``fcntl.flock``, released by the kernel if the holder dies).
+
+    For work that several processes of one job may need and exactly one should do, e.g. a benchmark's
+    shared model that the first of its runs to need it trains while the others wait for it, instead of
+    waiting at a collective barrier that times out long before a model trains."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield path
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+__all__ = ["LOCK_NAME", "folder_lock", "pid_alive", "read_lock", "take_lock", "waiting_lock"]
