@@ -230,15 +230,19 @@ def test_report_is_rebuilt_from_the_run_folder_alone(fast_run, tmp_path):
         assert title in out, title
     assert set(report["files"]) == {"scores", "pairs", "gan_samples", "cell_samples"}
     # the pre-flight section: its checks recomputed from the run's figures, a table and one G(z) grid per cell
-    from fairlatent.latent.preflight import preflight_checks
+    from fairlatent.latent.preflight import labeler_checks, preflight_checks
     from fairlatent.pipeline.config import LatentConfig
 
     lat, pre = report["latent"], report["preflight"]
-    again_checks = preflight_checks(
-        bounds=LatentConfig().preflight_bounds(), generated_cells=lat["generated_label_rates"]["cells"],
+    bounds = LatentConfig().preflight_bounds()
+    geometry = preflight_checks(
+        bounds=bounds, generated_cells=lat["generated_label_rates"]["cells"],
         real_cells=report["data"]["cells"]["train"], heldout_acc_t=lat["h_t_heldout_acc"],
-        heldout_acc_g=lat["h_g_heldout_acc"], cos_theta=lat["cos_theta"], flip_rate_g=lat["flip_rate_g"],
-        keep_rate_t=lat["keep_rate_t"])
+        heldout_acc_g=lat["h_g_heldout_acc"], cos_theta=lat["cos_theta"])
+    lab = lat["labeler_check"]
+    assert lab["counts"] == {c: report["data"]["cells"]["val"][c] for c in lab["counts"]} and len(lab["counts"]) == 4
+    again_checks = geometry + labeler_checks(lab["accuracy"], lab["counts"], bounds=bounds) + preflight_checks(
+        bounds=bounds, flip_rate_g=lat["flip_rate_g"], keep_rate_t=lat["keep_rate_t"])
     assert pre["checks"] == [c.to_dict() for c in again_checks]
     assert pre["passed"] == all(c.passed for c in again_checks) and pre["strict"] is False
     html = first

@@ -4,6 +4,7 @@ stays quiet on a good case; ``latent.strict`` stops the run before any ``train_<
 
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
 from pathlib import Path
@@ -14,7 +15,7 @@ from rich.console import Console
 
 from fairlatent.errors import FairlatentError
 from fairlatent.latent.preflight import (CELLS, PreflightBounds, PreflightWarning, extra_plane_checks, failed,
-                                         preflight_checks, warn_failed)
+                                         labeler_checks, preflight_checks, warn_failed)
 from fairlatent.models.latent_spec import LatentSpec
 from fairlatent.pipeline.config import LatentConfig, validate_config
 from fairlatent.pipeline.run import Pipeline
@@ -212,6 +213,9 @@ def pipeline_with(tmp_path: Path, data: Path, gen: FeatureGenerator, **latent) -
         pipe.stages.results["labeler"] = StageResult("labeler", tmp_path, "pixel", {}, 0.0, False)
 
     pipe.stage_gan, pipe.stage_labeler = fake_gan, fake_labeler
+    # the pixel labelers read the generator's images only, not real faces: no labeler check (tests of it
+    # call the real stage with labelers of real images)
+    pipe.stage_labeler_check = lambda: None
     pipe._generator = lambda: gen
     pipe._labelers = lambda: (labeler, labeler)
     return pipe
@@ -326,3 +330,74 @@ def test_strict_stops_on_the_geometry_before_rendering_pairs(tmp_path, toyfaces_
         with pytest.raises(FairlatentError, match=r"cell_rate\[t1_g0\]"):
             pipe.run()
     assert "pairs" not in pipe.stages.results and not list((tmp_path / "run").glob("train_*"))
+
+
+# ------------------------------------------------------------------ the labelers on real validation images
+class LookupLabeler(PixelLabeler):
+    """Scores a real image of ``ds`` by looking its labels up — f_t gives the image's *protected* label when
+    ``reads_g`` (a labeler that learnt the shortcut), its target label otherwise; f_g its protected label —
+    and any other image (the generator's) by its pixels, as :class:`PixelLabeler`."""
+
+    def __init__(self, ds, t: str, g: str, *, reads_g: bool):
+        super().__init__([t, g])
+        rows = np.arange(len(ds))
+        self.known = {hashlib.sha1(img.tobytes()).hexdigest(): (lt, lg)
+                      for img, lt, lg in zip(ds.images, ds.labels(t, rows), ds.labels(g, rows))}
+        self.reads_g = reads_g
+
+    def predict_scores(self, images):
+        out = super().predict_scores(images)
+        for i, img in enumerate(images):
+            hit = self.known.get(hashlib.sha1(np.ascontiguousarray(img).tobytes()).hexdigest())
+            if hit is not None:
+                t, g = hit
+                out[i] = (2.0 * (g if self.reads_g else t) - 1, 2.0 * g - 1)
+        return out
+
+
+@pytest.fixture(scope="module")
+def toyfaces_mild(tmp_path_factory) -> Path:
+    """Skew 0.6 and a large validation split: every (t, g) cell has ≥ 20 validation images to be judged."""
+    from fairlatent.data.toyfaces import make_toyfaces
+
+    return make_toyfaces(tmp_path_factory.mktemp("mild") / "toyfaces", n=800, size=32, seed=1, skew=0.6,
+                         split_fractions=(0.5, 0.3, 0.2), progress=False)
+
+
+@pytest.mark.parametrize("reads_g", [False, True])
+def test_a_labeler_that_reads_the_protected_attribute_fails_on_the_real_validation_cells(tmp_path, toyfaces_mild,
+                                                                                         reads_g):
+    # planes 72° apart disagree on 72/180 = 40 % of latents, the data's skew 0.6: the cells are drawn right
+    pipe = pipeline_with(tmp_path, toyfaces_mild, FeatureGenerator(72.0))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        pipe.stage_data()
+        pipe.stage_gan()
+        pipe.stage_labeler()
+        lab = LookupLabeler(pipe._data(), pipe.t, pipe.g, reads_g=reads_g)
+        pipe._labelers = lambda: (lab, lab)
+        Pipeline.stage_labeler_check(pipe)
+        pipe.stage_latents()
+        pipe.stage_hyperplanes()
+        pipe._preflight_gate(pipe._preflight_geometry())
+    said = [str(w.message) for w in caught if w.category is PreflightWarning]
+    out = pipe.stages.results["labeler_check"].outputs
+    assert out["split"] == "val" and min(out["counts"].values()) >= 20
+    checks = by_name(pipe._preflight_geometry())
+    assert checks["f_g_cell_acc"].passed and checks["f_g_cell_acc"].value == 1.0
+    if reads_g:  # right where t and g agree, wrong in both cells where they disagree: worst cell 0
+        assert out["accuracy"]["t"] == {"t0_g0": 1.0, "t0_g1": 0.0, "t1_g0": 0.0, "t1_g1": 1.0}
+        assert not checks["f_t_cell_acc"].passed and checks["f_t_cell_acc"].value == 0.0
+        assert said == [m for m in said if "f_t_cell_acc" in m] and len(said) == 1
+        assert "worst cell (t0_g1" in said[0] and "below the floor 0.600" in said[0]
+    else:
+        assert set(out["accuracy"]["t"].values()) == {1.0} and said == []
+        assert all(c.passed for c in checks.values())
+
+
+def test_a_cell_with_too_few_validation_images_is_not_judged():
+    acc = {"t": {"t0_g0": 1.0, "t1_g0": 0.0}, "g": {"t0_g0": 1.0, "t1_g0": 1.0}}
+    checks = by_name(labeler_checks(acc, {"t0_g0": 50, "t1_g0": 19}, bounds=B))
+    assert checks["f_t_cell_acc"].passed and checks["f_t_cell_acc"].value == 1.0  # t1_g0 has 19 < 20 images
+    none = by_name(labeler_checks(acc, {"t0_g0": 5, "t1_g0": 5}, bounds=B))
+    assert none["f_t_cell_acc"].value is None and "not judged" in none["f_t_cell_acc"].message

@@ -9,7 +9,11 @@ The de-biasing method (Ramaswamy et al., CVPR 2021) trusts four things it never 
 3. h_t and h_g are not nearly parallel (cos θ = w_t·w_g): the complementary edit moves a latent
    ``2|d| / sin θ`` along a direction that shares ``cos θ`` of its length with the target; near-parallel
    planes mean the labeler's idea of the target leans on the protected attribute;
-4. the edit does on the images what it does in latent space: f_g flips on G(z') and f_t keeps its label.
+4. the edit does on the images what it does in latent space: f_g flips on G(z') and f_t keeps its label;
+5. the labelers see what they label: f_t (f_g) is right about the target (protected attribute) on real
+   validation images of every (target, protected) cell — a labeler that recalls the target only where the
+   protected attribute agrees with it gives G(z) the labels of the shortcut, and every figure above, measured
+   with its labels, then looks better than the edit is.
 
 :func:`preflight_checks` turns the figures the pipeline already has into a list of :class:`Check`; it is
 pure (no files, no models), so a test can plant each failure in closed form. Any group of figures may be
@@ -24,8 +28,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-__all__ = ["CELLS", "Check", "PreflightBounds", "PreflightWarning", "failed", "preflight_checks",
-           "strict_failure_message", "warn_failed"]
+__all__ = ["CELLS", "Check", "LABELER_MIN_IMAGES", "PreflightBounds", "PreflightWarning", "extra_plane_checks",
+           "failed", "labeler_checks", "preflight_checks", "strict_failure_message", "warn_failed"]
+
+#: a cell needs this many real validation images for the labeler check to judge it (below: undefined)
+LABELER_MIN_IMAGES = 20
 
 #: the four labelled cells, (target, protected) ∈ {0, 1}²
 CELLS = ("t0_g0", "t0_g1", "t1_g0", "t1_g1")
@@ -46,6 +53,7 @@ class PreflightBounds:
     ``max_cos``: ceiling of |cos θ| = |w_t·w_g|.
     ``min_flip_rate`` / ``min_keep_rate``: floors of the share of pairs whose f_g label flipped / f_t label
     held, measured on the rendered images G(z), G(z').
+    ``min_labeler_acc``: floor of f_t's and f_g's accuracy on the real validation images of each cell.
     """
 
     cell_ratio: float = 3.0
@@ -53,6 +61,7 @@ class PreflightBounds:
     max_cos: float = 0.97
     min_flip_rate: float = 0.7
     min_keep_rate: float = 0.7
+    min_labeler_acc: float = 0.6
 
 
 @dataclass(frozen=True)
@@ -149,6 +158,31 @@ def preflight_checks(*, bounds: PreflightBounds = PreflightBounds(),
     return [Check(c.name, None, c.bound, c.kind, False, f"{c.name} is not a finite number ({c.value}), so it "
                   f"cannot be checked against its bound {c.bound:g}")
             if c.value is not None and not math.isfinite(c.value) else c for c in checks]
+
+
+def labeler_checks(accuracy: Mapping[str, Mapping[str, float]], counts: Mapping[str, int], *,
+                   bounds: PreflightBounds = PreflightBounds(), split: str = "val") -> list[Check]:
+    """For each labeler (``"t"``, ``"g"``), its accuracy in its worst (target, protected) cell among the cells
+    with at least :data:`LABELER_MIN_IMAGES` real images, against ``bounds.min_labeler_acc``.
+
+    ``accuracy``: ``{"t": {cell: acc}, "g": {cell: acc}}``, each labeler's share of correct labels of its own
+    attribute among the real ``split`` images of the cell; ``counts``: ``{cell: images}``. The worst cell is
+    the one that matters: f_t that reads the protected attribute is right in the two cells where t and g
+    agree and wrong in the two where they disagree — the cells the pairs fill. Too few images in every cell:
+    one undefined (passed) check per labeler that says so."""
+    out: list[Check] = []
+    for who, attr in (("t", "target"), ("g", "protected attribute")):
+        judged = {c: float(a) for c, a in accuracy[who].items() if int(counts.get(c, 0)) >= LABELER_MIN_IMAGES}
+        name = f"f_{who}_cell_acc"
+        if not judged:
+            out.append(Check(name, None, bounds.min_labeler_acc, "floor", True,
+                             f"f_{who}'s accuracy per cell: no cell has {LABELER_MIN_IMAGES} real {split} images, "
+                             "so it is not judged"))
+            continue
+        cell = min(judged, key=judged.__getitem__)
+        out.append(_floor(name, f"f_{who}'s accuracy on the {attr} in its worst cell ({cell}, "
+                                f"{int(counts[cell])} real {split} images)", judged[cell], bounds.min_labeler_acc))
+    return out
 
 
 def extra_plane_checks(planes: Mapping[str, Mapping[str, float]], *,

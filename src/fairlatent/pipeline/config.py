@@ -235,6 +235,14 @@ class LatentConfig(StrictSettings):
         description="Pre-flight floor of the share of pairs whose f_t label held on G(z') (both images carry "
                     "z's target label in training). With flip and keep rates ≥ 0.7, at least 40 % of pairs "
                     "do both.")
+    preflight_min_labeler_acc: float = Field(
+        0.6, ge=0.0, le=1.0,
+        description="Pre-flight floor of f_t's (and f_g's) accuracy on the real validation images of each "
+                    "(target, protected) cell with at least 20 images. The method labels G(z) with f_t and "
+                    "keeps the edit's target by its labels: a labeler that recalls the target only where the "
+                    "protected attribute agrees with it (it reads g, or cannot see t at all) mislabels the very "
+                    "cells the pairs are meant to fill. Measured on the ToyFaces sweep: 0.43–0.57 on the two "
+                    "pairs whose faint smile the labeler cannot see, ≥ 0.95 on the others.")
     multi_flip: Literal["each", "all", "one"] = Field(
         "each",
         description="latent_debias_multi (with data.protected_extra): which protected attributes each edit flips, "
@@ -253,6 +261,8 @@ class LatentConfig(StrictSettings):
         out = handler(self)
         if out.get("multi_flip") == "each":
             out.pop("multi_flip", None)
+        if out.get("preflight_min_labeler_acc") == 0.6:  # likewise
+            out.pop("preflight_min_labeler_acc", None)
         return out
 
     def preflight_bounds(self):
@@ -261,7 +271,8 @@ class LatentConfig(StrictSettings):
 
         return PreflightBounds(cell_ratio=self.preflight_cell_ratio, min_heldout_acc=self.preflight_min_heldout_acc,
                                max_cos=self.preflight_max_cos, min_flip_rate=self.preflight_min_flip_rate,
-                               min_keep_rate=self.preflight_min_keep_rate)
+                               min_keep_rate=self.preflight_min_keep_rate,
+                               min_labeler_acc=self.preflight_min_labeler_acc)
 
 
 class EvaluationConfig(StrictSettings):

@@ -346,6 +346,33 @@ class Pipeline:
 
         self.stages.run("labeler", cfg, fn, deps=deps)
 
+    def stage_labeler_check(self) -> None:
+        """f_t's and f_g's accuracy on the real validation images of each (target, protected) cell, at the
+        thresholds that label G(z): the pre-flight's labeler check (:func:`fairlatent.latent.preflight.
+        labeler_checks`). Validation, not test: the check decides whether to trust the run before it is
+        evaluated, and the labelers' thresholds were already chosen there."""
+        from fairlatent.latent.preflight import CELLS
+
+        def fn(stage_dir: Path) -> dict[str, Any]:
+            ds = self._data()
+            idx = ds.split_indices("val")
+            t, g = ds.labels(self.t, idx), ds.labels(self.g, idx)
+            acc: dict[str, dict[str, float]] = {"t": {}, "g": {}}
+            counts: dict[str, int] = {}
+            if len(idx):
+                labelers = self._labelers()
+                t_hat, g_hat = self._label(self._score(np.asarray(ds.images[idx]), labelers), labelers)
+                for c in CELLS:
+                    a, b = int(c[1]), int(c[4])
+                    m = (t == a) & (g == b)
+                    counts[c] = int(m.sum())
+                    if m.any():
+                        acc["t"][c] = float((t_hat[m] == a).mean())
+                        acc["g"][c] = float((g_hat[m] == b).mean())
+            return {"split": "val", "accuracy": acc, "counts": counts}
+
+        self.stages.run("labeler_check", {"threshold": self.cfg.latent.threshold}, fn, deps=("data", "labeler"))
+
     def _labelers(self):
         """(f_t, f_g) classifier handles: the same handle twice when one network labels both."""
         from fairlatent.models.classifier import load_classifier
@@ -782,7 +809,7 @@ class Pipeline:
     # ------------------------------------------------------------------ pre-flight (fairlatent.latent.preflight)
     def _preflight_geometry(self):
         """Cell rates of the labelled G(z) against the real train split, h_t/h_g held-out accuracy, cos θ."""
-        from fairlatent.latent.preflight import extra_plane_checks, preflight_checks
+        from fairlatent.latent.preflight import extra_plane_checks, labeler_checks, preflight_checks
         from fairlatent.pipeline.summary import label_cells
 
         real = label_cells(self._data(), self.t, self.g)["train"]
@@ -796,7 +823,12 @@ class Pipeline:
         planes = dict(hp.get("h_extra", {}))
         planes.update({f"t[{self.g}={k}]": {"heldout_acc": r["heldout_acc"], "cos_g": r["cos_theta"]}
                        for k, r in hp.get("h_t_by_group", {}).items() if r.get("heldout_acc") is not None})
-        return checks + extra_plane_checks(planes, bounds=bounds)
+        checks += extra_plane_checks(planes, bounds=bounds)
+        lab = self.stages.results.get("labeler_check")
+        if lab is not None:
+            checks += labeler_checks(lab.outputs["accuracy"], lab.outputs["counts"], bounds=bounds,
+                                     split=lab.outputs["split"])
+        return checks
 
     def _preflight_edits(self):
         """f_g flip rate and f_t keep rate on the rendered pairs, for every edit a method trains on."""
@@ -1102,6 +1134,8 @@ class Pipeline:
             self.stage_gan()
         if needs_latent or self.cfg.needs_translations():
             self.stage_labeler()
+        if needs_latent:
+            self.stage_labeler_check()
         multi = self.cfg.needs_multi()
         if multi:
             self.stage_labelers_extra()

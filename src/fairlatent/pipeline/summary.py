@@ -70,6 +70,8 @@ def summarize_run(pipe: "Pipeline", total_seconds: float) -> dict[str, Any]:
             "generated_label_rates": {"t": st["latents"].outputs["rate_t"], "g": st["latents"].outputs["rate_g"],
                                       "cells": st["latents"].outputs["cells"]},
         }
+        if "labeler_check" in st:  # f_t's and f_g's accuracy per (t, g) cell of the real validation images
+            report["latent"]["labeler_check"] = st["labeler_check"].outputs
         if "h_extra" in hp:  # the extra protected planes of latent_debias_multi, with their angles to h_t, h_g
             report["latent"]["h_extra"] = {a: {k: v for k, v in h.items() if k not in ("w", "b")}
                                            for a, h in hp["h_extra"].items()}
