@@ -241,8 +241,9 @@ class LatentConfig(StrictSettings):
                     "(target, protected) cell with at least 20 images. The method labels G(z) with f_t and "
                     "keeps the edit's target by its labels: a labeler that recalls the target only where the "
                     "protected attribute agrees with it (it reads g, or cannot see t at all) mislabels the very "
-                    "cells the pairs are meant to fill. Measured on the ToyFaces sweep: 0.43–0.57 on the two "
-                    "pairs whose faint smile the labeler cannot see, ≥ 0.95 on the others.")
+                    "cells the pairs are meant to fill. Measured on the ToyFaces sweep (seed 0, group-balanced "
+                    "labelers): 0.09 on Smiling–Pale_Skin (f_t calls pale faces smiling), 0.67 on "
+                    "Smiling–Eyeglasses, 0.87–1.00 on the other seven pairs.")
     multi_flip: Literal["each", "all", "one"] = Field(
         "each",
         description="latent_debias_multi (with data.protected_extra): which protected attributes each edit flips, "
