@@ -121,6 +121,14 @@ def test_test_preset_end_to_end_resumes_and_reports_the_runs_own_figures(tmp_pat
         lat, diag = report["latent"], s["diagnostics"]
         for k in ("h_t_heldout_acc", "h_g_heldout_acc", "cos_theta", "flip_rate_g", "keep_rate_t"):
             assert diag[k]["mean"] == lat[k], k
+        check = lat["labeler_check"]  # the labelers' worst real validation cell, as the report measured it
+        for who in ("t", "g"):
+            judged = {c: a for c, a in check["accuracy"][who].items() if check["counts"][c] >= 20}
+            assert diag[f"f_{who}_cell_acc"]["mean"] == (min(judged.values()) if judged else None)
+        shown = [ln for ln in (out / "results.md").read_text().splitlines() if ln.startswith(f"| {name} | ")
+                 and ln.count("%") == 8][0].split(" | ")  # the pair's diagnostics row
+        assert shown[6:8] == ["–" if diag[f"f_{w}_cell_acc"]["mean"] is None else f"{diag[f'f_{w}_cell_acc']['mean']:.2f}"
+                              for w in ("t", "g")]
         gen, real = lat["generated_label_rates"]["cells"], report["data"]["cells"]["train"]
         for c in ("t0_g0", "t0_g1", "t1_g0", "t1_g1"):
             assert diag["cells"][c]["G(z)"]["mean"] == pytest.approx(gen[c] / sum(gen.values()))

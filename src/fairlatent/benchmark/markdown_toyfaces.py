@@ -94,17 +94,20 @@ def toyfaces_markdown(results: dict[str, Any]) -> str:
 def diagnostics_lines(pairs: dict[str, Any]) -> list[str]:
     """Hyperplanes, the complementary edit and the GAN's cells, per pair (mean over seeds)."""
     lines = ["## Diagnostics per pair (mean over seeds)", "",
-             LATENT_LEGEND + "(under the complementary edit); cells: share of each (target, protected) cell "
-             "among G(z) as labelled by f_t, f_g / among the real train images.", "",
-             f"| pair | {LATENT_COLUMNS} | t0g0 | t0g1 | t1g0 | t1g1 |",
-             "|---|---:|---:|---:|---:|---:|---|---|---|---|"]
+             LATENT_LEGEND + "(under the complementary edit); f_t, f_g worst cell: the labeler's accuracy on its "
+             "attribute in its worst (target, protected) cell of the real validation images (– where the run "
+             "predates the check); cells: share of each (target, protected) cell among G(z) as labelled by "
+             "f_t, f_g / among the real train images.", "",
+             f"| pair | {LATENT_COLUMNS} | f_t worst cell | f_g worst cell | t0g0 | t0g1 | t1g0 | t1g1 |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|"]
     for name, s in pairs.items():
         d = s.get("diagnostics")
         if not d:
             continue
         cells = " | ".join(f"{_pct(d['cells'][c]['G(z)'])} / {_pct(d['cells'][c]['real'])}"
                            for c in ("t0_g0", "t0_g1", "t1_g0", "t1_g1"))
-        lines.append(f"| {name} | " + " | ".join(_f(d[k]["mean"]) for k in LATENT_FIELDS) + f" | {cells} |")
+        labelers = " | ".join(_f(d.get(f"f_{w}_cell_acc", {}).get("mean")) for w in ("t", "g"))
+        lines.append(f"| {name} | " + " | ".join(_f(d[k]["mean"]) for k in LATENT_FIELDS) + f" | {labelers} | {cells} |")
     return lines + [""]
 
 

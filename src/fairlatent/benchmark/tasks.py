@@ -70,6 +70,13 @@ def summarize_report(report: dict[str, Any]) -> dict[str, Any]:
     if "latent" in report:
         lat = report["latent"]
         out["latent"] = {k: lat[k] for k in LATENT_KEYS}
+        if "labeler_check" in lat:  # each labeler's accuracy in its worst real validation cell
+            from fairlatent.latent.preflight import worst_cells
+
+            check = lat["labeler_check"]
+            out["latent"]["labeler_worst_cell"] = {
+                who: None if w is None else {"cell": w[0], "acc": w[1]}
+                for who, w in worst_cells(check["accuracy"], check["counts"]).items()}
     if "generative" in report:
         out["generative"] = report["generative"]["rows"]
     if report.get("preflight") is not None:

@@ -210,6 +210,12 @@ def _stats(values: list[float]) -> dict[str, Any]:
             "n": int(len(v))}
 
 
+def _worst_cell_acc(latent: dict[str, Any], who: str) -> float | None:
+    """The run's labeler f_<who>'s accuracy in its worst real validation cell (None: not measured)."""
+    w = (latent.get("labeler_worst_cell") or {}).get(who)
+    return None if w is None else w["acc"]
+
+
 def _cell_rates(cells: dict[str, int]) -> dict[str, float]:
     total = sum(cells[f"t{a}_g{b}"] for a in (0, 1) for b in (0, 1))
     return {f"t{a}_g{b}": cells[f"t{a}_g{b}"] / total if total else float("nan") for a in (0, 1) for b in (0, 1)}
@@ -221,8 +227,9 @@ def pair_summary(runs: list[dict[str, Any]], methods: list[str]) -> dict[str, An
     ``delta[method][metric]``: ``per_seed`` (the run's paired median and interval), ``median`` (mean ± sd of
     the seeds' medians), ``below0`` / ``above0`` (seeds whose interval lies entirely below / above 0).
     ``metrics[method][metric]``: mean ± sd of the seeds' test medians. ``diagnostics``: mean ± sd of h_t and
-    h_g held-out accuracy, cos θ, flip rate of f_g and keep rate of f_t, and per (target, protected) cell its
-    share among G(z) and among the real train images."""
+    h_g held-out accuracy, cos θ, flip rate of f_g and keep rate of f_t, f_t's and f_g's accuracy in their worst
+    real validation cell (the pre-flight's labeler check), and per (target, protected) cell its share among
+    G(z) and among the real train images."""
     runs = sorted(runs, key=lambda r: r["seed"])
     out: dict[str, Any] = {"seeds": [r["seed"] for r in runs], "delta": {}, "metrics": {}}
     for m in methods:
@@ -246,6 +253,8 @@ def pair_summary(runs: list[dict[str, Any]], methods: list[str]) -> dict[str, An
     lat = [r["latent"] for r in runs if r.get("latent")]
     if lat:
         diag = {k: _stats([x[k] for x in lat]) for k in LATENT_FIELDS}
+        for who in ("t", "g"):  # runs of versions before the labeler check lack it: their seeds are left out
+            diag[f"f_{who}_cell_acc"] = _stats([_worst_cell_acc(x, who) for x in lat])
         gen = [_cell_rates(x["generated_label_rates"]["cells"]) for x in lat]
         real = [_cell_rates(r["cells"]["train"]) for r in runs if r.get("latent")]
         diag["cells"] = {c: {"G(z)": _stats([g[c] for g in gen]), "real": _stats([x[c] for x in real])}

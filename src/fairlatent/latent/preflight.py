@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 __all__ = ["CELLS", "Check", "LABELER_MIN_IMAGES", "PreflightBounds", "PreflightWarning", "extra_plane_checks",
-           "failed", "labeler_checks", "preflight_checks", "strict_failure_message", "warn_failed"]
+           "failed", "labeler_checks", "preflight_checks", "strict_failure_message", "warn_failed", "worst_cells"]
 
 #: a cell needs this many real validation images for the labeler check to judge it (below: undefined)
 LABELER_MIN_IMAGES = 20
@@ -171,17 +171,28 @@ def labeler_checks(accuracy: Mapping[str, Mapping[str, float]], counts: Mapping[
     agree and wrong in the two where they disagree — the cells the pairs fill. Too few images in every cell:
     one undefined (passed) check per labeler that says so."""
     out: list[Check] = []
+    worst = worst_cells(accuracy, counts)
     for who, attr in (("t", "target"), ("g", "protected attribute")):
-        judged = {c: float(a) for c, a in accuracy[who].items() if int(counts.get(c, 0)) >= LABELER_MIN_IMAGES}
         name = f"f_{who}_cell_acc"
-        if not judged:
+        if worst[who] is None:
             out.append(Check(name, None, bounds.min_labeler_acc, "floor", True,
                              f"f_{who}'s accuracy per cell: no cell has {LABELER_MIN_IMAGES} real {split} images, "
                              "so it is not judged"))
             continue
-        cell = min(judged, key=judged.__getitem__)
+        cell, acc = worst[who]
         out.append(_floor(name, f"f_{who}'s accuracy on the {attr} in its worst cell ({cell}, "
-                                f"{int(counts[cell])} real {split} images)", judged[cell], bounds.min_labeler_acc))
+                                f"{int(counts[cell])} real {split} images)", acc, bounds.min_labeler_acc))
+    return out
+
+
+def worst_cells(accuracy: Mapping[str, Mapping[str, float]],
+                counts: Mapping[str, int]) -> dict[str, tuple[str, float] | None]:
+    """``{"t": (cell, acc), "g": (cell, acc)}``: each labeler's least accurate cell among those with at least
+    :data:`LABELER_MIN_IMAGES` images (None: no such cell)."""
+    out: dict[str, tuple[str, float] | None] = {}
+    for who in ("t", "g"):
+        judged = {c: float(a) for c, a in accuracy[who].items() if int(counts.get(c, 0)) >= LABELER_MIN_IMAGES}
+        out[who] = min(judged.items(), key=lambda kv: kv[1]) if judged else None
     return out
 
 
