@@ -128,7 +128,7 @@ def toyfaces_command(
                                                     "the preset; names as in results.md, e.g. "
                                                     "Wearing_Hat-Eyeglasses-s0.9-faintWearing_Hat0.5)."),
     seeds: str = typer.Option(None, "--seeds", help="Comma-separated seeds (default 0,1,2; the test preset: 0)."),
-    preset: str = typer.Option("default", "--preset", help="'default' (14 pairs, the demo's settings) or 'test' "
+    preset: str = typer.Option("default", "--preset", help="'default' (12 pairs, the demo's settings) or 'test' "
                                                           "(2 pairs, 600 faces, tiny models)."),
     set_: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set gan.steps=2000 or "
                                                      "--set n=10000 (TOML value; repeatable)."),
