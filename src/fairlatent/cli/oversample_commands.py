@@ -1,4 +1,4 @@
-"""CLI: ``fairlatent oversample mnist-lt|fit|sample`` and ``fairlatent benchmark imbalance``.
+"""CLI: ``fairlatent oversample mnist-lt|fit|sample`` and ``fairlatent benchmark imbalance [--benchmark celeba-hair]``.
 
 Thin wrappers over :mod:`fairlatent.oversample`: a long-tailed split as ``.npz`` (``images``, ``labels``,
 optional ``test_images``/``test_labels``/``class_names``), a class-preserving regularized autoencoder fitted on
@@ -122,18 +122,31 @@ def sample_command(
 
 @benchmark_app.command("imbalance")
 def benchmark_imbalance_command(
-    mnist: Path = typer.Option(..., "--mnist", help="Folder of the MNIST IDX files."),
     work: Path = typer.Option(..., "--work", help="Folder for the fitted autoencoders (reused when finished)."),
-    out_dir: Path = typer.Option(Path("docs/benchmarks"), "--out-dir", help="Where imbalance.md/.json go."),
+    benchmark: str = typer.Option("mnist-lt", "--benchmark", help="mnist-lt (long-tailed MNIST) or celeba-hair "
+                                  "(CelebA hair colour, identity-disjoint balanced test)."),
+    mnist: Optional[Path] = typer.Option(None, "--mnist", help="Folder of the MNIST IDX files (mnist-lt)."),
+    celeba: Optional[Path] = typer.Option(None, "--celeba", help="CelebA data set made by `fairlatent data celeba "
+                                          "--size 64` (celeba-hair)."),
+    out_dir: Path = typer.Option(Path("docs/benchmarks"), "--out-dir", help="Where imbalance.md/.json go "
+                                 "(imbalance_celeba_hair.md/.json for celeba-hair)."),
     seeds: str = typer.Option("0,1,2", "--seeds"),
     profile: str = typer.Option("cpu", "--profile", help="cpu (reduced, documented) or reference (the paper's budget)."),
     methods: Optional[str] = typer.Option(None, "--methods", help="Comma-separated subset of the methods."),
 ) -> None:
-    """Long-tailed MNIST: the class-preserving autoencoder against CE, reweighting, ROS, SMOTE, latent SMOTE."""
+    """The class-preserving autoencoder against CE, reweighting, ROS, SMOTE, latent SMOTE (MNIST-LT or CelebA hair)."""
     from fairlatent.cli.app import invocation
-    from fairlatent.oversample.benchmark import METHODS, run_imbalance_benchmark, write_outputs
+    from fairlatent.oversample.benchmark import BENCHMARKS, METHODS, run_imbalance_benchmark, write_outputs
 
-    record = run_imbalance_benchmark(mnist=mnist, work=work, seeds=_ints(seeds, "--seeds"), profile=profile,
+    if benchmark not in BENCHMARKS:
+        raise FairlatentError(f"--benchmark {benchmark!r}: unknown; choose one of {', '.join(BENCHMARKS)}")
+    if benchmark == "mnist-lt" and mnist is None:
+        raise FairlatentError("--benchmark mnist-lt needs --mnist (the folder of the MNIST IDX files)")
+    if benchmark == "celeba-hair" and celeba is None:
+        raise FairlatentError("--benchmark celeba-hair needs --celeba DATASET_DIR (a data set made by "
+                              "`fairlatent data celeba --size 64`)")
+    record = run_imbalance_benchmark(benchmark=benchmark, mnist=mnist, celeba=celeba, work=work,
+                                     seeds=_ints(seeds, "--seeds"), profile=profile,
                                      methods=methods.split(",") if methods else METHODS,
                                      log=lambda s: typer.echo(s))
     command = invocation() or "fairlatent"

@@ -8,6 +8,9 @@ hair colour), not binary attributes. An :class:`ImbalancedSplit` holds a long-ta
 The MNIST reader is private to this package on purpose (another part of the project may add a general
 one); it reads the IDX ``.gz`` files of ``/work/shared/data/mnist`` (the 10,000 test images only: the
 60,000 training images are not there, which is why the profile below is the paper's at 1/5 scale).
+
+The CelebA hair-colour profile (:func:`celeba_hair_split`) reads a fairlatent data set instead (made by
+``fairlatent data celeba``), whose identity column lets the test set be held out by person.
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ from fairlatent.errors import FairlatentError
 from fairlatent.utils.seed import rng
 
 __all__ = [
-    "MNIST_LT_COUNTS", "MNIST_TEST_PER_CLASS", "ImbalancedSplit", "check_training_labels", "exponential_profile",
-    "load_mnist_idx", "long_tailed_split", "mnist_long_tailed", "read_split_npz", "write_split_npz",
+    "CELEBA_HAIR_CLASSES", "CELEBA_HAIR_TEST_PER_CLASS", "MNIST_LT_COUNTS", "MNIST_TEST_PER_CLASS", "ImbalancedSplit",
+    "celeba_hair_split", "check_training_labels", "exponential_profile", "load_mnist_idx", "long_tailed_split",
+    "mnist_long_tailed", "read_split_npz", "write_split_npz",
 ]  # fmt: skip
 
 #: The reference code's MNIST training profile (4000, 2000, 1000, 750, 500, 350, 200, 100, 60, 40 for digits
@@ -35,6 +39,19 @@ MNIST_LT_COUNTS = (800, 400, 200, 150, 100, 70, 40, 20, 12, 8)
 #: Balanced test images per digit, held out before the training profile is drawn (the reference uses 800
 #: per class from MNIST's test split; 150 leaves every digit enough images for its training count).
 MNIST_TEST_PER_CLASS = 150
+
+#: The five hair-colour classes of the CelebA profile, in label order, with the CelebA attribute of each (the
+#: classes of the CelebA experiments in the oversampling literature). Only *single-label* faces are used:
+#: exactly one of the five attributes is 1 (faces with two hair colours, or none of them, are left out).
+CELEBA_HAIR_CLASSES = (("Black", "Black_Hair"), ("Brown", "Brown_Hair"), ("Blond", "Blond_Hair"),
+                       ("Gray", "Gray_Hair"), ("Bald", "Bald"))
+#: Balanced test images per hair colour, held out by identity. The rarest class decides it: the shared 10k
+#: CelebA images have 180 single-label Bald faces (131 identities; 2,373 / 1,920 / 1,360 / 344 / 180 for
+#: Black … Bald). 40 keeps about three quarters of Bald for training (138–140 faces after the identity
+#: hold-out for seeds 0–2, train ratio ≈ 17) while 5 × 40 = 200 test images still measure each class's
+#: recall in steps of 2.5 points; 80 would halve Bald's training set, 20 would make every per-class recall
+#: a very coarse estimate (steps of 5 points).
+CELEBA_HAIR_TEST_PER_CLASS = 40
 
 
 def _read_idx(path: Path, magic: int) -> np.ndarray:
@@ -135,6 +152,100 @@ def mnist_long_tailed(root: str | os.PathLike, *, seed: int, counts: Sequence[in
                               what=f"MNIST {root}")
     split.profile["name"] = "mnist-lt"
     return split
+
+
+def celeba_hair_split(data_path: str | os.PathLike, *, seed: int,
+                      test_per_class: int = CELEBA_HAIR_TEST_PER_CLASS) -> ImbalancedSplit:
+    """CelebA hair colour (Black, Brown, Blond, Gray, Bald): natural long-tailed train, balanced test by identity.
+
+    ``data_path`` is a fairlatent data set with the five attributes of :data:`CELEBA_HAIR_CLASSES` and the
+    identity column ``group_id`` (``fairlatent data celeba --size 64`` keeps both). Its own train/val/test
+    split is *ignored*: every single-label face of every split is pooled and split again here, because the
+    test set must be balanced per class and held out by identity, which the data set's split is not.
+
+    Identity-disjoint hold-out, seeded: identities are put in a seeded order; then for each class, rarest
+    first, identities that have a face of that class are moved to the test side, in that order, until the
+    class has ``test_per_class`` faces there (a moved identity's faces of other classes count for those
+    classes too). Exactly ``test_per_class`` faces per class are then drawn (seeded) from the test side; its
+    surplus faces are used neither for testing nor for training — putting them in training would let an
+    identity appear on both sides, where a classifier could score by recognising the person. Training keeps
+    every single-label face of the other identities, so its class counts are the natural distribution less
+    the hold-out (they vary by a few images with the seed; ``profile["held_out_unused"]`` says how many).
+
+    Rarest first so that the rare classes lose as few faces as possible to the surplus. A missing attribute
+    or identity column, or a class with too few faces for ``test_per_class`` test + 2 training images, is a
+    :class:`FairlatentError` naming it.
+    """
+    from fairlatent.data.dataset import load_dataset
+
+    if test_per_class < 1:
+        raise FairlatentError(f"test_per_class must be at least 1, got {test_per_class}")
+    ds = load_dataset(data_path)
+    path = ds.path
+    names = [n for n, _ in CELEBA_HAIR_CLASSES]
+    attrs = [a for _, a in CELEBA_HAIR_CLASSES]
+    missing = [a for a in attrs if a not in ds.attribute_names]
+    if missing:
+        raise FairlatentError(f"{path}: no attribute column {', '.join(repr(m) for m in missing)}; the CelebA "
+                              f"hair-colour profile needs {', '.join(attrs)} (convert CelebA with them kept)")
+    if "group_id" not in ds.table.columns:
+        raise FairlatentError(f"{path}: no identity column 'group_id'; the CelebA hair-colour profile holds its "
+                              "test set out by identity (convert CelebA with identity_CelebA.txt present)")
+    if ds.images.shape[1] != ds.images.shape[2] or ds.images.shape[1] % 4:
+        raise FairlatentError(f"{path}: images must be square with a side divisible by 4 (the networks halve it "
+                              f"twice), got {ds.images.shape[1]}×{ds.images.shape[2]}")
+    hair = ds.table[attrs].to_numpy().astype(np.int64)
+    n_labels = hair.sum(1)
+    rows = np.flatnonzero(n_labels == 1)  # single-label faces, in data set order
+    labels = hair[rows].argmax(1)
+    groups = ds.table["group_id"].to_numpy()[rows]
+    k = len(names)
+    available = np.bincount(labels, minlength=k)
+    for c in np.argsort(available, kind="stable"):
+        if available[c] < test_per_class + 2:
+            raise FairlatentError(
+                f"{path}: class {names[c]!r} ({attrs[c]}) has {available[c]} single-label faces, too few for "
+                f"{test_per_class} test images per class plus 2 for training; lower test_per_class")
+
+    uniq, inverse = np.unique(groups, return_inverse=True)
+    order = rng(seed, "celeba-hair-identities").permutation(len(uniq))
+    on_test = np.zeros(len(uniq), dtype=bool)
+    have = np.zeros(k, dtype=np.int64)  # faces of each class on the test side
+    for c in np.argsort(available, kind="stable"):
+        with_c = np.zeros(len(uniq), dtype=bool)
+        with_c[inverse[labels == c]] = True
+        for g in order:
+            if have[c] >= test_per_class:
+                break
+            if with_c[g] and not on_test[g]:
+                on_test[g] = True
+                have += np.bincount(labels[inverse == g], minlength=k)
+    test_side = on_test[inverse]
+    te = []
+    for c in range(k):
+        cand = np.flatnonzero(test_side & (labels == c))
+        te.append(np.sort(cand[rng(seed, "celeba-hair-test", c).permutation(len(cand))[:test_per_class]]))
+    tr = np.flatnonzero(~test_side)
+    train_counts = np.bincount(labels[tr], minlength=k)
+    for c in range(k):
+        if train_counts[c] < 2:
+            raise FairlatentError(
+                f"{path}: class {names[c]!r} ({attrs[c]}) keeps {train_counts[c]} training faces after "
+                f"{test_per_class} test faces per class were held out by identity (of {available[c]}); every "
+                "class needs at least 2; lower test_per_class")
+    te_idx = np.concatenate(te)
+    profile = {
+        "name": "celeba-hair", "data": str(path), "attributes": attrs, "counts": train_counts.tolist(),
+        "test_per_class": test_per_class, "seed": seed,
+        "imbalance_ratio": round(int(train_counts.max()) / max(1, int(train_counts.min())), 2),
+        "single_label_counts": available.tolist(), "multi_label_faces": int((n_labels > 1).sum()),
+        "no_hair_label_faces": int((n_labels == 0).sum()), "image_size": int(ds.images.shape[1]),
+        "test_identities": int(on_test.sum()), "train_identities": int(len(uniq) - on_test.sum()),
+        "held_out_unused": (have - test_per_class).tolist(),
+    }
+    # only the faces used are read from the memory-mapped images.npy; plain in-memory arrays come back
+    train_images, test_images = (np.ascontiguousarray(ds.images[rows[i]]) for i in (tr, te_idx))
+    return ImbalancedSplit(train_images, labels[tr], test_images, labels[te_idx], names, profile)
 
 
 def check_training_labels(labels: np.ndarray, n_classes: int | None = None, class_names: Sequence[str] | None = None,
