@@ -456,3 +456,27 @@ def test_one_translator_per_seed_serves_every_target_and_a_wrong_one_is_refused(
                            "classifier": {"width": 4, "epochs": 1}}, where="test")
     with pytest.raises(FairlatentError, match=r"translator_path .*'Male'.*'Young'"):
         run_pipeline(bad, tmp_path / "bad", console=Console(quiet=True), progress=False)
+
+
+def test_protected_extra_and_the_shared_translator_reach_the_runs_only_when_asked(tmp_path):
+    """data.protected_extra and translator_path go into a run's pipeline config only when the benchmark asks
+    for them, so the keys of runs finished before they existed stay as they were."""
+    from rich.console import Console
+
+    from fairlatent.benchmark.celeba import CelebABenchmark, CelebABenchmarkConfig
+    from fairlatent.benchmark.tasks import RunSpec
+
+    spec = RunSpec("runs", "Smiling/seed0", "Smiling", 0, "/data", tmp_path / "run", "/gan", "/protected")
+    plain = CelebABenchmark(CelebABenchmarkConfig(root="x"), tmp_path / "a", console=Console(quiet=True))
+    dump = plain.pipeline_config(spec).model_dump(mode="json")
+    assert "protected_extra" not in dump["data"] and "translator_path" not in dump and "oversample" not in dump
+    asked = CelebABenchmark(CelebABenchmarkConfig(root="x", protected_extra=["Young"],
+                                                  methods=["baseline", "latent_debias_multi", "cyclegan_augment"]),
+                            tmp_path / "b", console=Console(quiet=True))
+    cfg = asked.pipeline_config(spec)
+    assert cfg.data.protected_extra == ["Young"]
+    assert cfg.translator_path == str((tmp_path / "b" / "shared" / "seed0" / "translator" / "model").resolve())
+    assert asked.run_key(spec) != plain.run_key(spec)
+    with pytest.raises(FairlatentError, match="latent_debias_multi.*protected_extra"):
+        CelebABenchmark(CelebABenchmarkConfig(root="x", methods=["baseline", "latent_debias_multi"]),
+                        tmp_path / "c", console=Console(quiet=True)).pipeline_config(spec)

@@ -78,6 +78,9 @@ class CelebABenchmarkConfig(BenchmarkSettings):
     root: str = Field(..., description="CelebA folder (images folder or zip + attribute file)")
     targets: list[str] | None = Field(None, description="None: the paper's targets with enough positives")
     protected: str = "Male"
+    protected_extra: list[str] = Field(
+        default_factory=list, description="further protected attributes (data.protected_extra of every run): "
+                                          "their fairness metrics for every method, and latent_debias_multi's edits")
     size: int = Field(64, ge=8)
     seed_scope: Literal["all", "pipeline"] = Field(
         "all", description="all: every seed draws its own split, GAN and protected classifier f_g; pipeline: "
@@ -239,8 +242,9 @@ class CelebABenchmark(TaskBenchmark):
         candidates: list[str] = []
         for sset in self.shared_sets():
             ds = self.data(sset)
-            ds.check_attributes([c.protected])
-            candidates = c.targets or [t for t in PAPER_TARGETS if t in ds.attribute_names and t != c.protected]
+            ds.check_attributes([c.protected, *c.protected_extra])
+            candidates = c.targets or [t for t in PAPER_TARGETS if t in ds.attribute_names
+                                       and t not in (c.protected, *c.protected_extra)]
             ds.check_attributes(candidates)
             by_seed[str(sset.seed)] = positives_per_group(ds, candidates, c.protected)
         counts = {t: {g: min(cs[t][g] for cs in by_seed.values()) for g in ("g0", "g1")} for t in candidates}
@@ -351,7 +355,9 @@ class CelebABenchmark(TaskBenchmark):
         name = f"celeba_{spec.key.replace('/', '_')}"
         return validate_config({
             "seed": spec.seed, "name": name, "device": c.device,
-            "data": {"source": "path", "path": spec.data_path, "target": spec.target, "protected": c.protected},
+            "data": {"source": "path", "path": spec.data_path, "target": spec.target, "protected": c.protected,
+                     # only when set, so the runs keyed before the field existed keep their keys
+                     **({"protected_extra": c.protected_extra} if c.protected_extra else {})},
             "generator": {"path": spec.gan},
             "classifier": c.model_dump()["classifier"],
             "latent": {"target_labeler": "reweighting", "protected_labeler": spec.protected,
