@@ -156,8 +156,8 @@ def test_cli_benchmark_celeba_hair_writes_its_own_json_markdown_and_grid(cli, tm
     assert "imbalance_celeba_hair_samples.png" in md and (tmp_path / "o" / "imbalance_celeba_hair_samples.png").is_file()
     assert not (tmp_path / "o" / "imbalance.md").exists()  # the MNIST page's name is left alone
     cli.user_error(["benchmark", "imbalance", "--benchmark", "celeba-hair", "--work", tmp_path / "w"],
-                   "--benchmark celeba-hair needs --celeba")
-    cli.user_error(["benchmark", "imbalance", "--work", tmp_path / "w"], "--benchmark mnist-lt needs --mnist")
+                   "benchmark 'celeba-hair' needs", "--celeba DATASET_DIR")
+    cli.user_error(["benchmark", "imbalance", "--work", tmp_path / "w"], "benchmark 'mnist-lt' needs", "--mnist")
     cli.user_error(["benchmark", "imbalance", "--benchmark", "cifar", "--work", tmp_path / "w"], "'cifar'",
                    "mnist-lt, celeba-hair")
 

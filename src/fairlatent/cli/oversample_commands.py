@@ -136,15 +136,8 @@ def benchmark_imbalance_command(
 ) -> None:
     """The class-preserving autoencoder against CE, reweighting, ROS, SMOTE, latent SMOTE (MNIST-LT or CelebA hair)."""
     from fairlatent.cli.app import invocation
-    from fairlatent.oversample.benchmark import BENCHMARKS, METHODS, run_imbalance_benchmark, write_outputs
+    from fairlatent.oversample.benchmark import METHODS, run_imbalance_benchmark, write_outputs
 
-    if benchmark not in BENCHMARKS:
-        raise FairlatentError(f"--benchmark {benchmark!r}: unknown; choose one of {', '.join(BENCHMARKS)}")
-    if benchmark == "mnist-lt" and mnist is None:
-        raise FairlatentError("--benchmark mnist-lt needs --mnist (the folder of the MNIST IDX files)")
-    if benchmark == "celeba-hair" and celeba is None:
-        raise FairlatentError("--benchmark celeba-hair needs --celeba DATASET_DIR (a data set made by "
-                              "`fairlatent data celeba --size 64`)")
     record = run_imbalance_benchmark(benchmark=benchmark, mnist=mnist, celeba=celeba, work=work,
                                      seeds=_ints(seeds, "--seeds"), profile=profile,
                                      methods=methods.split(",") if methods else METHODS,

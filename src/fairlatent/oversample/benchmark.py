@@ -261,6 +261,15 @@ def _results_tables(b: dict, class_headers: Sequence[str]) -> list[str]:
     return lines
 
 
+def _grid_lines(grid_name: str | None, alt: str, what: str, kind: str) -> list[str]:
+    """The decoded-samples paragraph of a benchmark's section (nothing without a grid)."""
+    if not grid_name:
+        return []
+    return ["", "### Decoded samples", "", f"![decoded samples, {alt}](./{grid_name})", "",
+            f"Ten new {what} from the `rae` model of the first seed: mixer-weighted convex combinations of two "
+            f"training latents of the {kind}, decoded by the class-conditional decoder."]
+
+
 def _mnist_section(b: dict, grid_name: str | None) -> list[str]:
     lines = [
         "## Long-tailed MNIST",
@@ -271,13 +280,7 @@ def _mnist_section(b: dict, grid_name: str | None) -> list[str]:
         "",
         *_results_tables(b, [str(c) for c in range(10)]),
     ]
-    if grid_name:
-        lines += ["", "### Decoded samples", "",
-                  f"![decoded samples, one row per digit 0–9](./{grid_name})", "",
-                  "Ten new images per digit (rows 0–9) from the `rae` model of the first seed: mixer-weighted "
-                  "convex combinations of two training latents of the digit, decoded by the class-conditional "
-                  "decoder."]
-    return lines
+    return lines + _grid_lines(grid_name, "one row per digit 0–9", "images per digit (rows 0–9)", "digit")
 
 
 def _celeba_hair_section(b: dict, grid_name: str | None) -> list[str]:
@@ -297,12 +300,7 @@ def _celeba_hair_section(b: dict, grid_name: str | None) -> list[str]:
         "",
         *_results_tables(b, names),
     ]
-    if grid_name:
-        lines += ["", "### Decoded samples", "",
-                  f"![decoded samples, one row per hair colour](./{grid_name})", "",
-                  f"Ten new faces per class (rows {', '.join(names)}) from the `rae` model of the first seed: "
-                  "mixer-weighted convex combinations of two training latents of the class, decoded by the "
-                  "class-conditional decoder."]
+    lines += _grid_lines(grid_name, "one row per hair colour", f"faces per class (rows {', '.join(names)})", "class")
     return lines
 
 
