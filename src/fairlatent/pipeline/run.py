@@ -351,25 +351,9 @@ class Pipeline:
         thresholds that label G(z): the pre-flight's labeler check (:func:`fairlatent.latent.preflight.
         labeler_checks`). Validation, not test: the check decides whether to trust the run before it is
         evaluated, and the labelers' thresholds were already chosen there."""
-        from fairlatent.latent.preflight import CELLS
-
         def fn(stage_dir: Path) -> dict[str, Any]:
-            ds = self._data()
-            idx = ds.split_indices("val")
-            t, g = ds.labels(self.t, idx), ds.labels(self.g, idx)
-            acc: dict[str, dict[str, float]] = {"t": {}, "g": {}}
-            counts: dict[str, int] = {}
-            if len(idx):
-                labelers = self._labelers()
-                t_hat, g_hat = self._label(self._score(np.asarray(ds.images[idx]), labelers), labelers)
-                for c in CELLS:
-                    a, b = int(c[1]), int(c[4])
-                    m = (t == a) & (g == b)
-                    counts[c] = int(m.sum())
-                    if m.any():
-                        acc["t"][c] = float((t_hat[m] == a).mean())
-                        acc["g"][c] = float((g_hat[m] == b).mean())
-            return {"split": "val", "accuracy": acc, "counts": counts}
+            f_t, f_g = self._labelers()
+            return labeler_cell_accuracy(self._data(), self.t, self.g, f_t, f_g, self.cfg.latent.threshold)
 
         self.stages.run("labeler_check", {"threshold": self.cfg.latent.threshold}, fn, deps=("data", "labeler"))
 
@@ -1172,6 +1156,36 @@ class Pipeline:
         return write_summary(self, total_seconds=time.perf_counter() - t0)
 
 
+def labeler_cell_accuracy(ds: Dataset, target: str, protected: str, f_t, f_g, threshold: str,
+                          split: str = "val") -> dict[str, Any]:
+    """f_t's accuracy on ``target`` and f_g's on ``protected`` among the real ``split`` images of each
+    (target, protected) cell, each labeler thresholded at its own ``threshold`` kind (as G(z) is labelled):
+    ``{"split", "accuracy": {"t": {cell: acc}, "g": {cell: acc}}, "counts": {cell: images}}`` (a cell with no
+    image has no accuracy). What the pre-flight's labeler check reads (:func:`fairlatent.latent.preflight.
+    labeler_checks`)."""
+    from fairlatent.latent.preflight import CELLS
+
+    idx = ds.split_indices(split, required=False)
+    acc: dict[str, dict[str, float]] = {"t": {}, "g": {}}
+    counts: dict[str, int] = {}
+    if len(idx):
+        images = np.asarray(ds.images[idx])
+        scores_t = f_t.predict_scores(images)
+        scores_g = scores_t if f_g is f_t else f_g.predict_scores(images)  # one network may label both
+        s_t, s_g = scores_t[:, f_t.attributes.index(target)], scores_g[:, f_g.attributes.index(protected)]
+        t_hat = (s_t > f_t.thresholds[target][threshold]).astype(np.int64)
+        g_hat = (s_g > f_g.thresholds[protected][threshold]).astype(np.int64)
+        t, g = ds.labels(target, idx), ds.labels(protected, idx)
+        for c in CELLS:
+            a, b = int(c[1]), int(c[4])
+            m = (t == a) & (g == b)
+            counts[c] = int(m.sum())
+            if m.any():
+                acc["t"][c] = float((t_hat[m] == a).mean())
+                acc["g"][c] = float((g_hat[m] == b).mean())
+    return {"split": split, "accuracy": acc, "counts": counts}
+
+
 def run_pipeline(config: PipelineConfig, run_dir: str | os.PathLike, *, console: Console | None = None,
                  progress: bool = True) -> dict[str, Any]:
     """Run (or resume) the whole pipeline in ``run_dir``; return the report dict (also in report.json).
@@ -1184,4 +1198,4 @@ def run_pipeline(config: PipelineConfig, run_dir: str | os.PathLike, *, console:
         return Pipeline(config, run_dir, console=console, progress=progress).run()
 
 
-__all__ = ["Pipeline", "run_pipeline"]
+__all__ = ["labeler_cell_accuracy", "Pipeline", "run_pipeline"]
