@@ -58,3 +58,26 @@ def test_presets_are_fresh_copies_and_unknown_ones_are_named():
         preset("paper")
 
 
+
+
+def test_waiting_lock_makes_a_second_holder_wait_for_the_first(tmp_path):
+    """The shared-translator lock: a second process (here a second open file description, as flock treats
+    one) blocks until the first lets go, instead of failing or running alongside it."""
+    import subprocess
+    import sys
+    import time
+
+    from fairlatent.utils.lock import waiting_lock
+
+    lock = tmp_path / "sub" / "translator.lock"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from fairlatent.utils.lock import waiting_lock\n"
+        f"with waiting_lock({str(lock)!r}):\n"
+        "    print('held', flush=True); time.sleep(1.5)\n")], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"  # the other process holds it now
+    t0 = time.perf_counter()
+    with waiting_lock(lock) as path:
+        waited = time.perf_counter() - t0
+        assert path == lock
+    assert waited > 1.0  # the holder kept it 1.5 s after saying so: we waited for it to let go
+    assert holder.wait() == 0
