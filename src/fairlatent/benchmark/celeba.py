@@ -48,8 +48,8 @@ from fairlatent.benchmark.settings import BenchmarkSettings
 from fairlatent.benchmark.tasks import RunSpec, TaskBenchmark
 from fairlatent.data.skew import skewed_train_indices
 from fairlatent.errors import FairlatentError
-from fairlatent.pipeline.stages import StageRunner, stable_hash
 from fairlatent.pipeline.methods import get_method
+from fairlatent.pipeline.stages import StageRunner, stable_hash
 from fairlatent.train.classifier import ClassifierConfig
 from fairlatent.train.cyclegan import CycleGANConfig
 from fairlatent.train.distributed import DistContext, barrier
