@@ -297,6 +297,12 @@ def test_infogan_mnist_discriminator_normalises_groups_apart():
     torch.testing.assert_close(qg, torch.cat([qa, qb]))
     for name, buf in two.named_buffers():
         torch.testing.assert_close(dict(grouped.named_buffers())[name], buf)
+    w = torch.linspace(-1, 1, 8 * 6).reshape(8, 6)  # one loss over logits and Q: the same gradients
+    (torch.cat([torch.cat([la, lb])[:, None], torch.cat([qa, qb])], 1) * w).sum().backward()
+    (torch.cat([lg[:, None], qg], 1) * w).sum().backward()
+    grads = dict(grouped.named_parameters())
+    for name, p in two.named_parameters():
+        torch.testing.assert_close(grads[name].grad, p.grad)
     mixed = copy.deepcopy(D)(torch.cat([a, b]))
     assert not torch.allclose(mixed, lg, atol=1e-3)
     grouped.eval()
