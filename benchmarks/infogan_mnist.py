@@ -9,11 +9,17 @@ logged at the end of training (mean of the last log interval; ceiling ln 10 ≈ 
 Training runs in chunks of ``--eval-every`` steps through the job's own resume (bitwise identical to
 one uninterrupted run), so the accuracy curve comes for free. Labels are used for scoring only.
 
+``--arch infogan_mnist`` trains the reference's own MNIST networks (openai/InfoGAN: FC 1024 layers, batch
+norm in G, D and Q; :class:`fairlatent.models.gan.InfoGANMNISTDiscriminator`) with the reference's settings:
+width 64 (= the reference's layer sizes), batch 128, lr D 2e-4 / G 1e-3, Adam β₁ 0.5. The default
+``--arch dcgan`` is the project's DCGAN (width 16, batch 64, no batch norm in D), as measured first.
+
 Saves ``OUT/grid_seed{S}.png``: one row per category (in the matched digit order), the two continuous
 codes swept over [−2, 2] (left block cont0, right block cont1; the same noise everywhere), and
 ``OUT/results.json``.
 
     python benchmarks/infogan_mnist.py --seeds 0,1,2 --steps 4000 [--mnist ../shared/data/mnist] [--out DIR]
+    python benchmarks/infogan_mnist.py --arch infogan_mnist --seeds 0,1,2 --steps 800 --eval-every 200
 """
 
 from __future__ import annotations
@@ -37,9 +43,14 @@ from fairlatent.train.gan import GANConfig, GANTrainer, train_gan
 from fairlatent.utils.images import image_grid, save_png
 
 
+# Per architecture: the settings --width and --batch-size default to. dcgan: what the first measurements used;
+# infogan_mnist: the reference's (openai/InfoGAN launchers/run_mnist_exp.py: batch 128; its layer sizes = width 64).
+ARCH_DEFAULTS = {"dcgan": {"width": 16, "batch_size": 64}, "infogan_mnist": {"width": 64, "batch_size": 128}}
+
+
 def config(seed: int, steps: int, every: int, args: argparse.Namespace) -> GANConfig:
     settings = dict(
-        arch="dcgan", loss="ns", latent_dim=62, info_categorical=[10], info_continuous=2, info_lambda_cat=1.0,
+        arch=args.arch, loss="ns", latent_dim=62, info_categorical=[10], info_continuous=2, info_lambda_cat=1.0,
         info_lambda_cont=args.lambda_cont, width=args.width, batch_size=args.batch_size, lr_g=args.lr_g,
         lr_d=args.lr_d, betas=(0.5, 0.999), d_minibatch_std=args.minibatch_std, flip=False, steps=steps, seed=seed,
         checkpoint_every=every, sample_every=every, log_every=min(50, every),
@@ -49,7 +60,7 @@ def config(seed: int, steps: int, every: int, args: argparse.Namespace) -> GANCo
 
 def q_accuracy(cfg: GANConfig, run: Path, images: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
     """Cluster accuracy of Q's argmax category on the real images (D and Q from the run's checkpoint)."""
-    tr = GANTrainer(cfg, 32)
+    tr = GANTrainer(cfg, 32)  # eval mode in predict_codes: D's and Q's batch norms use running statistics
     tensors = load_checkpoint(run / "checkpoint")[0]
     load_module_state(tr.D, tensors, "D", source=run / "checkpoint")
     cats, _ = predict_codes(tr.D, images, cfg.info_categorical, cfg.info_continuous)
@@ -61,8 +72,10 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--eval-every", type=int, default=500)
-    ap.add_argument("--width", type=int, default=16)
-    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--arch", choices=sorted(ARCH_DEFAULTS), default="dcgan",
+                    help="dcgan: the project's DCGAN; infogan_mnist: the reference's MNIST networks")
+    ap.add_argument("--width", type=int, default=None, help="default: 16 (dcgan), 64 (infogan_mnist, the reference)")
+    ap.add_argument("--batch-size", type=int, default=None, help="default: 64 (dcgan), 128 (infogan_mnist)")
     ap.add_argument("--lambda-cont", type=float, default=1.0)
     ap.add_argument("--lr-g", type=float, default=1e-3)
     ap.add_argument("--lr-d", type=float, default=2e-4)
@@ -72,6 +85,9 @@ def main() -> None:
     ap.add_argument("--out", default="/tmp/infogan_mnist")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
+    for key, value in ARCH_DEFAULTS[args.arch].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     images, labels = read_mnist(args.mnist, "test")

@@ -252,6 +252,91 @@ def test_translate_matches_padded_shift():
     assert xr.grad[0, 0, :, :2].sum() == 0 and xr.grad[0, 0, 4].sum() == 0 and xr.grad[0, 0, 0, 2] == 1
 
 
+def test_infogan_mnist_networks_are_the_references_at_width_64():
+    """arch="infogan_mnist" at 32 px RGB: the reference MNIST layer sizes (openai/InfoGAN) with width 64."""
+    from fairlatent.models.gan import InfoGANMNISTDiscriminator, InfoGANMNISTGenerator
+
+    G = build_generator("infogan_mnist", size=32, latent_dim=74, width=64)
+    D = build_discriminator("infogan_mnist", size=32, width=64, q_dim=14)
+    assert isinstance(G, InfoGANMNISTGenerator) and isinstance(D, InfoGANMNISTDiscriminator)
+    assert (G.fc1.in_features, G.fc1.out_features, G.fc2.out_features) == (74, 1024, 8 * 8 * 128)
+    assert (G.up1.in_channels, G.up1.out_channels, G.up2.out_channels) == (128, 64, 3)
+    assert [m.num_features for m in (G.bn1, G.bn2, G.bn3)] == [1024, 8 * 8 * 128, 64]
+    assert (D.conv1.out_channels, D.conv2.out_channels, D.fc1.in_features, D.fc1.out_features) == (64, 128, 8192, 1024)
+    assert [m.num_features for m in (D.bn2, D.bn3, D.q.bn)] == [128, 1024, 128]
+    assert (D.fc.out_features, D.q.fc1.out_features, D.q.fc2.out_features) == (1, 128, 14)
+    x = G.eval()(torch.randn(3, 74) * 10)
+    assert x.shape == (3, 3, 32, 32) and x.abs().max() <= 1.0
+    logits, q = D.eval()(x, with_q=True)
+    assert logits.shape == (3,) and q.shape == (3, 14)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_infogan_mnist_shapes_and_range(size):
+    G = build_generator("infogan_mnist", size=size, latent_dim=7, width=4)
+    D = build_discriminator("infogan_mnist", size=size, width=4)
+    x = G(torch.randn(6, 7) * 10)  # training mode: batch statistics
+    assert x.shape == (6, 3, size, size) and x.abs().max() <= 1.0
+    assert D(x).shape == (6,) and D(x, groups=2).shape == (6,)
+    assert G.eval()(torch.randn(1, 7)).shape == (1, 3, size, size)  # eval: one image alone
+
+
+def test_infogan_mnist_discriminator_normalises_groups_apart():
+    """D(cat[a, b], groups=2) in training is D(a) and D(b) called separately (each half's own batch-norm
+    statistics, as the reference calls D on the real and the generated batch); one group mixes them. The
+    running statistics see both halves in turn; in eval mode each image is scored alone."""
+    torch.manual_seed(0)
+    D = build_discriminator("infogan_mnist", size=32, width=4, q_dim=5)
+    a, b = torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32) * 0.3 + 0.5
+    two = copy.deepcopy(D)
+    la, qa = two(a, with_q=True)
+    lb, qb = two(b, with_q=True)
+    grouped = copy.deepcopy(D)
+    lg, qg = grouped(torch.cat([a, b]), with_q=True, groups=2)
+    torch.testing.assert_close(lg, torch.cat([la, lb]))
+    torch.testing.assert_close(qg, torch.cat([qa, qb]))
+    for name, buf in two.named_buffers():
+        torch.testing.assert_close(dict(grouped.named_buffers())[name], buf)
+    w = torch.linspace(-1, 1, 8 * 6).reshape(8, 6)  # one loss over logits and Q: the same gradients
+    (torch.cat([torch.cat([la, lb])[:, None], torch.cat([qa, qb])], 1) * w).sum().backward()
+    (torch.cat([lg[:, None], qg], 1) * w).sum().backward()
+    grads = dict(grouped.named_parameters())
+    for name, p in two.named_parameters():
+        torch.testing.assert_close(grads[name].grad, p.grad)
+    mixed = copy.deepcopy(D)(torch.cat([a, b]))
+    assert not torch.allclose(mixed, lg, atol=1e-3)
+    grouped.eval()
+    x = torch.cat([a, b])
+    l_all, q_all = grouped(x, with_q=True)
+    torch.testing.assert_close(grouped(x[2:3]), l_all[2:3])
+    torch.testing.assert_close(grouped.predict_q(x[5:6]), q_all[5:6])
+    with pytest.raises(ValueError, match="do not split into 2 equal batch-norm groups"):
+        D(torch.randn(5, 3, 32, 32), groups=2)
+
+
+def test_infogan_mnist_unsupported_settings_are_named():
+    with pytest.raises(ValueError, match="image size divisible by 4"):
+        build_generator("infogan_mnist", size=30, latent_dim=7, width=4)
+    with pytest.raises(ValueError, match="image size divisible by 4"):
+        build_discriminator("infogan_mnist", size=30, width=4)
+    with pytest.raises(ValueError, match="pack=2 applies to the DCGAN discriminator only"):
+        build_discriminator("infogan_mnist", size=32, width=4, pack=2)
+    with pytest.raises(ValueError, match="spectral_norm applies to the DCGAN discriminator only"):
+        build_discriminator("infogan_mnist", size=32, width=4, spectral_norm=True)
+    with pytest.raises(ValueError, match="final_width=3 applies to the DCGAN generator only"):
+        build_generator("infogan_mnist", size=32, latent_dim=7, width=4, final_width=3)
+    with pytest.raises(ValueError, match="d_pack applies to the DCGAN discriminator only"):
+        GANConfig(arch="infogan_mnist", d_pack=2)
+    with pytest.raises(ValueError, match="WGAN-GP's per-sample gradient penalty"):
+        GANConfig(arch="infogan_mnist", loss="wgan-gp")
+    with pytest.raises(ValueError, match="d_spectral_norm applies to the DCGAN discriminator only"):
+        GANConfig(arch="infogan_mnist", d_spectral_norm=True)
+    with pytest.raises(ValueError, match="batch_size must be at least 2"):
+        GANConfig(arch="infogan_mnist", batch_size=1)
+    # the DCGAN-only minibatch-std default is ignored, as for the SN-ResNet pair
+    assert GANConfig(arch="infogan_mnist", batch_size=6).d_minibatch_std == 4
+
+
 def test_unsupported_size_and_arch():
     with pytest.raises(ValueError, match="48"):
         build_generator("dcgan", size=48, latent_dim=8, width=4)
@@ -418,9 +503,10 @@ def test_ema_batchnorm_recalibration_matches_exact_statistics(data32):
         dict(arch="dcgan", loss="hinge", g_final_width=3, d_first_width=3),
         dict(arch="dcgan", loss="ns", d_pack=2, r1_gamma=1.0, r1_every=2),
         dict(arch="dcgan", loss="ns", d_minibatch_std=4, info_categorical=[3], info_continuous=2, info_learn_std=True),
+        dict(arch="infogan_mnist", loss="ns", info_categorical=[3], info_continuous=2, augment="translation"),
     ],
     ids=["dcgan-hinge", "resnet-sn-wgangp", "dcgan-sn-translation", "dcgan-final-width", "dcgan-pack-r1",
-         "infogan-codes"],
+         "infogan-codes", "infogan-mnist-arch"],
 )
 def test_resume_is_bitwise_identical(data32, tmp_path, monkeypatch, extra):
     cfg = GANConfig(**TINY, steps=5, ema_decay=0.9, **extra)
@@ -451,9 +537,12 @@ def test_resume_is_bitwise_identical(data32, tmp_path, monkeypatch, extra):
     assert pd.read_csv(resumed / "log.csv")["step"].tolist() == [1, 2, 3, 4, 5]
     # the run actually trained: weights moved from their initial values
     init = GANTrainer(cfg, 32).tensors()
-    assert not torch.equal(init["G.fc.weight"], a["G.fc.weight"])
+    g_first, q_first = ("G.fc1.weight", "D.q.fc1.weight") if cfg.arch == "infogan_mnist" else ("G.fc.weight", "D.q.net.0.weight")
+    assert not torch.equal(init[g_first], a[g_first])
+    if cfg.arch == "infogan_mnist":  # D's batch-norm statistics are part of the exact state
+        assert not torch.equal(init["D.bn3.running_mean"], a["D.bn3.running_mean"])
     if cfg.info_categorical:  # InfoGAN: the Q head trained too, and its logged MI bound resumed exactly
-        assert not torch.equal(init["D.q.net.0.weight"], a["D.q.net.0.weight"])
+        assert not torch.equal(init[q_first], a[q_first])
         la, lb = pd.read_csv(full / "log.csv"), pd.read_csv(resumed / "log.csv")
         assert (la["mi_cat"] <= math.log(3) + 1e-6).all()
         pd.testing.assert_frame_equal(la.drop(columns=["images_per_s", "elapsed_s"]),
@@ -512,6 +601,30 @@ def test_final_width_run_loads_as_the_trained_generator(data32, tmp_path):
         expected = G.eval()(z)
     with torch.no_grad():
         torch.testing.assert_close(handle.module(z.contiguous()), expected)
+
+
+@pytest.mark.parametrize("codes", [{}, dict(info_categorical=[3], info_continuous=2)], ids=["plain", "infogan"])
+def test_infogan_mnist_run_loads_as_the_trained_generator(data32, tmp_path, codes):
+    """load_generator rebuilds an infogan_mnist run (plain, or with InfoGAN codes through load_infogan) from its
+    config.json: the same images as the saved EMA generator on the same latents, and image by image."""
+    from fairlatent.models.generator import load_generator
+
+    cfg = GANConfig(**TINY, steps=2, arch="infogan_mnist", loss="ns", **codes)
+    out = train_gan(data32, tmp_path / "run", cfg, progress=False)
+    handle = load_generator(out)
+    dim = 16 + 3 + 2 if codes else 16
+    assert handle.latent_dim == dim
+    G = build_generator("infogan_mnist", size=32, latent_dim=dim, width=4)
+    load_module_state(G, load_tensors(out / "generator.safetensors"), "G", source=out)
+    z = handle.sample_latents(6, seed=3)
+    with torch.no_grad():
+        expected = G.eval()(torch.from_numpy(z))
+    with torch.no_grad():
+        torch.testing.assert_close(handle.module(torch.from_numpy(z)), expected)
+    images = handle.decode(z)
+    assert images.shape == (6, 32, 32, 3)
+    assert np.array_equal(load_generator(out).decode(z), images)  # loaded again: the very same images
+    assert np.array_equal(handle.decode(z[::-1])[::-1], images)  # eval mode: each image from its own latent
 
 
 def test_truncated_checkpoint_is_named(data32, tmp_path):

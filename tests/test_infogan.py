@@ -62,7 +62,7 @@ def data32(tmp_path_factory):
 # --- the Q head ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("arch", ["dcgan", "resnet"])
+@pytest.mark.parametrize("arch", ["dcgan", "resnet", "infogan_mnist"])
 def test_q_head_shapes_and_split(arch):
     D = build_discriminator(arch, size=32, width=4, q_dim=10 + 2 * 2).eval()  # eval: no power iteration per call
     x = torch.randn(5, 3, 32, 32)
@@ -85,6 +85,38 @@ def test_q_head_reads_each_image_alone():
     l2, q2 = D(x2, with_q=True)
     torch.testing.assert_close(q2[0], q_all[0])
     assert not torch.allclose(l2[0], D(x)[0])  # ... while the logit does see them
+
+
+def test_infogan_mnist_trainer_q_width_and_batch_norm_groups(monkeypatch):
+    """arch="infogan_mnist" with codes: Q (the reference's FC → BN → LeakyReLU → FC, keys ``D.q.*``) has
+    q_width outputs; the D step scores [real; fake] as two batch-norm groups, the G step the fakes alone;
+    Q's reading of real images (eval mode) does not depend on the batch."""
+    from fairlatent.models.gan import InfoGANMNISTDiscriminator
+
+    cfg = GANConfig(**{**TINY, "batch_size": 6}, **INFO, arch="infogan_mnist", loss="ns")
+    tr = GANTrainer(cfg, 32)
+    keys = tr.tensors()
+    assert keys["D.q.fc2.weight"].shape == (3 + 2 * 2, 8) and "D.q.bn.running_mean" in keys
+    assert tr.G.fc1.in_features == 6 + 3 + 2
+    calls = []
+    forward = InfoGANMNISTDiscriminator.forward
+
+    def spy(self, x, with_q=False, groups=1):
+        calls.append((x.shape[0], with_q, groups))
+        return forward(self, x, with_q=with_q, groups=groups)
+
+    monkeypatch.setattr(InfoGANMNISTDiscriminator, "forward", spy)
+    images, _ = digits(6)
+    tr.train_step(0, [torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1])
+    assert calls == [(12, True, 2), (6, True, 1)]
+    assert float(tr.last_stats["mi_cat"]) <= math.log(3) + 1e-6
+    monkeypatch.undo()
+    images, _ = digits(9, seed=1)
+    cats, means = predict_codes(tr.D, images, [3], 2)
+    cats3, means3 = predict_codes(tr.D, images, [3], 2, batch_size=4)
+    assert cats.shape == (9, 1) and np.array_equal(cats, cats3)
+    np.testing.assert_allclose(means, means3, rtol=1e-5, atol=1e-6)
+    assert tr.D.training  # predict_codes restores training mode
 
 
 def test_without_codes_nothing_changes():

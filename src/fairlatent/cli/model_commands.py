@@ -24,7 +24,7 @@ def train_gan_command(
     set_: List[str] = typer.Option([], "--set", help="Set any GANConfig field, e.g. --set r1_gamma=0.1 (TOML value; repeatable; wins over every other source)."),
     size: Optional[int] = typer.Option(None, "--size", callback=one_of(32, 64, 128), help="Image size (32, 64, 128); default: the data set's."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Training steps (default: GANConfig's)."),
-    arch: Optional[str] = typer.Option(None, "--arch", help="dcgan (default) | resnet (spectral-norm discriminator)."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="dcgan (default) | resnet (spectral-norm discriminator) | infogan_mnist (InfoGAN's reference MNIST networks, batch norm in D)."),
     loss: Optional[str] = typer.Option(None, "--loss", help="hinge (default) | ns | wgan-gp."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1),
     latent_dim: Optional[int] = typer.Option(None, "--latent-dim", min=1, help="Default 128."),

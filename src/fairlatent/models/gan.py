@@ -1,4 +1,4 @@
-"""GAN architectures: DCGAN and a ResNet generator with a spectral-norm ResNet discriminator.
+"""GAN architectures: DCGAN, a ResNet generator with a spectral-norm ResNet discriminator, and InfoGAN's MNIST pair.
 
 Both families work at 32, 64 and 128 px. A generator maps latents ``z`` (N×D, D = ``latent_dim``) to
 images N×3×S×S in [-1, 1] (tanh output); a discriminator maps such images to one real-valued logit per
@@ -24,6 +24,11 @@ Why these choices
   Sharing the trunk is what makes InfoGAN's mutual-information term almost free: the recognition network
   Q costs one small MLP on top of D (the reference code, openai/InfoGAN, does the same). Without
   ``q_dim`` the discriminators are exactly as before (same modules, same state-dict keys).
+- ``infogan_mnist`` re-implements the networks of InfoGAN's reference MNIST model (openai/InfoGAN,
+  ``RegularizedGAN``, ``network_type="mnist"``): fully connected 1,024-unit layers and batch norm in G, D
+  and Q (see :class:`InfoGANMNISTGenerator` and :class:`InfoGANMNISTDiscriminator`). Its discriminator is
+  the one with batch norm; the trainer gives it real and generated images as two groups normalised apart
+  (:attr:`InfoGANMNISTDiscriminator.batch_groups`), as the reference's two separate D calls do.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
-ARCHITECTURES = ("dcgan", "resnet")
+ARCHITECTURES = ("dcgan", "resnet", "infogan_mnist")
 SIZES = (32, 64, 128)
 
 
@@ -188,10 +193,10 @@ class DCGANDiscriminator(nn.Module):
         return _q(self, self.body(x).flatten(1))
 
 
-def _q(d: nn.Module, features: torch.Tensor) -> torch.Tensor:
+def _q(d: nn.Module, features: torch.Tensor, **kw) -> torch.Tensor:
     if not getattr(d, "q_dim", 0):
         raise ValueError("this discriminator has no InfoGAN Q head (build it with q_dim > 0)")
-    return d.q(features)
+    return d.q(features, **kw)
 
 
 def pack_images(x: torch.Tensor, pack: int) -> torch.Tensor:
@@ -298,21 +303,164 @@ class SNResNetDiscriminator(nn.Module):
         return _q(self, F.relu(self.blocks(x)).sum(dim=(2, 3)))
 
 
+# --- InfoGAN's reference MNIST networks -------------------------------------------------------------
+
+INFOGAN_MNIST_LEAK = 0.01  # the reference's leaky_rectify slope (the DCGAN pair here uses 0.2)
+
+
+def batch_norm_groups(bn: nn.Module, h: torch.Tensor, groups: int = 1) -> torch.Tensor:
+    """``bn`` (a 2-d batch norm) applied to ``h`` with training statistics taken over each of ``groups``
+    equal consecutive runs of the batch on its own.
+
+    ``h`` is N×C×H×W or N×C (a fully connected layer's output, normalised per unit as an N×C×1×1 map,
+    like the reference's ``fc_batch_norm``; a ``BatchNorm2d`` so that :func:`~fairlatent.train.distributed.
+    convert_batchnorm` makes it global under data parallelism). In eval mode the running statistics are
+    used and ``groups`` does not matter; in training each group updates the running statistics in turn.
+    """
+    flat = h.dim() == 2
+    x = h[:, :, None, None] if flat else h
+    if groups > 1 and bn.training:
+        if x.shape[0] % groups:
+            raise ValueError(f"{x.shape[0]} images do not split into {groups} equal batch-norm groups")
+        out = torch.cat([bn(part) for part in x.chunk(groups)])
+    else:
+        out = bn(x)
+    return out.flatten(1) if flat else out
+
+
+def _check_infogan_mnist_size(size: int) -> int:
+    if size < 4 or size % 4:
+        raise ValueError(f"the infogan_mnist networks need an image size divisible by 4 (two stride-2 layers), "
+                         f"got {size}")  # fmt: skip
+    return size // 4
+
+
+class InfoGANMNISTGenerator(nn.Module):
+    """InfoGAN's reference MNIST generator (openai/InfoGAN), re-implemented for S×S RGB images in [−1, 1]:
+
+    z → FC 16w → BN → ReLU → FC (S/4)²·2w → BN → ReLU → reshape 2w×(S/4)×(S/4)
+      → ConvTranspose(w, 4, stride 2) → BN → ReLU → ConvTranspose(3, 4, stride 2) → tanh.
+
+    ``width`` (w) is the channels of the S/2 feature map; the reference is ``width=64`` (FC 1024, FC
+    7·7·128 at 28 px, here 8·8·128 at 32 px, deconv 64), and every layer scales with it. Deviations: the
+    output is 3 channels through tanh (fairlatent's images are RGB in [−1, 1]; the reference draws one
+    channel as the mean of a Bernoulli, i.e. a sigmoid on [0, 1]), and layers followed by batch norm have
+    no bias (the norm's shift replaces it). Batch norm on the FC layers is per unit, as the reference's
+    ``fc_batch_norm``.
+    """
+
+    def __init__(self, latent_dim: int = 74, size: int = 32, width: int = 64):
+        super().__init__()
+        self.latent_dim, self.size, self.width = latent_dim, size, width
+        self.s4 = _check_infogan_mnist_size(size)
+        self.fc1 = nn.Linear(latent_dim, 16 * width, bias=False)
+        self.bn1 = nn.BatchNorm2d(16 * width)
+        self.fc2 = nn.Linear(16 * width, 2 * width * self.s4**2, bias=False)
+        self.bn2 = nn.BatchNorm2d(2 * width * self.s4**2)
+        self.up1 = nn.ConvTranspose2d(2 * width, width, 4, 2, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(width)
+        self.up2 = nn.ConvTranspose2d(width, 3, 4, 2, 1)
+        _dcgan_init(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = F.relu(batch_norm_groups(self.bn1, self.fc1(z)))
+        h = F.relu(batch_norm_groups(self.bn2, self.fc2(h)))
+        h = h.view(z.shape[0], 2 * self.width, self.s4, self.s4)
+        h = F.relu(self.bn3(self.up1(h)))
+        return torch.tanh(self.up2(h))
+
+
+class InfoGANMNISTQHead(nn.Module):
+    """The reference MNIST model's Q: Linear(2w) → BN → LeakyReLU(0.01) → Linear to ``q_dim``, on D's trunk
+    features (batch norm per group, as D's trunk; see :func:`batch_norm_groups`)."""
+
+    def __init__(self, in_features: int, q_dim: int, hidden: int = 128):
+        super().__init__()
+        self.in_features, self.q_dim = in_features, q_dim
+        self.fc1 = nn.Linear(in_features, hidden, bias=False)
+        self.bn = nn.BatchNorm2d(hidden)
+        self.fc2 = nn.Linear(hidden, q_dim)
+        _dcgan_init(self)
+
+    def forward(self, h: torch.Tensor, groups: int = 1) -> torch.Tensor:
+        return self.fc2(F.leaky_relu(batch_norm_groups(self.bn, self.fc1(h), groups), INFOGAN_MNIST_LEAK))
+
+
+class InfoGANMNISTDiscriminator(nn.Module):
+    """InfoGAN's reference MNIST discriminator (openai/InfoGAN), re-implemented for S×S RGB images:
+
+    trunk: Conv(w, 4, stride 2) → LeakyReLU → Conv(2w, 4, stride 2) → BN → LeakyReLU → flatten
+           → FC 16w → BN → LeakyReLU;   D: FC → 1 logit;   Q (``q_dim`` > 0): :class:`InfoGANMNISTQHead`
+           (FC 2w → BN → LeakyReLU → FC ``q_dim``) on the trunk's 16w features.
+
+    ``width`` (w) is the first convolution's channels; the reference is ``width=64`` (conv 64, conv 128,
+    FC 1024, Q's FC 128), and every layer scales with it. LeakyReLU slope 0.01 (the reference's).
+
+    Batch norm makes an image's logit depend on the other images of its batch in training. The reference
+    calls D on the real batch and on the generated batch separately, so each is normalised with its own
+    statistics; here ``forward(x, groups=2)`` does the same for a batch [real; generated] passed at once
+    (the trainer passes ``groups=2`` to discriminators whose :attr:`batch_groups` is true). In eval mode
+    the running statistics are used, so Q's reading of an image (:meth:`predict_q`, used in eval mode by
+    :func:`fairlatent.models.infogan.predict_codes`) depends on that image alone. Not offered: PacGAN
+    packing, the minibatch-std feature, spectral norm, and WGAN-GP (its per-sample penalty needs a
+    discriminator without batch norm); the trainer's settings refuse them for this architecture.
+    """
+
+    batch_groups = True  # the trainer normalises real and generated images apart (``groups=2``)
+
+    def __init__(self, size: int = 32, width: int = 64, q_dim: int = 0):
+        super().__init__()
+        self.size, self.width, self.pack = size, width, 1
+        s4 = _check_infogan_mnist_size(size)
+        self.conv1 = nn.Conv2d(3, width, 4, 2, 1)
+        self.conv2 = nn.Conv2d(width, 2 * width, 4, 2, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(2 * width)
+        self.fc1 = nn.Linear(2 * width * s4**2, 16 * width, bias=False)
+        self.bn3 = nn.BatchNorm2d(16 * width)
+        self.fc = nn.Linear(16 * width, 1)
+        _dcgan_init(self)
+        self.q_dim = q_dim
+        if q_dim:  # registered only when asked, as for the other discriminators
+            self.q = InfoGANMNISTQHead(16 * width, q_dim, hidden=2 * width)
+
+    def trunk(self, x: torch.Tensor, groups: int = 1) -> torch.Tensor:
+        """The shared 16w features of each image (batch norm per group of the batch in training)."""
+        h = F.leaky_relu(self.conv1(x), INFOGAN_MNIST_LEAK)
+        h = F.leaky_relu(batch_norm_groups(self.bn2, self.conv2(h), groups), INFOGAN_MNIST_LEAK)
+        return F.leaky_relu(batch_norm_groups(self.bn3, self.fc1(h.flatten(1)), groups), INFOGAN_MNIST_LEAK)
+
+    def forward(self, x: torch.Tensor, with_q: bool = False, groups: int = 1
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        h = self.trunk(x, groups)
+        logits = self.fc(h).squeeze(1)
+        if not with_q:
+            return logits
+        return logits, _q(self, h, groups=groups)
+
+    def predict_q(self, x: torch.Tensor) -> torch.Tensor:
+        """Q's outputs alone (no logit); call in eval mode to read images one by one."""
+        return _q(self, self.trunk(x))
+
+
 def build_generator(arch: str, *, size: int, latent_dim: int, width: int, final_width: int = 0) -> nn.Module:
-    """The generator of ``arch`` ("dcgan" or "resnet"); ``final_width`` applies to DCGAN only (see its class)."""
+    """The generator of ``arch`` ("dcgan", "resnet" or "infogan_mnist"); ``final_width`` applies to DCGAN only
+    (see its class)."""
     if arch == "dcgan":
         return DCGANGenerator(latent_dim, size, width, final_width)
     if final_width:
         raise ValueError(f"final_width={final_width} applies to the DCGAN generator only, not {arch!r}")
     if arch == "resnet":
         return ResNetGenerator(latent_dim, size, width)
+    if arch == "infogan_mnist":
+        return InfoGANMNISTGenerator(latent_dim, size, width)
     raise ValueError(f"unknown GAN architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
 
 
 def build_discriminator(arch: str, *, size: int, width: int, spectral_norm: bool = False,
                         minibatch_std: int = 0, first_width: int = 0, pack: int = 1, q_dim: int = 0) -> nn.Module:  # fmt: skip
-    """The discriminator paired with ``arch``'s generator (DCGAN, optionally spectral-norm, or SN-ResNet);
-    ``q_dim`` > 0 adds an InfoGAN Q head with that many outputs (see :class:`QHead`)."""
+    """The discriminator paired with ``arch``'s generator (DCGAN, optionally spectral-norm, SN-ResNet, or
+    InfoGAN's MNIST one); ``q_dim`` > 0 adds an InfoGAN Q head with that many outputs (see :class:`QHead`,
+    :class:`InfoGANMNISTQHead`). ``minibatch_std`` applies to DCGAN only and is ignored by the others."""
     if arch == "dcgan":
         return DCGANDiscriminator(size, width, spectral=spectral_norm, minibatch_std=minibatch_std,
                                   first_width=first_width, pack=pack, q_dim=q_dim)  # fmt: skip
@@ -322,4 +470,9 @@ def build_discriminator(arch: str, *, size: int, width: int, spectral_norm: bool
         raise ValueError(f"pack={pack} applies to the DCGAN discriminator only, not {arch!r}")
     if arch == "resnet":
         return SNResNetDiscriminator(size, width, q_dim=q_dim)
+    if arch == "infogan_mnist":
+        if spectral_norm:
+            raise ValueError("spectral_norm applies to the DCGAN discriminator only (the infogan_mnist one uses "
+                             "batch norm, as the reference)")  # fmt: skip
+        return InfoGANMNISTDiscriminator(size, width, q_dim=q_dim)
     raise ValueError(f"unknown GAN architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")

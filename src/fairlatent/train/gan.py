@@ -113,11 +113,14 @@ class GANConfig(StrictSettings):
 
     model_config = ConfigDict(extra="forbid")
 
-    arch: Literal["dcgan", "resnet"] = "dcgan"
+    arch: Literal["dcgan", "resnet", "infogan_mnist"] = Field(
+        "dcgan", description="dcgan | resnet (SN-ResNet D) | infogan_mnist (InfoGAN's reference MNIST networks: "
+                             "FC 1024 layers, batch norm in G, D and Q; width 64 = the reference)")
     loss: Literal["hinge", "ns", "wgan-gp"] = "hinge"
     size: int | None = Field(None, description="image size; None = the data set's")
     latent_dim: int = Field(128, ge=1)
-    width: int = Field(32, ge=1, description="channels of the last hidden generator layer")
+    width: int = Field(32, ge=1, description="channels of the last hidden generator layer (infogan_mnist: every "
+                                             "layer scales with it; 64 = the reference's sizes)")
     width_d: int | None = Field(None, ge=1, description="channels of the first discriminator layer; None = width")
     g_final_width: int = Field(
         0, ge=0, description="DCGAN generator: hidden channels at full resolution before a 3×3 conv to RGB; 0 = none"
@@ -128,7 +131,7 @@ class GANConfig(StrictSettings):
     d_pack: int = Field(1, ge=1, description="PacGAN packing: D judges runs of this many images as one input; 1 = off")
     d_spectral_norm: bool = Field(False, description="spectral normalisation in the DCGAN discriminator")
     d_minibatch_std: int = Field(
-        4, ge=0, description="group size of the DCGAN discriminator's minibatch-std feature; 0 = off (SN-ResNet D: none)"
+        4, ge=0, description="group size of the DCGAN discriminator's minibatch-std feature; 0 = off (SN-ResNet and infogan_mnist D: none)"
     )
     augment: Literal["none", "translation"] = Field(
         "none", description="differentiable augmentation of every image D sees (real and fake)"
@@ -209,6 +212,15 @@ class GANConfig(StrictSettings):
                     + (f" into a number of packs divisible by d_minibatch_std={k}" if k > 1 else "")
                     + f" (got batch_size={self.batch_size})"
                 )
+        if self.arch == "infogan_mnist":  # its D has batch norm (see InfoGANMNISTDiscriminator)
+            if self.loss == "wgan-gp":
+                raise ValueError("arch='infogan_mnist' has batch norm in D, which WGAN-GP's per-sample gradient "
+                                 "penalty excludes; use loss='ns' (the reference's) or 'hinge'")
+            if self.d_spectral_norm:
+                raise ValueError("d_spectral_norm applies to the DCGAN discriminator only; arch='infogan_mnist' "
+                                 "uses batch norm (set d_spectral_norm=false)")
+            if self.batch_size < 2:
+                raise ValueError("arch='infogan_mnist' has batch norm: batch_size must be at least 2")
         if self.infogan and self.d_pack > 1:
             raise ValueError("InfoGAN's Q head reads one image per discriminator input; set d_pack=1")
         if self.r1_gamma > 0 and self.loss == "wgan-gp":
@@ -315,7 +327,8 @@ class GANTrainer:
     """Generator, discriminator, EMA generator and their optimisers, with :meth:`train_step`.
 
     Under data parallelism (``ctx.world > 1``) G and D are each wrapped for gradient synchronisation
-    (:func:`~fairlatent.train.distributed.wrap`), their batch norms compute global-batch statistics, and
+    (:func:`~fairlatent.train.distributed.wrap`), their batch norms (G's; D's and Q's with
+    ``infogan_mnist``) compute global-batch statistics (unless ``dp_batchnorm="local"``), and
     every random draw of a step is made for the global batch and sliced (``shard``), so a rank's latents,
     penalty weights and shifts are those its images would get in a one-process run. ``G``, ``D`` and
     ``G_ema`` are always the raw modules (what checkpoints and :meth:`tensors` hold).
@@ -346,6 +359,10 @@ class GANTrainer:
             if m is not None:
                 m.to(self.device, memory_format=fmt)
         self.G_train, self.D_train = wrap(self.G, self.ctx), wrap(self.D, self.ctx)
+        # a D with batch norm normalises the real and the generated half of its D-step batch apart, as if
+        # called on each alone (the reference InfoGAN's two D calls); under data parallelism with global
+        # batch norm each half's statistics are over that half of the global batch
+        self._d_groups = {"groups": 2} if getattr(self.D, "batch_groups", False) else {}
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=c.lr_g, betas=tuple(c.betas))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=c.lr_d, betas=tuple(c.betas))
         self.last_stats: dict[str, torch.Tensor] = {}  # InfoGAN: the last step's mi_cat and nll_cont
@@ -412,10 +429,10 @@ class GANTrainer:
             x = self._augment(g, torch.cat([real, fake]), n, part, halves=2)
             k = real.shape[0] // c.d_pack  # logits of the real images (or of their packs) come first
             if codes is None:
-                logits = self.D_train(x)
+                logits = self.D_train(x, **self._d_groups)
                 loss_d = discriminator_loss(c.loss, logits[:k], logits[k:])
             else:  # InfoGAN: Q (on D's trunk) learns to read the codes back from the fakes
-                logits, q = self.D_train(x, with_q=True)
+                logits, q = self.D_train(x, with_q=True, **self._d_groups)
                 loss_d = discriminator_loss(c.loss, logits[:k], logits[k:]) + self._info_loss(q[k:], codes)[0]
             if c.loss == "wgan-gp":
                 alpha = torch.rand(n, 1, 1, 1, generator=g)[part].to(self.device)
