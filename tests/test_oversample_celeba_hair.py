@@ -136,12 +136,12 @@ def test_cli_benchmark_celeba_hair_writes_its_own_json_markdown_and_grid(cli, tm
             "cnn": dict(width=2, hidden=8, z_dim=4, steps=2, batch_size=8)}
     monkeypatch.setitem(benchmark.PROFILES, "cpu", tiny)
     res = cli(["benchmark", "imbalance", "--benchmark", "celeba-hair", "--celeba", tmp_path / "d",
-               "--work", tmp_path / "w", "--out-dir", tmp_path / "o", "--seeds", "0", "--methods", "ce,smote_pixels,rae"])
+               "--work", tmp_path / "w", "--out-dir", tmp_path / "o", "--seeds", "0", "--methods", "ce,ros,rae"])
     assert res.code == 0, res
     rec = json.loads((tmp_path / "o" / "imbalance_celeba_hair.json").read_text())
     assert list(rec["benchmarks"]) == ["celeba-hair"]
     b = rec["benchmarks"]["celeba-hair"]
-    assert set(b["results"]) == {"ce", "smote_pixels", "rae"}
+    assert set(b["results"]) == {"ce", "ros", "rae"}
     assert b["split"]["class_names"] == NAMES and b["split"]["test_per_class"] == 40
     assert b["split"]["train_counts"] == b["split"]["train_counts_by_seed"]["0"]
     for m in b["results"].values():
