@@ -82,7 +82,7 @@ def test_registry_lists_every_method_once_and_names_unknown_ones():
 @pytest.mark.parametrize("name", method_names())
 def test_every_method_builds_a_training_set_the_trainer_accepts(fake_run, name):
     data, pairs = fake_run
-    m = get_method(name)
+    m = validate_config({}).method(name)  # latent_debias's pair filter resolved to the default
     ts = m.training_sets(_ctx(fake_run))
     assert (ts.weights is not None) == m.sample_weights
     datasets = [load_dataset(p) for p in ts.sets]
@@ -101,7 +101,7 @@ def test_every_method_builds_a_training_set_the_trainer_accepts(fake_run, name):
         assert len(rows) == 2 * N_PAIRS  # G(z) ∪ G(z'), no real image
     if name == "latent_debias_filtered":
         assert ts.sets[1].endswith("complementary_filtered")
-    if name == "latent_debias_verified":
+    if name in ("latent_debias_verified", "latent_debias"):  # latent_debias: the default filter is 'verified'
         assert ts.sets[1].endswith("complementary_verified") and len(rows) == n_real + 2 * (N_PAIRS - 8)
     if name == "cyclegan_augment":  # real + every real training image translated
         assert ts.sets[1].endswith("translations/dataset") and len(rows) == 2 * n_real
@@ -117,6 +117,25 @@ def test_every_method_builds_a_training_set_the_trainer_accepts(fake_run, name):
         t, g, w = rows.labels[:, 0], load_dataset(data).labels(G, load_dataset(data).split_indices("train")), rows.weights
         for c in (0, 1):
             assert w[(t == c) & (g == 0)].sum() == pytest.approx(w[(t == c) & (g == 1)].sum())
+
+
+@pytest.mark.parametrize("pair_filter, folder", [("all", "complementary"), ("agree", "complementary_filtered"),
+                                                  ("verified", "complementary_verified")])
+def test_latent_debias_trains_on_the_pairs_latent_pair_filter_keeps(fake_run, pair_filter, folder):
+    cfg = validate_config({"methods": ["latent_debias", "latent_debias_filtered"],
+                           "latent": {"pair_filter": pair_filter}})
+    assert cfg.method("latent_debias").pair_set == folder
+    assert cfg.method("latent_debias").training_sets(_ctx(fake_run)).sets[1].endswith(folder)
+    # a method with a fixed filter ignores the setting
+    assert cfg.method("latent_debias_filtered").pair_set == "complementary_filtered"
+
+
+def test_latent_debias_defaults_to_verified_pairs_and_refuses_an_unresolved_filter():
+    assert validate_config({}).latent.pair_filter == "verified"
+    with pytest.raises(AssertionError, match="resolve its pair filter"):
+        _ = get_method("latent_debias").pair_set
+    with pytest.raises(FairlatentError, match="latent.pair_filter"):
+        validate_config({"latent": {"pair_filter": "some"}})
 
 
 def test_upstream_needs_follow_the_registry():

@@ -87,6 +87,31 @@ def test_second_run_skips_everything_and_a_change_reruns_only_downstream(fast_ru
     assert ran == {"evaluate"}
 
 
+def test_latent_pair_filter_retrains_latent_debias_on_the_pairs_it_names(fast_run, tmp_path):
+    """latent_debias trains on the verified pairs by default; latent.pair_filter = "all" (the paper) retrains
+    it, and only it, on every pair: the stage's key names the pair set, not only the method."""
+    import shutil
+
+    from fairlatent.data.dataset import load_dataset
+
+    run_dir, pipe, _ = fast_run
+    assert pipe.cfg.latent.pair_filter == "verified" and "latent_debias" in pipe.cfg.methods
+    assert (run_dir / "pairs" / "complementary_verified").is_dir()  # written because latent_debias trains on it
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    cfg = _builtin_config("demo_fast")
+    cfg.latent.pair_filter = "all"
+    again = Pipeline(cfg, copy, progress=False)
+    again.run()
+    ran = {name for name, r in again.stages.results.items() if not r.skipped}
+    assert "train_latent_debias" in ran and not ran & {"gan", "labeler", "latents", "hyperplanes", "train_baseline",
+                                                       "train_reweighting"}
+    n_all = len(load_dataset(copy / "pairs" / "complementary"))
+    n_verified = len(load_dataset(run_dir / "pairs" / "complementary_verified"))
+    assert n_verified < n_all  # the two settings train on different sets
+    assert again.cfg.method("latent_debias").pair_set == "complementary"
+
+
 def test_verified_pairs_are_the_agreeing_pairs_whose_protected_label_flipped(fast_run, tmp_path):
     """Listing latent_debias_verified writes complementary_verified: exactly the pairs on which f_t held and
     f_g flipped, re-read here from the labels the latents stage and the pairs stage gave the images."""

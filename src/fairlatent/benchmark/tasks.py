@@ -137,6 +137,7 @@ class TaskBenchmark:
                                         "failed": prev.get("failed", {})}
         self.specs: list[RunSpec] = []
         self.keys: dict[str, str] = {}
+        self.legacy_keys: dict[str, str | None] = {}
 
     # -------------------------------------------------------------- what a subclass supplies
     def prepare(self) -> Any:
@@ -212,6 +213,16 @@ class TaskBenchmark:
         """What identifies a finished run: its whole pipeline config (data, generator, f_g, settings)."""
         return stable_hash(self.pipeline_config(spec).model_dump(mode="json"))
 
+    def legacy_key(self, spec: RunSpec) -> str | None:
+        """The key an older version of this code gave the same run, before settings were added whose value in
+        this config reproduces what it did (:meth:`fairlatent.pipeline.config.PipelineConfig.legacy_dump`);
+        None when this config departs from the old behaviour."""
+        old = self.pipeline_config(spec).legacy_dump()
+        return None if old is None else stable_hash(old)
+
+    def _key_matches(self, rec: dict[str, Any] | None, spec: RunSpec) -> bool:
+        return rec is not None and rec.get("key") in (self.keys.get(spec.key), self.legacy_keys.get(spec.key))
+
     def record(self, spec: RunSpec) -> dict[str, Any] | None:
         path = self.done_dir / spec.record_name
         return read_json(path) if path.is_file() else None
@@ -220,7 +231,8 @@ class TaskBenchmark:
         """Whether the run has a record of this very config. A recorded failure counts too: the pipeline
         is seeded, so the same config fails the same way again (delete ``done/<run>.json`` to retry)."""
         rec = self.record(spec)
-        return rec is not None and rec.get("key") == key and rec.get("status") in ("done", "failed")
+        return (rec is not None and rec.get("key") in (key, self.legacy_keys.get(spec.key))
+                and rec.get("status") in ("done", "failed"))
 
     def _run_one(self, spec: RunSpec, key: str) -> None:
         """One pipeline run; its summary (or its failure) goes to ``done/<run>.json`` (and, on rank 0, into
@@ -254,7 +266,7 @@ class TaskBenchmark:
         """Fold every run's record into the results (a record of another config is left for its rerun)."""
         for spec in self.specs:
             rec = self.record(spec)
-            if rec is None or rec.get("key") != self.keys.get(spec.key):
+            if not self._key_matches(rec, spec):
                 continue
             if rec["status"] == "done":
                 self.results["failed"].pop(spec.key, None)
@@ -291,6 +303,7 @@ class TaskBenchmark:
         prepared = self.prepare()
         self.specs = self.run_specs(prepared)
         self.keys = {spec.key: self.run_key(spec) for spec in self.specs}
+        self.legacy_keys = {spec.key: self.legacy_key(spec) for spec in self.specs}
         if ctx.is_main:
             self.save()
         todo = [spec for spec in self.specs if not self.finished(spec, self.keys[spec.key])]

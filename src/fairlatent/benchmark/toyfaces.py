@@ -69,7 +69,10 @@ SECTION_DEFAULTS: dict[str, dict[str, Any]] = {
     "classifier": {},
     # 5,000 pairs (10,000 images) beside 10,000 real training faces: the synthetic half of the demo's ratio
     # of 2:1 keeps each pipeline run near 30 min on one CPU core (the GAN is 13 of them)
-    "latent": {"n_fit": 10000, "n_holdout": 5000, "n_pairs": 5000, "hyperplane": "svm", "threshold": "f1"},
+    # pair_filter "all": latent_debias is the paper's method here, and latent_debias_verified beside it is
+    # latent_debias at its default (one run measures both; the acceptance line reads the default)
+    "latent": {"n_fit": 10000, "n_holdout": 5000, "n_pairs": 5000, "hyperplane": "svm", "threshold": "f1",
+               "pair_filter": "all"},
     "evaluation": {"n_boot": 500, "generative_metrics": True},
 }
 
@@ -301,6 +304,25 @@ def acceptance(pairs: dict[str, Any], method: str = "latent_debias",
                     "below (above) 0"}
 
 
+def default_method(methods: list[str], pair_filter: str | None) -> str | None:
+    """Which of ``methods`` trains what ``latent_debias`` trains at its default settings, in a sweep whose
+    ``latent.pair_filter`` is ``pair_filter`` (None: the default): ``latent_debias`` itself, or the method
+    fixing the default filter (``latent_debias_verified``) when the sweep runs latent_debias as the paper.
+    The acceptance line is about the default: the method a user gets."""
+    from fairlatent.pipeline.config import LatentConfig
+    from fairlatent.pipeline.methods import get_method
+
+    default = LatentConfig.model_fields["pair_filter"].default
+    if "latent_debias" in methods and (pair_filter is None or pair_filter == default):
+        return "latent_debias"
+    plain = get_method("latent_debias")
+    for m in methods:
+        spec = get_method(m)
+        if spec.build is plain.build and spec.edit == plain.edit and spec.pair_filter == default:
+            return m
+    return None
+
+
 # ----------------------------------------------------------------------------------------------- the run
 class ToyFacesBenchmark(TaskBenchmark):
     """One pipeline run per (pair, seed) in ``OUT/pairs/<pair>/seed<s>``; no shared stages."""
@@ -359,8 +381,9 @@ class ToyFacesBenchmark(TaskBenchmark):
         if "baseline" in self.cfg.methods:
             # one line per method, so each remedy is measured by the same rule as the paper's method
             out["acceptance_by_method"] = {m: acceptance(pairs, m) for m in self.cfg.methods if m != "baseline"}
-            if "latent_debias" in self.cfg.methods:
-                out["acceptance"] = out["acceptance_by_method"]["latent_debias"]
+            default = default_method(self.cfg.methods, self.cfg.sections()["latent"].get("pair_filter"))
+            if default is not None:
+                out["acceptance"] = {**out["acceptance_by_method"][default], "default_of": "latent_debias"}
         return out
 
     def markdown(self, results: dict[str, Any]) -> str:
@@ -382,6 +405,6 @@ def run_toyfaces_benchmark(cfg: ToyFacesBenchmarkConfig, out: str | os.PathLike,
     return ToyFacesBenchmark(cfg, out, console=console, progress=progress, after_run=after_run).run()
 
 
-__all__ = ["ACCEPT_MIN_DEO", "DEFAULT_PAIRS", "FAINT_DRAWN", "PairSpec", "ToyFacesBenchmark",
+__all__ = ["ACCEPT_MIN_DEO", "DEFAULT_PAIRS", "default_method", "FAINT_DRAWN", "PairSpec", "ToyFacesBenchmark",
            "ToyFacesBenchmarkConfig", "acceptance", "pair_summaries", "pair_summary", "run_toyfaces_benchmark",
            "select_pairs"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Iterable, Literal, TypeVar
+from typing import Any, ClassVar, Iterable, Literal, TypeVar
 
 from pydantic import (BaseModel, Field, ValidationError, ValidationInfo, field_serializer, field_validator,
                       model_serializer, model_validator)
@@ -28,7 +28,7 @@ from fairlatent.data.toyfaces import ATTRIBUTES as TOYFACES_ATTRIBUTES
 from fairlatent.latent.edits import MULTI_EDIT
 from fairlatent.oversample.rae import RUN_ONLY, RAEConfig
 from fairlatent.pipeline.audit import AuditConfig
-from fairlatent.pipeline.methods import get_method, method_names
+from fairlatent.pipeline.methods import Method, get_method, method_names
 from fairlatent.train.classifier import ClassifierConfig
 from fairlatent.train.cyclegan import CycleGANConfig
 from fairlatent.train.gan import GANConfig
@@ -191,9 +191,23 @@ class LatentConfig(StrictSettings):
         description="A trained fairlatent classifier directory that predicts the protected attribute. Given, it "
                     "is f_g (shared across runs, e.g. by a benchmark over many targets) and the labeler learns "
                     "the target only.")
+    #: Settings added after runs were recorded, with the value that reproduces what the code did before they
+    #: existed: a record of an older run still stands for a config holding that value (see
+    #: :meth:`PipelineConfig.legacy_dump`).
+    LEGACY_VALUES: ClassVar[dict[str, Any]] = {"pair_filter": "all"}
+
     n_fit: int = Field(10000, ge=50)
     n_holdout: int = Field(5000, ge=20)
     n_pairs: int = Field(10000, ge=10)
+    pair_filter: Literal["verified", "agree", "all"] = Field(
+        "verified",
+        description="Which of the complementary edit's pairs latent_debias trains on: 'verified' (default) the pairs "
+                    "on which the edit did on the images what it does in latent space, f_t's label held and f_g's "
+                    "flipped; 'agree' those whose f_t label held (the reference code's option); 'all' every pair, as "
+                    "the paper. A pair whose G(z') did not change group, or changed target, teaches the classifier "
+                    "the very correlation it should unlearn. On the ToyFaces sweep (12 pairs; see "
+                    "docs/benchmarks/toyfaces.md) 'verified' lowered DEO on more pairs than 'all', raised it on "
+                    "none, and cost no AP. latent_debias_filtered and latent_debias_verified fix their filter.")
     hyperplane: Literal["svm", "logistic"] = "svm"
     plane_weights: Literal["none", "cells"] = Field(
         "none",
@@ -454,6 +468,23 @@ class PipelineConfig(StrictSettings):
     def translator_spec(self) -> CycleGANConfig:
         """The CycleGAN translator's training settings of this run."""
         return _with_run_defaults(CycleGANConfig, self.translator, self.seed, self.device)
+
+    def method(self, name: str) -> Method:
+        """The registered method ``name`` as this run trains it (``latent_debias``'s pair filter resolved to
+        ``latent.pair_filter``)."""
+        return get_method(name).with_filter(self.latent.pair_filter)
+
+    def legacy_dump(self) -> dict[str, Any] | None:
+        """The dump an older version of this code wrote for the same run: this config's dump without the
+        settings added since (:attr:`LatentConfig.LEGACY_VALUES`), when each holds the value that reproduces the
+        old behaviour; None when one does not (no older run did the same). The benchmarks accept a record keyed
+        by either dump, so the settings can be added without invalidating runs that are already measured."""
+        out = self.model_dump(mode="json")
+        for key, old in LatentConfig.LEGACY_VALUES.items():
+            if getattr(self.latent, key) != old:
+                return None
+            out["latent"].pop(key, None)
+        return out
 
     def needs_pairs(self) -> bool:
         """Whether any method needs the GAN and the latent stages."""

@@ -14,7 +14,7 @@ evaluated on the real test splits.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -76,6 +76,8 @@ class TrainingSets:
 
 #: Which pairs of an edit a method trains on (see :class:`Method`).
 PAIR_FILTERS: tuple[str, ...] = ("all", "agree", "verified")
+#: ``Method.pair_filter`` of a method whose filter is the run's ``latent.pair_filter`` (``latent_debias``).
+FILTER_FROM_CONFIG = "config"
 
 
 def pair_set_name(edit: str, pair_filter: str) -> str:
@@ -92,7 +94,10 @@ class Method:
     ``edit``: the latent edit whose pairs it trains on (None: real data only, no GAN or latent stages);
     ``pair_filter``: which of the edit's pairs (:data:`PAIR_FILTERS`): ``"all"``; ``"agree"``, those whose
     f_t label agreed on G(z) and G(z') (the reference code's option); ``"verified"``, those on which the edit
-    did on the images what it does in latent space — f_t held *and* f_g flipped; ``sample_weights``: its builder
+    did on the images what it does in latent space — f_t held *and* f_g flipped; or :data:`FILTER_FROM_CONFIG`,
+    the run's ``latent.pair_filter`` (:meth:`with_filter` resolves it; ``latent_debias`` is such a method, so
+    its default can depart from the paper while the paper's behaviour stays one setting away);
+    ``sample_weights``: its builder
     returns per-sample weights; ``balanced_val``: select the best epoch on group-balanced validation AP
     (the paper does this for every model trained with synthetic data); ``translated``: trains on the real
     images translated to the other protected group (the translator stages); ``domain_heads``: one head per
@@ -133,9 +138,9 @@ class Method:
         if self.post_process is not None and (self.edit is not None or self.domain_heads or self.sample_weights
                                               or self.translated or self.oversampled):
             raise ValueError(f"method {self.name!r}: a post-processing method trains nothing (no edit, heads or weights)")
-        if self.pair_filter not in PAIR_FILTERS:
+        if self.pair_filter not in (*PAIR_FILTERS, FILTER_FROM_CONFIG):
             raise ValueError(f"method {self.name!r}: unknown pair_filter {self.pair_filter!r}; "
-                             f"filters are {', '.join(PAIR_FILTERS)}")
+                             f"filters are {', '.join(PAIR_FILTERS)} (or {FILTER_FROM_CONFIG!r})")
         if self.pair_filter != "all" and self.edit is None:
             raise ValueError(f"method {self.name!r}: pair_filter {self.pair_filter!r} needs an edit")
 
@@ -144,11 +149,22 @@ class Method:
         """Whether it needs the GAN, labeler, latents, hyperplanes and pairs stages."""
         return self.edit is not None
 
+    def with_filter(self, configured: str) -> "Method":
+        """This method with a pair filter taken from the config resolved to ``configured`` (itself when its
+        filter is fixed)."""
+        if self.pair_filter != FILTER_FROM_CONFIG:
+            return self
+        if configured not in PAIR_FILTERS:
+            raise ValueError(f"unknown pair filter {configured!r}; filters are {', '.join(PAIR_FILTERS)}")
+        return replace(self, pair_filter=configured)
+
     @property
     def pair_set(self) -> str | None:
         """Name of the folder of the pairs stage it trains on."""
         if self.edit is None:
             return None
+        if self.pair_filter == FILTER_FROM_CONFIG:
+            raise AssertionError(f"method {self.name}: resolve its pair filter with with_filter() first")
         return pair_set_name(self.edit, self.pair_filter)
 
     def training_sets(self, ctx: MethodContext) -> TrainingSets:
@@ -226,14 +242,19 @@ def _synthetic(ctx: MethodContext, m: Method) -> TrainingSets:
 register_method(Method("baseline", "real training data as is", _real))
 register_method(Method("reweighting", "real data, weights w(t,g) = N_t / (2·N_tg) that make t and g independent",
                        _reweighted, sample_weights=True))
-register_method(Method("latent_debias", "real data + every pair G(z), G(z') of the complementary edit (the paper)",
-                       _real_plus_pairs, edit="complementary", balanced_val=True))
+register_method(Method("latent_debias",
+                       "real data + the pairs G(z), G(z') of the complementary edit that latent.pair_filter keeps "
+                       "(default 'verified': those on which f_t held and f_g flipped; 'all' is the paper)",
+                       _real_plus_pairs, edit="complementary", pair_filter=FILTER_FROM_CONFIG, balanced_val=True))
 register_method(Method("latent_debias_filtered",
-                       "latent_debias with only the pairs on which f_t gave G(z) and G(z') the same label",
+                       "real data + the complementary pairs on which f_t gave G(z) and G(z') the same label (the "
+                       "reference code's option), whatever latent.pair_filter says",
                        _real_plus_pairs, edit="complementary", pair_filter="agree", balanced_val=True))
 register_method(Method("latent_debias_verified",
-                       "latent_debias with only the pairs on which the edit did on the images what it does in latent "
-                       "space: f_t gave G(z) and G(z') the same label and f_g different ones",
+                       "real data + the complementary pairs on which the edit did on the images what it does in "
+                       "latent space (f_t gave G(z) and G(z') the same label and f_g different ones), whatever "
+                       "latent.pair_filter says: latent_debias at its default, beside it in a run that sets "
+                       "pair_filter = 'all'",
                        _real_plus_pairs, edit="complementary", pair_filter="verified", balanced_val=True))
 register_method(Method("latent_debias_domain",
                        "latent_debias with one target hyperplane per protected group (the reference's "
@@ -278,5 +299,5 @@ register_method(Method("threshold_optimizer_eo",
                        post_process="equalized_odds"))
 
 
-__all__ = ["PAIR_FILTERS", "Method", "MethodContext", "TrainingSets", "get_method", "method_names", "pair_set_name",
+__all__ = ["FILTER_FROM_CONFIG", "PAIR_FILTERS", "Method", "MethodContext", "TrainingSets", "get_method", "method_names", "pair_set_name",
            "register_method"]

@@ -607,7 +607,7 @@ class Pipeline:
         if "complementary" in sets:
             sets["complementary"].append("agree")
         for name in self.cfg.methods:
-            m = get_method(name)
+            m = self.cfg.method(name)
             if m.edit in sets and m.pair_filter not in sets[m.edit]:
                 sets[m.edit].append(m.pair_filter)
         return sets
@@ -965,7 +965,7 @@ class Pipeline:
         """Train the target classifier of one registered method (:mod:`fairlatent.pipeline.methods`)."""
         from fairlatent.train.classifier import train_classifier
 
-        spec = get_method(method)
+        spec = self.cfg.method(method)
         ccfg = self._classifier_config()
         deps = ("data", "pairs") if spec.needs_pairs else ("data", "translations") if spec.translated else ("data",)
         if spec.oversampled:
@@ -984,7 +984,10 @@ class Pipeline:
                              domain_attribute=self.g if spec.domain_heads else None)
             return {"path": str((stage_dir / "model").resolve())}
 
-        self.stages.run(f"train_{method}", {"method": method, "classifier": ccfg.cache_key()}, fn, deps=deps)
+        config: dict[str, Any] = {"method": method, "classifier": ccfg.cache_key()}
+        if spec.needs_pairs:  # the name alone does not say which pairs (latent_debias's follow latent.pair_filter)
+            config["pairs"] = spec.pair_set
+        self.stages.run(f"train_{method}", config, fn, deps=deps)
 
     def stage_evaluate(self) -> None:
         from fairlatent.metrics.bootstrap import bootstrap_metrics, paired_difference
