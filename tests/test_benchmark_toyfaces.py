@@ -199,10 +199,14 @@ def test_test_preset_end_to_end_resumes_and_reports_the_runs_own_figures(tmp_pat
     assert planes[0] != planes[1]  # only the planes' weighting differs
 
 
-def _run_result(seed, base_deo, d_deo, d_ap, preflight_failed=()):
+def _run_result(seed, base_deo, d_deo, d_ap, preflight_failed=(), blocks_other_only=False):
+    """``blocks_other_only``: the failed checks block another method listed in the run, not latent_debias."""
     lo_hi = lambda d: {"median": d, "lo": d - 1.0, "hi": d + 1.0}  # noqa: E731
     metric = lambda v: {"median": v, "lo": v - 1, "hi": v + 1}  # noqa: E731
-    return {"seed": seed, "preflight": {"passed": not preflight_failed, "failed": list(preflight_failed)}, "methods": {
+    preflight = {"passed": not preflight_failed, "failed": list(preflight_failed), "blocking": list(preflight_failed),
+                 "by_method": {"latent_debias": not preflight_failed or blocks_other_only,
+                               "latent_debias_filtered": not preflight_failed}}
+    return {"seed": seed, "preflight": preflight, "methods": {
         "baseline": {k: metric(v) for k, v in (("AP", 80.0), ("DEO", base_deo), ("BA", 1.0), ("KL", 0.5))},
         "latent_debias": {**{k: metric(v) for k, v in (("AP", 80 + d_ap), ("DEO", base_deo + d_deo), ("BA", 1.0),
                                                          ("KL", 0.5))},
@@ -216,7 +220,9 @@ def test_acceptance_counts_pairs_by_the_majority_of_their_seeds():
         # seed 1 raised DEO with its pre-flight check failing (announced); seed 0 raised it with a quiet one
         "raised": pair_summary([_run_result(s, 10, d, -3, ("cos_theta",) * (s == 1))
                                 for s, d in ((0, 5), (1, 4), (2, -4))], methods),
-        "mixed": pair_summary([_run_result(s, 10, d, 0) for s, d in ((0, -5), (1, 5), (2, 0))], methods),
+        # seed 1 raised it with a failure that blocks another listed method only: quiet for latent_debias
+        "mixed": pair_summary([_run_result(s, 10, d, 0, ("flip_rate_g",) * (s == 1), blocks_other_only=True)
+                               for s, d in ((0, -5), (1, 5), (2, 0))], methods),
         "fair": pair_summary([_run_result(s, 2, -3, 5) for s in (0, 1, 2)], methods),  # baseline DEO < 5
     }
     assert pairs["lowered"]["delta"]["latent_debias"]["DEO"]["below0"] == 2
@@ -225,7 +231,30 @@ def test_acceptance_counts_pairs_by_the_majority_of_their_seeds():
     assert acc["eligible"] == ["lowered", "raised", "mixed"]
     assert acc["lowered"] == ["lowered"] and acc["raised"] == ["raised"]
     assert acc["mean_dAP"] == pytest.approx((-1 - 3 + 0) / 3)
-    assert pairs["raised"]["preflight"] == {"quiet_seeds": [0, 2], "failed": {"1": ["cos_theta"]}}
+    assert pairs["raised"]["preflight"] == {"quiet_seeds": [0, 2], "failed": {"1": ["cos_theta"]},
+                                            "blocking": {"1": ["cos_theta"]},
+                                            "quiet_seeds_by_method": {"latent_debias": [0, 2],
+                                                                      "latent_debias_filtered": [0, 2]}}
+    assert pairs["mixed"]["preflight"]["quiet_seeds"] == [0, 2]  # the run as a whole was not quiet on seed 1 ...
+    assert pairs["mixed"]["preflight"]["quiet_seeds_by_method"]["latent_debias"] == [0, 1, 2]  # ... for it, yes
     assert acc["raised_quiet"] == ["raised/seed0", "mixed/seed1"]
     assert ("on 1 of 3 pairs; raises it significantly on 1 (on 2 run(s) with a quiet pre-flight check); "
             "mean ΔAP = -1.33") in acc["line"]
+
+
+def test_preflight_verdict_is_rederived_from_an_older_reports_checks_and_config():
+    """A report written before cautions existed (every failure counted, no per-method verdict) reads by
+    today's rule; its config, written before latent.pair_filter existed, meant every pair (the paper)."""
+    from fairlatent.benchmark.tasks import preflight_summary
+
+    checks = [{"name": "flip_rate_g", "value": 0.44, "bound": 0.7, "kind": "floor", "passed": False, "message": "m"},
+              {"name": "cell_rate[t1_g0]", "value": 4.0, "bound": 3.0, "kind": "ratio", "passed": False, "message": "m"},
+              {"name": "h_t_heldout_acc", "value": 0.9, "bound": 0.7, "kind": "floor", "passed": True, "message": "m"}]
+    old = {"config": {"methods": ["baseline", "latent_debias", "latent_debias_verified"], "latent": {}},
+           "preflight": {"passed": False, "checks": checks}}
+    got = preflight_summary(old)
+    assert got["failed"] == ["flip_rate_g", "cell_rate[t1_g0]"] and got["blocking"] == ["flip_rate_g"]
+    assert got["by_method"] == {"latent_debias": False, "latent_debias_verified": True} and not got["passed"]
+    new = {**old, "config": {"methods": ["baseline", "latent_debias"], "latent": {"pair_filter": "verified"}}}
+    assert preflight_summary(new) == {"passed": True, "failed": ["flip_rate_g", "cell_rate[t1_g0]"], "blocking": [],
+                                      "by_method": {"latent_debias": True}}

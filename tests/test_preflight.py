@@ -14,8 +14,9 @@ import pytest
 from rich.console import Console
 
 from fairlatent.errors import FairlatentError
-from fairlatent.latent.preflight import (CELLS, PreflightBounds, PreflightWarning, extra_plane_checks, failed,
-                                         labeler_checks, preflight_checks, warn_failed)
+from fairlatent.latent.preflight import (CELLS, Check, PreflightBounds, PreflightCaution, PreflightWarning, blocking,
+                                        blocks, extra_plane_checks, failed, labeler_checks, method_verdicts,
+                                        preflight_checks, warn_failed)
 from fairlatent.models.latent_spec import LatentSpec
 from fairlatent.pipeline.config import LatentConfig, validate_config
 from fairlatent.pipeline.run import Pipeline
@@ -196,12 +197,15 @@ class PixelLabeler:
                          for k in range(len(self.attributes))], axis=1)
 
 
-def pipeline_with(tmp_path: Path, data: Path, gen: FeatureGenerator, **latent) -> Pipeline:
+def pipeline_with(tmp_path: Path, data: Path, gen: FeatureGenerator, methods=("baseline", "latent_debias"),
+                  **latent) -> Pipeline:
     """A Pipeline over the ToyFaces fixture whose gan and labeler stages are the hand-made objects above; the
-    latents, hyperplanes, pairs and preflight stages are the pipeline's own code."""
+    latents, hyperplanes, pairs and preflight stages are the pipeline's own code. latent_debias is the paper's
+    (every pair: every failed check blocks it) unless ``pair_filter`` says otherwise."""
+    latent = {"pair_filter": "all", **latent}
     cfg = validate_config({"data": {"source": "path", "path": str(data)},
                            "latent": {"n_fit": 600, "n_holdout": 300, "n_pairs": 400, **latent},
-                           "methods": ["baseline", "latent_debias"]})
+                           "methods": list(methods)})
     pipe = Pipeline(cfg, tmp_path / "run", console=Console(quiet=True), progress=False)
     labeler = PixelLabeler([pipe.t, pipe.g])
     tag = repr(vars(gen))
@@ -221,8 +225,9 @@ def pipeline_with(tmp_path: Path, data: Path, gen: FeatureGenerator, **latent) -
     return pipe
 
 
-def run_latent_stages(pipe: Pipeline, *, pairs: bool = True):
-    """data → latents → hyperplanes (→ pairs → preflight) as Pipeline.run() orders them; the warnings said."""
+def run_latent_stages(pipe: Pipeline, *, pairs: bool = True, category=PreflightWarning):
+    """data → latents → hyperplanes (→ pairs → preflight) as Pipeline.run() orders them; the warnings of
+    ``category`` said (blocking failures; PreflightCaution: the others)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
         pipe.stage_data()
@@ -235,7 +240,7 @@ def run_latent_stages(pipe: Pipeline, *, pairs: bool = True):
             pipe.stage_pairs()
             pipe._preflight_gate(pipe._preflight_edits())
             pipe.stage_preflight()
-    return [str(w.message) for w in caught if w.category is PreflightWarning]
+    return [str(w.message) for w in caught if w.category is category]
 
 
 def failed_names(pipe: Pipeline) -> set[str]:
@@ -269,8 +274,10 @@ def test_cell_never_drawn_fires_through_the_stages(tmp_path, toyfaces_small):
 
 
 def test_cell_over_drawn_fires_with_the_ratio_of_the_labelled_latents(tmp_path, toyfaces_small):
+    # a cell drawn at another rate than the real one is said as a caution, whatever the pairs (it does not
+    # make a pair wrong: preflight.blocks)
     pipe = pipeline_with(tmp_path, toyfaces_small, FeatureGenerator(18.0, t_offset=1.0))
-    said = run_latent_stages(pipe, pairs=False)
+    said = run_latent_stages(pipe, pairs=False, category=PreflightCaution)
     c = {c.name: c for c in pipe._preflight_geometry()}["cell_rate[t1_g0]"]
     # recomputed here from the latents the stage saved and the generator's own features
     z = np.load(pipe.stages.results["latents"].dir / "z.npy")
@@ -282,7 +289,7 @@ def test_cell_over_drawn_fires_with_the_ratio_of_the_labelled_latents(tmp_path, 
     rt, rg = real.labels(pipe.t, tr), real.labels(pipe.g, tr)
     real_rate = float(((rt == 1) & (rg == 0)).mean())
     assert c.value == pytest.approx(gen_rate / real_rate) and c.value > 3 and not c.passed
-    assert any("cell_rate[t1_g0]" in s and "above" in s for s in said)
+    assert any(s.startswith("pre-flight caution cell_rate[t1_g0]") and "above" in s for s in said)
 
 
 def test_parallel_planes_fire_the_cos_check_before_the_pairs(tmp_path, toyfaces_small):
@@ -330,6 +337,74 @@ def test_strict_stops_on_the_geometry_before_rendering_pairs(tmp_path, toyfaces_
         with pytest.raises(FairlatentError, match=r"cell_rate\[t1_g0\]"):
             pipe.run()
     assert "pairs" not in pipe.stages.results and not list((tmp_path / "run").glob("train_*"))
+
+
+# ------------------------------------------------------------------ which failures block which pairs
+def _check(name: str, value: float = 0.5, passed: bool = False) -> Check:
+    return Check(name, value, 0.7, "floor", passed, "planted")
+
+
+@pytest.mark.parametrize("name, value, all_, agree, verified", [
+    ("f_t_cell_acc", 0.1, True, True, True),  # the labelers label (and verify) every pair
+    ("f_g_cell_acc", 0.1, True, True, True),
+    ("cell_rate[t1_g0]", 0.0, True, True, True),  # never drawn
+    ("cell_rate[t1_g0]", 5.0, False, False, False),  # drawn at another rate: a caution
+    ("cell_rate[t0_g1]", 0.1, False, False, False),
+    ("flip_rate_g", 0.4, True, True, False),
+    ("keep_rate_t", 0.4, True, False, False),
+    ("h_g_heldout_acc", 0.6, True, True, False),
+    ("abs_cos_theta", 0.99, True, True, False),
+])
+def test_a_failure_blocks_the_methods_whose_pairs_it_can_make_wrong(name, value, all_, agree, verified):
+    c = _check(name, value)
+    assert [blocks(c, [("complementary", f)]) for f in ("all", "agree", "verified")] == [all_, agree, verified]
+    assert not blocks(c, [])  # no method trains on pairs
+    # several methods: blocks when it blocks one of them; the verdict per method tells them apart
+    assert blocks(c, [("complementary", "verified"), ("complementary", "all")]) == all_
+    assert method_verdicts([c, _check("h_t_heldout_acc", 0.9, passed=True)],
+                           {"a": ("complementary", "all"), "v": ("complementary", "verified")}) == \
+        {"a": not all_, "v": not verified}
+
+
+def test_an_edits_flip_and_keep_checks_block_only_the_methods_on_that_edit():
+    flip_domain = _check("flip_rate_g[complementary_domain]", 0.3)
+    assert blocks(flip_domain, [("complementary_domain", "all")])
+    assert not blocks(flip_domain, [("complementary", "all")])
+    multi = _check("keep_rate_t[multi_protected: flip Eyeglasses+Smiling]", 0.3)
+    assert blocks(multi, [("multi_protected", "all")]) and not blocks(multi, [("complementary", "verified")])
+    assert blocking([flip_domain, multi, _check("flip_rate_g", 0.9, passed=True)],
+                    [("complementary_domain", "all")]) == [flip_domain]
+
+
+def test_verified_pairs_turn_the_proxies_into_cautions_and_strict_goes_on(tmp_path, toyfaces_small):
+    # the edit does not flip on the images (as in the test below), but latent_debias at its default trains only
+    # on the pairs where it did: said as a caution, the run passes, strict does not stop it
+    gen = FeatureGenerator(18.0, shell=4.5)
+    pipe = pipeline_with(tmp_path, toyfaces_small, gen, pair_filter="verified", strict=True)
+    cautions = run_latent_stages(pipe, category=PreflightCaution)
+    assert failed_names(pipe) == {"flip_rate_g"}
+    assert len(cautions) == 1 and cautions[0].startswith("pre-flight caution flip_rate_g") and "not blocking" in cautions[0]
+    flip = {c["name"]: c for c in pipe.preflight["checks"]}["flip_rate_g"]
+    assert not flip["passed"] and flip["blocks"] is False
+    assert pipe.preflight["passed"] and pipe.preflight["by_method"] == {"latent_debias": True}
+    # listed beside it, a method on the pairs whose target held (no flip verified) is blocked by the same figure
+    both = pipeline_with(tmp_path / "both", toyfaces_small, gen, methods=("baseline", "latent_debias",
+                                                                          "latent_debias_filtered"),
+                         pair_filter="verified")
+    said = run_latent_stages(both)
+    assert len(said) == 1 and "flip_rate_g" in said[0]
+    assert not both.preflight["passed"]
+    assert both.preflight["by_method"] == {"latent_debias": True, "latent_debias_filtered": False}
+
+
+def test_a_cell_never_drawn_blocks_even_verified_pairs(tmp_path, toyfaces_small):
+    pipe = pipeline_with(tmp_path, toyfaces_small, FeatureGenerator(18.0, never_t1_g0=True), pair_filter="verified",
+                         strict=True)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("default")
+        with pytest.raises(FairlatentError, match=r"cell_rate\[t1_g0\]"):
+            pipe.run()
+    assert "pairs" not in pipe.stages.results
 
 
 # ------------------------------------------------------------------ the labelers on real validation images

@@ -80,9 +80,26 @@ def summarize_report(report: dict[str, Any]) -> dict[str, Any]:
     if "generative" in report:
         out["generative"] = report["generative"]["rows"]
     if report.get("preflight") is not None:
-        pf = report["preflight"]
-        out["preflight"] = {"passed": pf["passed"], "failed": [c["name"] for c in pf["checks"] if not c["passed"]]}
+        out["preflight"] = preflight_summary(report)
     return out
+
+
+def preflight_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The run's pre-flight verdict, re-derived from its checks and its config by today's rule
+    (:func:`fairlatent.latent.preflight.blocks`), so a report written before the rule existed reads the same
+    way: ``passed`` (no failed check blocks a listed method), ``failed`` (every failed check), ``blocking``
+    (those that block), ``by_method`` (per method trained on pairs, whether none blocks it)."""
+    from fairlatent.latent.preflight import Check, blocking, method_verdicts
+    from fairlatent.pipeline.config import stored_latent_value
+    from fairlatent.pipeline.methods import pair_uses
+
+    cfg = report["config"]
+    uses = pair_uses(cfg["methods"], stored_latent_value(cfg["latent"], "pair_filter"))
+    checks = [Check(**{k: c[k] for k in ("name", "value", "bound", "kind", "passed", "message")})
+              for c in report["preflight"]["checks"]]
+    return {"passed": not blocking(checks, uses.values()), "failed": [c.name for c in checks if not c.passed],
+            "blocking": [c.name for c in blocking(checks, uses.values())],
+            "by_method": method_verdicts(checks, uses)}
 
 
 @dataclass(frozen=True)
@@ -331,4 +348,4 @@ class TaskBenchmark:
 
 
 __all__ = ["LATENT_KEYS", "METRICS", "RunSpec", "TaskBenchmark", "machine_description", "must_be_done",
-           "summarize_report"]
+           "preflight_summary", "summarize_report"]

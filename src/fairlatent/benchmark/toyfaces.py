@@ -250,9 +250,16 @@ def pair_summary(runs: list[dict[str, Any]], methods: list[str]) -> dict[str, An
                                   "below0": sum(d["hi"] < 0 for d in ok), "above0": sum(d["lo"] > 0 for d in ok)}
     checked = [r for r in runs if r.get("preflight") is not None]
     if checked:
+        # quiet: no failed check blocks a listed method; per method: none blocks that method's pairs
+        methods_checked = sorted({m for r in checked for m in r["preflight"].get("by_method", {})})
         out["preflight"] = {"quiet_seeds": [r["seed"] for r in checked if r["preflight"]["passed"]],
+                            "quiet_seeds_by_method": {m: [r["seed"] for r in checked
+                                                          if r["preflight"].get("by_method", {}).get(m)]
+                                                      for m in methods_checked},
                             "failed": {str(r["seed"]): r["preflight"]["failed"] for r in checked
-                                       if not r["preflight"]["passed"]}}
+                                       if r["preflight"]["failed"]},
+                            "blocking": {str(r["seed"]): r["preflight"].get("blocking", r["preflight"]["failed"])
+                                         for r in checked if not r["preflight"]["passed"]}}
     lat = [r["latent"] for r in runs if r.get("latent")]
     if lat:
         diag = {k: _stats([x[k] for x in lat]) for k in LATENT_FIELDS}
@@ -275,14 +282,20 @@ def pair_summaries(results: dict[str, Any]) -> dict[str, Any]:
     return {p: pair_summary(rs, methods) for p, rs in by_pair.items()}
 
 
+def _quiet_seeds(pair: dict[str, Any], method: str) -> list[int]:
+    pf = pair.get("preflight", {})
+    return pf.get("quiet_seeds_by_method", {}).get(method, pf.get("quiet_seeds", []))
+
+
 def acceptance(pairs: dict[str, Any], method: str = "latent_debias",
                min_deo: float = ACCEPT_MIN_DEO) -> dict[str, Any]:
     """The acceptance line over the pairs whose baseline DEO (mean over seeds) is at least ``min_deo``.
 
     A pair counts as *lowered* (*raised*) when more than half of its seeds' paired ΔDEO intervals lie
     entirely below (above) 0; ``mean_dAP`` is the mean over those pairs of the seeds' mean ΔAP median.
-    ``raised_quiet``: the runs (pair/seed) whose ΔDEO interval lies above 0 although the pre-flight check
-    passed on that run — the failures the product did not announce (the issue asks for none)."""
+    ``raised_quiet``: the runs (pair/seed) whose ΔDEO interval lies above 0 although no failed pre-flight
+    check blocked this method on that run (:func:`fairlatent.latent.preflight.blocks`; a method that trains
+    on no pairs: the run's verdict) — the failures the product did not announce (the issue asks for none)."""
     eligible = [name for name, s in pairs.items()
                 if method in s["delta"] and s["metrics"]["baseline"]["DEO"]["mean"] is not None
                 and s["metrics"]["baseline"]["DEO"]["mean"] >= min_deo]
@@ -290,7 +303,7 @@ def acceptance(pairs: dict[str, Any], method: str = "latent_debias",
     raised = [p for p in eligible if pairs[p]["delta"][method]["DEO"]["above0"] * 2 > len(pairs[p]["seeds"])]
     raised_quiet = [f"{p}/seed{d['seed']}" for p in eligible for d in pairs[p]["delta"][method]["DEO"]["per_seed"]
                     if d["lo"] is not None and d["lo"] > 0
-                    and d["seed"] in pairs[p].get("preflight", {}).get("quiet_seeds", [])]
+                    and d["seed"] in _quiet_seeds(pairs[p], method)]
     dap = [pairs[p]["delta"][method]["AP"]["median"]["mean"] for p in eligible]
     dap = [x for x in dap if x is not None]
     mean_dap = float(np.mean(dap)) if dap else None

@@ -511,6 +511,17 @@ class PipelineConfig(StrictSettings):
         return sorted({get_method(m).edit for m in self.methods if get_method(m).edit is not None})
 
 
+def stored_latent_value(latent: dict[str, Any], key: str) -> Any:
+    """``latent[key]`` of a stored config dump (a run's ``config.json``, ``report.json``'s ``config``), or, in
+    a dump written before the setting existed (this code always writes it), the value that reproduces what the
+    older code did (:attr:`LatentConfig.LEGACY_VALUES`) — not today's default."""
+    if key in latent:
+        return latent[key]
+    if key in LatentConfig.LEGACY_VALUES:
+        return LatentConfig.LEGACY_VALUES[key]
+    return LatentConfig.model_fields[key].default
+
+
 def validate_config(raw: dict[str, Any], where: str = "config",
                     sources: dict[str, str] | None = None) -> PipelineConfig:
     """Validate a raw dict (e.g. parsed TOML); raise FairlatentError listing every problem by dotted key.

@@ -192,6 +192,18 @@ def get_method(name: str) -> Method:
         raise FairlatentError(f"unknown method {name!r}; methods are: {', '.join(_REGISTRY)}") from None
 
 
+def pair_uses(methods: list[str], pair_filter: str) -> dict[str, tuple[str, str]]:
+    """Per method of ``methods`` that trains on latent pairs, (its edit, its pair filter) in a run whose
+    ``latent.pair_filter`` is ``pair_filter``: which pre-flight failures block it
+    (:func:`fairlatent.latent.preflight.blocks`)."""
+    out = {}
+    for name in methods:
+        m = get_method(name).with_filter(pair_filter)
+        if m.edit is not None:
+            out[name] = (m.edit, m.pair_filter)
+    return out
+
+
 def method_names() -> tuple[str, ...]:
     """Registered names, in registration order."""
     return tuple(_REGISTRY)
@@ -299,5 +311,5 @@ register_method(Method("threshold_optimizer_eo",
                        post_process="equalized_odds"))
 
 
-__all__ = ["FILTER_FROM_CONFIG", "PAIR_FILTERS", "Method", "MethodContext", "TrainingSets", "get_method", "method_names", "pair_set_name",
+__all__ = ["FILTER_FROM_CONFIG", "PAIR_FILTERS", "Method", "MethodContext", "TrainingSets", "get_method", "method_names", "pair_set_name", "pair_uses",
            "register_method"]

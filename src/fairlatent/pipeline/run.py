@@ -13,8 +13,10 @@ Stages, each cached in its own folder of the run directory (see :mod:`fairlatent
                   what the edit achieved measured on the images (f_g flip rate, f_t keep rate)
    ``preflight``  checks before any classifier trains on synthetic data (:mod:`fairlatent.latent.preflight`):
                   cell rates of the labelled G(z) vs real, h_t/h_g held-out accuracy, |cos θ|, flip and keep
-                  rates; a failure warns (every run) and, with ``latent.strict``, stops the run. The geometry
-                  is checked before the pairs are rendered, the edit after. Stores G(z) samples per cell.
+                  rates, the labelers per real cell; a failure that can make a listed method's pairs wrong
+                  warns (every run) and, with ``latent.strict``, stops the run; one that cannot is said as a
+                  caution (:func:`fairlatent.latent.preflight.blocks`). The geometry is checked before the
+                  pairs are rendered, the edit after. Stores G(z) samples per cell.
    ``oversample`` only for ``latent_oversample``: a class-preserving autoencoder fitted on the real train split
                   with the four (target, protected) cells as classes decodes new images of the rare cells
                   (:mod:`fairlatent.pipeline.latent_oversample`)
@@ -39,7 +41,7 @@ from rich.console import Console
 from fairlatent.data.dataset import Dataset, load_dataset, write_dataset
 from fairlatent.errors import FairlatentError
 from fairlatent.pipeline.config import PipelineConfig
-from fairlatent.pipeline.methods import MethodContext, get_method
+from fairlatent.pipeline.methods import MethodContext, get_method, pair_uses
 from fairlatent.pipeline.stages import StageRunner
 from fairlatent.train.classifier import reweighting_weights
 from fairlatent.utils.io import claim_output_directory, file_sha256, save_npy, write_json
@@ -831,19 +833,26 @@ class Pipeline:
                                        keep_rate_t=stats["keep_rate_t"], edit=edit)
         return checks
 
-    def _preflight_gate(self, checks) -> None:
-        """Warn about each failed check (every run, cached or not); with ``latent.strict`` stop here."""
-        from fairlatent.latent.preflight import failed, strict_failure_message, warn_failed
+    def _pair_uses(self) -> dict[str, tuple[str, str]]:
+        """Per listed method that trains on pairs, (its edit, its pair filter): what decides which failed
+        checks block it (:func:`fairlatent.latent.preflight.blocks`)."""
+        return pair_uses(self.cfg.methods, self.cfg.latent.pair_filter)
 
-        warn_failed(checks)
-        if self.cfg.latent.strict and failed(checks):
-            raise FairlatentError(strict_failure_message(checks))
+    def _preflight_gate(self, checks) -> None:
+        """Warn about each failed check (every run, cached or not) — a warning when it blocks a listed method,
+        a caution when it does not; with ``latent.strict`` stop here on a blocking one."""
+        from fairlatent.latent.preflight import blocking, strict_failure_message, warn_failed
+
+        uses = list(self._pair_uses().values())
+        warn_failed(checks, uses)
+        if self.cfg.latent.strict and blocking(checks, uses):
+            raise FairlatentError(strict_failure_message(checks, uses))
 
     def stage_preflight(self) -> None:
         """The checks' record for the report, and a few G(z) per labelled cell (so a person can see what
         f_t, f_g call each cell): ``preflight/cell_samples.npz``, up to ``CELL_SAMPLES`` images per cell, the
         first latents of the latents stage that fall in the cell."""
-        from fairlatent.latent.preflight import CELLS
+        from fairlatent.latent.preflight import CELLS, blocking, blocks, method_verdicts
 
         bounds = self.cfg.latent.preflight_bounds()
         checks = self._preflight_geometry() + self._preflight_edits()
@@ -865,8 +874,10 @@ class Pipeline:
 
         self.stages.run("preflight", cfg, fn, deps=("data", "latents", "hyperplanes", "pairs"))
         # the checks are recomputed each run from the cached figures (cheap): they follow the current bounds
-        self.preflight = {"passed": all(c.passed for c in checks), "strict": self.cfg.latent.strict,
-                          "checks": [c.to_dict() for c in checks]}
+        uses = self._pair_uses()
+        self.preflight = {"passed": not blocking(checks, uses.values()), "strict": self.cfg.latent.strict,
+                          "checks": [{**c.to_dict(), "blocks": blocks(c, uses.values())} for c in checks],
+                          "by_method": method_verdicts(checks, uses)}
 
     def _method_context(self) -> MethodContext:
         pairs = self.stages.results.get("pairs")

@@ -404,8 +404,12 @@ def print_summary(report: dict[str, Any], run_dir: str | os.PathLike, console: C
     pre = report.get("preflight")
     if isinstance(pre, dict) and isinstance(pre.get("checks"), list):
         bad = [c for c in pre["checks"] if isinstance(c, dict) and not c.get("passed")]
+        block = [c for c in bad if c.get("blocks", True)]  # reports before cautions existed: every failure blocked
+        caution = [c for c in bad if not c.get("blocks", True)]
         console.print(escape(f"pre-flight: {len(pre['checks']) - len(bad)} of {len(pre['checks'])} checks passed"
-                             + (f"; failed: {', '.join(str(c.get('name')) for c in bad)}" if bad else "")))
+                             + (f"; failed: {', '.join(str(c.get('name')) for c in block)}" if block else "")
+                             + (f"; cautions (block no listed method): {', '.join(str(c.get('name')) for c in caution)}"
+                                if caution else "")))
     over = report.get("oversample")
     if isinstance(over, dict) and isinstance(over.get("decoded"), dict):
         console.print(escape(f"oversample: decoded {over.get('images', NA)} images up to {over.get('target_count', NA)} "
