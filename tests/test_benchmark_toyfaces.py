@@ -181,6 +181,13 @@ def test_test_preset_end_to_end_resumes_and_reports_the_runs_own_figures(tmp_pat
     assert {p.name: p.read_text() for p in (out / "done").glob("*.json")} == done
     assert json.loads((out / "results.json").read_text())["pairs"] == res["pairs"]
     assert not (out / "benchmark.pid").exists()
+    # --run-nothing rewrites the results from the finished runs: a run whose record is gone is not rerun
+    gone = sorted((out / "done").glob("*.json"))[0]
+    gone.unlink()
+    (out / "results.md").unlink()
+    assert _run(out, "--run-nothing") == 0
+    assert {p: p.stat().st_mtime_ns for p in (out / "pairs").rglob("stage.json")} == stages
+    assert not gone.exists() and (out / "results.md").is_file()
 
     # a variant of the latent settings on the very same GANs (gan_from): seed 1 has no GAN there and waits
     variant = tmp_path / "variant"
@@ -251,10 +258,18 @@ def test_preflight_verdict_is_rederived_from_an_older_reports_checks_and_config(
               {"name": "cell_rate[t1_g0]", "value": 4.0, "bound": 3.0, "kind": "ratio", "passed": False, "message": "m"},
               {"name": "h_t_heldout_acc", "value": 0.9, "bound": 0.7, "kind": "floor", "passed": True, "message": "m"}]
     old = {"config": {"methods": ["baseline", "latent_debias", "latent_debias_verified"], "latent": {}},
-           "preflight": {"passed": False, "checks": checks}}
+           "preflight": {"passed": False, "checks": checks},
+           "latent": {"edits": {"complementary": {"pairs": 1000, "verified_kept": 450}}}}
     got = preflight_summary(old)
     assert got["failed"] == ["flip_rate_g", "cell_rate[t1_g0]"] and got["blocking"] == ["flip_rate_g"]
     assert got["by_method"] == {"latent_debias": False, "latent_debias_verified": True} and not got["passed"]
     new = {**old, "config": {"methods": ["baseline", "latent_debias"], "latent": {"pair_filter": "verified"}}}
     assert preflight_summary(new) == {"passed": True, "failed": ["flip_rate_g", "cell_rate[t1_g0]"], "blocking": [],
                                       "by_method": {"latent_debias": True}}
+    # the verified-rate check, added after these reports, is computed from their own figures: 35 % < 0.4
+    few = {**new, "latent": {"edits": {"complementary": {"pairs": 1000, "verified_kept": 350}}}}
+    assert preflight_summary(few)["blocking"] == ["verified_rate"] and not preflight_summary(few)["passed"]
+    # ... against the run's own floor when it set one
+    lenient = {**few, "config": {**few["config"], "latent": {"pair_filter": "verified",
+                                                             "preflight_min_verified_rate": 0.3}}}
+    assert preflight_summary(lenient)["passed"]

@@ -266,13 +266,21 @@ def test_report_is_rebuilt_from_the_run_folder_alone(fast_run, tmp_path):
         heldout_acc_g=lat["h_g_heldout_acc"], cos_theta=lat["cos_theta"])
     lab = lat["labeler_check"]
     assert lab["counts"] == {c: report["data"]["cells"]["val"][c] for c in lab["counts"]} and len(lab["counts"]) == 4
+    comp = lat["edits"]["complementary"]
     again_checks = geometry + labeler_checks(lab["accuracy"], lab["counts"], bounds=bounds) + preflight_checks(
-        bounds=bounds, flip_rate_g=lat["flip_rate_g"], keep_rate_t=lat["keep_rate_t"])
-    assert pre["checks"] == [c.to_dict() for c in again_checks]
-    assert pre["passed"] == all(c.passed for c in again_checks) and pre["strict"] is False
+        bounds=bounds, flip_rate_g=lat["flip_rate_g"], keep_rate_t=lat["keep_rate_t"],
+        verified_rate=comp["verified_kept"] / comp["pairs"])
+    # latent_debias at its default trains on the verified pairs: what blocks it is recomputed here too
+    from fairlatent.latent.preflight import blocks
+
+    uses = [("complementary", "verified")]
+    assert pre["checks"] == [{**c.to_dict(), "blocks": blocks(c, uses)} for c in again_checks]
+    assert pre["passed"] == (not any(not c.passed and blocks(c, uses) for c in again_checks))
+    assert pre["by_method"] == {"latent_debias": pre["passed"]} and pre["strict"] is False
     html = first
     assert 'id="preflight"' in html and html.count('alt="G(z) labelled ') == 4
-    assert html.count('<tr class="failed">') == sum(not c.passed for c in again_checks)
+    assert html.count('<tr class="failed">') == sum(not c.passed and blocks(c, uses) for c in again_checks)
+    assert html.count('<tr class="caution">') == sum(not c.passed and not blocks(c, uses) for c in again_checks)
     samples = np.load(run_dir / report["files"]["gan_samples"])
     assert samples.dtype == np.uint8 and samples.shape[0] == 64
     from fairlatent.errors import FairlatentError

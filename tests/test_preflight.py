@@ -352,6 +352,7 @@ def _check(name: str, value: float = 0.5, passed: bool = False) -> Check:
     ("cell_rate[t0_g1]", 0.1, False, False, False),
     ("flip_rate_g", 0.4, True, True, False),
     ("keep_rate_t", 0.4, True, False, False),
+    ("verified_rate", 0.3, False, False, True),  # the verified pairs are what is left to train on
     ("h_g_heldout_acc", 0.6, True, True, False),
     ("abs_cos_theta", 0.99, True, True, False),
 ])
@@ -360,7 +361,7 @@ def test_a_failure_blocks_the_methods_whose_pairs_it_can_make_wrong(name, value,
     assert [blocks(c, [("complementary", f)]) for f in ("all", "agree", "verified")] == [all_, agree, verified]
     assert not blocks(c, [])  # no method trains on pairs
     # several methods: blocks when it blocks one of them; the verdict per method tells them apart
-    assert blocks(c, [("complementary", "verified"), ("complementary", "all")]) == all_
+    assert blocks(c, [("complementary", "verified"), ("complementary", "all")]) == (all_ or verified)
     assert method_verdicts([c, _check("h_t_heldout_acc", 0.9, passed=True)],
                            {"a": ("complementary", "all"), "v": ("complementary", "verified")}) == \
         {"a": not all_, "v": not verified}
@@ -395,6 +396,18 @@ def test_verified_pairs_turn_the_proxies_into_cautions_and_strict_goes_on(tmp_pa
     assert len(said) == 1 and "flip_rate_g" in said[0]
     assert not both.preflight["passed"]
     assert both.preflight["by_method"] == {"latent_debias": True, "latent_debias_filtered": False}
+
+
+def test_an_edit_verified_on_too_few_pairs_blocks_the_verified_pairs(tmp_path, toyfaces_small):
+    # the protected attribute vanishes beyond ‖z‖ > 3: most z' land there, so few pairs flip f_g
+    pipe = pipeline_with(tmp_path, toyfaces_small, FeatureGenerator(18.0, shell=3.0), pair_filter="verified")
+    said = run_latent_stages(pipe)
+    stats = pipe.stages.results["pairs"].outputs["complementary"]
+    rate = stats["verified_kept"] / stats["pairs"]
+    check = {c["name"]: c for c in pipe.preflight["checks"]}["verified_rate"]
+    assert check["value"] == pytest.approx(rate) and rate < 0.4 and check["blocks"] is True
+    assert len(said) == 1 and said[0].startswith("pre-flight check verified_rate failed") and "floor 0.400" in said[0]
+    assert pipe.preflight["by_method"] == {"latent_debias": False} and not pipe.preflight["passed"]
 
 
 def test_a_cell_never_drawn_blocks_even_verified_pairs(tmp_path, toyfaces_small):

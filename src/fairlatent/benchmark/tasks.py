@@ -88,8 +88,9 @@ def preflight_summary(report: dict[str, Any]) -> dict[str, Any]:
     """The run's pre-flight verdict, re-derived from its checks and its config by today's rule
     (:func:`fairlatent.latent.preflight.blocks`), so a report written before the rule existed reads the same
     way: ``passed`` (no failed check blocks a listed method), ``failed`` (every failed check), ``blocking``
-    (those that block), ``by_method`` (per method trained on pairs, whether none blocks it)."""
-    from fairlatent.latent.preflight import Check, blocking, method_verdicts
+    (those that block), ``by_method`` (per method trained on pairs, whether none blocks it). A report written
+    before the verified-rate check existed gets it from its own figures (``latent.edits``)."""
+    from fairlatent.latent.preflight import Check, PreflightBounds, blocking, method_verdicts, preflight_checks
     from fairlatent.pipeline.config import stored_latent_value
     from fairlatent.pipeline.methods import pair_uses
 
@@ -97,6 +98,12 @@ def preflight_summary(report: dict[str, Any]) -> dict[str, Any]:
     uses = pair_uses(cfg["methods"], stored_latent_value(cfg["latent"], "pair_filter"))
     checks = [Check(**{k: c[k] for k in ("name", "value", "bound", "kind", "passed", "message")})
               for c in report["preflight"]["checks"]]
+    names = {c.name for c in checks}
+    floor = PreflightBounds(min_verified_rate=stored_latent_value(cfg["latent"], "preflight_min_verified_rate"))
+    for edit, st in ((report.get("latent") or {}).get("edits") or {}).items():
+        tag = "" if edit == "complementary" else f"[{edit}]"
+        if f"verified_rate{tag}" not in names and "by_edit" not in st and st.get("pairs") and "verified_kept" in st:
+            checks += preflight_checks(bounds=floor, verified_rate=st["verified_kept"] / st["pairs"], edit=edit)
     return {"passed": not blocking(checks, uses.values()), "failed": [c.name for c in checks if not c.passed],
             "blocking": [c.name for c in blocking(checks, uses.values())],
             "by_method": method_verdicts(checks, uses)}
@@ -137,9 +144,12 @@ class TaskBenchmark:
 
     def __init__(self, cfg: Any, out: str | os.PathLike, *, console: Console | None = None,
                  progress: bool = True, after_run: Callable[[Path], Any] | None = None,
-                 ctx: DistContext | None = None) -> None:
+                 ctx: DistContext | None = None, run_nothing: bool = False) -> None:
         self.cfg = cfg
         self.after_run = after_run
+        # rewrite the results from the runs finished earlier and run none (after an upgrade changed how a
+        # run is summarised, or to read a sweep while another process runs it on a copy of its records)
+        self.run_nothing = run_nothing
         self.out = Path(out)
         self.console = console or Console()
         self.ctx = ctx or init_distributed(cfg.device)
@@ -325,10 +335,15 @@ class TaskBenchmark:
             self.save()
         todo = [spec for spec in self.specs if not self.finished(spec, self.keys[spec.key])]
         barrier(ctx)  # every rank has listed the unfinished runs before any rank records one
-        mine = todo[ctx.rank::ctx.world]  # round-robin: the same deal on every rank
         skipped = len(self.specs) - len(todo)
-        self.shared_console.print(f"{len(self.specs)} runs: {skipped} finished earlier, {len(todo)} to run"
-                                  + (f" over {ctx.world} ranks" if ctx.distributed else ""))
+        if self.run_nothing:
+            self.shared_console.print(f"{len(self.specs)} runs: {skipped} finished earlier, {len(todo)} not run "
+                                      "(run nothing: results rewritten from the finished ones)")
+            todo = []
+        else:
+            self.shared_console.print(f"{len(self.specs)} runs: {skipped} finished earlier, {len(todo)} to run"
+                                      + (f" over {ctx.world} ranks" if ctx.distributed else ""))
+        mine = todo[ctx.rank::ctx.world]  # round-robin: the same deal on every rank
         if ctx.distributed:
             self.console.print(f"rank {ctx.rank}: {', '.join(s.key for s in mine) or 'nothing'}")
         for spec in mine:
@@ -340,7 +355,8 @@ class TaskBenchmark:
         # whole torchrun job with it, so this does not wait for ever)
         while not all(self.finished(spec, self.keys[spec.key]) for spec in todo):
             time.sleep(1.0)
-        self.results["total_s"] = round(time.perf_counter() - t0, 1)
+        if not self.run_nothing:  # the last invocation that ran something keeps its wall time
+            self.results["total_s"] = round(time.perf_counter() - t0, 1)
         self.save()
         self.print_summary()
         self.console.print(f"results: {self.results_path} and {self.out / 'results.md'}")

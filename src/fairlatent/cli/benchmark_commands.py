@@ -137,6 +137,9 @@ def toyfaces_command(
     nproc: int = typer.Option(1, "--nproc", min=1, help="Run on N processes of this machine (re-launches itself "
                               "under torchrun): the (pair, seed) runs are dealt over the processes. A rerun with "
                               "any N continues."),
+    run_nothing: bool = typer.Option(False, "--run-nothing", help="Run no pipeline: rewrite results.json and "
+                                     "results.md from the runs finished earlier (e.g. after an upgrade changed "
+                                     "how runs are summarised)."),
 ) -> None:
     """Run (or resume) the ToyFaces benchmark: for every (target, protected, skew, faintness) pair and seed a
     whole pipeline run (data, GAN, labelers, baseline, reweighting, latent de-biasing) with paired bootstrap
@@ -156,4 +159,4 @@ def toyfaces_command(
     cfg = validate_settings(ToyFacesBenchmarkConfig, raw, "benchmark toyfaces", {k: "--set" for k in sets})
     _launch(out, background=background, nproc=nproc, quiet=quiet,
             run=lambda console, after_run: run_toyfaces_benchmark(cfg, out, console=console, progress=not quiet,
-                                                                  after_run=after_run))
+                                                                  after_run=after_run, run_nothing=run_nothing))

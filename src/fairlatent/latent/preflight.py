@@ -24,7 +24,8 @@ left out (``None``), which is how the pipeline checks the geometry before it ren
 held and f_g's flipped on the rendered images: for it the latent-space proxies of those facts (h_t's and h_g's
 held-out accuracy, cos θ, the flip and keep rates) only say how many pairs survive, and the cell rates of G(z)
 say how the GAN mixes its cells, not whether a pair is right. What can still make its pairs wrong is a labeler
-that cannot see what it labels (the labeler check) or a cell the generator never draws. A method that trains
+that cannot see what it labels (the labeler check), a cell the generator never draws, or an edit that works on
+so few pairs that the verified ones are a selected corner of the latent space (the verified-rate floor). A method that trains
 on every pair (the paper), or on the pairs whose target held, depends on the rest too. A failure that blocks
 no listed method is a *caution*: said and recorded, but the run counts as passed and ``latent.strict`` does
 not stop it. On the ToyFaces sweep's first 13 runs (docs/benchmarks/toyfaces.md) the cell-rate band failed
@@ -72,6 +73,9 @@ class PreflightBounds:
     ``min_flip_rate`` / ``min_keep_rate``: floors of the share of pairs whose f_g label flipped / f_t label
     held, measured on the rendered images G(z), G(z').
     ``min_labeler_acc``: floor of f_t's and f_g's accuracy on the real validation images of each cell.
+    ``min_verified_rate``: floor of the share of an edit's pairs on which both held (f_g flipped and f_t
+    kept): the pairs a method on verified pairs trains on. 0.4 is what the flip and keep floors imply
+    (0.7 + 0.7 − 1).
     """
 
     cell_ratio: float = 3.0
@@ -80,6 +84,7 @@ class PreflightBounds:
     min_flip_rate: float = 0.7
     min_keep_rate: float = 0.7
     min_labeler_acc: float = 0.6
+    min_verified_rate: float = 0.4
 
 
 @dataclass(frozen=True)
@@ -143,8 +148,9 @@ def preflight_checks(*, bounds: PreflightBounds = PreflightBounds(),
                      generated_cells: Mapping[str, int] | None = None, real_cells: Mapping[str, int] | None = None,
                      heldout_acc_t: float | None = None, heldout_acc_g: float | None = None,
                      cos_theta: float | None = None, flip_rate_g: float | None = None,
-                     keep_rate_t: float | None = None, edit: str = "complementary") -> list[Check]:
-    """The checks whose figures are given, in a fixed order: cells, h_t, h_g, cos θ, flip, keep.
+                     keep_rate_t: float | None = None, verified_rate: float | None = None,
+                     edit: str = "complementary") -> list[Check]:
+    """The checks whose figures are given, in a fixed order: cells, h_t, h_g, cos θ, flip, keep, verified.
 
     ``generated_cells`` / ``real_cells``: counts per cell name of :data:`CELLS` (both or neither).
     ``flip_rate_g`` / ``keep_rate_t``: of the pairs of the edit ``edit`` (its name is in the check's name
@@ -172,6 +178,9 @@ def preflight_checks(*, bounds: PreflightBounds = PreflightBounds(),
     if keep_rate_t is not None:
         checks.append(_floor(f"keep_rate_t{tag}", f"share of pairs whose f_t label held on G(z'){on}",
                              keep_rate_t, bounds.min_keep_rate))
+    if verified_rate is not None:
+        checks.append(_floor(f"verified_rate{tag}", f"share of pairs verified on the images (f_t held and f_g "
+                             f"flipped){on}", verified_rate, bounds.min_verified_rate))
     # a NaN figure fails every comparison above already; say why rather than print "nan is below the floor"
     return [Check(c.name, None, c.bound, c.kind, False, f"{c.name} is not a finite number ({c.value}), so it "
                   f"cannot be checked against its bound {c.bound:g}")
@@ -262,6 +271,9 @@ def blocks(check: Check, uses: Iterable[Use]) -> bool:
       (``all``, ``agree``), since a pair whose G(z') did not change group teaches the correlation itself;
     * the keep rate of an edit: for a method using all of that edit's pairs (``agree`` and ``verified`` drop
       the pairs whose target changed);
+    * the share of an edit's pairs verified on the images: for a method on its verified pairs (below the
+      floor the edit fails on the images for most latents, and the survivors are a selected corner of the
+      latent space, not a counterfactual of the data);
     * the planes' held-out accuracy and |cos|: for a method using any pairs not verified on the images.
     """
     uses = list(uses)
@@ -276,6 +288,8 @@ def blocks(check: Check, uses: Iterable[Use]) -> bool:
         return any(e == _edit_of(name) and f in ("all", "agree") for e, f in uses)
     if name.startswith("keep_rate_t"):
         return any(e == _edit_of(name) and f == "all" for e, f in uses)
+    if name.startswith("verified_rate"):
+        return any(e == _edit_of(name) and f == "verified" for e, f in uses)
     return any(f != "verified" for _, f in uses)
 
 

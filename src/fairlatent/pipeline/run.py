@@ -369,17 +369,11 @@ class Pipeline:
 
     def _score(self, images: np.ndarray, labelers) -> np.ndarray:
         """N×2 scores (f_t, f_g) of images."""
-        f_t, f_g = labelers
-        s_t = f_t.predict_scores(images)
-        s_g = s_t if f_g is f_t else f_g.predict_scores(images)
-        return np.stack([s_t[:, f_t.attributes.index(self.t)], s_g[:, f_g.attributes.index(self.g)]], axis=1)
+        return labeler_scores(images, labelers, self.t, self.g)
 
     def _label(self, scores: np.ndarray, labelers) -> tuple[np.ndarray, np.ndarray]:
         """Binary (t, g) labels of N×2 scores at each labeler's validation threshold (``latent.threshold``)."""
-        kind = self.cfg.latent.threshold
-        f_t, f_g = labelers
-        th_t, th_g = f_t.thresholds[self.t][kind], f_g.thresholds[self.g][kind]
-        return (scores[:, 0] > th_t).astype(np.int64), (scores[:, 1] > th_g).astype(np.int64)
+        return labeler_labels(scores, labelers, self.t, self.g, self.cfg.latent.threshold)
 
     # ------------------------------------------------------------------ further protected attributes
     def stage_labelers_extra(self) -> None:
@@ -827,10 +821,12 @@ class Pipeline:
                 for key, e in stats["by_edit"].items():
                     checks += preflight_checks(bounds=self.cfg.latent.preflight_bounds(),
                                                flip_rate_g=e["flip_rate_all"], keep_rate_t=e["keep_rate_all"],
+                                               verified_rate=e["did_all_rate"],
                                                edit=f"{edit}: flip {'+'.join(e['flip'])}")
                 continue
             checks += preflight_checks(bounds=self.cfg.latent.preflight_bounds(), flip_rate_g=stats["flip_rate_g"],
-                                       keep_rate_t=stats["keep_rate_t"], edit=edit)
+                                       keep_rate_t=stats["keep_rate_t"],
+                                       verified_rate=stats["verified_kept"] / max(stats["pairs"], 1), edit=edit)
         return checks
 
     def _pair_uses(self) -> dict[str, tuple[str, str]]:
@@ -1170,6 +1166,22 @@ class Pipeline:
         return write_summary(self, total_seconds=time.perf_counter() - t0)
 
 
+def labeler_scores(images: np.ndarray, labelers, target: str, protected: str) -> np.ndarray:
+    """N×2 scores of images: f_t's of ``target``, f_g's of ``protected`` (one network may be both)."""
+    f_t, f_g = labelers
+    s_t = f_t.predict_scores(images)
+    s_g = s_t if f_g is f_t else f_g.predict_scores(images)
+    return np.stack([s_t[:, f_t.attributes.index(target)], s_g[:, f_g.attributes.index(protected)]], axis=1)
+
+
+def labeler_labels(scores: np.ndarray, labelers, target: str, protected: str,
+                   threshold: str) -> tuple[np.ndarray, np.ndarray]:
+    """Binary (t, g) labels of N×2 :func:`labeler_scores`, each at its labeler's ``threshold`` kind."""
+    f_t, f_g = labelers
+    th_t, th_g = f_t.thresholds[target][threshold], f_g.thresholds[protected][threshold]
+    return (scores[:, 0] > th_t).astype(np.int64), (scores[:, 1] > th_g).astype(np.int64)
+
+
 def labeler_cell_accuracy(ds: Dataset, target: str, protected: str, f_t, f_g, threshold: str,
                           split: str = "val") -> dict[str, Any]:
     """f_t's accuracy on ``target`` and f_g's on ``protected`` among the real ``split`` images of each
@@ -1183,12 +1195,8 @@ def labeler_cell_accuracy(ds: Dataset, target: str, protected: str, f_t, f_g, th
     acc: dict[str, dict[str, float]] = {"t": {}, "g": {}}
     counts: dict[str, int] = {}
     if len(idx):
-        images = np.asarray(ds.images[idx])
-        scores_t = f_t.predict_scores(images)
-        scores_g = scores_t if f_g is f_t else f_g.predict_scores(images)  # one network may label both
-        s_t, s_g = scores_t[:, f_t.attributes.index(target)], scores_g[:, f_g.attributes.index(protected)]
-        t_hat = (s_t > f_t.thresholds[target][threshold]).astype(np.int64)
-        g_hat = (s_g > f_g.thresholds[protected][threshold]).astype(np.int64)
+        scores = labeler_scores(np.asarray(ds.images[idx]), (f_t, f_g), target, protected)
+        t_hat, g_hat = labeler_labels(scores, (f_t, f_g), target, protected, threshold)
         t, g = ds.labels(target, idx), ds.labels(protected, idx)
         for c in CELLS:
             a, b = int(c[1]), int(c[4])
@@ -1212,4 +1220,4 @@ def run_pipeline(config: PipelineConfig, run_dir: str | os.PathLike, *, console:
         return Pipeline(config, run_dir, console=console, progress=progress).run()
 
 
-__all__ = ["labeler_cell_accuracy", "Pipeline", "run_pipeline"]
+__all__ = ["labeler_cell_accuracy", "labeler_labels", "labeler_scores", "Pipeline", "run_pipeline"]
