@@ -262,9 +262,10 @@ class LatentConfig(StrictSettings):
         0.4, ge=0.0, le=1.0,
         description="Pre-flight floor of the share of an edit's pairs on which f_g flipped and f_t held on the "
                     "images: the pairs latent_debias trains on by default (pair_filter 'verified'). 0.4 is what "
-                    "the flip and keep floors imply (0.7 + 0.7 − 1). On the ToyFaces sweep the verified pairs "
-                    "failed to lower DEO on the runs where 27–29 % of pairs were verified (and did on one at "
-                    "30 %); above 40 % they lowered it on every run so far.")
+                    "the flip and keep floors imply (0.7 + 0.7 − 1). On the ToyFaces sweep's first 19 runs the "
+                    "verified pairs failed to lower DEO on both runs where 27–29 % of pairs were verified (and "
+                    "lowered it on one at 30 %); above 40 % they lowered it on every run with a baseline DEO above "
+                    "0 but one (47 %, on a seed whose baseline DEO was 4.6).")
     multi_flip: Literal["each", "all", "one"] = Field(
         "each",
         description="latent_debias_multi (with data.protected_extra): which protected attributes each edit flips, "
