@@ -152,6 +152,32 @@ def test_registry_counts_live_jobs_and_cleans_stale(tmp_path, live_process):
     assert [e.pid for e in reg.entries()] == [me]
 
 
+def test_registry_leaves_out_a_stopped_job_until_it_continues(tmp_path, live_process):
+    import signal
+    import time
+
+    reg = JobRegistry(tmp_path)
+    reg.write(JobEntry(os.getpid()))
+    reg.write(JobEntry(live_process.pid, start=th.read_start_ticks(live_process.pid)))
+    assert sorted(e.pid for e in reg.entries()) == sorted([os.getpid(), live_process.pid])
+    os.kill(live_process.pid, signal.SIGSTOP)
+    try:
+        for _ in range(100):  # the state changes asynchronously
+            if th.read_state(live_process.pid) == "T":
+                break
+            time.sleep(0.01)
+        assert th.read_state(live_process.pid) == "T"
+        assert [e.pid for e in reg.entries()] == [os.getpid()]
+        assert (tmp_path / f"{live_process.pid}.json").exists()  # not removed: it is alive
+    finally:
+        os.kill(live_process.pid, signal.SIGCONT)
+    for _ in range(100):
+        if th.read_state(live_process.pid) != "T":
+            break
+        time.sleep(0.01)
+    assert sorted(e.pid for e in reg.entries()) == sorted([os.getpid(), live_process.pid])
+
+
 def test_registry_ignores_a_reused_pid(tmp_path):
     reg = JobRegistry(tmp_path)
     me = os.getpid()

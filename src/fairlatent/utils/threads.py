@@ -236,6 +236,12 @@ def _stat_fields(pid: int) -> list[str] | None:
     return text[text.rindex(")") + 2:].split()  # fields from 3 (state) on; the name may hold spaces
 
 
+def read_state(pid: int) -> str | None:
+    """The pid's scheduling state (field 3 of /proc/pid/stat: R, S, D, T, t, Z, ...), None when unreadable."""
+    f = _stat_fields(pid)
+    return f[0] if f else None
+
+
 def read_start_ticks(pid: int) -> int | None:
     """The pid's start time in clock ticks since boot (field 22 of /proc/pid/stat): a reused pid differs."""
     f = _stat_fields(pid)
@@ -351,7 +357,9 @@ class JobRegistry:
             pass
 
     def entries(self) -> list[JobEntry]:
-        """The live registered jobs; stale files are deleted on the way."""
+        """The live registered jobs that can run; stale files are deleted on the way. A stopped job (SIGSTOP,
+        Ctrl-Z: state T) is alive but uses no core, so it is left out until it continues (its file stays);
+        counting it would halve the threads of the job a user paused it for."""
         out: list[JobEntry] = []
         try:
             files = list(self.dir.glob("*.json"))
@@ -368,6 +376,8 @@ class JobRegistry:
             start = read_start_ticks(e.pid) if e.start is not None else None
             if not pid_alive(e.pid) or (start is not None and start != e.start):
                 self.remove(e.pid)
+                continue
+            if read_state(e.pid) in ("T", "t"):  # stopped, or stopped by a tracer
                 continue
             out.append(e)
         return out
