@@ -90,7 +90,7 @@ def preflight_summary(report: dict[str, Any]) -> dict[str, Any]:
     way: ``passed`` (no failed check blocks a listed method), ``failed`` (every failed check), ``blocking``
     (those that block), ``by_method`` (per method trained on pairs, whether none blocks it). A report written
     before the verified-rate check existed gets it from its own figures (``latent.edits``)."""
-    from fairlatent.latent.preflight import Check, PreflightBounds, blocking, method_verdicts, preflight_checks
+    from fairlatent.latent.preflight import Check, PreflightBounds, preflight_checks, verdict
     from fairlatent.pipeline.config import stored_latent_value
     from fairlatent.pipeline.methods import pair_uses
 
@@ -104,9 +104,9 @@ def preflight_summary(report: dict[str, Any]) -> dict[str, Any]:
         tag = "" if edit == "complementary" else f"[{edit}]"
         if f"verified_rate{tag}" not in names and "by_edit" not in st and st.get("pairs") and "verified_kept" in st:
             checks += preflight_checks(bounds=floor, verified_rate=st["verified_kept"] / st["pairs"], edit=edit)
-    return {"passed": not blocking(checks, uses.values()), "failed": [c.name for c in checks if not c.passed],
-            "blocking": [c.name for c in blocking(checks, uses.values())],
-            "by_method": method_verdicts(checks, uses)}
+    run_verdict = verdict(checks, uses)
+    return {"passed": run_verdict["passed"], "failed": [c.name for c in checks if not c.passed],
+            "blocking": run_verdict["blocking"], "by_method": run_verdict["by_method"]}
 
 
 @dataclass(frozen=True)
@@ -254,12 +254,12 @@ class TaskBenchmark:
         path = self.done_dir / spec.record_name
         return read_json(path) if path.is_file() else None
 
-    def finished(self, spec: RunSpec, key: str) -> bool:
-        """Whether the run has a record of this very config. A recorded failure counts too: the pipeline
-        is seeded, so the same config fails the same way again (delete ``done/<run>.json`` to retry)."""
+    def finished(self, spec: RunSpec) -> bool:
+        """Whether the run has a record of this very config (or of its legacy key). A recorded failure counts
+        too: the pipeline is seeded, so the same config fails the same way again (delete ``done/<run>.json``
+        to retry)."""
         rec = self.record(spec)
-        return (rec is not None and rec.get("key") in (key, self.legacy_keys.get(spec.key))
-                and rec.get("status") in ("done", "failed"))
+        return self._key_matches(rec, spec) and rec.get("status") in ("done", "failed")
 
     def _run_one(self, spec: RunSpec, key: str) -> None:
         """One pipeline run; its summary (or its failure) goes to ``done/<run>.json`` (and, on rank 0, into
@@ -333,7 +333,7 @@ class TaskBenchmark:
         self.legacy_keys = {spec.key: self.legacy_key(spec) for spec in self.specs}
         if ctx.is_main:
             self.save()
-        todo = [spec for spec in self.specs if not self.finished(spec, self.keys[spec.key])]
+        todo = [spec for spec in self.specs if not self.finished(spec)]
         barrier(ctx)  # every rank has listed the unfinished runs before any rank records one
         skipped = len(self.specs) - len(todo)
         if self.run_nothing:
@@ -353,7 +353,7 @@ class TaskBenchmark:
         # rank 0 waits for the other ranks' records on disk rather than at a barrier: a rank whose share
         # takes longer would outlast the process group's collective timeout (a rank that dies takes the
         # whole torchrun job with it, so this does not wait for ever)
-        while not all(self.finished(spec, self.keys[spec.key]) for spec in todo):
+        while not all(self.finished(spec) for spec in todo):
             time.sleep(1.0)
         if not self.run_nothing:  # the last invocation that ran something keeps its wall time
             self.results["total_s"] = round(time.perf_counter() - t0, 1)

@@ -44,7 +44,7 @@ from typing import Any, Literal
 
 __all__ = ["CELLS", "Check", "LABELER_MIN_IMAGES", "PreflightBounds", "PreflightCaution", "PreflightWarning",
            "blocking", "blocks", "extra_plane_checks", "failed", "labeler_checks", "method_verdicts",
-           "preflight_checks", "strict_failure_message", "warn_failed", "worst_cells"]
+           "preflight_checks", "strict_failure_message", "verdict", "warn_failed", "worst_cells"]
 
 #: a cell needs this many real validation images for the labeler check to judge it (below: undefined)
 LABELER_MIN_IMAGES = 20
@@ -303,6 +303,14 @@ def method_verdicts(checks: list[Check], uses_by_method: Mapping[str, Use]) -> d
     """Per method that trains on pairs, whether no failed check blocks it: the pre-flight verdict that goes
     with that method's results (a run can be trustworthy for the verified pairs and not for all of them)."""
     return {m: not blocking(checks, [use]) for m, use in uses_by_method.items()}
+
+
+def verdict(checks: list[Check], uses_by_method: Mapping[str, Use]) -> dict[str, Any]:
+    """The run's verdict as ``report.json`` and the benchmarks record it: ``passed`` (no failed check blocks
+    a listed method), ``blocking`` (the names of those that do) and ``by_method`` (:func:`method_verdicts`)."""
+    block = blocking(checks, uses_by_method.values())
+    return {"passed": not block, "blocking": [c.name for c in block],
+            "by_method": method_verdicts(checks, uses_by_method)}
 
 
 def warn_failed(checks: list[Check], uses: Iterable[Use] | None = None) -> None:

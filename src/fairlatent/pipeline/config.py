@@ -195,6 +195,10 @@ class LatentConfig(StrictSettings):
     #: existed: a record of an older run still stands for a config holding that value (see
     #: :meth:`PipelineConfig.legacy_dump`).
     LEGACY_VALUES: ClassVar[dict[str, Any]] = {"pair_filter": "all"}
+    #: Settings added after runs were recorded whose default reproduces what the code did before (or changes
+    #: only the pre-flight's verdict, which is re-derived): left out of the dump at their default.
+    OMITTED_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("multi_flip", "preflight_min_labeler_acc",
+                                                     "preflight_min_verified_rate")
 
     n_fit: int = Field(10000, ge=50)
     n_holdout: int = Field(5000, ge=20)
@@ -279,15 +283,12 @@ class LatentConfig(StrictSettings):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: Any) -> dict[str, Any]:
-        # multi_flip at its default is left out, so configs (and the benchmarks' run keys, hashes of the whole
-        # dump) read as before it existed
+        # the settings of OMITTED_AT_DEFAULT at their default are left out, so configs (and the benchmarks' run
+        # keys, hashes of the whole dump) read as before they existed
         out = handler(self)
-        if out.get("multi_flip") == "each":
-            out.pop("multi_flip", None)
-        if out.get("preflight_min_labeler_acc") == 0.6:  # likewise
-            out.pop("preflight_min_labeler_acc", None)
-        if out.get("preflight_min_verified_rate") == 0.4:  # likewise
-            out.pop("preflight_min_verified_rate", None)
+        for key in self.OMITTED_AT_DEFAULT:
+            if key in out and out[key] == type(self).model_fields[key].default:
+                del out[key]
         return out
 
     def preflight_bounds(self):

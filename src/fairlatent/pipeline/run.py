@@ -848,7 +848,7 @@ class Pipeline:
         """The checks' record for the report, and a few G(z) per labelled cell (so a person can see what
         f_t, f_g call each cell): ``preflight/cell_samples.npz``, up to ``CELL_SAMPLES`` images per cell, the
         first latents of the latents stage that fall in the cell."""
-        from fairlatent.latent.preflight import CELLS, blocking, blocks, method_verdicts
+        from fairlatent.latent.preflight import CELLS, blocks, verdict
 
         bounds = self.cfg.latent.preflight_bounds()
         checks = self._preflight_geometry() + self._preflight_edits()
@@ -871,9 +871,10 @@ class Pipeline:
         self.stages.run("preflight", cfg, fn, deps=("data", "latents", "hyperplanes", "pairs"))
         # the checks are recomputed each run from the cached figures (cheap): they follow the current bounds
         uses = self._pair_uses()
-        self.preflight = {"passed": not blocking(checks, uses.values()), "strict": self.cfg.latent.strict,
+        run_verdict = verdict(checks, uses)
+        self.preflight = {"passed": run_verdict["passed"], "strict": self.cfg.latent.strict,
                           "checks": [{**c.to_dict(), "blocks": blocks(c, uses.values())} for c in checks],
-                          "by_method": method_verdicts(checks, uses)}
+                          "by_method": run_verdict["by_method"]}
 
     def _method_context(self) -> MethodContext:
         pairs = self.stages.results.get("pairs")
