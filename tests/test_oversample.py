@@ -281,3 +281,59 @@ def test_cli_benchmark_imbalance_writes_json_markdown_and_grid(cli, tmp_path, mo
                    "method 'svm'")
     cli.user_error(["benchmark", "imbalance", "--mnist", MNIST, "--work", tmp_path / "w", "--profile", "gpu"],
                    "profile 'gpu'")
+
+
+# --- standing batch-norm statistics ----------------------------------------------------------------
+
+
+def test_saved_modules_get_exact_standing_statistics_and_the_reference_setting_keeps_the_ema(tmp_path):
+    """With ``standing_statistics`` the saved encoder's first batch norm holds the exact mean of its conv's
+    outputs over the recalibration batches (the first conv sees the images directly, no dropout before it);
+    the weights are the EMA's either way, and ``standing_statistics = false`` (the reference) keeps the EMA's
+    averaged moving statistics, which are not that mean."""
+    from fairlatent.oversample.rae import PairSampler, images_to_tensor
+
+    x, y = toy_data()
+    cfg = RAEConfig(**TINY, adversarial=False, steps=4)
+    standing = load_tensors(fit_rae(x, y, tmp_path / "standing", cfg, progress=False) / "model.safetensors")
+    ref_cfg = cfg.model_copy(update={"standing_statistics": False})
+    reference = load_tensors(fit_rae(x, y, tmp_path / "ref", ref_cfg, progress=False) / "model.safetensors")
+    for k in ("E.features.0.weight", "E.features.1.weight"):
+        assert torch.equal(standing[k], reference[k]), k
+    pairs = PairSampler(y.astype(np.int64), 3, cfg.seed, stream="rae-bn-recalibration")
+    conv = torch.nn.Conv2d(1, TINY["width"], 4, 2, 1, bias=False)
+    means = []
+    with torch.no_grad():
+        conv.weight.copy_(standing["E.features.0.weight"])
+        for i in range(16):
+            a, b, _ = pairs(0, i, cfg.batch_size)
+            means.append(conv(torch.cat([images_to_tensor(x[a]), images_to_tensor(x[b])])).mean((0, 2, 3)))
+    expected = torch.stack(means).mean(0)
+    assert torch.allclose(standing["E.features.1.running_mean"], expected, atol=1e-5)
+    assert not torch.allclose(reference["E.features.1.running_mean"], expected, atol=1e-3)
+    # and the decoder's and mixer's statistics were recomputed too
+    for k in ("Dec.fc.1.running_mean", "M.body.1.running_mean"):
+        assert not torch.allclose(standing[k], reference[k], atol=1e-4), k
+
+
+def test_competitor_cnns_get_standing_statistics_too():
+    """The benchmark's competitors are scored on the same footing: same weights as without recalibration,
+    first batch norm holding the exact mean of its conv's outputs over 16 batches drawn as in training."""
+    from dataclasses import replace
+
+    from fairlatent.oversample.baselines import CNNSettings, train_cnn
+    from fairlatent.oversample.rae import images_to_tensor
+    from fairlatent.utils.seed import rng
+
+    x, y = toy_data()
+    s = CNNSettings(width=4, hidden=16, z_dim=4, steps=5, batch_size=6)
+    standing, _ = train_cnn(x, y, 3, s, seed=2)
+    stale, _ = train_cnn(x, y, 3, replace(s, standing_statistics=False), seed=2)
+    conv_w = standing.encoder.features[0].weight
+    assert torch.equal(conv_w, stale.encoder.features[0].weight)
+    with torch.no_grad():
+        means = [torch.nn.functional.conv2d(images_to_tensor(x[rng(2, "cnn-bn-recalibration", i).integers(len(x), size=6)]),
+                                            conv_w, stride=2, padding=1).mean((0, 2, 3)) for i in range(16)]
+    bn, bn_stale = standing.encoder.features[1], stale.encoder.features[1]
+    assert torch.allclose(bn.running_mean, torch.stack(means).mean(0), atol=1e-5)
+    assert not torch.allclose(bn_stale.running_mean, bn.running_mean, atol=1e-3)

@@ -16,7 +16,11 @@ what they see:
   minority samples augmenting another classifier.
 
 Training is a plain loop (not the resumable engine: these are benchmark baselines of a few minutes),
-seeded by ``(seed, name)`` so every method sees the same initial weights for a given seed.
+seeded by ``(seed, name)`` so every method sees the same initial weights for a given seed. After training
+the batch-norm statistics are recomputed exactly over 16 batches drawn as in training
+(:func:`fairlatent.train.batchnorm.standing_batchnorm_statistics`), as the autoencoder's are: the encoder's
+momentum 0.01 leaves stale statistics after a few hundred steps, and a comparison in which only the method
+got fresh ones would not be fair.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from torch.nn import functional as F
 from fairlatent.errors import FairlatentError
 from fairlatent.oversample.models import Encoder, build_probe
 from fairlatent.oversample.rae import images_to_tensor
+from fairlatent.train.batchnorm import standing_batchnorm_statistics
 from fairlatent.utils.seed import hash_str, rng
 
 __all__ = ["CNNSettings", "smote", "train_cnn"]
@@ -46,6 +51,7 @@ class CNNSettings:
     batch_size: int = 64
     lr: float = 1e-3
     dropout: float = 0.4
+    standing_statistics: bool = True  # exact batch-norm statistics after training, as the autoencoder's
 
 
 class CNN(nn.Module):
@@ -87,19 +93,25 @@ def train_cnn(images: np.ndarray, labels: np.ndarray, n_classes: int, settings: 
         w = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
         labels = np.asarray(labels, dtype=np.int64)
         by_class = [np.flatnonzero(labels == c) for c in range(n_classes)]
-        model.train()
-        for step in range(settings.steps):
-            r = rng(seed, "cnn-batch", step)
+
+        def batch(r: np.random.Generator) -> np.ndarray:
             if balanced_batches:
                 cls = r.integers(n_classes, size=settings.batch_size)
-                idx = np.array([by_class[c][r.integers(len(by_class[c]))] for c in cls])
-            else:
-                idx = r.integers(len(images), size=settings.batch_size)
+                return np.array([by_class[c][r.integers(len(by_class[c]))] for c in cls])
+            return r.integers(len(images), size=settings.batch_size)
+
+        model.train()
+        for step in range(settings.steps):
+            idx = batch(rng(seed, "cnn-batch", step))
             x, y = images_to_tensor(images[idx]), torch.from_numpy(labels[idx])
             loss = F.cross_entropy(model(x), y, weight=w)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+        if settings.standing_statistics:
+            with torch.no_grad(), standing_batchnorm_statistics(model):
+                for i in range(16):
+                    model(images_to_tensor(images[batch(rng(seed, "cnn-bn-recalibration", i))]))
     model.eval()
     return model, time.perf_counter() - t0
 

@@ -30,9 +30,11 @@ re-encoded into their class, and adversarially (conditional WGAN-GP) to look rea
 - *adversarial step* (the other steps): the decoder (its own Adam, β = (0.5, 0.9)) minimises −C([x_gen; x̂], y),
   then ``n_critic`` critic updates on fresh batches: C(fake) − C(real) + λ · GP (λ = 10); EMA of the decoder.
 
-The EMA encoder + EMA probe is the classifier; EMA encoder + mixer + EMA decoder make the samples.
+The EMA encoder + EMA probe is the classifier; EMA encoder + mixer + EMA decoder make the samples. Their
+batch-norm statistics are recomputed exactly after training (:meth:`RAETrainer.final_modules`).
 
-**Departures from the reference, all stated:** the reference augments real and decoded images with an
+**Departures from the reference, all stated:** the saved modules get standing batch-norm statistics
+(``standing_statistics``, on by default; the reference keeps the EMA-averaged moving statistics). The reference augments real and decoded images with an
 adaptive augmenter (ADA-style); that is not implemented here. Its gradient-penalty interpolation weight is
 drawn from N(0, 1); here from U(0, 1) as in Gulrajani et al. The reference's AdamW (TensorFlow Addons)
 decays weights by ``weight_decay`` per step, not scaled by the learning rate; PyTorch scales by it, so the
@@ -61,6 +63,7 @@ from fairlatent.errors import FairlatentError
 from fairlatent.models.weights import load_module_state, load_tensors, module_tensors, save_tensors
 from fairlatent.oversample.data import check_training_labels
 from fairlatent.oversample.models import Critic, Decoder, Encoder, Mixer, build_probe, mix
+from fairlatent.train.batchnorm import standing_batchnorm_statistics
 from fairlatent.train.engine import Batch, DataOrder, Engine, LoopSettings, identity_keys
 from fairlatent.utils.io import check_replaceable, claim_output_directory, read_json, write_json
 from fairlatent.utils.seed import hash_str, rng, torch_generator
@@ -97,6 +100,10 @@ class RAEConfig(StrictSettings):
     n_critic: int = Field(5, ge=1)
     gp_weight: float = Field(10.0, ge=0)
     ema_decay: float = Field(0.99, ge=0, lt=1)
+    standing_statistics: bool = Field(
+        True, json_schema_extra=RUN_ONLY,
+        description="recompute the saved modules' batch-norm statistics exactly after training (see "
+                    "RAETrainer.final_modules); off = the reference's EMA-averaged moving statistics")
     steps: int = Field(100_001, ge=1, json_schema_extra=RUN_ONLY)
     checkpoint_every: int = Field(1000, ge=1, json_schema_extra=RUN_ONLY)
     log_every: int = Field(50, ge=1, json_schema_extra=RUN_ONLY)
@@ -124,14 +131,14 @@ class PairSampler:
     classes and its two members are two *different* images of that class (uniformly), drawn afresh.
     """
 
-    def __init__(self, labels: np.ndarray, n_classes: int, seed: int):
-        self.seed, self.k = seed, n_classes
+    def __init__(self, labels: np.ndarray, n_classes: int, seed: int, stream: str = "rae-pairs"):
+        self.seed, self.k, self.stream = seed, n_classes, stream
         self.order = np.argsort(labels, kind="stable")
         self.counts = np.bincount(labels, minlength=n_classes)
         self.starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]])
 
     def __call__(self, step: int, k: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        r = rng(self.seed, "rae-pairs", step, k)
+        r = rng(self.seed, self.stream, step, k)
         cls = r.integers(self.k, size=n)
         cnt = self.counts[cls]
         i1 = np.floor(r.random(n) * cnt).astype(np.int64)
@@ -303,6 +310,55 @@ class RAETrainer:
         return out
 
     @torch.no_grad()
+    def final_modules(self, n_batches: int = 16) -> dict[str, nn.Module]:
+        """Copies of the modules a fitted model keeps (EMA encoder, EMA decoder, EMA probe, mixer), in eval mode.
+
+        With ``standing_statistics`` (the default) their batch-norm statistics are recomputed exactly over
+        ``n_batches`` class-balanced batches of same-class pairs, each module on the inputs it gets when the
+        model is used: the EMA encoder on training images; the mixer and the EMA decoder on the recalibrated
+        encoder's eval-mode latents (as :meth:`RAEModel.sample` feeds them), the decoder on real and on mixed
+        latents. Why: the reference averages the moving statistics (Keras momentum 0.99) into the EMA like
+        weights; over a CPU budget of a few hundred steps they still carry the initial mean 0 / variance 1
+        and lag the weights, which shifts the classifier's features and fades the decoded images. This is a
+        departure from the reference (``standing_statistics = false`` restores it). The training state is
+        untouched (copies), so a run extended later resumes bitwise.
+        """
+        c = self.config
+        out = {"E": copy.deepcopy(self.E_ema), "Dec": copy.deepcopy(self.Dec_ema), "P": copy.deepcopy(self.P_ema)}
+        if self.M is not None:
+            out["M"] = copy.deepcopy(self.M)
+        for m in out.values():
+            m.eval().requires_grad_(False)
+        if not c.standing_statistics:
+            return out
+        pairs = PairSampler(self.labels, self.k, c.seed, stream="rae-bn-recalibration")
+        batches = [pairs(0, i, c.batch_size) for i in range(n_batches)]
+        images = [(images_to_tensor(self.images[a]), images_to_tensor(self.images[b]), torch.from_numpy(y))
+                  for a, b, y in batches]  # fmt: skip
+        E, Dec, M = out["E"], out["Dec"], out.get("M")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(hash_str(f"rae-bn-recalibration-{c.seed}"))  # dropout is active in train mode
+            with standing_batchnorm_statistics(E):
+                for x1, x2, _ in images:
+                    E(torch.cat([x1, x2]))
+            latents = [(E(x1), E(x2), y) for x1, x2, y in images]
+            g = torch_generator(c.seed, "rae-bn-recalibration")
+            noises = [torch.randn(2 * len(y), c.z_dim, generator=g) for _, _, y in latents]
+            uniform = [torch.rand(2 * len(y), 1, generator=g) for _, _, y in latents]
+            if M is not None:
+                with standing_batchnorm_statistics(M):
+                    for (z1, z2, y), noise in zip(latents, noises):
+                        M(torch.cat([z1, z2]), torch.cat([z2, z1]), noise, torch.cat([y, y]))
+            with standing_batchnorm_statistics(Dec):
+                for (z1, z2, y), noise, a in zip(latents, noises, uniform):
+                    za, zb, yy = torch.cat([z1, z2]), torch.cat([z2, z1]), torch.cat([y, y])
+                    Dec(za, yy)
+                    if c.mixer != "none":
+                        alpha = M(za, zb, noise, yy) if M is not None else torch.cat([a, 1 - a], 1)
+                        Dec(mix(alpha, za, zb), yy)
+        return out
+
+    @torch.no_grad()
     def _ema(self, src: nn.Module, dst: nn.Module) -> None:
         """θ_ema ← d·θ_ema + (1 − d)·θ for parameters and float buffers (Keras' ``weights`` include the BN
         moving statistics, so the reference averages those too); integer buffers are copied."""
@@ -444,9 +500,8 @@ def fit_rae(images: np.ndarray, labels: np.ndarray, out_dir: str | os.PathLike, 
     if final < config.steps:
         return out_dir
     tensors = {}
-    for name, m in {"E": trainer.E_ema, "Dec": trainer.Dec_ema, "P": trainer.P_ema, "M": trainer.M}.items():
-        if m is not None:
-            tensors.update(module_tensors(m, name))
+    for name, m in trainer.final_modules().items():
+        tensors.update(module_tensors(m, name))
     save_tensors(out_dir / "model.safetensors", tensors)
     model = _model_from(config, run_cfg, names, torch.zeros(0, config.z_dim), torch.zeros(0, dtype=torch.long))
     for name, m in model.modules().items():

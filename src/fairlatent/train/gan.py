@@ -52,6 +52,7 @@ from fairlatent.errors import FairlatentError
 from fairlatent.models.gan import SIZES, build_discriminator, build_generator
 from fairlatent.models.infogan import codes_to_input, draw_codes, info_terms, mi_lower_bound, q_width
 from fairlatent.models.weights import module_tensors, save_tensors
+from fairlatent.train.batchnorm import standing_batchnorm_statistics
 from fairlatent.train.checkpoint import state_tensors
 from fairlatent.train.distributed import DistContext, barrier, convert_batchnorm, init_distributed, wrap
 from fairlatent.train.engine import Batch, Callback, DataOrder, Engine, LoopSettings, cache_dump, identity_keys
@@ -487,22 +488,12 @@ class GANTrainer:
         unaffected: the next EMA update copies G's buffers again.
         """
         G = self.G_ema
-        if G is None:
-            return
-        bns = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        if not bns:
+        if G is None or not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in G.modules()):
             return
         g = torch_generator(self.config.seed, "gan-bn-recalibration")
-        momenta = [m.momentum for m in bns]
-        for m in bns:
-            m.reset_running_stats()
-            m.momentum = None
-        G.train()
-        for _ in range(n_batches):
-            G(self._z(g, self.config.batch_size))
-        G.eval()
-        for m, mom in zip(bns, momenta):
-            m.momentum = mom
+        with standing_batchnorm_statistics(G):
+            for _ in range(n_batches):
+                G(self._z(g, self.config.batch_size))
 
     @property
     def downstream_generator(self) -> nn.Module:
