@@ -44,7 +44,9 @@ METHODS = ("ce", "reweighted", "ros", "smote_pixels", "latent_smote", "rae_nomix
 #: Fixed benchmark profiles. ``cpu``: the reference's architecture at a quarter of its width (conv 16/32,
 #: dense 256), batch 32 pairs, no adversarial decoder term (its 5 critic steps per step would take most of
 #: the budget, and the probe — the classifier scored — does not depend on it), the decoder trained on
-#: reconstruction instead, lr 1e-3 (the reference's 2e-4 is for 100,001 steps); the competitors' CNN has
+#: reconstruction instead (weight 20: at weight 1 the re-encoded class loss dominates and, with no critic to
+#: stop it, the decoder draws speckle that the encoder reads as the class; MAE 0.18 on long-tailed MNIST
+#: at 300 steps against 0.10 at 20, same probe accuracy), lr 1e-3 (the reference's 2e-4 is for 100,001 steps); the competitors' CNN has
 #: the same encoder, the same lr and as many steps of as many real images. Every model of the ``cpu``
 #: profile gets standing batch-norm statistics after training (exact averages; see
 #: :mod:`fairlatent.train.batchnorm`); the ``reference`` profile keeps the reference's EMA-averaged ones for
@@ -52,7 +54,7 @@ METHODS = ("ce", "reweighted", "ros", "smote_pixels", "latent_smote", "rae_nomix
 PROFILES: dict[str, dict] = {
     "cpu": {
         "rae": dict(z_dim=64, width=16, hidden=256, mixer_hidden=256, batch_size=32, adversarial=False,
-                    decoder_recon_weight=1.0, steps=300, lr=1e-3, checkpoint_every=100, log_every=50,
+                    decoder_recon_weight=20.0, steps=300, lr=1e-3, checkpoint_every=100, log_every=50,
                     standing_statistics=True),
         "cnn": dict(width=16, hidden=256, z_dim=64, steps=300, batch_size=64, lr=1e-3, standing_statistics=True),
     },
