@@ -34,8 +34,9 @@ The EMA encoder + EMA probe is the classifier; EMA encoder + mixer + EMA decoder
 batch-norm statistics are recomputed exactly after training (:meth:`RAETrainer.final_modules`).
 
 **Departures from the reference, all stated:** the saved modules get standing batch-norm statistics
-(``standing_statistics``, on by default; the reference keeps the EMA-averaged moving statistics). The reference augments real and decoded images with an
-adaptive augmenter (ADA-style); that is not implemented here. Its gradient-penalty interpolation weight is
+(``standing_statistics``, on by default; the reference keeps the EMA-averaged moving statistics). The
+reference augments real and decoded images with an adaptive augmenter (ADA-style); that is not implemented
+here. Its gradient-penalty interpolation weight is
 drawn from N(0, 1); here from U(0, 1) as in Gulrajani et al. The reference's AdamW (TensorFlow Addons)
 decays weights by ``weight_decay`` per step, not scaled by the learning rate; PyTorch scales by it, so the
 encoder's optimiser gets ``encoder_weight_decay / lr`` to decay by the same amount per step.
