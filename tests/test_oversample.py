@@ -337,3 +337,39 @@ def test_competitor_cnns_get_standing_statistics_too():
     bn, bn_stale = standing.encoder.features[1], stale.encoder.features[1]
     assert torch.allclose(bn.running_mean, torch.stack(means).mean(0), atol=1e-5)
     assert not torch.allclose(bn_stale.running_mean, bn.running_mean, atol=1e-3)
+
+
+@pytest.mark.skipif(not MNIST.is_dir(), reason="../shared/data/mnist is absent")
+def test_more_steps_script_extends_a_copy_and_equals_a_fresh_run_of_that_length(tmp_path, monkeypatch, capsys):
+    """``benchmarks/imbalance_more_steps.py`` trains through the benchmark's ``run_seed`` with the steps raised:
+    the autoencoder extended from 2 to 4 steps (a copy; the benchmark's folder is left as it was) predicts
+    exactly what a fresh 4-step run predicts, and every CNN competitor is scored."""
+    import importlib.util
+    import json
+
+    from fairlatent.oversample import benchmark
+    from fairlatent.oversample.data import mnist_long_tailed
+
+    tiny = {"rae": dict(z_dim=4, width=2, hidden=8, mixer_hidden=8, mixer_layers=1, batch_size=4, adversarial=False,
+                        decoder_recon_weight=1.0, steps=2, checkpoint_every=2, log_every=1),
+            "cnn": dict(width=2, hidden=8, z_dim=4, steps=2, batch_size=8)}
+    monkeypatch.setitem(benchmark.PROFILES, "cpu", tiny)
+    split = mnist_long_tailed(MNIST, seed=0)
+    benchmark.run_seed(split, 0, tmp_path / "src", "cpu", ["rae"], n_boot=2, log=lambda _l: None)
+    before = (tmp_path / "src" / "seed0" / "rae" / "model.safetensors").read_bytes()
+    fresh = {"rae": {**tiny["rae"], "steps": 4}, "cnn": tiny["cnn"]}
+    benchmark.run_seed(split, 0, tmp_path / "fresh", fresh, ["rae"], n_boot=2, log=lambda _l: None)
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "imbalance_more_steps.py"
+    spec = importlib.util.spec_from_file_location("imbalance_more_steps", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--from", str(tmp_path / "src"), "--work", str(tmp_path / "more"), "--mnist", str(MNIST),
+                 "--seeds", "0", "--steps", "4"])
+    rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rec["seed"] == 0 and rec["steps"] == 4
+    assert set(module.METHODS) <= set(rec) and all(0.0 <= rec[m] <= 1.0 for m in module.METHODS)
+    assert (tmp_path / "src" / "seed0" / "rae" / "model.safetensors").read_bytes() == before
+    extended, scratch = load_rae(tmp_path / "more" / "seed0" / "rae"), load_rae(tmp_path / "fresh" / "seed0" / "rae")
+    np.testing.assert_array_equal(extended.predict(split.test_images), scratch.predict(split.test_images))
+    assert rec["rae"] == pytest.approx(class_metrics(split.test_labels, scratch.predict(split.test_images), 10)["acsa"])

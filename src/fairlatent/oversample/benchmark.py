@@ -98,10 +98,15 @@ def _score(split: ImbalancedSplit, pred: np.ndarray, seed: int, seconds: float, 
     return m
 
 
-def run_seed(split: ImbalancedSplit, seed: int, work: Path, profile: str, methods: Sequence[str], *,
+def run_seed(split: ImbalancedSplit, seed: int, work: Path, profile: str | dict, methods: Sequence[str], *,
              n_boot: int = 500, log: Callable[[str], None] = print) -> tuple[dict[str, dict], np.ndarray | None]:
-    """Every method of ``methods`` on one split; returns scores by method and a grid of decoded samples."""
-    prof = PROFILES[profile]
+    """Every method of ``methods`` on one split; returns scores by method and a grid of decoded samples.
+
+    ``profile``: a name of :data:`PROFILES`, or a profile itself (``{"rae": …, "cnn": …}``), so that a study of
+    one setting (e.g. ``benchmarks/imbalance_more_steps.py``, more steps) trains exactly what the benchmark
+    trains. An autoencoder already under ``work`` is resumed (its ``steps`` may be larger than its run's).
+    """
+    prof = PROFILES[profile] if isinstance(profile, str) else profile
     cnn = CNNSettings(**prof["cnn"])
     out: dict[str, dict] = {}
     x, y, k = split.train_images, split.train_labels, split.n_classes
