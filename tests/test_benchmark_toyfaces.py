@@ -1,7 +1,9 @@
 """The ToyFaces benchmark: its config (validated at load), the cases its default pairs span, and an end-to-end
 run of the ``test`` preset that resumes doing nothing and reports what its runs measured."""
 
+import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,8 @@ from fairlatent.errors import FairlatentError
 from fairlatent.pipeline.config import validate_config
 from fairlatent.pipeline.stages import stable_hash
 from fairlatent.utils.settings import validate_settings
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _validate(raw):
@@ -189,6 +193,29 @@ def test_test_preset_end_to_end_resumes_and_reports_the_runs_own_figures(tmp_pat
     assert {p: p.stat().st_mtime_ns for p in (out / "pairs").rglob("stage.json")} == stages
     assert not gone.exists() and (out / "results.md").is_file()
 
+    # a run made before the labeler check: its report lacks the check and its folder the stage; the post-hoc
+    # script's --write runs the stage under the pipeline's own key, and --run-nothing counts it again
+    run0 = out / "pairs" / names[0] / "seed0"
+    original = json.loads((run0 / "labeler_check" / "stage.json").read_text())
+    report = json.loads((run0 / "report.json").read_text())
+    del report["latent"]["labeler_check"]
+    report["preflight"]["checks"] = [c for c in report["preflight"]["checks"] if not c["name"].endswith("_cell_acc")]
+    (run0 / "report.json").write_text(json.dumps(report))
+    shutil.rmtree(run0 / "labeler_check")
+    assert _run(out, "--run-nothing") == 0
+    older = json.loads((out / "results.json").read_text())["pairs"][names[0]]
+    assert older["diagnostics"]["f_t_cell_acc"]["mean"] is None  # not measured, so not shown
+    spec = importlib.util.spec_from_file_location("labeler_check_posthoc", ROOT / "benchmarks" / "labeler_check_posthoc.py")
+    posthoc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(posthoc)
+    posthoc.main([str(run0), "--write"])
+    written = json.loads((run0 / "labeler_check" / "stage.json").read_text())
+    assert written["key"] == original["key"] and written["outputs"] == original["outputs"]
+    assert _run(out, "--run-nothing") == 0
+    again = json.loads((out / "results.json").read_text())
+    assert again["pairs"] == res["pairs"]
+    assert again["runs"][f"{names[0]}/seed0"]["preflight"] == res["runs"][f"{names[0]}/seed0"]["preflight"]
+
     # a variant of the latent settings on the very same GANs (gan_from): seed 1 has no GAN there and waits
     variant = tmp_path / "variant"
     assert _run(variant, "--pairs", names[0], "--seeds", "0,1", "--set", f"gan_from={out}",
@@ -247,6 +274,44 @@ def test_acceptance_counts_pairs_by_the_majority_of_their_seeds():
     assert acc["raised_quiet"] == ["raised/seed0", "mixed/seed1"]
     assert ("on 1 of 3 pairs; raises it significantly on 1 (on 2 run(s) with a quiet pre-flight check); "
             "mean ΔAP = -1.33") in acc["line"]
+
+
+def test_per_seed_bar_judges_a_pair_on_the_seeds_with_enough_to_remove_and_preflight_outcomes_split_runs():
+    """The per-seed bar: a pair eligible through its mean (here 7.0) but with two seeds under 5 is judged on
+    its one seed above the bar; a pair under the bar on every seed is not eligible. ``by_preflight`` sorts
+    every run by the verdict for the method and by what the method did."""
+    from fairlatent.benchmark.toyfaces import by_preflight, per_seed_bar
+
+    methods = ["baseline", "latent_debias"]
+    pairs = {
+        # seed 0 (baseline 12) lowered; seeds 1, 2 (baselines 4.5) neither: not lowered by the mean rule
+        "one_seed": pair_summary([_run_result(0, 12, -5, 0), _run_result(1, 4.5, 0, 0), _run_result(2, 4.5, 0.5, 0)],
+                                 methods),
+        # lowered on two seeds of three, raised on seed 2 whose pre-flight blocked the method
+        "blocked": pair_summary([_run_result(s, 20, d, 0, ("flip_rate_g",) * (s == 2))
+                                 for s, d in ((0, -4), (1, -3), (2, 6))], methods),
+        "control": pair_summary([_run_result(s, 0.0, 0.0, 0) for s in (0, 1)], methods),
+    }
+    assert pairs["one_seed"]["baseline_deo_by_seed"] == {"0": 12, "1": 4.5, "2": 4.5}
+    acc = acceptance(pairs)
+    assert acc["eligible"] == ["one_seed", "blocked"] and acc["lowered"] == ["blocked"]
+    bar = per_seed_bar(pairs, "latent_debias")
+    assert bar == acc["per_seed_bar"]
+    assert bar["eligible"] == ["one_seed", "blocked"] and bar["lowered"] == ["one_seed", "blocked"]
+    assert bar["line"].endswith("lowers DEO on 2 of 2 pairs")
+    out = by_preflight(pairs, "latent_debias")
+    assert acc["by_preflight"] == out
+    quiet, blocked = out["quiet"], out["blocked"]
+    assert quiet["runs"] == 7 and blocked["runs"] == 1
+    assert [r["run"] for r in quiet["lowered"]] == ["one_seed/seed0", "blocked/seed0", "blocked/seed1"]
+    assert [r["run"] for r in quiet["neither"]] == ["one_seed/seed1", "one_seed/seed2"]
+    assert [r["run"] for r in quiet["controls"]] == ["control/seed0", "control/seed1"] and not quiet["raised"]
+    assert blocked["raised"] == [{"run": "blocked/seed2", "baseline_deo": 20, "median": 6}]
+    from fairlatent.benchmark.markdown_toyfaces import preflight_outcome_lines
+
+    row = [ln for ln in preflight_outcome_lines([acc]) if ln.startswith("| latent_debias |")][0]
+    assert row.startswith("| latent_debias | 7 | 3 / 0 / 2 / 2 | one_seed/seed1 (4.5: +0.0), one_seed/seed2 "
+                          "(4.5: +0.5) | 1 | 0 / 1 / 0 / 0 | blocked/seed2 (20.0: +6.0) |")
 
 
 def test_preflight_verdict_is_rederived_from_an_older_reports_checks_and_config():

@@ -59,6 +59,12 @@ def toyfaces_markdown(results: dict[str, Any]) -> str:
                   for m, a in by_method.items() if acc is None or m != acc["method"]]
         rule = (acc or next(iter(by_method.values())))["rule"]
         lines += ["", f"Rule: {rule}.", ""]
+        accs = ([acc] if acc else []) + [a for m, a in by_method.items() if acc is None or m != acc["method"]]
+        per_seed = [a["per_seed_bar"]["line"] for a in accs if "per_seed_bar" in a]
+        if per_seed:
+            lines += ["Bar on each seed (a pair is eligible through the seeds whose own baseline DEO clears the bar):",
+                      ""] + [f"- {line}" for line in per_seed] + [""]
+        lines += preflight_outcome_lines(accs)
     lines += ["## Pairs", ""] + pair_lines(cfg)
     if pairs:
         lines += ["## Paired differences to the baseline across seeds", "",
@@ -108,6 +114,29 @@ def toyfaces_markdown(results: dict[str, Any]) -> str:
         lines += [f"- `{k}`: {v}" for k, v in failed.items()] + [""]
     lines += timing_lines(results)
     return "\n".join(lines) + "\n"
+
+
+def _runs(rs: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{r['run']} ({_f(r['baseline_deo'], 1)}: {r['median']:+.1f})" for r in rs)
+
+
+def preflight_outcome_lines(accs: list[dict[str, Any]]) -> list[str]:
+    """Per method, what it did on the runs the pre-flight was quiet for and on those it blocked it on."""
+    accs = [a for a in accs if a.get("by_preflight")]
+    if not accs:
+        return []
+    lines = ["What each method did where the pre-flight was quiet for it and where it blocked it (significant "
+             "paired ΔDEO; controls: baseline DEO under 0.05 points; in brackets: baseline DEO: ΔDEO):", "",
+             "| method | runs quiet | lowered / raised / controls / neither | raised or neither | runs blocked "
+             "| lowered / raised / controls / neither | raised or neither |", "|---|---:|---|---|---:|---|---|"]
+    for a in accs:
+        cells = []
+        for group in ("quiet", "blocked"):
+            g = a["by_preflight"][group]
+            cells += [str(g["runs"]), " / ".join(str(len(g[k])) for k in ("lowered", "raised", "controls", "neither")),
+                      _runs(g["raised"] + g["neither"]) or "–"]
+        lines.append(f"| {a['method']} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def diagnostics_lines(pairs: dict[str, Any]) -> list[str]:

@@ -109,6 +109,41 @@ def preflight_summary(report: dict[str, Any]) -> dict[str, Any]:
             "blocking": run_verdict["blocking"], "by_method": run_verdict["by_method"]}
 
 
+#: Name prefixes of the pre-flight checks measured on an edit's rendered pairs (they come last in a report).
+EDIT_CHECKS = ("flip_rate_g", "keep_rate_t", "verified_rate")
+
+
+def with_late_labeler_check(report: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """``report`` with the pre-flight's labeler check added from the run's own ``labeler_check`` stage, when
+    the report predates the check and the stage was run on the finished run since
+    (``benchmarks/labeler_check_posthoc.py --write``, which runs the pipeline's stage under the pipeline's key):
+    its figures go to ``latent.labeler_check`` and its checks, at the run's own floor, to ``preflight.checks``,
+    as the pipeline would have written them. A report that has the check, or a run without the stage, is
+    returned as it is."""
+    from fairlatent.latent.preflight import PreflightBounds, labeler_checks
+    from fairlatent.pipeline.config import stored_latent_value
+
+    latent = report.get("latent")
+    record = run_dir / "labeler_check" / "stage.json"
+    if latent is None or "labeler_check" in latent or not record.is_file():
+        return report
+    stage = read_json(record)
+    if not stage.get("done"):
+        return report
+    out = stage["outputs"]
+    report = {**report, "latent": {**latent, "labeler_check": out}}
+    pf = report.get("preflight")
+    if pf is not None:
+        floor = stored_latent_value(report["config"]["latent"], "preflight_min_labeler_acc")
+        checks = labeler_checks(out["accuracy"], out["counts"], bounds=PreflightBounds(min_labeler_acc=floor),
+                                split=out.get("split", "val"))
+        # where the pipeline puts them: after the planes' checks, before the edits' (flip, keep, verified)
+        old = list(pf["checks"])
+        at = next((i for i, c in enumerate(old) if c["name"].startswith(EDIT_CHECKS)), len(old))
+        report["preflight"] = {**pf, "checks": old[:at] + [c.to_dict() for c in checks] + old[at:]}
+    return report
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One pipeline run of a benchmark (CelebA: a (target, seed) run or a skew run; ToyFaces: a (pair, seed)
@@ -310,7 +345,7 @@ class TaskBenchmark:
         if not path.is_file():
             return {}
         try:
-            return self.run_result(spec, read_json(path))
+            return self.run_result(spec, with_late_labeler_check(read_json(path), spec.run_dir))
         except (FairlatentError, KeyError, TypeError, ValueError):
             return {}
 
@@ -364,4 +399,4 @@ class TaskBenchmark:
 
 
 __all__ = ["LATENT_KEYS", "METRICS", "RunSpec", "TaskBenchmark", "machine_description", "must_be_done",
-           "preflight_summary", "summarize_report"]
+           "preflight_summary", "summarize_report", "with_late_labeler_check"]
