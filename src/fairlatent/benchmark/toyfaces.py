@@ -348,11 +348,14 @@ def per_seed_bar(pairs: dict[str, Any], method: str, min_deo: float = ACCEPT_MIN
                     f"{len(eligible)} pairs"}
 
 
-def by_preflight(pairs: dict[str, Any], method: str, control_deo: float = 0.05) -> dict[str, Any]:
+def by_preflight(pairs: dict[str, Any], method: str, control_deo: float = 0.05) -> dict[str, Any] | None:
     """What ``method`` did on the runs the pre-flight was quiet for and on those it blocked it on: per group,
     the runs (pair/seed) whose ΔDEO interval lies below 0, above 0, or neither, the last split into controls
     (baseline DEO under ``control_deo`` points: nothing to remove) and the rest, each with its baseline DEO.
-    Runs without a pre-flight record are left out."""
+    Runs without a pre-flight record are left out; None for a method that trains on no pairs (no check can
+    block it, e.g. reweighting)."""
+    if not any(method in s.get("preflight", {}).get("quiet_seeds_by_method", {}) for s in pairs.values()):
+        return None
     out: dict[str, Any] = {}
     for group in ("quiet", "blocked"):
         out[group] = {"runs": 0, "lowered": [], "raised": [], "controls": [], "neither": []}
