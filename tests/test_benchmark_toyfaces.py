@@ -308,6 +308,11 @@ def test_per_seed_bar_judges_a_pair_on_the_seeds_with_enough_to_remove_and_prefl
     assert [r["run"] for r in quiet["controls"]] == ["control/seed0", "control/seed1"] and not quiet["raised"]
     assert blocked["raised"] == [{"run": "blocked/seed2", "baseline_deo": 20, "median": 6}]
     assert by_preflight(pairs, "reweighting") is None  # trains on no pairs: no check blocks it
+    # ... so every rise of such a method is unannounced, whatever the run's verdict for the pair methods
+    for pair in pairs.values():
+        pair["delta"]["reweighting"] = pair["delta"]["latent_debias"]
+    rw = acceptance(pairs, "reweighting")
+    assert rw["raised_quiet"] == ["blocked/seed2"] and "no pre-flight check judges it" in rw["line"]
     from fairlatent.benchmark.markdown_toyfaces import preflight_outcome_lines
 
     row = [ln for ln in preflight_outcome_lines([acc]) if ln.startswith("| latent_debias |")][0]

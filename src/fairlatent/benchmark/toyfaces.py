@@ -285,8 +285,15 @@ def pair_summaries(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def _quiet_seeds(pair: dict[str, Any], method: str) -> list[int]:
+    """The seeds on which no failed pre-flight check blocked ``method`` (every seed for a method that trains on
+    no pairs: no check is about it)."""
     pf = pair.get("preflight", {})
-    return pf.get("quiet_seeds_by_method", {}).get(method, pf.get("quiet_seeds", []))
+    return pf.get("quiet_seeds_by_method", {}).get(method, pair["seeds"])
+
+
+def _checked(pairs: dict[str, Any], method: str) -> bool:
+    """Whether the pre-flight judges ``method`` on some run (it trains on latent pairs)."""
+    return any(method in s.get("preflight", {}).get("quiet_seeds_by_method", {}) for s in pairs.values())
 
 
 def acceptance(pairs: dict[str, Any], method: str = "latent_debias",
@@ -296,8 +303,9 @@ def acceptance(pairs: dict[str, Any], method: str = "latent_debias",
     A pair counts as *lowered* (*raised*) when more than half of its seeds' paired ΔDEO intervals lie
     entirely below (above) 0; ``mean_dAP`` is the mean over those pairs of the seeds' mean ΔAP median.
     ``raised_quiet``: the runs (pair/seed) whose ΔDEO interval lies above 0 although no failed pre-flight
-    check blocked this method on that run (:func:`fairlatent.latent.preflight.blocks`; a method that trains
-    on no pairs: the run's verdict) — the failures the product did not announce (the issue asks for none)."""
+    check blocked this method on that run (:func:`fairlatent.latent.preflight.blocks`) — the failures the
+    product did not announce (the issue asks for none). A method that trains on no pairs (reweighting,
+    latent_oversample) is judged by no check, so each of its rises is unannounced."""
     eligible = [name for name, s in pairs.items()
                 if method in s["delta"] and s["metrics"]["baseline"]["DEO"]["mean"] is not None
                 and s["metrics"]["baseline"]["DEO"]["mean"] >= min_deo]
@@ -310,8 +318,10 @@ def acceptance(pairs: dict[str, Any], method: str = "latent_debias",
     dap = [x for x in dap if x is not None]
     mean_dap = float(np.mean(dap)) if dap else None
     line = (f"over pairs with baseline DEO ≥ {min_deo:g}, {method} lowers DEO with a paired interval excluding 0 "
-            f"on {len(lowered)} of {len(eligible)} pairs; raises it significantly on {len(raised)} (on "
-            f"{len(raised_quiet)} run(s) with a quiet pre-flight check); mean ΔAP = "
+            f"on {len(lowered)} of {len(eligible)} pairs; raises it significantly on {len(raised)} "
+            + (f"(on {len(raised_quiet)} run(s) with a quiet pre-flight check)" if _checked(pairs, method) else
+               f"(on {len(raised_quiet)} run(s); it trains on no pairs, so no pre-flight check judges it)")
+            + "; mean ΔAP = "
             + (f"{mean_dap:+.2f}" if mean_dap is not None else "–"))
     return {"method": method, "min_baseline_deo": min_deo, "eligible": eligible, "lowered": lowered,
             "raised": raised, "raised_quiet": raised_quiet, "mean_dAP": mean_dap, "line": line,
@@ -354,7 +364,7 @@ def by_preflight(pairs: dict[str, Any], method: str, control_deo: float = 0.05) 
     (baseline DEO under ``control_deo`` points: nothing to remove) and the rest, each with its baseline DEO.
     Runs without a pre-flight record are left out; None for a method that trains on no pairs (no check can
     block it, e.g. reweighting)."""
-    if not any(method in s.get("preflight", {}).get("quiet_seeds_by_method", {}) for s in pairs.values()):
+    if not _checked(pairs, method):
         return None
     out: dict[str, Any] = {}
     for group in ("quiet", "blocked"):
