@@ -272,6 +272,11 @@ def test_acceptance_counts_pairs_by_the_majority_of_their_seeds():
     assert pairs["mixed"]["preflight"]["quiet_seeds"] == [0, 2]  # the run as a whole was not quiet on seed 1 ...
     assert pairs["mixed"]["preflight"]["quiet_seeds_by_method"]["latent_debias"] == [0, 1, 2]  # ... for it, yes
     assert acc["raised_quiet"] == ["raised/seed0", "mixed/seed1"]
+    assert acc["refused"] == []  # "raised" was blocked on one seed of three only: not refused
+    blocked_most = pair_summary([_run_result(s, 10, 4, 0, ("flip_rate_g",) * (s > 0)) for s in (0, 1, 2)], methods)
+    again = acceptance({**pairs, "blocked_most": blocked_most})
+    assert again["refused"] == ["blocked_most"]
+    assert again["lowered_or_refused_line"].endswith("on 1 more: 2 of 4 pairs")
     assert ("on 1 of 3 pairs; raises it significantly on 1 (on 2 run(s) with a quiet pre-flight check); "
             "mean ΔAP = -1.33") in acc["line"]
 

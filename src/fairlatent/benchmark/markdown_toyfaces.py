@@ -60,6 +60,10 @@ def toyfaces_markdown(results: dict[str, Any]) -> str:
         rule = (acc or next(iter(by_method.values())))["rule"]
         lines += ["", f"Rule: {rule}.", ""]
         accs = ([acc] if acc else []) + [a for m, a in by_method.items() if acc is None or m != acc["method"]]
+        refused = [a["lowered_or_refused_line"] for a in accs if a.get("refused")]
+        if refused:
+            lines += ["Lowered, or refused where it cannot help (blocked by the pre-flight on most of the pair's "
+                      "seeds):", ""] + [f"- {line}" for line in refused] + [""]
         per_seed = [a["per_seed_bar"]["line"] for a in accs if "per_seed_bar" in a]
         if per_seed:
             lines += ["Bar on each seed (a pair is eligible through the seeds whose own baseline DEO clears the bar):",

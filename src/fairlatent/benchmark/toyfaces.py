@@ -302,7 +302,9 @@ def acceptance(pairs: dict[str, Any], method: str = "latent_debias",
 
     A pair counts as *lowered* (*raised*) when more than half of its seeds' paired ΔDEO intervals lie
     entirely below (above) 0; ``mean_dAP`` is the mean over those pairs of the seeds' mean ΔAP median.
-    ``raised_quiet``: the runs (pair/seed) whose ΔDEO interval lies above 0 although no failed pre-flight
+    ``refused``: the eligible pairs not lowered on which a failed check blocked the method on more than half
+    of the seeds, so that ``latent.strict = true`` stops those runs naming the checks (the issue's "work, or
+    refuse and say why"). ``raised_quiet``: the runs (pair/seed) whose ΔDEO interval lies above 0 although no failed pre-flight
     check blocked this method on that run (:func:`fairlatent.latent.preflight.blocks`) — the failures the
     product did not announce (the issue asks for none). A method that trains on no pairs (reweighting,
     latent_oversample) is judged by no check, so each of its rises is unannounced."""
@@ -314,6 +316,10 @@ def acceptance(pairs: dict[str, Any], method: str = "latent_debias",
     raised_quiet = [f"{p}/seed{d['seed']}" for p in eligible for d in pairs[p]["delta"][method]["DEO"]["per_seed"]
                     if d["lo"] is not None and d["lo"] > 0
                     and d["seed"] in _quiet_seeds(pairs[p], method)]
+    # the issue's title: work, or refuse and say why — a pair not lowered on which the pre-flight blocked the
+    # method on most seeds is one that `latent.strict = true` refuses with the failed checks named
+    refused = [p for p in eligible if p not in lowered and _checked(pairs, method)
+               and (len(pairs[p]["seeds"]) - len(_quiet_seeds(pairs[p], method))) * 2 > len(pairs[p]["seeds"])]
     dap = [pairs[p]["delta"][method]["AP"]["median"]["mean"] for p in eligible]
     dap = [x for x in dap if x is not None]
     mean_dap = float(np.mean(dap)) if dap else None
@@ -324,7 +330,10 @@ def acceptance(pairs: dict[str, Any], method: str = "latent_debias",
             + "; mean ΔAP = "
             + (f"{mean_dap:+.2f}" if mean_dap is not None else "–"))
     return {"method": method, "min_baseline_deo": min_deo, "eligible": eligible, "lowered": lowered,
-            "raised": raised, "raised_quiet": raised_quiet, "mean_dAP": mean_dap, "line": line,
+            "raised": raised, "raised_quiet": raised_quiet, "refused": refused, "mean_dAP": mean_dap, "line": line,
+            "lowered_or_refused_line": f"{method} lowers DEO on {len(lowered)} and is refused by the pre-flight (blocked "
+                                       f"on most seeds; latent.strict = true stops) on {len(refused)} more: "
+                                       f"{len(lowered) + len(refused)} of {len(eligible)} pairs",
             "rule": "a pair is lowered (raised) when more than half of its seeds' paired ΔDEO intervals lie "
                     "below (above) 0",
             "per_seed_bar": per_seed_bar(pairs, method, min_deo), "by_preflight": by_preflight(pairs, method)}
