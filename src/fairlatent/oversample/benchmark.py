@@ -362,9 +362,10 @@ NOTES_COMMON = """\
   are recomputed exactly over 16 batches drawn as in its training (`fairlatent.train.batchnorm`). The
   encoder's batch norms use Keras' momentum (0.99), and the reference averages their moving statistics into
   the EMA like weights; after a few hundred steps those still carry the initial mean 0 / variance 1 and lag
-  the weights. When this was added (2026-12-01) the recomputation alone moved `rae` on seed 0 from 66.6 to
-  86.9 ACSA (the same weights). The competitors' CNNs share the encoder and get the same treatment, so the
-  comparison stays on one footing (`ce`, mean of 3 seeds: 65.9 before, 81.5 after).
+  the weights. When this was added (2026-12-01) the recomputation alone moved `rae` on long-tailed MNIST,
+  seed 0, from 66.6 to 86.9 ACSA (the same weights). The competitors' CNNs share the encoder and get the same
+  treatment, so the comparison stays on one footing (`ce` on long-tailed MNIST, mean of 3 seeds: 65.9 before,
+  81.5 after).
 """
 
 #: The paper-comparison note of each benchmark (only the abstract of the paper was reachable from here).
