@@ -205,7 +205,8 @@ def test_test_preset_end_to_end_resumes_and_reports_the_runs_own_figures(tmp_pat
     assert _run(out, "--run-nothing") == 0
     older = json.loads((out / "results.json").read_text())["pairs"][names[0]]
     assert older["diagnostics"]["f_t_cell_acc"]["mean"] is None  # not measured, so not shown
-    spec = importlib.util.spec_from_file_location("labeler_check_posthoc", ROOT / "benchmarks" / "labeler_check_posthoc.py")
+    script = ROOT / "benchmarks" / "labeler_check_posthoc.py"
+    spec = importlib.util.spec_from_file_location("labeler_check_posthoc", script)
     posthoc = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(posthoc)
     posthoc.main([str(run0), "--write"])

@@ -304,9 +304,9 @@ def acceptance(pairs: dict[str, Any], method: str = "latent_debias",
     entirely below (above) 0; ``mean_dAP`` is the mean over those pairs of the seeds' mean ΔAP median.
     ``refused``: the eligible pairs not lowered on which a failed check blocked the method on more than half
     of the seeds, so that ``latent.strict = true`` stops those runs naming the checks (the issue's "work, or
-    refuse and say why"). ``raised_quiet``: the runs (pair/seed) whose ΔDEO interval lies above 0 although no failed pre-flight
-    check blocked this method on that run (:func:`fairlatent.latent.preflight.blocks`) — the failures the
-    product did not announce (the issue asks for none). A method that trains on no pairs (reweighting,
+    refuse and say why"). ``raised_quiet``: the runs (pair/seed) whose ΔDEO interval lies above 0 although no
+    failed pre-flight check blocked this method on that run (:func:`fairlatent.latent.preflight.blocks`) — the
+    failures the product did not announce (the issue asks for none). A method that trains on no pairs (reweighting,
     latent_oversample) is judged by no check, so each of its rises is unannounced."""
     eligible = [name for name, s in pairs.items()
                 if method in s["delta"] and s["metrics"]["baseline"]["DEO"]["mean"] is not None
@@ -331,9 +331,9 @@ def acceptance(pairs: dict[str, Any], method: str = "latent_debias",
             + (f"{mean_dap:+.2f}" if mean_dap is not None else "–"))
     return {"method": method, "min_baseline_deo": min_deo, "eligible": eligible, "lowered": lowered,
             "raised": raised, "raised_quiet": raised_quiet, "refused": refused, "mean_dAP": mean_dap, "line": line,
-            "lowered_or_refused_line": f"{method} lowers DEO on {len(lowered)} and is refused by the pre-flight (blocked "
-                                       f"on most seeds; latent.strict = true stops) on {len(refused)} more: "
-                                       f"{len(lowered) + len(refused)} of {len(eligible)} pairs",
+            "lowered_or_refused_line": f"{method} lowers DEO on {len(lowered)} and is refused by the pre-flight "
+                                       f"(blocked on most seeds; latent.strict = true stops) on {len(refused)} "
+                                       f"more: {len(lowered) + len(refused)} of {len(eligible)} pairs",
             "rule": "a pair is lowered (raised) when more than half of its seeds' paired ΔDEO intervals lie "
                     "below (above) 0",
             "per_seed_bar": per_seed_bar(pairs, method, min_deo), "by_preflight": by_preflight(pairs, method)}
