@@ -410,7 +410,10 @@ class CelebABenchmark(TaskBenchmark):
         write_benchmark_outputs(results, self.out)
 
     def extra_results(self) -> dict[str, Any]:
-        return {**({"command": self.command} if self.command else {}), "shared_timings_s": {
+        from fairlatent.benchmark.plain_answers import plain_answers
+
+        return {**({"command": self.command} if self.command else {}),
+                "plain_answers": plain_answers(self.results.get("runs", {}), self.cfg.methods), "shared_timings_s": {
             (k if self.cfg.seed_scope == "pipeline" else f"seed{ss.seed}/{k}"): v
             for ss in self.shared_sets() for k, v in ss.runner.timings().items()}}
 

@@ -270,6 +270,9 @@ def results_markdown(results: dict[str, Any], figure: str | None = None) -> str:
                 lines.append(f"| {cat} | {len(sub)} | " + " | ".join(
                     f"{_f(mm['baseline'][k], 1)} / {_f(mm['latent_debias'][k], 1)}" for k in PAPER_METRICS) + " |")
         lines.append("")
+        from fairlatent.benchmark.plain_answers import plain_answer_lines, plain_answers
+
+        lines += plain_answer_lines(plain_answers(runs, methods))
         if figure:
             lines += ["## AP against DEO (test split; one point per method and seed)", "",
                       "Each point is one method in one seed: the mean over that seed's targets of the test medians "

@@ -77,6 +77,9 @@ def summarize_report(report: dict[str, Any]) -> dict[str, Any]:
             out["latent"]["labeler_worst_cell"] = {
                 who: None if w is None else {"cell": w[0], "acc": w[1]}
                 for who, w in worst_cells(check["accuracy"], check["counts"]).items()}
+    if report.get("translations"):  # what the image-space counterfactuals did, read as the latent pairs are
+        out["translations"] = {k: report["translations"][k] for k in ("images", "flip_rate_g", "keep_rate_t")
+                               if k in report["translations"]}
     if "generative" in report:
         out["generative"] = report["generative"]["rows"]
     if report.get("preflight") is not None:
