@@ -73,7 +73,8 @@ def test_latent_against_counterfactuals_paired_per_seed():
 
 def test_the_sentences_name_the_answers_and_the_results_page_carries_them():
     lines = "\n".join(plain_answer_lines(plain_answers(RUNS, METHODS)))
-    assert "Largest DEO reduction for at most 1 AP point of cost: `latent_debias_verified`**, ΔDEO -9.0 ± 0.0" in lines
+    assert ("Largest DEO reduction for at most 1 AP point of cost: `latent_debias_verified`**, "
+            "ΔDEO -9.0 ± 0.0") in lines
     assert "`reweighting` ΔDEO -15.0 ± 0.0 at ΔAP -3.00 ± 0.00 (over the 1-point cost)" in lines
     assert "`threshold_optimizer_eo` ΔDEO -17.0 ± 0.0 at ΔBA -3.0 ± 0.0" in lines
     assert "so it **beats** the counterfactuals" in lines and "**is not consistently better than**" in lines
