@@ -188,6 +188,22 @@ def test_benchmark_end_to_end_on_fixture_resumes_and_reports(tmp_path):
     assert res2["runs"]["Smiling/seed0"]["methods"] == run["methods"]
     assert not (out / "benchmark.pid").exists()  # the lock is released
 
+    # --run-nothing reads the shared stages as they were finished, even under a key an older version gave
+    # them (a normal run would train this GAN again), trains nothing, and keeps the command that ran the runs
+    gan_record = out / "shared" / "seed0" / "gan" / "stage.json"
+    old = json.loads(gan_record.read_text())
+    gan_record.write_text(json.dumps({**old, "key": "0" * 16}))
+    stages = {p: p.stat().st_mtime_ns for p in out.rglob("stage.json")}
+    assert _run(root, out, "--skew-target", "Smiling", "--set", "gan.steps=1200", "--run-nothing") == 0
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("stage.json")} == stages
+    res3 = json.loads((out / "results.json").read_text())
+    assert res3["runs"] == res2["runs"] and res3["skew"] == res2["skew"]
+    assert res3["command"] == res2["command"] and "--run-nothing" in res3["rewritten_by"]
+    assert "## In plain words" in (out / "results.md").read_text()
+    gan_record.unlink()  # an unfinished shared stage: named, nothing run
+    assert _run(root, out, "--skew-target", "Smiling", "--set", "gan.steps=1200", "--run-nothing") == 2
+    assert not (out / "shared" / "seed0" / "gan" / "stage.json").exists()
+
 
 def test_benchmark_bad_input_and_lock(tmp_path, capsys):
     assert _run(tmp_path / "nowhere", tmp_path / "b1") == 2

@@ -33,6 +33,7 @@ running its share alone (:func:`fairlatent.train.distributed.single_process`); r
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,14 +175,20 @@ class CelebABenchmark(TaskBenchmark):
 
     def __init__(self, cfg: CelebABenchmarkConfig, out: str | os.PathLike, *, console: Console | None = None,
                  progress: bool = True, after_run: Callable[[Path], Any] | None = None,
-                 ctx: DistContext | None = None, command: str | None = None) -> None:
-        super().__init__(cfg, out, console=console, progress=progress, after_run=after_run, ctx=ctx)
+                 ctx: DistContext | None = None, command: str | None = None, run_nothing: bool = False) -> None:
+        super().__init__(cfg, out, console=console, progress=progress, after_run=after_run, ctx=ctx,
+                         run_nothing=run_nothing)
         self.command = command  # the command line of this invocation, recorded in results.json and celeba.json
+        if run_nothing:  # the figures are still those of the command that ran the runs: keep it, say who rewrote
+            prev = read_json(self.results_path) if self.results_path.is_file() else {}
+            self.rewritten_by, self.command = command, prev.get("command", command)
+        # running nothing, the shared stages (data, GAN, f_g, skew subsets) are read as they were finished,
+        # even by an older version whose keys differ: nothing is trained again
+        runner = functools.partial(StageRunner, console=self.shared_console, read_only=run_nothing)
         if self.cfg.seed_scope == "all":
-            self.sets = {s: SharedSet(s, StageRunner(self.out / "shared" / f"seed{s}", self.shared_console))
-                         for s in cfg.seeds}
+            self.sets = {s: SharedSet(s, runner(self.out / "shared" / f"seed{s}")) for s in cfg.seeds}
         else:
-            one = SharedSet(cfg.seeds[0], StageRunner(self.out / "shared", self.shared_console))
+            one = SharedSet(cfg.seeds[0], runner(self.out / "shared"))
             self.sets = {s: one for s in cfg.seeds}
 
     def shared_sets(self) -> list[SharedSet]:
@@ -413,6 +420,7 @@ class CelebABenchmark(TaskBenchmark):
         from fairlatent.benchmark.plain_answers import plain_answers
 
         return {**({"command": self.command} if self.command else {}),
+                **({"rewritten_by": self.rewritten_by} if self.run_nothing and self.rewritten_by else {}),
                 "plain_answers": plain_answers(self.results.get("runs", {}), self.cfg.methods), "shared_timings_s": {
             (k if self.cfg.seed_scope == "pipeline" else f"seed{ss.seed}/{k}"): v
             for ss in self.shared_sets() for k, v in ss.runner.timings().items()}}
@@ -437,7 +445,8 @@ class CelebABenchmark(TaskBenchmark):
 
 def run_celeba_benchmark(cfg: CelebABenchmarkConfig, out: str | os.PathLike, *, console: Console | None = None,
                          progress: bool = True, after_run: Callable[[Path], Any] | None = None,
-                         command: str | None = None, doc_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+                         command: str | None = None, doc_dir: str | os.PathLike | None = None,
+                         run_nothing: bool = False) -> dict[str, Any]:
     """Run (or resume) the CelebA benchmark in ``out``; return the results (also ``results.json``/``.md``).
 
     ``after_run(run_dir)`` is called after each pipeline run that finished (its ``report.json`` written); the
@@ -448,9 +457,15 @@ def run_celeba_benchmark(cfg: CelebABenchmarkConfig, out: str | os.PathLike, *, 
     ``doc_dir``, rank 0 copies the finished benchmark's documents there (:func:`fairlatent.benchmark.publish.
     publish_docs`: ``celeba.md``, ``celeba.json``, ``celeba_ap_vs_deo.png``).
 
+    ``run_nothing``: train and run nothing — the shared stages are read as they were finished (by this version
+    or an older one) and the results, tables and record are rewritten from the runs finished earlier, each
+    re-read from its ``report.json`` (e.g. after an upgrade changed how runs are summarised); the recorded
+    ``command`` stays the one that ran them, this one is recorded as ``rewritten_by``.
+
     Under torchrun every rank calls this together (see the module docstring); rank 0 returns the merged
     results, the other ranks what they know."""
-    bench = CelebABenchmark(cfg, out, console=console, progress=progress, after_run=after_run, command=command)
+    bench = CelebABenchmark(cfg, out, console=console, progress=progress, after_run=after_run, command=command,
+                            run_nothing=run_nothing)
     results = bench.run()
     if doc_dir is not None and bench.ctx.is_main:
         from fairlatent.benchmark.publish import publish_docs

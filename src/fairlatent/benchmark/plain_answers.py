@@ -48,18 +48,18 @@ def _edit_rates(runs: dict[str, Any], source: str) -> dict[str, float | None]:
 def plain_answers(runs: dict[str, Any], methods: list[str], *, baseline: str = "baseline",
                   max_ap_cost: float = MAX_AP_COST) -> dict[str, Any]:
     """Both answers as data (see the module docstring); a question the methods cannot answer is None."""
-    out: dict[str, Any] = {"max_ap_cost": max_ap_cost, "best_within_ap_cost": None, "no_ap": {},
+    out: dict[str, Any] = {"max_ap_cost": max_ap_cost, "scored": {}, "best_within_ap_cost": None, "no_ap": {},
                            "latent_vs_counterfactual": None}
     if baseline not in methods or not runs:
         return out
     avg = paired_differences(runs, methods, baseline)[ALL_TARGETS]
     scored = {m: c for m, c in avg.items() if c["AP"]["n"] and c["DEO"]["n"]}
+    out["scored"] = {m: {"dDEO": c["DEO"], "dAP": c["AP"]} for m, c in scored.items()}
     within = {m: c for m, c in scored.items() if c["AP"]["mean"] >= -max_ap_cost}
     if within:
         best = min(within, key=lambda m: within[m]["DEO"]["mean"])
         out["best_within_ap_cost"] = {"method": best, "dDEO": within[best]["DEO"], "dAP": within[best]["AP"],
-                                      "others": {m: {"dDEO": c["DEO"], "dAP": c["AP"]} for m, c in scored.items()
-                                                 if m != best}}
+                                      "others": {m: c for m, c in out["scored"].items() if m != best}}
     out["no_ap"] = {m: {"dDEO": c["DEO"], "dBA": c["BA"]} for m, c in avg.items()
                     if not c["AP"]["n"] and c["DEO"]["n"]}
     latent = [m for m in LATENT_METHODS if m in methods]
@@ -94,7 +94,7 @@ def _rate(x: float | None) -> str:
 def plain_answer_lines(answers: dict[str, Any]) -> list[str]:
     """The answers as a markdown section (empty when neither question can be answered)."""
     best, cf, no_ap = answers["best_within_ap_cost"], answers["latent_vs_counterfactual"], answers["no_ap"]
-    if best is None and cf is None and not no_ap:
+    if not answers["scored"] and cf is None and not no_ap:
         return []
     cost = answers["max_ap_cost"]
     lines = ["## In plain words", "",
@@ -107,8 +107,11 @@ def plain_answer_lines(answers: dict[str, Any]) -> list[str]:
                                  + ("" if c["dAP"]["mean"] >= -cost else f" (over the {cost:g}-point cost)")
                                  for m, c in sorted(best["others"].items(), key=lambda kv: kv[1]["dDEO"]["mean"]))
                      + ".")
-    elif answers.get("max_ap_cost") is not None and (cf is not None or no_ap):
-        lines.append(f"- No method that produces scores stays within {cost:g} AP point of the baseline.")
+    elif answers["scored"]:
+        lines.append(f"- **No method stays within {cost:g} AP point of the baseline**: "
+                     + "; ".join(f"`{m}` ΔDEO {_pm(c['dDEO'])} at ΔAP {_pm(c['dAP'], 2)}"
+                                 for m, c in sorted(answers["scored"].items(), key=lambda kv: kv[1]["dAP"]["mean"],
+                                                    reverse=True)) + ".")
     if no_ap:
         lines.append("- Post-processing makes decisions, not scores, so its AP cost cannot be read: "
                      + "; ".join(f"`{m}` ΔDEO {_pm(c['dDEO'])} at ΔBA {_pm(c['dBA'])}" for m, c in no_ap.items())

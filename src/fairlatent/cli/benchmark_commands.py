@@ -56,6 +56,10 @@ def celeba_command(
     doc_dir: Optional[Path] = typer.Option(None, "--doc-dir", help="At the end, also write celeba.md, celeba.json "
                                            "and celeba_ap_vs_deo.png here (e.g. docs/benchmarks; text above a "
                                            "'---' line before '## Results' in an existing celeba.md is kept)."),
+    run_nothing: bool = typer.Option(False, "--run-nothing", help="Train and run nothing: read the shared "
+                                     "stages as finished and rewrite the results (and, with --doc-dir, the "
+                                     "documents) from the runs finished earlier, e.g. after an upgrade changed "
+                                     "how runs are summarised."),
 ) -> None:
     """Run (or resume) the CelebA benchmark: per seed a split, a GAN and a protected-attribute classifier,
     then baseline, reweighting and latent de-biasing for every target and seed with bootstrap metrics;
@@ -89,7 +93,7 @@ def celeba_command(
     _launch(out, background=background, nproc=nproc, quiet=quiet,
             run=lambda console, after_run: run_celeba_benchmark(cfg, out, console=console, progress=not quiet,
                                                                 after_run=after_run, command=command,
-                                                                doc_dir=doc_dir))
+                                                                doc_dir=doc_dir, run_nothing=run_nothing))
 
 
 def _launch(out: Path, *, background: bool, nproc: int, quiet: bool, run) -> None:
