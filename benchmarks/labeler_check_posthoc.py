@@ -60,12 +60,11 @@ def record_stage(run: Path, threshold: str, outputs: dict) -> None:
     the keys of the run's finished ``data`` and ``labeler`` stages)."""
     from rich.console import Console
 
-    from fairlatent.pipeline.stages import StageResult, StageRunner
+    from fairlatent.pipeline.stages import StageRunner
 
     runner = StageRunner(run, console=Console(quiet=True))
     for dep in ("data", "labeler"):
-        rec = json.loads((run / dep / "stage.json").read_text())
-        runner.results[dep] = StageResult(dep, run / dep, rec["key"], rec["outputs"], rec.get("seconds", 0.0), True)
+        runner.load_finished(dep)
     runner.run("labeler_check", {"threshold": threshold}, lambda _dir: outputs, deps=("data", "labeler"))
 
 

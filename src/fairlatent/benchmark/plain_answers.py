@@ -22,9 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from fairlatent.benchmark.markdown import ALL_TARGETS, _difference, paired_differences, per_seed_means
+from fairlatent.benchmark.markdown import ALL_TARGETS, _difference, _mean_sd, paired_differences, per_seed_means
 
 #: The AP cost (points) the first question allows.
 MAX_AP_COST = 1.0
@@ -34,15 +32,11 @@ COUNTERFACTUAL = "cyclegan_augment"
 LATENT_METHODS = ("latent_debias", "latent_debias_verified", "latent_debias_filtered")
 
 
-def _mean(values: list[float]) -> float | None:
-    return float(np.mean(values)) if values else None
-
-
 def _edit_rates(runs: dict[str, Any], source: str) -> dict[str, float | None]:
     """Mean over runs of the flip and keep rates of the latent edit (``source = "latent"``) or of the
     translations (``"translations"``); None where no run measured them."""
     recs = [r[source] for r in runs.values() if r.get(source)]
-    return {k: _mean([x[k] for x in recs if x.get(k) is not None]) for k in ("flip_rate_g", "keep_rate_t")}
+    return {k: _mean_sd([x[k] for x in recs if x.get(k) is not None])["mean"] for k in ("flip_rate_g", "keep_rate_t")}
 
 
 def plain_answers(runs: dict[str, Any], methods: list[str], *, baseline: str = "baseline",
@@ -71,8 +65,7 @@ def plain_answers(runs: dict[str, Any], methods: list[str], *, baseline: str = "
             vals = list(seeds.values())
             verdict = ("beats" if vals and all(v < 0 for v in vals) else
                        "loses to" if vals and all(v > 0 for v in vals) else "is not consistently better than")
-            downstream[m] = {"dDEO_vs_counterfactual_by_seed": seeds, "mean": _mean(vals),
-                             "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else None,
+            downstream[m] = {"dDEO_vs_counterfactual_by_seed": seeds, **_mean_sd(vals),
                              "dDEO_vs_baseline": avg[m]["DEO"], "verdict": verdict}
         out["latent_vs_counterfactual"] = {
             "counterfactual": COUNTERFACTUAL, "latent_edit": _edit_rates(runs, "latent"),

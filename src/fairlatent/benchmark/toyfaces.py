@@ -313,9 +313,8 @@ def acceptance(pairs: dict[str, Any], method: str = "latent_debias",
                 and s["metrics"]["baseline"]["DEO"]["mean"] >= min_deo]
     lowered = [p for p in eligible if pairs[p]["delta"][method]["DEO"]["below0"] * 2 > len(pairs[p]["seeds"])]
     raised = [p for p in eligible if pairs[p]["delta"][method]["DEO"]["above0"] * 2 > len(pairs[p]["seeds"])]
-    raised_quiet = [f"{p}/seed{d['seed']}" for p in eligible for d in pairs[p]["delta"][method]["DEO"]["per_seed"]
-                    if d["lo"] is not None and d["lo"] > 0
-                    and d["seed"] in _quiet_seeds(pairs[p], method)]
+    raised_quiet = [f"{p}/seed{d['seed']}" for p in eligible for d in _seed_deltas(pairs[p], method)
+                    if d["lo"] > 0 and d["seed"] in _quiet_seeds(pairs[p], method)]
     # the title: work, or refuse and say why — a pair not lowered on which the pre-flight blocked the
     # method on most seeds is one that `latent.strict = true` refuses with the failed checks named
     refused = [p for p in eligible if p not in lowered and _checked(pairs, method)

@@ -47,8 +47,8 @@ METHODS = ("ce", "reweighted", "ros", "smote_pixels", "latent_smote", "rae_nomix
 #: reconstruction instead (weight 20: at weight 1 the re-encoded class loss dominates and, with no critic to
 #: stop it, the decoder draws speckle that the encoder reads as the class; MAE 0.18 on long-tailed MNIST
 #: at 300 steps against 0.10 at 20, same probe accuracy), lr 1e-3 (the reference's 2e-4 is for 100,001
-#: steps); the competitors' CNN has the same encoder, the same lr and as many steps of as many real images. Every model of the ``cpu``
-#: profile gets standing batch-norm statistics after training (exact averages; see
+#: steps); the competitors' CNN has the same encoder, the same lr and as many steps of as many real images.
+#: Every model of the ``cpu`` profile gets standing batch-norm statistics after training (exact averages; see
 #: :mod:`fairlatent.train.batchnorm`); the ``reference`` profile keeps the reference's EMA-averaged ones for
 #: the autoencoder.
 PROFILES: dict[str, dict] = {

@@ -324,8 +324,9 @@ class OversampleConfig(RAEConfig):
 
     Every key of :class:`fairlatent.oversample.rae.RAEConfig` is accepted. The defaults are the imbalance
     benchmark's ``cpu`` profile (a quarter of the reference's widths, no adversarial decoder term, the decoder
-    trained on reconstruction instead, weight 20, lr 1e-3, standing batch-norm statistics) at 2,000 steps, not the reference's 100,001 steps of
-    full-width networks: the pipeline has to run on CPU. ``seed`` defaults to the run's.
+    trained on reconstruction instead, weight 20, lr 1e-3, standing batch-norm statistics) at 2,000 steps, not
+    the reference's 100,001 steps of full-width networks: the pipeline has to run on CPU. ``seed`` defaults to
+    the run's.
     """
 
     z_dim: int = Field(64, ge=1, description="latent size (reference: 64 MNIST, 256 CelebA)")

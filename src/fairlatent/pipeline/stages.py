@@ -76,11 +76,11 @@ class StageRunner:
     def run(self, name: str, config: Any, fn: Callable[[Path], dict[str, Any] | None],
             deps: tuple[str, ...] = ()) -> StageResult:
         """Run ``fn(stage_dir)`` unless a finished stage with the same key exists; return its outputs."""
+        if self.read_only:
+            return self.load_finished(name)
         key = self.key(name, config, deps)
         stage_dir = self.run_dir / name
         record_path = stage_dir / "stage.json"
-        if self.read_only:
-            return self._read_finished(name, stage_dir, record_path)
         if record_path.is_file():
             record = self.finished(name, key)
             if record is not None:
@@ -107,12 +107,15 @@ class StageRunner:
         self.results[name] = result
         return result
 
-    def _read_finished(self, name: str, stage_dir: Path, record_path: Path) -> StageResult:
-        """The finished stage's record as it stands (``read_only``)."""
+    def load_finished(self, name: str) -> StageResult:
+        """Stage ``name``'s finished record as it stands, whatever its key, taken into :attr:`results` (what
+        ``read_only`` runs give; also how a stage run on a finished run later finds its dependencies' keys)."""
+        stage_dir = self.run_dir / name
+        record_path = stage_dir / "stage.json"
         record = read_json_object(record_path, StageRecord) if record_path.is_file() else None
         if record is None or not record.get("done"):
-            raise FairlatentError(f"{stage_dir}: stage {name} is not finished, and this invocation runs nothing "
-                                  "(read only); run without --run-nothing to train it")
+            raise FairlatentError(f"{stage_dir}: stage {name} is not finished, and this invocation only reads "
+                                  "finished stages (e.g. --run-nothing); run the pipeline or benchmark to train it")
         result = StageResult(name, stage_dir, record["key"], record.get("outputs", {}), record.get("seconds", 0.0),
                              True)
         self.results[name] = result
