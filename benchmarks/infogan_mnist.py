@@ -130,8 +130,12 @@ def main() -> None:
         for stop in range(args.eval_every, args.steps + args.eval_every, args.eval_every):
             stop = min(stop, args.steps)
             train_gan(data, run, cfg, progress=False, stop_at_step=stop)
-            acc, _ = q_accuracy(cfg, run, images, labels)
             log = pd.read_csv(run / "log.csv")
+            # a resumed folder may already be past `stop`: record the checkpoint's own step, and only once
+            stop = int(log["step"].iloc[-1])
+            if curve and curve[-1]["step"] == stop:
+                continue
+            acc, _ = q_accuracy(cfg, run, images, labels)
             curve.append({"step": stop, "accuracy": round(acc, 4), "mi_cat": float(log["mi_cat"].iloc[-1]),
                           "train_s": float(log["elapsed_s"].iloc[-1])})  # fmt: skip
             print(f"seed {seed} step {stop}: accuracy {acc:.4f}  mi_cat {curve[-1]['mi_cat']:.4f}  "
