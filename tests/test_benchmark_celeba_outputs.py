@@ -143,6 +143,54 @@ def test_paired_difference_is_the_mean_and_sd_of_the_per_seed_differences():
     assert f"| {ALL_TARGETS} | baseline | 2 |" in md
 
 
+def with_extra_attribute(results: dict) -> dict:
+    """``results`` as a run with ``protected_extra = ["Young"]`` records it: every method's DEO/BA/EOdds per
+    protected attribute (Male's are its headline figures), the paired differences to the baseline per attribute
+    (Young's ΔDEO interval below 0 on seed 0, across 0 on seed 1), and latent_debias_multi's edits in one run."""
+    results["config"]["protected_extra"] = ["Young"]
+    for key, r in results["runs"].items():
+        for mi, (m, res) in enumerate(r["methods"].items()):
+            young = {k: {"median": res[k]["median"] + 5.0, "lo": res[k]["lo"], "hi": res[k]["hi"] + 7.0}
+                     for k in ("DEO", "BA", "EOdds")}
+            res["by_protected"] = {"Male": {k: res[k] for k in ("DEO", "BA", "EOdds")}, "Young": young}
+            if m != "baseline":
+                lo, hi = (-3.0, -1.0) if r["seed"] == 0 else (-2.0, 1.0)
+                res["by_protected_vs_baseline"] = {
+                    a: {"DEO": {"median": (lo + hi) / 2 - mi, "lo": lo - mi, "hi": hi - mi, "p_better": 0.9}}
+                    for a in ("Male", "Young")}
+    results["runs"]["Smiling/seed0"]["latent"] = {
+        "h_t_heldout_acc": 0.9, "h_g_heldout_acc": 0.9, "cos_theta": 0.1, "flip_rate_g": 0.8, "keep_rate_t": 0.9,
+        "generated_label_rates": {"cells": {"t0_g0": 1, "t0_g1": 1, "t1_g0": 1, "t1_g1": 1}}, "multi_edits": {"Young": {
+        "flip": ["Young"], "keep": ["Male"], "flip_rate": {"Young": 0.81},
+        "keep_rate": {"Smiling": 0.9, "Male": 0.95}, "did_all_rate": 0.7}}}
+    return results
+
+
+def test_every_protected_attribute_has_its_table_and_record():
+    results = with_extra_attribute(fake_results())
+    md = results_markdown(results)
+    section = md.split("## Every protected attribute (test split)")[1].split("\n## ")[0]
+    # Wavy_Hair, latent_debias, Young: DEO mean ± sd of its two seeds; ΔDEO: seed 0 below 0, seed 1 across it
+    deo = [_value(1, s, 1, 1) + 5.0 for s in SEEDS]
+    row = next(line for line in section.splitlines() if line.startswith("| Wavy_Hair | latent_debias | Young | 2 |"))
+    cells = row.split(" | ")
+    assert cells[4] == f"{np.mean(deo):.1f} ± {np.std(deo, ddof=1):.1f}"
+    assert cells[-1].rstrip(" |") == f"{np.mean([-3.0, -1.5]):+.1f} ± {np.std([-3.0, -1.5], ddof=1):.1f} (↓1 ↑0 of 2)"
+    # the baseline has no difference to itself
+    base = next(line for line in section.splitlines() if line.startswith("| Smiling | baseline | Male | 2 |"))
+    assert base.endswith("| – |")
+    assert "| Smiling/seed0 | Young | Young 81% | Smiling 90%, Male 95% | 70% |" in section
+    # the record carries the same numbers, the main attribute's equal to its headline metrics
+    rec = results_record(results)
+    e = next(e for e in rec["runs"] if (e["target"], e["seed"], e["method"]) == ("Wavy_Hair", 1, "latent_debias"))
+    assert e["by_protected"]["Young"]["DEO"]["median"] == deo[1]
+    assert e["by_protected"]["Male"]["DEO"] == e["metrics"]["DEO"]
+    # without protected_extra neither the section nor the record's key
+    plain = fake_results()
+    assert "## Every protected attribute" not in results_markdown(plain)
+    assert all("by_protected" not in e for e in results_record(plain)["runs"])
+
+
 def test_outputs_in_the_benchmark_folder_and_the_doc_copy(tmp_path):
     results = fake_results()
     out, docs = tmp_path / "bench", tmp_path / "docs"

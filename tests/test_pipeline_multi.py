@@ -138,7 +138,7 @@ def test_edit_keeps_the_target_score_and_flips_or_keeps_each_protected_score(mul
 
 
 def test_every_method_reports_fairness_per_protected_attribute(multi_run):
-    from fairlatent.metrics.bootstrap import bootstrap_metrics
+    from fairlatent.metrics.bootstrap import bootstrap_metrics, paired_difference
 
     run_dir, pipe, _, terminal = multi_run
     report = json.loads((run_dir / "report.json").read_text())
@@ -163,6 +163,32 @@ def test_every_method_reports_fairness_per_protected_attribute(multi_run):
                                       metrics=PROTECTED_METRICS)
             for k in PROTECTED_METRICS:
                 assert per[E][split][k]["median"] == pytest.approx(again[k]["median"], abs=1e-9), (m, split, k)
+    # paired differences against the baseline per protected attribute: the main one's are the headline's, the
+    # extra one's those of the two methods' bootstrap samples (same resamples) of the saved scores and groups
+    assert "by_protected_vs_baseline" not in report["methods"]["baseline"]
+
+    def samples_of(m: str, split: str):
+        res = report["methods"][m]
+        return bootstrap_metrics(saved[f"_y/{split}"], saved[f"{m}/{split}"],
+                                 sensitive_features=saved[f"_protected/{E}/{split}"], threshold=res["threshold"],
+                                 n_boot=ev.n_boot, ci=ev.ci, seed=report["config"]["seed"],
+                                 metrics=PROTECTED_METRICS, return_samples=True)[1]
+
+    for m, res in report["methods"].items():
+        if m == "baseline":
+            continue
+        vs = res["by_protected_vs_baseline"]
+        assert list(vs) == [G, E], m
+        for split in ("test", "test_balanced"):
+            assert vs[G][split] == {k: v for k, v in res["paired_vs_baseline"][split].items()
+                                    if k in PROTECTED_METRICS}, (m, split)
+            if m == "threshold_optimizer_tpr":
+                assert "KL" not in vs[E][split] and "DEO" in vs[E][split]
+                continue
+            again = paired_difference(samples_of(m, split), samples_of("baseline", split), ci=ev.ci)
+            for k in ("DEO", "BA", "EOdds"):
+                for q in ("median", "lo", "hi", "p_better"):
+                    assert vs[E][split][k][q] == pytest.approx(again[k][q], abs=1e-9), (m, split, k, q)
     # Blond_Hair is not Eyeglasses: the groups differ, so some figure differs
     base = report["methods"]["baseline"]["by_protected"]
     assert any(base[G]["test"][k]["median"] != base[E]["test"][k]["median"] for k in ("DEO", "DP", "EOdds"))
@@ -252,3 +278,28 @@ def test_extra_attribute_missing_from_a_path_data_set_is_named(toyfaces_small, t
         pipe.stage_data()
     assert str(info.value).startswith(f"data.protected_extra: {toyfaces_small} has no attribute 'Male'; attributes "
                                       "are: Wearing_Hat, Eyeglasses")
+
+
+def test_the_benchmark_summary_keeps_every_protected_attribute_and_the_multi_edits(multi_run):
+    """What a benchmark's run record keeps of a run with protected_extra: each method's test figures per
+    protected attribute, the paired differences per attribute, and each multi edit's rates on the images."""
+    from fairlatent.benchmark.tasks import summarize_report
+
+    run_dir, _, _, _ = multi_run
+    report = json.loads((run_dir / "report.json").read_text())
+    summary = summarize_report(report)
+    assert summary["protected_extra"] == [E]
+    for m, res in report["methods"].items():
+        kept = summary["methods"][m]["by_protected"]
+        assert set(kept) == {G, E}
+        for a in (G, E):
+            for k, v in kept[a].items():
+                assert v == {q: res["by_protected"][a]["test"][k][q] for q in ("median", "lo", "hi")}, (m, a, k)
+            assert "DEO" in kept[a] and "AP" not in kept[a]
+        if m != "baseline":
+            assert summary["methods"][m]["by_protected_vs_baseline"][E]["DEO"] == \
+                res["by_protected_vs_baseline"][E]["test"]["DEO"]
+    edits = report["latent"]["edits"]["multi_protected"]["by_edit"]
+    assert set(summary["latent"]["multi_edits"]) == set(edits)
+    for name, e in summary["latent"]["multi_edits"].items():
+        assert e["flip_rate"] == edits[name]["flip_rate"] and e["did_all_rate"] == edits[name]["did_all_rate"]

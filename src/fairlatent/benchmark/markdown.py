@@ -313,6 +313,8 @@ def results_markdown(results: dict[str, Any], figure: str | None = None) -> str:
                 lines.append(f"| {t} | {m} | {n_of(cells)} | "
                              + " | ".join(_msd_signed(cells[k], 2 if k == "KL" else 1) for k in METRICS) + " |")
         lines.append("")
+        if cfg.get("protected_extra"):
+            lines += protected_attribute_lines(runs, methods, [cfg.get("protected", "Male"), *cfg["protected_extra"]])
         lines += ["## Per target (test split: median [95 % bootstrap interval])", "",
                   _header("target | method") + " ΔDEO vs baseline (P better) |", sep + "---|"]
         for key, r in runs.items():
@@ -340,6 +342,65 @@ def results_markdown(results: dict[str, Any], figure: str | None = None) -> str:
         lines.append("")
     lines += timing_lines(results)
     return "\n".join(lines) + "\n"
+
+
+#: the fairness metrics shown for every protected attribute (AP does not depend on the protected attribute)
+PROTECTED_TABLE_METRICS = ("DEO", "BA", "EOdds")
+
+
+def protected_interval(run: dict[str, Any], method: str, attribute: str, metric: str,
+                       key: str = "by_protected") -> dict[str, float] | None:
+    """One method's test ``{"median", "lo", "hi"}`` of a fairness metric measured with the groups of
+    ``attribute`` (``key="by_protected_vs_baseline"``: the paired difference to the baseline, with
+    ``p_better``); None where the run has no such figure."""
+    iv = ((run.get("methods", {}).get(method) or {}).get(key) or {}).get(attribute, {}).get(metric)
+    if not isinstance(iv, dict) or iv.get("median") is None or np.isnan(iv["median"]):
+        return None
+    return iv
+
+
+def protected_attribute_lines(runs: dict[str, Any], methods: list[str], attributes: list[str]) -> list[str]:
+    """With ``protected_extra``: every method's DEO, BA and EOdds for each protected attribute, per target
+    across seeds, and the paired ΔDEO against the baseline per attribute with the seeds whose interval
+    excludes 0; then what each of ``latent_debias_multi``'s edits did on the images."""
+    lines = ["## Every protected attribute (test split)", "",
+             f"The groups of each protected attribute ({', '.join(f'`{a}`' for a in attributes)}) score the same "
+             "predictions: mean ± sd over the seeds of the test medians; ΔDEO is the paired difference to the "
+             "baseline within each run (mean ± sd over the seeds; ↓k ↑j of n: on k seeds its 95 % interval lies "
+             "below 0, on j above 0).", "",
+             "| target | method | attribute | n | " + " | ".join(f"{k} ↓" for k in PROTECTED_TABLE_METRICS)
+             + " | ΔDEO |", "|---|---|---|---:|" + "---|" * (len(PROTECTED_TABLE_METRICS) + 1)]
+    for t, rs in _by_target(runs).items():
+        for m in methods:
+            for a in attributes:
+                vals = {k: [iv["median"] for r in rs if (iv := protected_interval(r, m, a, k))]
+                        for k in PROTECTED_TABLE_METRICS}
+                if not any(vals.values()):
+                    continue
+                deltas = [iv for r in rs if (iv := protected_interval(r, m, a, "DEO", "by_protected_vs_baseline"))]
+                d = ("" if not deltas else _msd_signed(_mean_sd([iv["median"] for iv in deltas]), 1)
+                     + f" (↓{sum(iv['hi'] < 0 for iv in deltas)} ↑{sum(iv['lo'] > 0 for iv in deltas)} of "
+                       f"{len(deltas)})")
+                n = max(len(v) for v in vals.values())
+                lines.append(f"| {t} | {m} | {a} | {n} | "
+                             + " | ".join(_msd(_mean_sd(vals[k]), 1) for k in PROTECTED_TABLE_METRICS)
+                             + f" | {d or '–'} |")
+    lines.append("")
+    edits = [(key, multi) for key, r in runs.items() if (multi := (r.get("latent") or {}).get("multi_edits"))]
+    if edits:
+        lines += ["### What each edit of `latent_debias_multi` did on the images", "",
+                  "Per run and edit: the share of pairs whose labeler label flipped, for each attribute the edit "
+                  "flips, and stayed, for each it holds (the target included); did all: the share on which every "
+                  "one did.", "", "| run | edit | flipped | held | did all |", "|---|---|---|---|---:|"]
+        for key, per in edits:
+            for name, e in per.items():
+                flip = ", ".join(f"{a} {v:.0%}" for a, v in e.get("flip_rate", {}).items())
+                keep = ", ".join(f"{a} {v:.0%}" for a, v in e.get("keep_rate", {}).items())
+                did = e.get("did_all_rate")
+                lines.append(f"| {key} | {name} | {flip or '–'} | {keep or '–'} | "
+                             f"{'–' if did is None else f'{did:.0%}'} |")
+        lines.append("")
+    return lines
 
 
 # the latent diagnostics every benchmark's table shows: their legend and their columns

@@ -17,7 +17,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from fairlatent.benchmark.markdown import METRICS, metric_interval, per_seed_means, results_markdown
+from fairlatent.benchmark.markdown import (
+    METRICS,
+    PROTECTED_TABLE_METRICS,
+    metric_interval,
+    per_seed_means,
+    protected_interval,
+    results_markdown,
+)
 from fairlatent.errors import FairlatentError
 from fairlatent.utils.io import write_json, write_text
 
@@ -51,7 +58,9 @@ def results_record(results: dict[str, Any], command: str | None = None, *,
     """The machine-readable record of a CelebA benchmark's ``results.json`` content:
     ``{"command", "config", "runs": [{"target", "seed", "method", "split": "test", "metrics": {name:
     {"median", "lo", "hi"} | None}}]}``, one entry per (target, seed, method) of the ``runs`` bucket (the skew
-    sweep is not a (target, seed) run and stays in ``results.json``), in the config's method order.
+    sweep is not a (target, seed) run and stays in ``results.json``), in the config's method order. With
+    ``protected_extra``, an entry also has ``by_protected``: ``{attribute: {"DEO" | "BA" | "EOdds": {"median",
+    "lo", "hi"} | None}}``, the main protected attribute included (the same numbers as its ``metrics``).
 
     ``metrics`` has every metric that any run record holds, for every entry: the value is None (JSON null)
     where the metric does not apply to the method — a post-processing method such as
@@ -70,8 +79,13 @@ def results_record(results: dict[str, Any], command: str | None = None, *,
         target = r.get("target", key.split("/")[0])
         seed = r.get("seed")
         for m in [*[m for m in order if m in r["methods"]], *sorted(set(r["methods"]) - set(order))]:
-            entries.append({"target": target, "seed": seed, "method": m, "split": "test",
-                            "metrics": {k: metric_interval(r, m, k) for k in metrics}})
+            entry = {"target": target, "seed": seed, "method": m, "split": "test",
+                     "metrics": {k: metric_interval(r, m, k) for k in metrics}}
+            attributes = r["methods"][m].get("by_protected") or {}
+            if attributes:  # protected_extra: the fairness metrics with every protected attribute's groups
+                entry["by_protected"] = {a: {k: protected_interval(r, m, a, k) for k in PROTECTED_TABLE_METRICS}
+                                         for a in attributes}
+            entries.append(entry)
     entries.sort(key=lambda e: (str(e["target"]), -1 if e["seed"] is None else e["seed"]))  # stable: method order kept
     return {"command": command if command is not None else results.get("command"), "config": config,
             "runs": entries}

@@ -66,10 +66,25 @@ def summarize_report(report: dict[str, Any]) -> dict[str, Any]:
         if "paired_vs_baseline" in res:
             methods[m]["vs_baseline"] = {k: v for k, v in res["paired_vs_baseline"]["test"].items()
                                          if k in METRICS}
+        if "by_protected" in res:  # data.protected_extra: the fairness metrics for every protected attribute
+            methods[m]["by_protected"] = {a: {k: {q: v[k][q] for q in ("median", "lo", "hi")} for k in METRICS
+                                              if k in v} for a, per in res["by_protected"].items()
+                                          if (v := per.get("test")) is not None}
+        if "by_protected_vs_baseline" in res:
+            methods[m]["by_protected_vs_baseline"] = {a: {k: d for k, d in per["test"].items() if k in METRICS}
+                                                      for a, per in res["by_protected_vs_baseline"].items()
+                                                      if "test" in per}
     out: dict[str, Any] = {"methods": methods, "cells": report["data"]["cells"], "timings_s": report["timings_s"]}
+    if report.get("protected_extra"):
+        out["protected_extra"] = report["protected_extra"]
     if "latent" in report:
         lat = report["latent"]
         out["latent"] = {k: lat[k] for k in LATENT_KEYS}
+        multi = (lat.get("edits") or {}).get("multi_protected", {}).get("by_edit")
+        if multi:  # latent_debias_multi: what each of its edits did on the images
+            out["latent"]["multi_edits"] = {name: {k: e[k] for k in ("flip", "keep", "flip_rate", "keep_rate",
+                                                                      "did_all_rate") if k in e}
+                                            for name, e in multi.items()}
         if "labeler_check" in lat:  # each labeler's accuracy in its worst real validation cell
             from fairlatent.latent.preflight import worst_cells
 

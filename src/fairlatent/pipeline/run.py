@@ -1020,7 +1020,8 @@ class Pipeline:
             ds = self._data()
             results: dict[str, Any] = {}
             scores_out: dict[str, np.ndarray] = {}
-            samples: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+            # (method, split) -> bootstrap samples; (method, split, attribute) for an extra protected attribute
+            samples: dict[tuple[str, ...], dict[str, np.ndarray]] = {}
             # read each evaluation split once; every method is scored on the same images
             va = ds.split_indices("val")
             val_images, val_y = np.asarray(ds.images[va]), ds.labels(self.t, va)
@@ -1039,15 +1040,15 @@ class Pipeline:
                              metrics: tuple[str, ...]) -> None:
                 """The fairness metrics of one method's scores (or decisions) on one split for every protected
                 attribute: the main one's are those just computed, each extra one's bootstrapped on the same
-                resamples (same seed, same split size)."""
+                resamples (same seed, same split size), its samples kept for the paired differences."""
                 if not self.extra:
                     return
                 per = results[m].setdefault("by_protected", {a: {} for a in (self.g, *self.extra)})
                 per[self.g][split] = {k: v for k, v in results[m][split].items() if k in PROTECTED_METRICS}
                 for a, g_a in extra_g[split].items():
-                    per[a][split] = bootstrap_metrics(
+                    per[a][split], samples[m, split, a] = bootstrap_metrics(
                         y, s, sensitive_features=g_a, threshold=th, n_boot=ev.n_boot, ci=ev.ci, seed=self.cfg.seed,
-                        metrics=tuple(k for k in metrics if k in PROTECTED_METRICS))
+                        metrics=tuple(k for k in metrics if k in PROTECTED_METRICS), return_samples=True)
             val_scores: dict[str, np.ndarray] = {}
             for m in self.cfg.methods:
                 spec = get_method(m)
@@ -1089,6 +1090,13 @@ class Pipeline:
                     results[m]["paired_vs_baseline"] = {
                         split: paired_difference(samples[m, split], samples["baseline", split], ci=ev.ci)
                         for split in EVAL_SPLITS if (m, split) in samples}
+                    if self.extra:  # the same comparison for every protected attribute (the main one's is above)
+                        results[m]["by_protected_vs_baseline"] = {
+                            self.g: {split: {k: v for k, v in paired.items() if k in PROTECTED_METRICS}
+                                     for split, paired in results[m]["paired_vs_baseline"].items()},
+                            **{a: {split: paired_difference(samples[m, split, a], samples["baseline", split, a],
+                                                            ci=ev.ci)
+                                   for split in EVAL_SPLITS if (m, split, a) in samples} for a in self.extra}}
             with open(stage_dir / "scores.npz.tmp", "wb") as fh:
                 np.savez(fh, **scores_out)
             os.replace(stage_dir / "scores.npz.tmp", stage_dir / "scores.npz")

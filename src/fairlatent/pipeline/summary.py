@@ -136,6 +136,9 @@ def _null_reason(path: str) -> str:
         if parts[2] == "by_protected" and len(parts) >= 6:
             return (f"{parts[5]} for protected attribute {parts[3]} undefined on every resample of {parts[4]} (a "
                     "group of it or a target class is absent)")
+        if parts[2] == "by_protected_vs_baseline" and len(parts) >= 6:
+            return (f"{parts[5]} difference vs baseline for protected attribute {parts[3]} undefined on every "
+                    f"resample of {parts[4]}")
         if parts[2] == "paired_vs_baseline":
             return f"{parts[4] if len(parts) > 4 else '?'} difference vs baseline undefined on every resample"
         return (f"{parts[3]} undefined on every resample of {parts[2]} (a protected group or a target class "
