@@ -196,6 +196,12 @@ def test_every_method_reports_fairness_per_protected_attribute(multi_run):
     assert f"DEO ↓ ({E})" in flat and f"BA ↓ ({G})" in flat and "fairness per protected attribute" in flat
     html = (run_dir / "report.html").read_text()
     assert f"DEO ↓ ({E})" in html and f"EOdds ↓ ({G})" in html
+    # the paired ΔDEO per attribute, in the terminal and the page, as fmt_paired prints it
+    from fairlatent.report.build import fmt_paired
+
+    shown = fmt_paired(report["methods"]["latent_debias_multi"]["by_protected_vs_baseline"][E]["test"]["DEO"])
+    assert f"ΔDEO vs baseline ({E})" in flat and shown in flat
+    assert f"ΔDEO ({E})" in html and shown in html
 
 
 @pytest.mark.parametrize("mode", ["all", "one"])

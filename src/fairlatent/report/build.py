@@ -140,7 +140,8 @@ def protected_attributes(report: dict[str, Any]) -> list[str]:
 def protected_table(methods: dict[str, Any], split: str, attributes: list[str],
                     metrics: list[str] = PER_PROTECTED) -> Table:
     """The terminal table of a run with several protected attributes: one row per metric and attribute, one
-    column per method, ``median [95 % interval]`` (as :func:`metric_table`)."""
+    column per method, ``median [95 % interval]`` (as :func:`metric_table`); then, per attribute, the paired
+    ΔDEO against the baseline on the same resamples (``–`` for the baseline itself)."""
     names = [m for m, res in methods.items() if split in (res.get("by_protected") or {}).get(attributes[0], {})]
     table = _methods_table(f"{split}: fairness per protected attribute; median [95% bootstrap interval]",
                            "metric (protected)", names)
@@ -150,6 +151,12 @@ def protected_table(methods: dict[str, Any], split: str, attributes: list[str],
             table.add_row(escape(f"{DISPLAY.get(metric, metric)} {arrow} ({a})"),
                           *[fmt_interval(((methods[n]["by_protected"].get(a) or {}).get(split) or {}).get(metric))
                             for n in names])
+    if any("by_protected_vs_baseline" in methods[n] for n in names):
+        for a in attributes:
+            table.add_row(escape(f"ΔDEO vs baseline ({a})"), *[
+                "–" if "by_protected_vs_baseline" not in methods[n]
+                else fmt_paired(((methods[n]["by_protected_vs_baseline"].get(a) or {}).get(split) or {}).get("DEO"))
+                for n in names])
     return table
 
 
