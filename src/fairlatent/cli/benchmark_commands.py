@@ -164,3 +164,29 @@ def toyfaces_command(
     _launch(out, background=background, nproc=nproc, quiet=quiet,
             run=lambda console, after_run: run_toyfaces_benchmark(cfg, out, console=console, progress=not quiet,
                                                                   after_run=after_run, run_nothing=run_nothing))
+
+
+@benchmark_app.command("compare")
+def compare_command(
+    a: Path = typer.Argument(..., help="First benchmark folder (or its results.json), e.g. the plain GAN's."),
+    b: Path = typer.Argument(..., help="Second benchmark folder, same groups and seeds, e.g. InfoGAN's."),
+    names: str = typer.Option("A,B", "--names", help="Two comma-separated names for the folders in the table."),
+    method: str = typer.Option("latent_debias", "--method", help="The method whose ΔDEO/ΔAP is compared."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write the table as markdown to this file."),
+) -> None:
+    """Two benchmark runs that differ only in the generator, run by run: the latent diagnostics (held-out
+    hyperplane accuracy, |cos θ|, flip and keep rates), FID of G(z) and the method's ΔDEO/ΔAP, per group mean ±
+    sd over seeds with the per-run difference B − A."""
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    from fairlatent.benchmark.compare import compare_latents, comparison_markdown, read_results
+    from fairlatent.utils.io import write_text
+
+    pair = _csv(names)
+    if pair is None or len(pair) != 2:
+        raise FairlatentError(f"--names {names!r}: give two comma-separated names, e.g. --names gan,infogan")
+    md = comparison_markdown(compare_latents(read_results(a), read_results(b), method=method), (pair[0], pair[1]))
+    Console().print(Markdown(md))
+    if out is not None:
+        write_text(out, md)
