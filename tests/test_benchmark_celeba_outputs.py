@@ -191,6 +191,19 @@ def test_every_protected_attribute_has_its_table_and_record():
     assert all("by_protected" not in e for e in results_record(plain)["runs"])
 
 
+def test_celeba_results_show_each_runs_preflight_verdict():
+    results = fake_results()
+    assert "## Pre-flight per run" not in results_markdown(results)  # no latent stages, no verdicts
+    results["runs"]["Smiling/seed1"]["preflight"] = {
+        "passed": False, "failed": ["f_t_cell_acc", "cell_rate[t1_g0]"], "blocking": ["f_t_cell_acc"],
+        "by_method": {"latent_debias": False, "latent_debias_verified": False}}
+    results["runs"]["Wavy_Hair/seed0"]["preflight"] = {
+        "passed": True, "failed": [], "blocking": [], "by_method": {"latent_debias": True}}
+    section = results_markdown(results).split("## Pre-flight per run")[1].split("\n## ")[0]
+    assert "| Smiling/seed1 | f_t_cell_acc | cell_rate[t1_g0] | – |" in section
+    assert "| Wavy_Hair/seed0 | – | – | latent_debias |" in section
+
+
 def test_outputs_in_the_benchmark_folder_and_the_doc_copy(tmp_path):
     results = fake_results()
     out, docs = tmp_path / "bench", tmp_path / "docs"

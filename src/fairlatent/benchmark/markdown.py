@@ -326,6 +326,7 @@ def results_markdown(results: dict[str, Any], figure: str | None = None) -> str:
                 lines.append(f"| {key} | {m} | {_metric_cells(r, m)} | {d} |")
         lines.append("")
         lines += diagnostics_lines(runs, cfg.get("protected", "Male"))
+        lines += preflight_lines(runs)
     failed = results.get("failed", {})
     if failed:
         lines += ["## Failed target runs", "", "A rerun with the same settings skips them (the same seeds fail the "
@@ -401,6 +402,26 @@ def protected_attribute_lines(runs: dict[str, Any], methods: list[str], attribut
                              f"{'–' if did is None else f'{did:.0%}'} |")
         lines.append("")
     return lines
+
+
+def preflight_lines(runs: dict[str, Any]) -> list[str]:
+    """Every run's pre-flight verdict: the failed checks that block a method, the cautions, and the methods
+    trained on pairs that the run was quiet for (nothing for runs without latent stages)."""
+    checked = {k: r["preflight"] for k, r in runs.items() if r.get("preflight") is not None}
+    if not checked:
+        return []
+    lines = ["## Pre-flight per run", "",
+             "Failed checks that block a method (its pairs can be wrong: fairlatent.latent.preflight.blocks) "
+             "and cautions (failed, but no listed method's pairs depend on them); per method that trains on "
+             "pairs, whether the run was quiet for it.", "",
+             "| run | blocking | cautions | quiet for |", "|---|---|---|---|"]
+    for key, pf in checked.items():
+        block = pf.get("blocking", pf["failed"])
+        caution = [c for c in pf["failed"] if c not in block]
+        quiet = [m for m, ok in pf.get("by_method", {}).items() if ok]
+        lines.append(f"| {key} | {', '.join(block) or '–'} | {', '.join(caution) or '–'} | "
+                     f"{', '.join(quiet) or '–'} |")
+    return lines + [""]
 
 
 # the latent diagnostics every benchmark's table shows: their legend and their columns

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from fairlatent.benchmark.markdown import (LATENT_COLUMNS, LATENT_FIELDS, LATENT_LEGEND, _f, _msd, machine_line,
-                                          timing_lines)
+                                          preflight_lines, timing_lines)
 
 DELTA_METRICS = ("DEO", "AP", "BA")
 
@@ -84,20 +84,7 @@ def toyfaces_markdown(results: dict[str, Any]) -> str:
                     f"{_msd(d[k]['median'], 1)} ({_sig(d[k], n)})" for k in DELTA_METRICS) + " |")
         lines.append("")
         lines += diagnostics_lines(pairs)
-    checked = {k: r["preflight"] for k, r in runs.items() if r.get("preflight") is not None}
-    if checked:
-        lines += ["## Pre-flight per run", "",
-                  "Failed checks that block a method (its pairs can be wrong: fairlatent.latent.preflight.blocks) "
-                  "and cautions (failed, but no listed method's pairs depend on them); per method that trains on "
-                  "pairs, whether the run was quiet for it.", "",
-                  "| run | blocking | cautions | quiet for |", "|---|---|---|---|"]
-        for key, pf in checked.items():
-            block = pf.get("blocking", pf["failed"])
-            caution = [c for c in pf["failed"] if c not in block]
-            quiet = [m for m, ok in pf.get("by_method", {}).items() if ok]
-            lines.append(f"| {key} | {', '.join(block) or '–'} | {', '.join(caution) or '–'} | "
-                         f"{', '.join(quiet) or '–'} |")
-        lines.append("")
+    lines += preflight_lines(runs)
     if runs:
         lines += ["## Per run (test split; paired difference to the baseline: median [95 % interval])", "",
                   "| run | method | DEO | ΔDEO | ΔAP | ΔBA |", "|---|---|---|---|---|---|"]
