@@ -226,3 +226,22 @@ def test_outputs_in_the_benchmark_folder_and_the_doc_copy(tmp_path):
     assert "old tables" not in text and "# CelebA benchmark results" not in text
     assert "\n### Paired differences against the baseline" in text and "\n## Paired differences" not in text
     assert f"]({DOC_FIGURE_NAME})" in text
+
+
+def test_a_second_benchmark_publishes_beside_the_main_one_under_its_own_name(tmp_path):
+    results = fake_results()
+    out, docs = tmp_path / "bench", tmp_path / "docs"
+    out.mkdir()
+    publish_docs(results, out, docs)
+    main = {p.name: p.read_bytes() for p in docs.iterdir()}
+    other = fake_results()
+    other["command"] = "fairlatent benchmark celeba --targets Smiling --doc-name celeba_ext"
+    out2 = tmp_path / "bench2"
+    out2.mkdir()
+    got = publish_docs(other, out2, docs, "celeba_ext")
+    assert {p.name for p in got.values()} == {"celeba_ext.md", "celeba_ext.json", "celeba_ext_ap_vs_deo.png"}
+    assert got["md"].read_text() == results_markdown(other, figure="celeba_ext_ap_vs_deo.png")
+    assert json.loads(got["json"].read_text())["command"] == other["command"]
+    assert {p.name: p.read_bytes() for p in docs.iterdir() if p.name in main} == main  # the main one untouched
+    with pytest.raises(FairlatentError, match=r"--doc-name '\.\./x'"):
+        publish_docs(other, out2, docs, "../x")

@@ -446,7 +446,7 @@ class CelebABenchmark(TaskBenchmark):
 def run_celeba_benchmark(cfg: CelebABenchmarkConfig, out: str | os.PathLike, *, console: Console | None = None,
                          progress: bool = True, after_run: Callable[[Path], Any] | None = None,
                          command: str | None = None, doc_dir: str | os.PathLike | None = None,
-                         run_nothing: bool = False) -> dict[str, Any]:
+                         doc_name: str = "celeba", run_nothing: bool = False) -> dict[str, Any]:
     """Run (or resume) the CelebA benchmark in ``out``; return the results (also ``results.json``/``.md``).
 
     ``after_run(run_dir)`` is called after each pipeline run that finished (its ``report.json`` written); the
@@ -455,7 +455,8 @@ def run_celeba_benchmark(cfg: CelebABenchmarkConfig, out: str | os.PathLike, *, 
 
     ``command`` (the invoking command line) is recorded in the results and the machine-readable record. With
     ``doc_dir``, rank 0 copies the finished benchmark's documents there (:func:`fairlatent.benchmark.publish.
-    publish_docs`: ``celeba.md``, ``celeba.json``, ``celeba_ap_vs_deo.png``).
+    publish_docs`: ``celeba.md``, ``celeba.json``, ``celeba_ap_vs_deo.png``; another ``doc_name`` replaces
+    "celeba" in these names, so a second benchmark's documents go beside the main one's).
 
     ``run_nothing``: train and run nothing — the shared stages are read as they were finished (by this version
     or an older one) and the results, tables and record are rewritten from the runs finished earlier, each
@@ -470,7 +471,7 @@ def run_celeba_benchmark(cfg: CelebABenchmarkConfig, out: str | os.PathLike, *, 
     if doc_dir is not None and bench.ctx.is_main:
         from fairlatent.benchmark.publish import publish_docs
 
-        paths = publish_docs(results, out, doc_dir)
+        paths = publish_docs(results, out, doc_dir, doc_name)
         bench.console.print("documents: " + ", ".join(str(p) for p in paths.values()))
     return results
 

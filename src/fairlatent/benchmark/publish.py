@@ -173,26 +173,33 @@ def _doc_text(results_md: str, previous: str | None, out: Path) -> str:
     return results_md
 
 
-def publish_docs(results: dict[str, Any], out: str | os.PathLike, doc_dir: str | os.PathLike) -> dict[str, Path]:
-    """Put the benchmark's outputs into ``doc_dir``: ``celeba.md`` (``results.md``, with the figure linked
+def publish_docs(results: dict[str, Any], out: str | os.PathLike, doc_dir: str | os.PathLike,
+                 name: str = "celeba") -> dict[str, Path]:
+    """Put the benchmark's outputs into ``doc_dir``: ``<name>.md`` (``results.md``, with the figure linked
     under its name there; see :func:`_doc_text` for a document that already has text of its own),
-    ``celeba.json`` and ``celeba_ap_vs_deo.png``. Writes the outputs in ``out`` first if they are missing."""
+    ``<name>.json`` and ``<name>_ap_vs_deo.png`` (``name`` "celeba": :data:`DOC_NAME`, :data:`JSON_NAME`,
+    :data:`DOC_FIGURE_NAME`). Another name keeps a second benchmark's documents (other methods or targets on
+    the same faces) beside the main one instead of over it. Writes the outputs in ``out`` first if they are
+    missing."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        raise FairlatentError(f"--doc-name {name!r}: use letters, digits, '_' and '-' only (it names files)")
     out, doc_dir = Path(out), Path(doc_dir)
+    doc_json, doc_figure, doc_md = f"{name}.json", f"{name}_ap_vs_deo.png", f"{name}.md"
     if not (out / JSON_NAME).is_file():
         write_benchmark_outputs(results, out)
     if doc_dir.exists() and not doc_dir.is_dir():
         raise FairlatentError(f"--doc-dir {doc_dir}: not a folder")
     doc_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": doc_dir / JSON_NAME}
+    paths = {"json": doc_dir / doc_json}
     shutil.copyfile(out / JSON_NAME, paths["json"])
     figure = None
     if (out / FIGURE_NAME).is_file():
-        paths["figure"] = doc_dir / DOC_FIGURE_NAME
+        paths["figure"] = doc_dir / doc_figure
         shutil.copyfile(out / FIGURE_NAME, paths["figure"])
-        figure = DOC_FIGURE_NAME
+        figure = doc_figure
     else:
-        (doc_dir / DOC_FIGURE_NAME).unlink(missing_ok=True)
-    paths["md"] = doc_dir / DOC_NAME
+        (doc_dir / doc_figure).unlink(missing_ok=True)
+    paths["md"] = doc_dir / doc_md
     previous = paths["md"].read_text() if paths["md"].is_file() else None
     write_text(paths["md"], _doc_text(results_markdown(results, figure=figure), previous, out))
     return paths

@@ -56,6 +56,8 @@ def celeba_command(
     doc_dir: Optional[Path] = typer.Option(None, "--doc-dir", help="At the end, also write celeba.md, celeba.json "
                                            "and celeba_ap_vs_deo.png here (e.g. docs/benchmarks; text above a "
                                            "'---' line before '## Results' in an existing celeba.md is kept)."),
+    doc_name: str = typer.Option("celeba", "--doc-name", help="With --doc-dir: the documents' name (NAME.md, "
+                                 "NAME.json, NAME_ap_vs_deo.png), e.g. for a second run beside the main one."),
     run_nothing: bool = typer.Option(False, "--run-nothing", help="Train and run nothing: read the shared "
                                      "stages as finished and rewrite the results (and, with --doc-dir, the "
                                      "documents) from the runs finished earlier, e.g. after an upgrade changed "
@@ -93,7 +95,8 @@ def celeba_command(
     _launch(out, background=background, nproc=nproc, quiet=quiet,
             run=lambda console, after_run: run_celeba_benchmark(cfg, out, console=console, progress=not quiet,
                                                                 after_run=after_run, command=command,
-                                                                doc_dir=doc_dir, run_nothing=run_nothing))
+                                                                doc_dir=doc_dir, doc_name=doc_name,
+                                                                run_nothing=run_nothing))
 
 
 def _launch(out: Path, *, background: bool, nproc: int, quiet: bool, run) -> None:
