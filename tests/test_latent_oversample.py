@@ -95,6 +95,65 @@ def test_report_shows_the_decoded_grid_per_cell_and_the_counts(os_run):
     assert "none decoded: the cell already holds the target count" in html
 
 
+def test_the_labelers_read_the_decoded_cells_and_the_report_shows_it(os_run, tmp_path):
+    """Beside a method that trains on latent pairs the labelers f_t, f_g exist, and the oversample_check stage
+    reads the decoded images with them (the yardstick of the pairs and the translations), after the
+    autoencoder and without refitting it. Checked against the labelers' own scores at their saved thresholds,
+    cell by cell; then the report's table and terminal line."""
+    import json
+
+    from fairlatent.models.classifier import load_classifier
+    from fairlatent.pipeline.latent_oversample import stage_oversample, stage_oversample_check
+
+    run_dir, _, _ = os_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    pipe = Pipeline(validate_config(_raw(methods=["baseline", "latent_debias", "latent_oversample"],
+                                         labeler={"epochs": 2})), copy, progress=False)
+    pipe.stage_data()
+    pipe.stage_labeler()  # the stages a latent method runs before the oversample stage (no GAN needed for them)
+    stage_oversample(pipe)
+    stage_oversample_check(pipe)
+    assert pipe.stages.results["oversample"].skipped and not pipe.stages.results["oversample_check"].skipped
+    check = pipe.stages.results["oversample_check"].outputs
+    out = pipe.stages.results["labeler"].outputs
+    f_t, f_g = load_classifier(out["t"]), load_classifier(out["g"])
+    th = pipe.cfg.latent.threshold
+    assert check["threshold"] == th
+
+    def read(images):
+        t_hat = f_t.predict_scores(images)[:, f_t.attributes.index(T)] > f_t.thresholds[T][th]
+        g_hat = f_g.predict_scores(images)[:, f_g.attributes.index(G)] > f_g.thresholds[G][th]
+        return t_hat, g_hat
+
+    ods = load_dataset(copy / "oversample" / "dataset")
+    ds = load_dataset(pipe.stages.results["data"].outputs["path"])
+    tr = ds.split_indices("train")
+    decoded = [c for c, n in pipe.stages.results["oversample"].outputs["decoded"].items() if n]
+    cells = pipe.stages.results["oversample"].outputs["train_cells"]
+    assert decoded == [c for c in CELL_KEYS if cells[c] < max(cells.values())] and decoded  # the rarer cells
+    for source, images, t, g in (("decoded", np.asarray(ods.images), ods.labels(T), ods.labels(G)),
+                                 ("real", np.asarray(ds.images[tr]), ds.labels(T, tr), ds.labels(G, tr))):
+        t_hat, g_hat = read(images)
+        assert list(check[source]) == decoded, source  # only the cells that got decoded images
+        for c in decoded:
+            rows = (t == int(c[1])) & (g == int(c[4]))
+            got = check[source][c]
+            assert got["images"] == int(rows.sum()) > 0
+            assert got["t_agree"] == pytest.approx((t_hat[rows] == int(c[1])).mean())
+            assert got["g_agree"] == pytest.approx((g_hat[rows] == int(c[4])).mean())
+            assert got["in_cell"] == pytest.approx(((t_hat[rows] == int(c[1])) & (g_hat[rows] == int(c[4]))).mean())
+    # the report: a table column and a terminal line (the run's report.json with the stage's figures in it)
+    report = json.loads((copy / "report.json").read_text())
+    assert "oversample_check" not in report  # the fixture's run has no labelers
+    (copy / "report.json").write_text(json.dumps({**report, "oversample_check": check}))
+    terminal = io.StringIO()
+    build_report(copy, console=Console(file=terminal, width=200))
+    assert "in cell (f_t, f_g): decoded" in (copy / "report.html").read_text()
+    c = decoded[0]
+    assert f"{c} {check['decoded'][c]['in_cell']:.0%} (real {check['real'][c]['in_cell']:.0%})" in terminal.getvalue()
+
+
 def test_a_second_run_reuses_everything_and_an_interrupted_stage_resumes_without_retraining(os_run, tmp_path):
     run_dir, _, _ = os_run
     again = Pipeline(validate_config(_raw()), run_dir, progress=False)

@@ -113,4 +113,53 @@ def stage_oversample(pipe: "Pipeline") -> None:
     pipe.stages.run("oversample", key, fn, deps=("data",))
 
 
-__all__ = ["CELL_KEYS", "MIN_CELL_IMAGES", "cell_index", "check_cells", "decode_counts", "stage_oversample"]
+def labeler_cell_reading(t_hat: np.ndarray, g_hat: np.ndarray, t: np.ndarray, g: np.ndarray,
+                         cells: list[str]) -> dict[str, dict[str, Any]]:
+    """Per cell of ``cells``: how many images carry its labels (``t``, ``g``), and the shares of them whose
+    labeler labels ``t_hat`` / ``g_hat`` are the cell's target (``t_agree``), protected value (``g_agree``) and
+    both (``in_cell``); None for a cell without images."""
+    out: dict[str, dict[str, Any]] = {}
+    for c in cells:
+        a, b = int(c[1]), int(c[4])
+        rows = (t == a) & (g == b)
+        n = int(rows.sum())
+        out[c] = {"images": n, "t_agree": float((t_hat[rows] == a).mean()) if n else None,
+                  "g_agree": float((g_hat[rows] == b).mean()) if n else None,
+                  "in_cell": float(((t_hat[rows] == a) & (g_hat[rows] == b)).mean()) if n else None}
+    return out
+
+
+def stage_oversample_check(pipe: "Pipeline") -> None:
+    """The decoded images read by the pipeline's labelers f_t and f_g, the yardstick the latent pairs (flip and
+    keep rates) and the CycleGAN translations are read with: per decoded cell, the share whose f_t label is
+    the cell's target, whose f_g label is its protected value, and both (``decoded``); beside it the same
+    shares on the real training images of that cell (``real``: what the labelers manage on real ones), at the
+    thresholds that label G(z). The RAE's own probe (``probe_in_cell`` of the oversample stage) is trained with
+    the encoder, so it can agree with decoded images that no one else would place in their cell.
+
+    A stage of its own after ``oversample`` and ``labeler``, so a finished run gets it without refitting the
+    autoencoder; it runs only when the labelers exist (a method that trains on latent pairs is listed)."""
+    from fairlatent.data.dataset import load_dataset
+
+    def fn(stage_dir: Path) -> dict[str, Any]:
+        ods = load_dataset(pipe.stages.results["oversample"].dir / "dataset")
+        labelers = pipe._labelers()
+        t, g = ods.labels(pipe.t), ods.labels(pipe.g)
+        decoded_cells = [c for c in CELL_KEYS if ((t == int(c[1])) & (g == int(c[4]))).any()]
+        t_hat, g_hat = pipe._label(pipe._score(np.asarray(ods.images), labelers), labelers)
+        ds = pipe._data()
+        tr = ds.split_indices("train")
+        rt, rg = ds.labels(pipe.t, tr), ds.labels(pipe.g, tr)
+        # only the real images of the decoded cells are scored (the rare ones: few images)
+        keep = np.isin(cell_index(rt, rg), [CELL_KEYS.index(c) for c in decoded_cells])
+        rt_hat, rg_hat = pipe._label(pipe._score(np.asarray(ds.images[tr[keep]]), labelers), labelers)
+        return {"decoded": labeler_cell_reading(t_hat, g_hat, t, g, decoded_cells),
+                "real": labeler_cell_reading(rt_hat, rg_hat, rt[keep], rg[keep], decoded_cells),
+                "threshold": pipe.cfg.latent.threshold}
+
+    pipe.stages.run("oversample_check", {"threshold": pipe.cfg.latent.threshold}, fn,
+                    deps=("data", "labeler", "oversample"))
+
+
+__all__ = ["CELL_KEYS", "MIN_CELL_IMAGES", "cell_index", "check_cells", "decode_counts", "labeler_cell_reading",
+           "stage_oversample", "stage_oversample_check"]

@@ -1156,9 +1156,11 @@ class Pipeline:
             self._preflight_gate(self._preflight_edits())
             self.stage_preflight()
         if self.cfg.needs_oversample():  # only when a method asks: other runs keep their stages and keys
-            from fairlatent.pipeline.latent_oversample import stage_oversample
+            from fairlatent.pipeline.latent_oversample import stage_oversample, stage_oversample_check
 
             stage_oversample(self)
+            if "labeler" in self.stages.results:  # the decoded images as the labelers read them
+                stage_oversample_check(self)
         for m in self.cfg.methods:
             if get_method(m).trains:
                 self.stage_train(m)

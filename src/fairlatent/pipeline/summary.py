@@ -81,6 +81,8 @@ def summarize_run(pipe: "Pipeline", total_seconds: float) -> dict[str, Any]:
         report["translations"] = st["translations"].outputs
     if "oversample" in st:  # latent_oversample: cell counts before and after, what the RAE decoded
         report["oversample"] = st["oversample"].outputs
+    if "oversample_check" in st:  # ... and how the labelers f_t, f_g read the decoded cells
+        report["oversample_check"] = st["oversample_check"].outputs
     if "generative" in st:
         report["generative"] = st["generative"].outputs
     if "audit" in st:  # the audit stage's summary (pipeline/audit.py); its pictures are in the file named below

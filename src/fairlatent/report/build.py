@@ -422,6 +422,12 @@ def print_summary(report: dict[str, Any], run_dir: str | os.PathLike, console: C
         console.print(escape(f"oversample: decoded {over.get('images', NA)} images up to {over.get('target_count', NA)} "
                              f"per cell ({', '.join(f'{c} +{n}' for c, n in over['decoded'].items())})"),
                       soft_wrap=True)
+    check = report.get("oversample_check")
+    if isinstance(check, dict) and isinstance(check.get("decoded"), dict):
+        real = check.get("real") or {}
+        read = [f"{c} {fmt_num(d.get('in_cell'), '.0%')} (real {fmt_num(real.get(c, {}).get('in_cell'), '.0%')})"
+                for c, d in check["decoded"].items()]
+        console.print(escape("oversample: f_t and f_g put in their cell: " + ", ".join(read)), soft_wrap=True)
     audit = report.get("audit")
     if isinstance(audit, dict) and isinstance(audit.get("models"), dict):
         for line in audit_lines(audit):
