@@ -143,6 +143,21 @@ def test_the_labelers_read_the_decoded_cells_and_the_report_shows_it(os_run, tmp
             assert got["t_agree"] == pytest.approx((t_hat[rows] == int(c[1])).mean())
             assert got["g_agree"] == pytest.approx((g_hat[rows] == int(c[4])).mean())
             assert got["in_cell"] == pytest.approx(((t_hat[rows] == int(c[1])) & (g_hat[rows] == int(c[4]))).mean())
+    # the post-hoc script for runs made before the stage: the same figures, recorded under the same key
+    import importlib.util
+    from pathlib import Path
+
+    stage_json = copy / "oversample_check" / "stage.json"
+    original = json.loads(stage_json.read_text())
+    shutil.rmtree(copy / "oversample_check")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "oversample_check_posthoc.py"
+    spec = importlib.util.spec_from_file_location("oversample_check_posthoc", script)
+    posthoc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(posthoc)
+    (copy / "config.json").write_text(json.dumps(pipe.cfg.model_dump(mode="json")))
+    posthoc.main([str(copy), "--write"])
+    written = json.loads(stage_json.read_text())
+    assert written["key"] == original["key"] and written["outputs"] == original["outputs"]
     # the report: a table column and a terminal line (the run's report.json with the stage's figures in it)
     report = json.loads((copy / "report.json").read_text())
     assert "oversample_check" not in report  # the fixture's run has no labelers
@@ -152,6 +167,11 @@ def test_the_labelers_read_the_decoded_cells_and_the_report_shows_it(os_run, tmp
     assert "in cell (f_t, f_g): decoded" in (copy / "report.html").read_text()
     c = decoded[0]
     assert f"{c} {check['decoded'][c]['in_cell']:.0%} (real {check['real'][c]['in_cell']:.0%})" in terminal.getvalue()
+    # and a benchmark's run record keeps the in-cell shares
+    from fairlatent.benchmark.tasks import summarize_report
+
+    kept = summarize_report(json.loads((copy / "report.json").read_text()))["oversample_check"]
+    assert kept == {side: {c: check[side][c]["in_cell"] for c in decoded} for side in ("decoded", "real")}
 
 
 def test_a_second_run_reuses_everything_and_an_interrupted_stage_resumes_without_retraining(os_run, tmp_path):

@@ -95,6 +95,9 @@ def summarize_report(report: dict[str, Any]) -> dict[str, Any]:
     if report.get("translations"):  # what the image-space counterfactuals did, read as the latent pairs are
         out["translations"] = {k: report["translations"][k] for k in ("images", "flip_rate_g", "keep_rate_t")
                                if k in report["translations"]}
+    if report.get("oversample_check"):  # latent_oversample's decoded cells as the labelers read them
+        out["oversample_check"] = {side: {c: d["in_cell"] for c, d in report["oversample_check"][side].items()}
+                                   for side in ("decoded", "real")}
     if "generative" in report:
         out["generative"] = report["generative"]["rows"]
     if report.get("preflight") is not None:

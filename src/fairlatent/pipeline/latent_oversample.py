@@ -36,6 +36,7 @@ from fairlatent.errors import FairlatentError
 from fairlatent.latent.preflight import CELLS
 
 if TYPE_CHECKING:  # pragma: no cover
+    from fairlatent.data.dataset import Dataset
     from fairlatent.pipeline.run import Pipeline
 
 #: the cells in RAE class order: class index 2·t + g (the pre-flight's cell names, in the same order)
@@ -129,37 +130,49 @@ def labeler_cell_reading(t_hat: np.ndarray, g_hat: np.ndarray, t: np.ndarray, g:
     return out
 
 
+def labelers_read_oversampled(ds: "Dataset", decoded: "Dataset", target: str, protected: str, labelers,
+                              threshold: str) -> dict[str, Any]:
+    """What :func:`stage_oversample_check` records: the decoded data set ``decoded`` and the real train split of
+    ``ds`` read by ``labelers`` (f_t, f_g) at their ``threshold`` kind, per decoded cell
+    (:func:`labeler_cell_reading`); only the real images of the decoded cells are scored."""
+    from fairlatent.pipeline.run import labeler_labels, labeler_scores
+
+    def read(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return labeler_labels(labeler_scores(images, labelers, target, protected), labelers, target, protected,
+                              threshold)
+
+    t, g = decoded.labels(target), decoded.labels(protected)
+    cells = [c for c in CELL_KEYS if ((t == int(c[1])) & (g == int(c[4]))).any()]
+    tr = ds.split_indices("train")
+    rt, rg = ds.labels(target, tr), ds.labels(protected, tr)
+    keep = np.isin(cell_index(rt, rg), [CELL_KEYS.index(c) for c in cells])
+    return {"decoded": labeler_cell_reading(*read(np.asarray(decoded.images)), t, g, cells),
+            "real": labeler_cell_reading(*read(np.asarray(ds.images[tr[keep]])), rt[keep], rg[keep], cells),
+            "threshold": threshold}
+
+
 def stage_oversample_check(pipe: "Pipeline") -> None:
     """The decoded images read by the pipeline's labelers f_t and f_g, the yardstick the latent pairs (flip and
     keep rates) and the CycleGAN translations are read with: per decoded cell, the share whose f_t label is
     the cell's target, whose f_g label is its protected value, and both (``decoded``); beside it the same
     shares on the real training images of that cell (``real``: what the labelers manage on real ones), at the
     thresholds that label G(z). The RAE's own probe (``probe_in_cell`` of the oversample stage) is trained with
-    the encoder, so it can agree with decoded images that no one else would place in their cell.
+    the encoder, so it can agree with decoded images that no one else would place in their cell; the labelers,
+    trained on real images only, can in turn misread decoded ones that are blurred (the ``real`` column tells
+    their own error on the cell apart from that). Either way the figure says how a CNN trained on real faces
+    sees the decoded cell, which is what the classifier trained on real + decoded images faces.
 
     A stage of its own after ``oversample`` and ``labeler``, so a finished run gets it without refitting the
     autoencoder; it runs only when the labelers exist (a method that trains on latent pairs is listed)."""
     from fairlatent.data.dataset import load_dataset
 
     def fn(stage_dir: Path) -> dict[str, Any]:
-        ods = load_dataset(pipe.stages.results["oversample"].dir / "dataset")
-        labelers = pipe._labelers()
-        t, g = ods.labels(pipe.t), ods.labels(pipe.g)
-        decoded_cells = [c for c in CELL_KEYS if ((t == int(c[1])) & (g == int(c[4]))).any()]
-        t_hat, g_hat = pipe._label(pipe._score(np.asarray(ods.images), labelers), labelers)
-        ds = pipe._data()
-        tr = ds.split_indices("train")
-        rt, rg = ds.labels(pipe.t, tr), ds.labels(pipe.g, tr)
-        # only the real images of the decoded cells are scored (the rare ones: few images)
-        keep = np.isin(cell_index(rt, rg), [CELL_KEYS.index(c) for c in decoded_cells])
-        rt_hat, rg_hat = pipe._label(pipe._score(np.asarray(ds.images[tr[keep]]), labelers), labelers)
-        return {"decoded": labeler_cell_reading(t_hat, g_hat, t, g, decoded_cells),
-                "real": labeler_cell_reading(rt_hat, rg_hat, rt[keep], rg[keep], decoded_cells),
-                "threshold": pipe.cfg.latent.threshold}
+        return labelers_read_oversampled(pipe._data(), load_dataset(pipe.stages.results["oversample"].dir / "dataset"),
+                                         pipe.t, pipe.g, pipe._labelers(), pipe.cfg.latent.threshold)
 
     pipe.stages.run("oversample_check", {"threshold": pipe.cfg.latent.threshold}, fn,
                     deps=("data", "labeler", "oversample"))
 
 
 __all__ = ["CELL_KEYS", "MIN_CELL_IMAGES", "cell_index", "check_cells", "decode_counts", "labeler_cell_reading",
-           "stage_oversample", "stage_oversample_check"]
+           "labelers_read_oversampled", "stage_oversample", "stage_oversample_check"]
