@@ -25,8 +25,7 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> None:
     from fairlatent.data.dataset import load_dataset
     from fairlatent.latent.preflight import PreflightBounds, labeler_checks, worst_cells
-    from fairlatent.models.classifier import load_classifier
-    from fairlatent.pipeline.run import labeler_cell_accuracy
+    from fairlatent.pipeline.run import labeler_cell_accuracy, load_labelers
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", help="pipeline run folders (with config.json, data/ and labeler/)")
@@ -38,9 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     for run in map(Path, args.runs):
         cfg = json.loads((run / "config.json").read_text())
         stage = lambda name: json.loads((run / name / "stage.json").read_text())["outputs"]  # noqa: E731
-        lab = stage("labeler")
-        f_t = load_classifier(lab["t"])
-        f_g = f_t if lab["g"] == lab["t"] else load_classifier(lab["g"])
+        f_t, f_g = load_labelers(stage("labeler"))
         threshold = cfg["latent"].get("threshold", "f1")
         out = labeler_cell_accuracy(load_dataset(stage("data")["path"]), cfg["data"]["target"],
                                     cfg["data"]["protected"], f_t, f_g, threshold)

@@ -25,8 +25,8 @@ def main(argv: list[str] | None = None) -> None:
     from rich.console import Console
 
     from fairlatent.data.dataset import load_dataset
-    from fairlatent.models.classifier import load_classifier
     from fairlatent.pipeline.latent_oversample import labelers_read_oversampled
+    from fairlatent.pipeline.run import load_labelers
     from fairlatent.pipeline.stages import StageRunner
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -39,13 +39,10 @@ def main(argv: list[str] | None = None) -> None:
         cfg = json.loads((run / "config.json").read_text())
         runner = StageRunner(run, console=Console(quiet=True))
         stages = {name: runner.load_finished(name) for name in ("data", "labeler", "oversample")}
-        lab = stages["labeler"].outputs
-        f_t = load_classifier(lab["t"])
-        f_g = f_t if lab["g"] == lab["t"] else load_classifier(lab["g"])
         threshold = cfg["latent"].get("threshold", "f1")
         out = labelers_read_oversampled(load_dataset(stages["data"].outputs["path"]),
                                         load_dataset(stages["oversample"].dir / "dataset"), cfg["data"]["target"],
-                                        cfg["data"]["protected"], (f_t, f_g), threshold)
+                                        cfg["data"]["protected"], load_labelers(stages["labeler"].outputs), threshold)
         if args.write:
             runner.run("oversample_check", {"threshold": threshold}, lambda _dir: out,
                        deps=("data", "labeler", "oversample"))

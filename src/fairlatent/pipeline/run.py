@@ -360,12 +360,8 @@ class Pipeline:
         self.stages.run("labeler_check", {"threshold": self.cfg.latent.threshold}, fn, deps=("data", "labeler"))
 
     def _labelers(self):
-        """(f_t, f_g) classifier handles: the same handle twice when one network labels both."""
-        from fairlatent.models.classifier import load_classifier
-
-        out = self.stages.results["labeler"].outputs
-        f_t = load_classifier(out["t"])
-        return f_t, (f_t if out["g"] == out["t"] else load_classifier(out["g"]))
+        """(f_t, f_g) classifier handles of this run's labeler stage (:func:`load_labelers`)."""
+        return load_labelers(self.stages.results["labeler"].outputs)
 
     def _score(self, images: np.ndarray, labelers) -> np.ndarray:
         """N×2 scores (f_t, f_g) of images."""
@@ -1177,6 +1173,15 @@ class Pipeline:
         return write_summary(self, total_seconds=time.perf_counter() - t0)
 
 
+def load_labelers(outputs: dict[str, Any]):
+    """(f_t, f_g) classifier handles from a labeler stage's outputs (``t``, ``g``: model paths); the same
+    handle twice when one network labels both."""
+    from fairlatent.models.classifier import load_classifier
+
+    f_t = load_classifier(outputs["t"])
+    return f_t, (f_t if outputs["g"] == outputs["t"] else load_classifier(outputs["g"]))
+
+
 def labeler_scores(images: np.ndarray, labelers, target: str, protected: str) -> np.ndarray:
     """N×2 scores of images: f_t's of ``target``, f_g's of ``protected`` (one network may be both)."""
     f_t, f_g = labelers
@@ -1231,4 +1236,4 @@ def run_pipeline(config: PipelineConfig, run_dir: str | os.PathLike, *, console:
         return Pipeline(config, run_dir, console=console, progress=progress).run()
 
 
-__all__ = ["labeler_cell_accuracy", "labeler_labels", "labeler_scores", "Pipeline", "run_pipeline"]
+__all__ = ["labeler_cell_accuracy", "labeler_labels", "labeler_scores", "load_labelers", "Pipeline", "run_pipeline"]
