@@ -174,6 +174,48 @@ def test_the_labelers_read_the_decoded_cells_and_the_report_shows_it(os_run, tmp
     assert kept == {side: {c: check[side][c]["in_cell"] for c in decoded} for side in ("decoded", "real")}
 
 
+def test_the_probe_scored_method_is_the_autoencoder_itself_and_trains_nothing(os_run, tmp_path):
+    """latent_oversample_probe: the oversample stage's encoder + probe score P(target = 1) as the probability of
+    the two target-positive cells; listing it reruns only the evaluation (no classifier, no new autoencoder)."""
+    import torch
+
+    from fairlatent.metrics.fairness import calibrated_threshold
+    from fairlatent.oversample.rae import images_to_tensor, load_rae
+    from fairlatent.pipeline.methods import Method, get_method
+
+    run_dir, _, _ = os_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    pipe = Pipeline(validate_config(_raw(methods=["baseline", "latent_oversample", "latent_oversample_probe"])),
+                    copy, progress=False)
+    report = pipe.run()
+    ran = {name for name, r in pipe.stages.results.items() if not r.skipped}
+    assert ran == {"evaluate"} and "train_latent_oversample_probe" not in pipe.stages.results
+    model = load_rae(copy / "oversample" / "model")
+    ds = load_dataset(pipe.stages.results["data"].outputs["path"])
+
+    def by_hand(idx):  # softmax of the probe on the encoder's latents, cells t1_g0 (2) + t1_g1 (3)
+        with torch.no_grad():
+            logits = model.probe(model.encoder(images_to_tensor(np.asarray(ds.images[idx]))))
+        return torch.softmax(logits, 1)[:, 2:].sum(1).numpy()
+
+    saved = np.load(copy / "evaluate" / "scores.npz")
+    te, va = ds.split_indices("test"), ds.split_indices("val")
+    np.testing.assert_allclose(saved["latent_oversample_probe/test"], by_hand(te), atol=1e-6)
+    res = report["methods"]["latent_oversample_probe"]
+    assert res["threshold"] == pytest.approx(calibrated_threshold(ds.labels(T, va), by_hand(va)))
+    assert {"AP", "DEO", "KL"} <= set(res["test"]) and "DEO" in res["paired_vs_baseline"]["test"]
+    # the classifier trained on decoded images is a different model with different scores
+    assert not np.allclose(saved["latent_oversample/test"], saved["latent_oversample_probe/test"])
+    build_report(copy, console=Console(file=io.StringIO(), width=120))  # the report takes it as any method
+    assert "latent_oversample_probe" in (copy / "report.html").read_text()
+    assert get_method("latent_oversample_probe").scores and not get_method("latent_oversample_probe").trains
+    # it needs no baseline (it post-processes nothing), and it is the autoencoder or nothing
+    assert validate_config(_raw(methods=["latent_oversample_probe"])).methods == ["latent_oversample_probe"]
+    with pytest.raises(ValueError, match="a probe-scored method is the oversample stage's autoencoder"):
+        Method("x", "x", lambda ctx, m: None, probe_scored=True)
+
+
 def test_a_second_run_reuses_everything_and_an_interrupted_stage_resumes_without_retraining(os_run, tmp_path):
     run_dir, _, _ = os_run
     again = Pipeline(validate_config(_raw()), run_dir, progress=False)

@@ -404,6 +404,11 @@ class RAEModel:
         return self.probe(self.encode(images)).argmax(1).numpy()
 
     @torch.no_grad()
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        """N × classes softmax probabilities of the probe on the encoder's latents."""
+        return torch.softmax(self.probe(self.encode(images)), dim=1).numpy()
+
+    @torch.no_grad()
     def decode(self, z: torch.Tensor, y: torch.Tensor, batch: int = 512) -> np.ndarray:
         return np.concatenate([tensor_to_images(self.decoder(z[i : i + batch], y[i : i + batch]))
                                for i in range(0, len(z), batch)]) if len(z) else np.zeros((0, self.size, self.size, self.channels), np.uint8)

@@ -426,7 +426,7 @@ class PipelineConfig(StrictSettings):
             raise ValueError(f"unknown method(s) {unknown}; methods are: {', '.join(known)}")
         if not v:
             raise ValueError("methods is empty")
-        post = [m for m in v if not get_method(m).trains]
+        post = [m for m in v if get_method(m).post_process is not None]
         if post and "baseline" not in v:
             raise ValueError(f"{', '.join(post)} post-process the baseline classifier's scores: list 'baseline' in "
                              "methods too")

@@ -114,6 +114,13 @@ def stage_oversample(pipe: "Pipeline") -> None:
     pipe.stages.run("oversample", key, fn, deps=("data",))
 
 
+def probe_target_scores(model, images: np.ndarray) -> np.ndarray:
+    """P(target = 1) of images by a fitted cell autoencoder's probe (``latent_oversample_probe``): the sum of its
+    softmax over the two target-positive cells (t1_g0, t1_g1), i.e. the protected attribute marginalised out."""
+    proba = model.predict_proba(images)
+    return proba[:, [CELL_KEYS.index("t1_g0"), CELL_KEYS.index("t1_g1")]].sum(axis=1)
+
+
 def labeler_cell_reading(t_hat: np.ndarray, g_hat: np.ndarray, t: np.ndarray, g: np.ndarray,
                          cells: list[str]) -> dict[str, dict[str, Any]]:
     """Per cell of ``cells``: how many images carry its labels (``t``, ``g``), and the shares of them whose
@@ -175,4 +182,4 @@ def stage_oversample_check(pipe: "Pipeline") -> None:
 
 
 __all__ = ["CELL_KEYS", "MIN_CELL_IMAGES", "cell_index", "check_cells", "decode_counts", "labeler_cell_reading",
-           "labelers_read_oversampled", "stage_oversample", "stage_oversample_check"]
+           "labelers_read_oversampled", "probe_target_scores", "stage_oversample", "stage_oversample_check"]

@@ -107,7 +107,10 @@ class Method:
     constraints (:mod:`fairlatent.train.postprocess`), fitted on validation; its outputs are decisions, so
     AP and KL do not apply to it; ``oversampled``: trains on the real images plus new images of the rare
     (target, protected) cells decoded by a class-preserving autoencoder fitted with the cells as classes
-    (the oversample stage, ``[oversample]``; Mondal et al. 2023).
+    (the oversample stage, ``[oversample]``; Mondal et al. 2023); ``probe_scored``: trains no classifier of its
+    own: the oversample stage's autoencoder is the classifier (its EMA encoder + linear probe, trained on the
+    real latents and on mixes of same-cell latents, the paper's final classifier), scoring P(target = 1) as the
+    probe's probability of the two target-positive cells.
     """
 
     name: str
@@ -121,10 +124,17 @@ class Method:
     post_process: str | None = None
     translated: bool = False
     oversampled: bool = False
+    probe_scored: bool = False
 
     @property
     def trains(self) -> bool:
-        """Whether it trains a classifier of its own (a post-processing method uses the baseline's)."""
+        """Whether it trains a classifier of its own in a ``train_<method>`` stage (a post-processing method uses
+        the baseline's, a probe-scored one the oversample stage's autoencoder)."""
+        return self.post_process is None and not self.probe_scored
+
+    @property
+    def scores(self) -> bool:
+        """Whether it gives scores (AP and KL apply): every method but post-processing, which gives decisions."""
         return self.post_process is None
 
     def __post_init__(self) -> None:
@@ -138,6 +148,9 @@ class Method:
         if self.post_process is not None and (self.edit is not None or self.domain_heads or self.sample_weights
                                               or self.translated or self.oversampled):
             raise ValueError(f"method {self.name!r}: a post-processing method trains nothing (no edit, heads or weights)")
+        if self.probe_scored and (not self.oversampled or self.sample_weights or self.domain_heads):
+            raise ValueError(f"method {self.name!r}: a probe-scored method is the oversample stage's autoencoder "
+                             "(oversampled=True), with no weights or heads of its own")
         if self.pair_filter not in (*PAIR_FILTERS, FILTER_FROM_CONFIG):
             raise ValueError(f"method {self.name!r}: unknown pair_filter {self.pair_filter!r}; "
                              f"filters are {', '.join(PAIR_FILTERS)} (or {FILTER_FROM_CONFIG!r})")
@@ -302,6 +315,12 @@ register_method(Method("latent_oversample",
                        "same-cell latents of a class-preserving regularized autoencoder fitted with the four cells "
                        "as its classes (Mondal et al. 2023), until every cell is as large as the largest",
                        _real_plus_oversampled, oversampled=True, balanced_val=True))
+register_method(Method("latent_oversample_probe",
+                       "the class-preserving autoencoder of latent_oversample as the classifier itself, as in Mondal "
+                       "et al. 2023: its encoder + linear probe, trained on the real latents and on mixes of two "
+                       "same-cell latents of every cell, scores P(target = 1) as the probability of the two "
+                       "target-positive cells; no decoded image is involved",
+                       _real_plus_oversampled, oversampled=True, probe_scored=True))
 register_method(Method("threshold_optimizer_tpr",
                        "the baseline's scores post-processed by fairlearn's ThresholdOptimizer: per-group randomised "
                        "thresholds with equal true-positive rates, best balanced accuracy (fitted on val; reads the "

@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -996,7 +996,6 @@ class Pipeline:
     def stage_evaluate(self) -> None:
         from fairlatent.metrics.bootstrap import bootstrap_metrics, paired_difference
         from fairlatent.metrics.fairness import calibrated_threshold
-        from fairlatent.models.classifier import load_classifier
 
         from fairlatent.metrics.bootstrap import ALL_METRICS
         from fairlatent.train.postprocess import fit_threshold_optimizer, predict_post_processed
@@ -1004,9 +1003,13 @@ class Pipeline:
         ev = self.cfg.evaluation
         deps = tuple(f"train_{m}" for m in self.cfg.methods if get_method(m).trains)
         cfg = {"n_boot": ev.n_boot, "ci": ev.ci, "seed": self.cfg.seed, "paired": True}
-        post = [m for m in self.cfg.methods if not get_method(m).trains]
+        post = [m for m in self.cfg.methods if get_method(m).post_process is not None]
         if post:  # they train nothing, so no dependency names them: the key must
             cfg["post_processed"] = post
+        probed = [m for m in self.cfg.methods if get_method(m).probe_scored]
+        if probed:  # scored by the oversample stage's autoencoder (in the key only when listed)
+            cfg["probe_scored"] = probed
+            deps = (*deps, "oversample")
         if self.extra:  # in the key only when set, so a run without extra protected attributes keeps its key
             cfg["protected_extra"] = self.extra
         # decisions, not scores: AP and the score distributions' KL do not apply to post-processed methods
@@ -1048,14 +1051,14 @@ class Pipeline:
             val_scores: dict[str, np.ndarray] = {}
             for m in self.cfg.methods:
                 spec = get_method(m)
-                if not spec.trains:
+                if not spec.scores:
                     continue
-                clf = load_classifier(self.stages.results[f"train_{m}"].outputs["path"])
-                val_scores[m] = clf.predict_scores(val_images)[:, 0]
+                score = self._scorer(m)
+                val_scores[m] = score(val_images)
                 th = float(calibrated_threshold(val_y, val_scores[m]))
                 results[m] = {"threshold": th}
                 for split, (images, y, g) in splits.items():
-                    s = clf.predict_scores(images)[:, 0]
+                    s = score(images)
                     results[m][split], samples[m, split] = bootstrap_metrics(
                         y, s, sensitive_features=g, threshold=th, n_boot=ev.n_boot, ci=ev.ci, seed=self.cfg.seed,
                         return_samples=True)
@@ -1063,7 +1066,7 @@ class Pipeline:
                     by_protected(m, split, y, s, th, ALL_METRICS)
             for m in self.cfg.methods:  # post-processing of the baseline's scores (fitted on val)
                 spec = get_method(m)
-                if spec.trains:
+                if spec.post_process is None:
                     continue
                 opt = fit_threshold_optimizer(val_scores["baseline"], val_y, ds.labels(self.g, va),
                                               constraints=spec.post_process)
@@ -1099,6 +1102,20 @@ class Pipeline:
             return results
 
         self.stages.run("evaluate", cfg, fn, deps=deps)
+
+    def _scorer(self, method: str) -> Callable[[np.ndarray], np.ndarray]:
+        """The function that gives ``method``'s target scores of images: its trained classifier's, or, for a
+        probe-scored method, the oversample stage's autoencoder's P(target = 1)."""
+        from fairlatent.models.classifier import load_classifier
+
+        if get_method(method).probe_scored:
+            from fairlatent.oversample.rae import load_rae
+            from fairlatent.pipeline.latent_oversample import probe_target_scores
+
+            model = load_rae(self.stages.results["oversample"].dir / "model")
+            return lambda images: probe_target_scores(model, images)
+        clf = load_classifier(self.stages.results[f"train_{method}"].outputs["path"])
+        return lambda images: clf.predict_scores(images)[:, 0]
 
     def stage_generative(self) -> None:
         ev = self.cfg.evaluation
