@@ -202,6 +202,19 @@ def test_the_probe_scored_method_is_the_autoencoder_itself_and_trains_nothing(os
     saved = np.load(copy / "evaluate" / "scores.npz")
     te, va = ds.split_indices("test"), ds.split_indices("val")
     np.testing.assert_allclose(saved["latent_oversample_probe/test"], by_hand(te), atol=1e-6)
+    assert saved["latent_oversample_probe/test"].dtype == np.float64
+    assert 0 <= saved["latent_oversample_probe/test"].min() and saved["latent_oversample_probe/test"].max() <= 1
+    # logits whose float32 softmax sums past 1: the score stays a probability
+    from fairlatent.pipeline.latent_oversample import probe_target_scores
+
+    class Fixed:
+        def predict_logits(self, images):
+            return np.array([[-30.0, -30.0, 20.0, 20.0], [0.0, 0.0, 0.0, 0.0], [5.0, -5.0, 0.0, 1.0]], np.float32)
+
+    got = probe_target_scores(Fixed(), None)
+    e = np.exp(np.array([[-30.0, -30.0, 20.0, 20.0], [0.0, 0.0, 0.0, 0.0], [5.0, -5.0, 0.0, 1.0]]))
+    np.testing.assert_allclose(got, e[:, 2:].sum(1) / e.sum(1), rtol=1e-12)
+    assert got.max() <= 1.0
     res = report["methods"]["latent_oversample_probe"]
     assert res["threshold"] == pytest.approx(calibrated_threshold(ds.labels(T, va), by_hand(va)))
     assert {"AP", "DEO", "KL"} <= set(res["test"]) and "DEO" in res["paired_vs_baseline"]["test"]

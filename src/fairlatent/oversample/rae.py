@@ -404,9 +404,9 @@ class RAEModel:
         return self.probe(self.encode(images)).argmax(1).numpy()
 
     @torch.no_grad()
-    def predict_proba(self, images: np.ndarray) -> np.ndarray:
-        """N × classes softmax probabilities of the probe on the encoder's latents."""
-        return torch.softmax(self.probe(self.encode(images)), dim=1).numpy()
+    def predict_logits(self, images: np.ndarray) -> np.ndarray:
+        """N × classes logits of the probe on the encoder's latents."""
+        return self.probe(self.encode(images)).numpy()
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, y: torch.Tensor, batch: int = 512) -> np.ndarray:

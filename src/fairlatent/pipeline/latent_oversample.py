@@ -115,10 +115,16 @@ def stage_oversample(pipe: "Pipeline") -> None:
 
 
 def probe_target_scores(model, images: np.ndarray) -> np.ndarray:
-    """P(target = 1) of images by a fitted cell autoencoder's probe (``latent_oversample_probe``): the sum of its
-    softmax over the two target-positive cells (t1_g0, t1_g1), i.e. the protected attribute marginalised out."""
-    proba = model.predict_proba(images)
-    return proba[:, [CELL_KEYS.index("t1_g0"), CELL_KEYS.index("t1_g1")]].sum(axis=1)
+    """P(target = 1) of images by a fitted cell autoencoder's probe (``latent_oversample_probe``): its softmax
+    summed over the two target-positive cells (t1_g0, t1_g1), i.e. the protected attribute marginalised out.
+
+    Computed in float64 as sigmoid(logsumexp(logits of t1 cells) − logsumexp(logits of t0 cells)), which is
+    that sum exactly and stays in [0, 1]; summing two float32 softmax outputs can exceed 1 by a rounding step,
+    which the score metrics (KL's histogram on [0, 1]) refuse."""
+    logits = model.predict_logits(images).astype(np.float64)
+    pos = np.logaddexp(logits[:, CELL_KEYS.index("t1_g0")], logits[:, CELL_KEYS.index("t1_g1")])
+    neg = np.logaddexp(logits[:, CELL_KEYS.index("t0_g0")], logits[:, CELL_KEYS.index("t0_g1")])
+    return 1.0 / (1.0 + np.exp(neg - pos))
 
 
 def labeler_cell_reading(t_hat: np.ndarray, g_hat: np.ndarray, t: np.ndarray, g: np.ndarray,
