@@ -17,9 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from fairlatent.benchmark.markdown import _mean_sd, _msd, _msd_signed
+from fairlatent.benchmark.markdown import _f, _mean_sd, _msd, _msd_signed
 from fairlatent.errors import FairlatentError
 from fairlatent.utils.io import read_json
 
@@ -89,11 +87,7 @@ def compare_latents(a: dict[str, Any], b: dict[str, Any], *, method: str = "late
             "only_a": sorted(set(runs_a) - set(shared)), "only_b": sorted(set(runs_b) - set(shared))}
 
 
-def _cell(v: float | None, digits: int) -> str:
-    return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{digits}f}"
-
-
-def _deo_cell(fig: dict[str, float | None]) -> str:
+def _deo_f(fig: dict[str, float | None]) -> str:
     if fig["d_deo"] is None:
         return "–"
     lo, hi = fig["d_deo_lo"], fig["d_deo_hi"]
@@ -127,9 +121,9 @@ def comparison_markdown(cmp: dict[str, Any], names: tuple[str, str] = ("A", "B")
               f"| {b}: ΔDEO |", "|---|---:|---|---|---|---|"]
     for key, fig in cmp["runs"].items():
         def diag(x: dict[str, float | None]) -> str:
-            return " / ".join(_cell(x[f], 2) for f in ("h_t", "h_g", "abs_cos", "keep"))
-        lines.append(f"| {key} | {_cell(fig['a']['base_deo'], 1)} | {diag(fig['a'])} | {_deo_cell(fig['a'])} | "
-                     f"{diag(fig['b'])} | {_deo_cell(fig['b'])} |")
+            return " / ".join(_f(x[f], 2) for f in ("h_t", "h_g", "abs_cos", "keep"))
+        lines.append(f"| {key} | {_f(fig['a']['base_deo'], 1)} | {diag(fig['a'])} | {_deo_f(fig['a'])} | "
+                     f"{diag(fig['b'])} | {_deo_f(fig['b'])} |")
     for side, keys in ((a, cmp["only_a"]), (b, cmp["only_b"])):
         if keys:
             lines += ["", f"Only in {side} ({len(keys)} runs, left out): " + ", ".join(f"`{k}`" for k in keys) + "."]

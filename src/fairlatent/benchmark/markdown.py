@@ -33,9 +33,14 @@ def metric_interval(run: dict[str, Any], method: str, metric: str) -> dict[str, 
     median is undefined (null or NaN, e.g. DEO of a group without positives)."""
     res = run.get("methods", {}).get(method)
     iv = res.get(metric) if isinstance(res, dict) else None
-    if not isinstance(iv, dict) or iv.get("median") is None or np.isnan(iv["median"]):
+    if not _defined(iv):
         return None
     return {q: (None if iv.get(q) is None else float(iv[q])) for q in ("median", "lo", "hi")}
+
+
+def _defined(iv: Any) -> bool:
+    """Whether a record's interval has a median to show (not missing, null or NaN)."""
+    return isinstance(iv, dict) and iv.get("median") is not None and not np.isnan(iv["median"])
 
 
 def _median(run: dict[str, Any], method: str, metric: str) -> float | None:
@@ -355,9 +360,7 @@ def protected_interval(run: dict[str, Any], method: str, attribute: str, metric:
     ``attribute`` (``key="by_protected_vs_baseline"``: the paired difference to the baseline, with
     ``p_better``); None where the run has no such figure."""
     iv = ((run.get("methods", {}).get(method) or {}).get(key) or {}).get(attribute, {}).get(metric)
-    if not isinstance(iv, dict) or iv.get("median") is None or np.isnan(iv["median"]):
-        return None
-    return iv
+    return iv if _defined(iv) else None
 
 
 def protected_attribute_lines(runs: dict[str, Any], methods: list[str], attributes: list[str]) -> list[str]:

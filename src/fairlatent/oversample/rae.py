@@ -401,7 +401,7 @@ class RAEModel:
     @torch.no_grad()
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Class indices from the linear probe on the encoder's latents (the method's classifier)."""
-        return self.probe(self.encode(images)).argmax(1).numpy()
+        return self.predict_logits(images).argmax(1)
 
     @torch.no_grad()
     def predict_logits(self, images: np.ndarray) -> np.ndarray:

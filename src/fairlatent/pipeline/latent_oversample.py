@@ -127,28 +127,13 @@ def probe_target_scores(model, images: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(neg - pos))
 
 
-def labeler_cell_reading(t_hat: np.ndarray, g_hat: np.ndarray, t: np.ndarray, g: np.ndarray,
-                         cells: list[str]) -> dict[str, dict[str, Any]]:
-    """Per cell of ``cells``: how many images carry its labels (``t``, ``g``), and the shares of them whose
-    labeler labels ``t_hat`` / ``g_hat`` are the cell's target (``t_agree``), protected value (``g_agree``) and
-    both (``in_cell``); None for a cell without images."""
-    out: dict[str, dict[str, Any]] = {}
-    for c in cells:
-        a, b = int(c[1]), int(c[4])
-        rows = (t == a) & (g == b)
-        n = int(rows.sum())
-        out[c] = {"images": n, "t_agree": float((t_hat[rows] == a).mean()) if n else None,
-                  "g_agree": float((g_hat[rows] == b).mean()) if n else None,
-                  "in_cell": float(((t_hat[rows] == a) & (g_hat[rows] == b)).mean()) if n else None}
-    return out
-
-
 def labelers_read_oversampled(ds: "Dataset", decoded: "Dataset", target: str, protected: str, labelers,
                               threshold: str) -> dict[str, Any]:
     """What :func:`stage_oversample_check` records: the decoded data set ``decoded`` and the real train split of
     ``ds`` read by ``labelers`` (f_t, f_g) at their ``threshold`` kind, per decoded cell
-    (:func:`labeler_cell_reading`); only the real images of the decoded cells are scored."""
-    from fairlatent.pipeline.run import labeler_labels, labeler_scores
+    (:func:`fairlatent.pipeline.run.labeler_cell_reading`); only the real images of the decoded cells are
+    scored."""
+    from fairlatent.pipeline.run import labeler_cell_reading, labeler_labels, labeler_scores
 
     def read(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return labeler_labels(labeler_scores(images, labelers, target, protected), labelers, target, protected,
@@ -187,5 +172,5 @@ def stage_oversample_check(pipe: "Pipeline") -> None:
                     deps=("data", "labeler", "oversample"))
 
 
-__all__ = ["CELL_KEYS", "MIN_CELL_IMAGES", "cell_index", "check_cells", "decode_counts", "labeler_cell_reading",
-           "labelers_read_oversampled", "probe_target_scores", "stage_oversample", "stage_oversample_check"]
+__all__ = ["CELL_KEYS", "MIN_CELL_IMAGES", "cell_index", "check_cells", "decode_counts", "labelers_read_oversampled",
+           "probe_target_scores", "stage_oversample", "stage_oversample_check"]

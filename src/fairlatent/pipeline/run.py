@@ -1215,6 +1215,24 @@ def labeler_labels(scores: np.ndarray, labelers, target: str, protected: str,
     return (scores[:, 0] > th_t).astype(np.int64), (scores[:, 1] > th_g).astype(np.int64)
 
 
+def labeler_cell_reading(t_hat: np.ndarray, g_hat: np.ndarray, t: np.ndarray, g: np.ndarray,
+                         cells) -> dict[str, dict[str, Any]]:
+    """Per cell of ``cells`` (names ``t<a>_g<b>``): how many images carry its labels (``t``, ``g``), and the
+    shares of them whose labeler labels ``t_hat`` / ``g_hat`` are the cell's target (``t_agree``), protected
+    value (``g_agree``) and both (``in_cell``); None for a cell without images. The labelers' per-cell
+    accuracy on real images (:func:`labeler_cell_accuracy`) and their reading of decoded ones
+    (:func:`fairlatent.pipeline.latent_oversample.labelers_read_oversampled`) are both this."""
+    out: dict[str, dict[str, Any]] = {}
+    for c in cells:
+        a, b = int(c[1]), int(c[4])
+        rows = (t == a) & (g == b)
+        n = int(rows.sum())
+        out[c] = {"images": n, "t_agree": float((t_hat[rows] == a).mean()) if n else None,
+                  "g_agree": float((g_hat[rows] == b).mean()) if n else None,
+                  "in_cell": float(((t_hat[rows] == a) & (g_hat[rows] == b)).mean()) if n else None}
+    return out
+
+
 def labeler_cell_accuracy(ds: Dataset, target: str, protected: str, f_t, f_g, threshold: str,
                           split: str = "val") -> dict[str, Any]:
     """f_t's accuracy on ``target`` and f_g's on ``protected`` among the real ``split`` images of each
@@ -1230,14 +1248,11 @@ def labeler_cell_accuracy(ds: Dataset, target: str, protected: str, f_t, f_g, th
     if len(idx):
         scores = labeler_scores(np.asarray(ds.images[idx]), (f_t, f_g), target, protected)
         t_hat, g_hat = labeler_labels(scores, (f_t, f_g), target, protected, threshold)
-        t, g = ds.labels(target, idx), ds.labels(protected, idx)
-        for c in CELLS:
-            a, b = int(c[1]), int(c[4])
-            m = (t == a) & (g == b)
-            counts[c] = int(m.sum())
-            if m.any():
-                acc["t"][c] = float((t_hat[m] == a).mean())
-                acc["g"][c] = float((g_hat[m] == b).mean())
+        per = labeler_cell_reading(t_hat, g_hat, ds.labels(target, idx), ds.labels(protected, idx), CELLS)
+        for c, r in per.items():
+            counts[c] = r["images"]
+            if r["images"]:
+                acc["t"][c], acc["g"][c] = r["t_agree"], r["g_agree"]
     return {"split": split, "accuracy": acc, "counts": counts}
 
 
@@ -1253,4 +1268,5 @@ def run_pipeline(config: PipelineConfig, run_dir: str | os.PathLike, *, console:
         return Pipeline(config, run_dir, console=console, progress=progress).run()
 
 
-__all__ = ["labeler_cell_accuracy", "labeler_labels", "labeler_scores", "load_labelers", "Pipeline", "run_pipeline"]
+__all__ = ["labeler_cell_accuracy", "labeler_cell_reading", "labeler_labels", "labeler_scores", "load_labelers",
+           "Pipeline", "run_pipeline"]
