@@ -390,7 +390,7 @@ def test_benchmark_on_two_ranks_shards_runs_merges_and_a_rerun_runs_nothing(tmp_
     assert res["command"].startswith("fairlatent benchmark celeba --root ") and res["command"].endswith(" --nproc 2")
     records = {p.name: json.loads(p.read_text()) for p in (out / "done").glob("*.json")}
     assert len(records) == 3
-    # dealt round-robin: rank 0 runs the 1st and 3rd, rank 1 the 2nd
+    # claimed by the ranks: both ranks ran at least one run
     assert {r["rank"] for r in records.values()} == {0, 1} and all(r["world"] == 2 for r in records.values())
     for key in res["runs"]:
         assert res["runs"][key]["rank"] == records[f"runs__{key.replace('/', '__')}.json"]["rank"]
@@ -496,3 +496,77 @@ def test_protected_extra_and_the_shared_translator_reach_the_runs_only_when_aske
     with pytest.raises(FairlatentError, match="latent_debias_multi.*protected_extra"):
         CelebABenchmark(CelebABenchmarkConfig(root="x", methods=["baseline", "latent_debias_multi"]),
                         tmp_path / "c", console=Console(quiet=True)).pipeline_config(spec)
+
+
+_HOLD_TRANSLATOR_LOCK = r"""
+import fcntl, json, sys, time
+from pathlib import Path
+lock, out, targets, seen = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3].split(","), Path(sys.argv[4])
+lock.parent.mkdir(parents=True, exist_ok=True)
+fh = open(lock, "a+b")
+fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+seen.with_suffix(".held").write_text("held")
+reports = [out / "targets" / t / "seed0" / "report.json" for t in targets]
+deadline = time.time() + 600
+while not all(r.is_file() for r in reports) and time.time() < deadline:
+    time.sleep(0.2)
+time.sleep(0.5)  # the report is renamed into place whole; let the partial run finish its last writes
+snap = {t: {"methods": sorted(json.loads(r.read_text())["methods"]),
+            "baseline_stage": (r.parent / "train_baseline" / "stage.json").read_text()}
+        for t, r in zip(targets, reports) if r.is_file()}
+seen.write_text(json.dumps(snap))
+fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+"""
+
+
+def test_runs_train_their_other_methods_while_another_process_trains_the_translator(tmp_path):
+    """While another process holds the seed's translator lock (another rank training it), each run first
+    trains the methods that do not need it, without a record; after the lock is released the runs finish
+    whole, reusing those stages, and their figures equal those of runs made in one go. A run is claimed by
+    exactly one taker, and the claims are gone when the benchmark ends."""
+    import subprocess
+    import sys
+    import time
+
+    from rich.console import Console
+
+    from fairlatent.benchmark.celeba import CelebABenchmark
+    from fairlatent.benchmark.tasks import claim_name
+
+    root = tmp_path / "celeba"
+    make_toy_celeba(root, n=300)
+    targets = ["Smiling", "Wearing_Hat"]
+    cfg = _bench_config(root, seeds=[0], targets=targets, min_positives=1, methods=["baseline", "cyclegan_augment"],
+                        translator={"width": 4, "n_blocks": 1, "steps": 4, "checkpoint_every": 2})
+    out, seen = tmp_path / "bench", tmp_path / "seen.json"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_TRANSLATOR_LOCK,
+                               str(out / "shared" / "seed0" / "translator.lock"), str(out), ",".join(targets),
+                               str(seen)])
+    try:
+        while not seen.with_suffix(".held").is_file():
+            assert holder.poll() is None, "the lock holder died"
+            time.sleep(0.1)
+        bench = CelebABenchmark(cfg, out, console=Console(quiet=True), progress=False)
+        results = bench.run()
+    finally:
+        holder.wait(timeout=600)
+    snap = json.loads(seen.read_text())
+    assert set(snap) == set(targets)
+    for t in targets:  # while the lock was held: the other method only
+        assert snap[t]["methods"] == ["baseline"]
+        run_dir = out / "targets" / t / "seed0"
+        assert (run_dir / "train_baseline" / "stage.json").read_text() == snap[t]["baseline_stage"]  # not redone
+        assert sorted(json.loads((run_dir / "report.json").read_text())["methods"]) == ["baseline",
+                                                                                         "cyclegan_augment"]
+    assert not results["failed"] and set(results["runs"]) == {f"{t}/seed0" for t in targets}
+    assert not list((out / "done").glob("*.claim"))
+    # the same benchmark in one go: the same figures, method by method
+    direct = CelebABenchmark(cfg, tmp_path / "direct", console=Console(quiet=True), progress=False).run()
+    for key, run in results["runs"].items():
+        assert run["methods"] == direct["runs"][key]["methods"], key
+    # one taker per run; an invocation clears the claims an earlier one left
+    spec = bench.specs[0]
+    assert bench._claim(spec) and not bench._claim(spec)
+    assert (out / "done" / claim_name(spec)).is_file()
+    CelebABenchmark(cfg, out, console=Console(quiet=True), progress=False).run()
+    assert not (out / "done" / claim_name(spec)).exists()

@@ -27,8 +27,9 @@ resample only the pipeline — its classifiers, latent draws and bootstrap — a
 
 Task-parallel (``fairlatent benchmark celeba --nproc N``, i.e. under torchrun): the shared GANs and f_g's are
 trained data-parallel by all ranks together; the data and skew subsets are written by rank 0 while the
-others wait; the unfinished (target, seed) and skew runs are dealt round-robin over the ranks, each rank
-running its share alone (:func:`fairlatent.train.distributed.single_process`); rank 0 merges the results.
+others wait; each rank takes the next unclaimed (target, seed) or skew run and runs it alone
+(:func:`fairlatent.train.distributed.single_process`); a run whose seed's translator another rank is training
+first trains its other methods and is finished later; rank 0 merges the results.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from fairlatent.benchmark.settings import BenchmarkSettings
 from fairlatent.benchmark.tasks import RunSpec, TaskBenchmark
 from fairlatent.data.skew import skewed_train_indices
 from fairlatent.errors import FairlatentError
+from fairlatent.pipeline.config import validate_config
 from fairlatent.pipeline.methods import get_method
 from fairlatent.pipeline.stages import StageRunner, stable_hash
 from fairlatent.train.classifier import ClassifierConfig
@@ -324,12 +326,29 @@ class CelebABenchmark(TaskBenchmark):
                              progress=self.progress)
             return {"path": str((stage_dir / "model").resolve())}
 
-        with waiting_lock(sset.runner.run_dir / "translator.lock"):
+        with waiting_lock(self.translator_lock(sset)):
             return sset.runner.run("translator", key, fn, deps=("data",)).outputs["path"]
+
+    def translator_lock(self, sset: SharedSet) -> Path:
+        return sset.runner.run_dir / "translator.lock"
 
     def before_run(self, spec: RunSpec) -> None:
         if self.cfg.needs_translator():
             self.stage_translator(self.sets[spec.seed])
+
+    def partial_config(self, spec: RunSpec):
+        """While another rank trains the seed's translator, the run's methods that do not use it (see
+        :meth:`TaskBenchmark.partial_config`): hours of a CPU core go to them instead of to waiting."""
+        from fairlatent.utils.lock import lock_is_held
+
+        if not self.cfg.needs_translator() or not lock_is_held(self.translator_lock(self.sets[spec.seed])):
+            return None
+        cfg = self.pipeline_config(spec)
+        keep = [m for m in cfg.methods if not get_method(m).translated]
+        if not keep:
+            return None
+        raw = cfg.model_dump(mode="json", exclude_unset=True)
+        return validate_config({**raw, "methods": keep}, where=f"benchmark config for {cfg.name} (no translator yet)")
 
     def stage_skew_data(self, target: str, sset: SharedSet | None = None) -> dict[float, str]:
         from fairlatent.data.dataset import write_dataset
@@ -358,8 +377,6 @@ class CelebABenchmark(TaskBenchmark):
 
     # -------------------------------------------------------------- per-target pipelines
     def pipeline_config(self, spec: RunSpec):
-        from fairlatent.pipeline.config import validate_config
-
         c = self.cfg
         name = f"celeba_{spec.key.replace('/', '_')}"
         return validate_config({

@@ -29,13 +29,15 @@ TEST_PRESET: dict[str, Any] = {
 }
 PRESETS: dict[str, dict[str, Any]] = {"default": {}, "test": TEST_PRESET}
 
-# ToyFaces: two pairs (a faint target with the demo's small protected attribute; a faint smile with a large
-# colour protected attribute at the milder skew), one seed, 600 faces and the CelebA test preset's tiny models
+# ToyFaces: two pairs (a faint target with the demo's small protected attribute; a smile with a large colour
+# protected attribute at the milder skew), one seed, 600 faces and the CelebA test preset's tiny models. The
+# smile is drawn bold: drawn faint, the tiny GAN drew it on one CPU (AMD) and not on another (Intel, whose
+# floating point differs), and the run then stopped, rightly, for want of generated smiles
 TOYFACES_TEST_PRESET: dict[str, Any] = {
     "n": 600, "seeds": [0],
     "pairs": [{"target": "Wearing_Hat", "protected": "Eyeglasses", "skew": 0.9, "faint": {"Wearing_Hat": 0.5},
                "note": "the demo's case"},
-              {"target": "Smiling", "protected": "Pale_Skin", "skew": 0.7, "faint": {"Smiling": 0.5},
+              {"target": "Smiling", "protected": "Pale_Skin", "skew": 0.7,
                "note": "large colour protected, milder skew"}],
     **{k: copy.deepcopy(v) for k, v in TEST_PRESET.items()
        if k in ("gan", "classifier", "latent", "evaluation", "translator", "oversample")},

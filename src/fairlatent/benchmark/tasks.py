@@ -7,9 +7,15 @@ them (shared data, GANs, classifiers). :class:`TaskBenchmark` is the driver they
 * every finished or failed run leaves ``OUT/done/<bucket>__<run>.json`` keyed by the hash of its whole
   pipeline config, so a later invocation (with any number of ranks) skips it; a recorded failure is not
   retried (the pipeline is seeded: the same config fails the same way; delete the record to retry);
-* under torchrun (``--nproc N``) the unfinished runs are dealt round-robin over the ranks, each rank running
-  its share alone (:func:`fairlatent.train.distributed.single_process`); rank 0 waits for the others'
-  records on disk (not at a barrier: a longer share would outlast the collective timeout);
+* under torchrun (``--nproc N``) each rank takes the next unfinished run nobody has claimed
+  (``OUT/done/<bucket>__<run>.claim``, created exclusively; rank 0 clears the claims of an earlier, dead
+  invocation before any rank claims) and runs it alone (:func:`fairlatent.train.distributed.single_process`),
+  so a rank whose runs are quick takes more of them; rank 0 waits for the others' records on disk (not at a
+  barrier: a longer share would outlast the collective timeout);
+* a run whose shared work another rank is doing right now (the CelebA benchmark's per-seed translator, hours
+  on a CPU) does not wait for it: it first runs its other methods (:meth:`TaskBenchmark.partial_config`),
+  then the rank goes on to its next runs, and it is finished after them, when the pipeline's cached stages
+  leave only the waiting methods to train;
 * rank 0 folds the records into ``results.json`` and rewrites ``results.md`` after every finished run.
 
 A subclass supplies :meth:`~TaskBenchmark.prepare`, :meth:`~TaskBenchmark.run_specs`,
@@ -185,6 +191,11 @@ class RunSpec:
         return f"{self.bucket}__{self.key.replace('/', '__')}.json"
 
 
+def claim_name(spec: RunSpec) -> str:
+    """The file in ``OUT/done`` by which one rank claims a run (removed when the invocation ends)."""
+    return spec.record_name.removesuffix(".json") + ".claim"
+
+
 def must_be_done(name: str) -> Callable[[Path], dict[str, Any]]:
     """A stage function for ranks other than 0: the stage must already be finished (rank 0 wrote it)."""
     def fn(stage_dir: Path) -> dict[str, Any]:
@@ -251,6 +262,14 @@ class TaskBenchmark:
         """Shared work that only the runs need and that the first run to need it does, on its own rank while
         the ranks with other runs go on (e.g. the CelebA benchmark's per-seed translator); called on one
         process (inside :func:`~fairlatent.train.distributed.single_process`) just before the run."""
+
+    def partial_config(self, spec: RunSpec):
+        """The run's pipeline config without the methods that need shared work another process is doing at
+        this moment, or None when the run can start whole (nothing is being waited for, or no method would
+        be left). The driver runs it first and the whole run later: every stage is cached by its own
+        config, so the whole run then trains only the methods left out, and its figures are those of a run
+        made in one go (tested)."""
+        return None
 
     def run_result(self, spec: RunSpec, report: dict[str, Any]) -> dict[str, Any]:
         """What a finished run contributes to the results."""
@@ -344,6 +363,33 @@ class TaskBenchmark:
         if self.ctx.is_main:
             self.save()
 
+    def _run_partial(self, spec: RunSpec, cfg: Any) -> None:
+        """The run without the methods that wait for shared work (see :meth:`partial_config`); no record."""
+        from fairlatent.pipeline.run import run_pipeline
+
+        waiting = ", ".join(m for m in self.pipeline_config(spec).methods if m not in cfg.methods)
+        self.console.rule(f"[bold]{spec.key}[/] · first without {waiting} (its shared work is being done elsewhere)"
+                          + (f" · rank {self.ctx.rank}" if self.ctx.distributed else ""))
+        try:
+            with single_process():
+                run_pipeline(cfg, spec.run_dir, console=self.console, progress=self.progress)
+        except FairlatentError as exc:  # the whole run will meet it again and record it
+            self.console.print(f"[yellow]{spec.key}: the part without the waiting methods stopped:[/] {exc}")
+
+    def _claim(self, spec: RunSpec) -> bool:
+        """Claim the run for this rank: True for exactly one of the ranks that try (an exclusive create)."""
+        try:
+            fd = os.open(self.done_dir / claim_name(spec), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(f"rank {self.ctx.rank} pid {os.getpid()}\n")
+        return True
+
+    def _clear_claims(self) -> None:
+        for path in self.done_dir.glob("*.claim"):
+            path.unlink(missing_ok=True)
+
     # -------------------------------------------------------------- results
     def merge(self) -> None:
         """Fold every run's record into the results (a record of another config is left for its rerun)."""
@@ -390,7 +436,10 @@ class TaskBenchmark:
         if ctx.is_main:
             self.save()
         todo = [spec for spec in self.specs if not self.finished(spec)]
-        barrier(ctx)  # every rank has listed the unfinished runs before any rank records one
+        if ctx.is_main and not self.run_nothing:  # claims of an earlier invocation that died (the lock says so)
+            self.done_dir.mkdir(parents=True, exist_ok=True)
+            self._clear_claims()
+        barrier(ctx)  # every rank has listed the unfinished runs, and the old claims are gone, before any claim
         skipped = len(self.specs) - len(todo)
         if self.run_nothing:
             self.shared_console.print(f"{len(self.specs)} runs: {skipped} finished earlier, {len(todo)} not run "
@@ -399,10 +448,17 @@ class TaskBenchmark:
         else:
             self.shared_console.print(f"{len(self.specs)} runs: {skipped} finished earlier, {len(todo)} to run"
                                       + (f" over {ctx.world} ranks" if ctx.distributed else ""))
-        mine = todo[ctx.rank::ctx.world]  # round-robin: the same deal on every rank
-        if ctx.distributed:
-            self.console.print(f"rank {ctx.rank}: {', '.join(s.key for s in mine) or 'nothing'}")
-        for spec in mine:
+        deferred = []
+        for spec in todo:
+            if not self._claim(spec):
+                continue
+            partial = self.partial_config(spec)
+            if partial is None:
+                self._run_one(spec, self.keys[spec.key])
+            else:
+                self._run_partial(spec, partial)
+                deferred.append(spec)
+        for spec in deferred:  # before_run now waits for the shared work; the cached stages are not redone
             self._run_one(spec, self.keys[spec.key])
         if not ctx.is_main:
             return self.results
@@ -413,11 +469,13 @@ class TaskBenchmark:
             time.sleep(1.0)
         if not self.run_nothing:  # the last invocation that ran something keeps its wall time
             self.results["total_s"] = round(time.perf_counter() - t0, 1)
+        if not self.run_nothing:
+            self._clear_claims()
         self.save()
         self.print_summary()
         self.console.print(f"results: {self.results_path} and {self.out / 'results.md'}")
         return self.results
 
 
-__all__ = ["LATENT_KEYS", "METRICS", "RunSpec", "TaskBenchmark", "machine_description", "must_be_done",
-           "preflight_summary", "summarize_report", "with_late_labeler_check"]
+__all__ = ["LATENT_KEYS", "METRICS", "RunSpec", "TaskBenchmark", "claim_name", "machine_description",
+           "must_be_done", "preflight_summary", "summarize_report", "with_late_labeler_check"]

@@ -141,3 +141,22 @@ def waiting_lock(path: str | os.PathLike) -> Iterator[Path]:
 
 
 __all__ = ["LOCK_NAME", "folder_lock", "pid_alive", "read_lock", "take_lock", "waiting_lock"]
+
+
+def lock_is_held(path: str | os.PathLike) -> bool:
+    """Whether another process holds :func:`waiting_lock` on ``path`` at this moment (a probe that never
+    waits; False when the file does not exist). The answer may be stale by the time it is read: use it to
+    choose what to do first, never as the lock itself."""
+    import fcntl
+
+    path = Path(path)
+    if not path.is_file():
+        return False
+    with open(path, "a+b") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    return False
+
