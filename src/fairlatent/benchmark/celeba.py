@@ -330,6 +330,7 @@ class CelebABenchmark(TaskBenchmark):
             return sset.runner.run("translator", key, fn, deps=("data",)).outputs["path"]
 
     def translator_lock(self, sset: SharedSet) -> Path:
+        """The file lock held while the seed set's translator is trained (or found finished)."""
         return sset.runner.run_dir / "translator.lock"
 
     def before_run(self, spec: RunSpec) -> None:
@@ -348,7 +349,8 @@ class CelebABenchmark(TaskBenchmark):
         if not keep:
             return None
         raw = cfg.model_dump(mode="json", exclude_unset=True)
-        return validate_config({**raw, "methods": keep}, where=f"benchmark config for {cfg.name} (no translator yet)")
+        return validate_config({**raw, "methods": keep},
+                               where=f"benchmark config for {cfg.name} (no translator yet)")
 
     def stage_skew_data(self, target: str, sset: SharedSet | None = None) -> dict[float, str]:
         from fairlatent.data.dataset import write_dataset

@@ -469,7 +469,6 @@ class TaskBenchmark:
             time.sleep(1.0)
         if not self.run_nothing:  # the last invocation that ran something keeps its wall time
             self.results["total_s"] = round(time.perf_counter() - t0, 1)
-        if not self.run_nothing:
             self._clear_claims()
         self.save()
         self.print_summary()

@@ -140,9 +140,6 @@ def waiting_lock(path: str | os.PathLike) -> Iterator[Path]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-__all__ = ["LOCK_NAME", "folder_lock", "pid_alive", "read_lock", "take_lock", "waiting_lock"]
-
-
 def lock_is_held(path: str | os.PathLike) -> bool:
     """Whether another process holds :func:`waiting_lock` on ``path`` at this moment (a probe that never
     waits; False when the file does not exist). The answer may be stale by the time it is read: use it to
@@ -159,4 +156,7 @@ def lock_is_held(path: str | os.PathLike) -> bool:
             return True
         fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
     return False
+
+
+__all__ = ["LOCK_NAME", "folder_lock", "lock_is_held", "pid_alive", "read_lock", "take_lock", "waiting_lock"]
 
