@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from fairlatent.benchmark.celeba import (positives_per_group, select_targets, skewed_train_indices)
+from fairlatent.benchmark.tasks import machine_description
 from fairlatent.benchmark.paper import CATEGORY, PAPER_AVERAGES, PAPER_TARGETS, paper_overall
 from fairlatent.cli import main
 from fairlatent.data.dataset import load_dataset
@@ -148,6 +149,11 @@ def test_benchmark_end_to_end_on_fixture_resumes_and_reports(tmp_path):
         if m != "baseline":
             assert set(r["vs_baseline"]) >= {"AP", "DEO", "BA"}
     assert 0.5 <= run["latent"]["h_g_heldout_acc"] <= 1
+    # each run says which CPU computed it (bits are reproducible per kind of CPU), and the page counts them
+    here = machine_description()
+    assert (run["machine"]["cpu"], run["machine"]["torch"]) == (here["cpu"], here["torch"]) and here["cpu"]
+    n_runs = len(res["runs"]) + len(res["skew"])
+    assert f"Runs by CPU: {here['cpu']} {n_runs}." in (out / "results.md").read_text()
     names = [row["name"] for row in run["generative"]]
     assert "G(z) · all" in names and "G(z) · Smiling=1, Male=0" in names
     # skew sweep: one run per skew, on training subsets of one size

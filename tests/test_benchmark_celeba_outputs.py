@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from fairlatent.benchmark.markdown import ALL_TARGETS, paired_differences, results_markdown
+from fairlatent.benchmark.markdown import ALL_TARGETS, machine_line, paired_differences, results_markdown
 from fairlatent.benchmark.publish import (DOC_FIGURE_NAME, FIGURE_NAME, plot_ap_vs_deo, publish_docs,
                                           results_record, write_benchmark_outputs)
 from fairlatent.errors import FairlatentError
@@ -245,3 +245,16 @@ def test_a_second_benchmark_publishes_beside_the_main_one_under_its_own_name(tmp
     assert {p.name: p.read_bytes() for p in docs.iterdir() if p.name in main} == main  # the main one untouched
     with pytest.raises(FairlatentError, match=r"--doc-name '\.\./x'"):
         publish_docs(other, out2, docs, "../x")
+
+
+def test_machine_line_counts_the_runs_of_each_cpu_and_those_recorded_before_the_field():
+    results = {"machine": {"cpu": "Intel Xeon", "cores": 2, "torch_threads": 1, "torch": "2.13.0"},
+               "runs": {"A/seed0": {"machine": {"cpu": "AMD EPYC"}}, "A/seed1": {"machine": {"cpu": "Intel Xeon"}},
+                        "B/seed0": {"machine": {"cpu": "Intel Xeon"}}, "B/seed1": {}},
+               "skew": {"A/skew0.5": {"machine": {"cpu": "AMD EPYC"}}}}
+    line = machine_line(results)
+    assert line.startswith("Machine: Intel Xeon, 2 cores, torch threads 1")
+    assert line.endswith("Runs by CPU: AMD EPYC 2, Intel Xeon 2, not recorded 1.")
+    # records that all predate the field say nothing about the runs' CPUs rather than "not recorded" alone
+    old = {"machine": results["machine"], "runs": {"A/seed0": {}}}
+    assert "Runs by CPU" not in machine_line(old)

@@ -217,10 +217,22 @@ def _metric_cells(run: dict[str, Any], method: str) -> str:
     return " | ".join(_iv(metric_interval(run, method, k), 2 if k == "KL" else 1) for k in METRICS)
 
 
-def machine_line(results: dict[str, Any]) -> str:
+def machine_line(results: dict[str, Any], buckets: tuple[str, ...] = ("runs", "skew")) -> str:
+    """Where the results were written (the last invocation's machine) and, when the runs record it, on which
+    CPUs the runs were computed: results are bitwise reproducible on one kind of CPU only, so a benchmark
+    resumed on another machine says how many runs each kind made (runs recorded before the field existed
+    are counted as not recorded)."""
     mach = results.get("machine", {})
-    return (f"Machine: {mach.get('cpu', '?')}, {mach.get('cores', '?')} cores, torch threads "
+    line = (f"Machine: {mach.get('cpu', '?')}, {mach.get('cores', '?')} cores, torch threads "
             f"{mach.get('torch_threads', '?')}, CUDA: {mach.get('cuda') or 'none'}; torch {mach.get('torch', '?')}.")
+    kinds: dict[str, int] = {}
+    for b in buckets:
+        for run in results.get(b, {}).values():
+            cpu = (run.get("machine") or {}).get("cpu") or "not recorded"
+            kinds[cpu] = kinds.get(cpu, 0) + 1
+    if set(kinds) - {"not recorded"}:
+        line += " Runs by CPU: " + ", ".join(f"{cpu} {n}" for cpu, n in sorted(kinds.items())) + "."
+    return line
 
 
 def results_markdown(results: dict[str, Any], figure: str | None = None) -> str:

@@ -16,7 +16,10 @@ them (shared data, GANs, classifiers). :class:`TaskBenchmark` is the driver they
   on a CPU) does not wait for it: it first runs its other methods (:meth:`TaskBenchmark.partial_config`),
   then the rank goes on to its next runs, and it is finished after them, when the pipeline's cached stages
   leave only the waiting methods to train;
-* rank 0 folds the records into ``results.json`` and rewrites ``results.md`` after every finished run.
+* rank 0 folds the records into ``results.json`` and rewrites ``results.md`` after every finished run;
+* runs finished elsewhere can be adopted from a published ``results.json`` (``adopt_from``): a run is adopted
+  only when the published config gives it the very pipeline config this one does, and its record keeps the
+  CPU it was computed on, so a benchmark resumed on another machine adds its missing runs beside them.
 
 A subclass supplies :meth:`~TaskBenchmark.prepare`, :meth:`~TaskBenchmark.run_specs`,
 :meth:`~TaskBenchmark.pipeline_config` and :meth:`~TaskBenchmark.markdown`, and may add to the results
@@ -211,8 +214,10 @@ class TaskBenchmark:
 
     def __init__(self, cfg: Any, out: str | os.PathLike, *, console: Console | None = None,
                  progress: bool = True, after_run: Callable[[Path], Any] | None = None,
-                 ctx: DistContext | None = None, run_nothing: bool = False) -> None:
+                 ctx: DistContext | None = None, run_nothing: bool = False,
+                 adopt_from: str | os.PathLike | None = None) -> None:
         self.cfg = cfg
+        self.adopt_from = None if adopt_from is None else Path(adopt_from)
         self.after_run = after_run
         # rewrite the results from the runs finished earlier and run none (after an upgrade changed how a
         # run is summarised, or to read a sweep while another process runs it on a copy of its records)
@@ -322,6 +327,51 @@ class TaskBenchmark:
         old = self.pipeline_config(spec).legacy_dump()
         return None if old is None else stable_hash(old)
 
+    def adopt(self) -> list[str]:
+        """Write ``done/`` records for the runs that ``adopt_from`` (a benchmark's ``results.json``, e.g. the
+        published ``docs/benchmarks/toyfaces.json``) has finished and this folder has not: the published
+        figures become this folder's, and the run is not repeated. A published run is adopted only when the
+        published config makes it the same pipeline config as this benchmark does (same key): a run of other
+        settings would be silently wrong beside the new ones. The record keeps the run's machine, or that of
+        the invocation that wrote the published file when the run itself predates the field (said so in the
+        record). Returns the adopted runs' keys; rank 0 only (the caller holds the others at a barrier)."""
+        from pydantic import ValidationError
+
+        path = self.adopt_from
+        pub = read_json(path)
+        if not isinstance(pub, dict) or not isinstance(pub.get("config"), dict):
+            raise FairlatentError(f"{path}: not a benchmark's results.json (no 'config' object in it)")
+        try:
+            twin_cfg = type(self.cfg).model_validate(pub["config"])
+        except ValidationError as exc:
+            raise FairlatentError(f"{path}: its config is not this benchmark's ({exc.errors()[0]['loc']}: "
+                                  f"{exc.errors()[0]['msg']})") from None
+        twin = type(self)(twin_cfg, self.out, console=Console(quiet=True), ctx=self.ctx, run_nothing=True)
+        written = pub.get("machine") or {}
+        adopted, other = [], []
+        for spec in self.specs:
+            entry = pub.get(spec.bucket, {}).get(spec.key)
+            if not isinstance(entry, dict) or self.record(spec) is not None:
+                continue
+            try:
+                same = twin.run_key(spec) == self.keys[spec.key]
+            except (FairlatentError, KeyError, StopIteration, ValueError):  # e.g. a pair it lacks
+                same = False
+            if not same:
+                other.append(spec.key)
+                continue
+            machine = entry.get("machine") or {**written, "recorded": "of the invocation that wrote the file; "
+                                               "the run predates per-run machines"}
+            self.done_dir.mkdir(parents=True, exist_ok=True)
+            write_json(self.done_dir / spec.record_name,
+                       {"key": self.keys[spec.key], "status": "done", "result": entry, "machine": machine,
+                        "adopted_from": str(path.resolve()), "finished": time.time()})
+            adopted.append(spec.key)
+        self.shared_console.print(f"adopted {len(adopted)} finished runs from {path}"
+                                  + (f"; {len(other)} published runs have other settings and were not adopted: "
+                                     + ", ".join(other) if other else ""))
+        return adopted
+
     def _key_matches(self, rec: dict[str, Any] | None, spec: RunSpec) -> bool:
         return rec is not None and rec.get("key") in (self.keys.get(spec.key), self.legacy_keys.get(spec.key))
 
@@ -343,7 +393,10 @@ class TaskBenchmark:
 
         self.console.rule(f"[bold]{spec.key}" + (f" · rank {self.ctx.rank}" if self.ctx.distributed else ""))
         t0 = time.perf_counter()
-        stamp = {"key": key, "rank": self.ctx.rank, "world": self.ctx.world, "started": time.time()}
+        # the machine goes with each run: bits are reproducible on one kind of CPU only, and a benchmark that
+        # spans sittings can span machines
+        stamp = {"key": key, "rank": self.ctx.rank, "world": self.ctx.world, "started": time.time(),
+                 "machine": machine_description()}
         try:
             with single_process():
                 self.before_run(spec)
@@ -399,7 +452,8 @@ class TaskBenchmark:
                 continue
             if rec["status"] == "done":
                 self.results["failed"].pop(spec.key, None)
-                self.results[spec.bucket][spec.key] = {**rec["result"], **self._fresh_summary(spec)}
+                self.results[spec.bucket][spec.key] = {**rec["result"], **self._fresh_summary(spec),
+                                                       **({"machine": rec["machine"]} if "machine" in rec else {})}
             else:
                 self.results[spec.bucket].pop(spec.key, None)
                 self.results["failed"][spec.key] = rec["error"]
@@ -434,7 +488,11 @@ class TaskBenchmark:
         self.keys = {spec.key: self.run_key(spec) for spec in self.specs}
         self.legacy_keys = {spec.key: self.legacy_key(spec) for spec in self.specs}
         if ctx.is_main:
+            if self.adopt_from is not None:
+                self.adopt()
             self.save()
+        if self.adopt_from is not None:
+            barrier(ctx)  # every rank sees the adopted records before it lists the unfinished runs
         todo = [spec for spec in self.specs if not self.finished(spec)]
         if ctx.is_main and not self.run_nothing:  # claims of an earlier invocation that died (the lock says so)
             self.done_dir.mkdir(parents=True, exist_ok=True)

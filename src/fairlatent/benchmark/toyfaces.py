@@ -490,14 +490,15 @@ class ToyFacesBenchmark(TaskBenchmark):
 
 def run_toyfaces_benchmark(cfg: ToyFacesBenchmarkConfig, out: str | os.PathLike, *, console: Console | None = None,
                            progress: bool = True, after_run: Callable[[Path], Any] | None = None,
-                           run_nothing: bool = False) -> dict[str, Any]:
+                           run_nothing: bool = False, adopt_from: str | os.PathLike | None = None) -> dict[str, Any]:
     """Run (or resume) the ToyFaces benchmark in ``out``; return the results (also ``results.json``/``.md``).
 
     ``after_run(run_dir)`` as in :func:`fairlatent.benchmark.celeba.run_celeba_benchmark`. Under torchrun
     every rank calls this together; the (pair, seed) runs are dealt over the ranks. ``run_nothing``: only
-    rewrite the results from the runs finished earlier."""
+    rewrite the results from the runs finished earlier. ``adopt_from``: a published ``results.json`` whose
+    finished runs of the same settings are adopted rather than rerun (:meth:`TaskBenchmark.adopt`)."""
     return ToyFacesBenchmark(cfg, out, console=console, progress=progress, after_run=after_run,
-                             run_nothing=run_nothing).run()
+                             run_nothing=run_nothing, adopt_from=adopt_from).run()
 
 
 __all__ = ["ACCEPT_MIN_DEO", "DEFAULT_PAIRS", "default_method", "FAINT_DRAWN", "PairSpec", "ToyFacesBenchmark",

@@ -147,6 +147,9 @@ def toyfaces_command(
     run_nothing: bool = typer.Option(False, "--run-nothing", help="Run no pipeline: rewrite results.json and "
                                      "results.md from the runs finished earlier (e.g. after an upgrade changed "
                                      "how runs are summarised)."),
+    adopt: Optional[Path] = typer.Option(None, "--adopt", help="A published results.json (e.g. "
+                                         "docs/benchmarks/toyfaces.json): its finished runs of the same settings "
+                                         "are taken as done, with the CPU they ran on, and not rerun."),
 ) -> None:
     """Run (or resume) the ToyFaces benchmark: for every (target, protected, skew, faintness) pair and seed a
     whole pipeline run (data, GAN, labelers, baseline, reweighting, latent de-biasing) with paired bootstrap
@@ -166,7 +169,8 @@ def toyfaces_command(
     cfg = validate_settings(ToyFacesBenchmarkConfig, raw, "benchmark toyfaces", {k: "--set" for k in sets})
     _launch(out, background=background, nproc=nproc, quiet=quiet,
             run=lambda console, after_run: run_toyfaces_benchmark(cfg, out, console=console, progress=not quiet,
-                                                                  after_run=after_run, run_nothing=run_nothing))
+                                                                  after_run=after_run, run_nothing=run_nothing,
+                                                                  adopt_from=adopt))
 
 
 @benchmark_app.command("compare")
