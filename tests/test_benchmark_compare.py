@@ -61,8 +61,11 @@ def test_markdown_names_the_better_side_and_bolds_significant_runs():
     md = comparison_markdown(compare_latents(a, b), ("gan", "infogan"))
     row = next(line for line in md.splitlines() if line.startswith("| Smiling | h_t acc |"))
     assert row.endswith("| infogan |") and "+0.055 ± 0.007" in row
-    row = next(line for line in md.splitlines() if line.startswith("| Smiling | |cos θ| |"))
+    row = next(line for line in md.splitlines() if line.startswith("| Smiling | \\|cos θ\\| |"))
     assert row.endswith("| infogan |")  # smaller is better
+    # every row of the summary table has its six cells: the pipes of "|cos θ|" are escaped, not cell borders
+    table = [ln for ln in md.split("\n\n")[2].splitlines()]
+    assert len(table) > 2 and all(ln.replace("\\|", "").count("|") == 7 for ln in table)
     run = next(line for line in md.splitlines() if line.startswith("| Smiling/seed1 |"))
     assert "| -2.0 [-3.0, +1.0] |" in run and "**-4.0 [-5.0, -1.0]**" in run
     assert "Only in gan (1 runs, left out): `Smiling/seed2`." in md

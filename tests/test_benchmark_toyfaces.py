@@ -246,6 +246,29 @@ def test_test_preset_end_to_end_resumes_and_reports_the_runs_own_figures(tmp_pat
               for d in (out / "pairs" / names[0] / "seed0", vrun)]
     assert planes[0] != planes[1]  # only the planes' weighting differs
 
+    # the published results resume on another machine: their runs are adopted with the CPU they ran on (the
+    # file's, for runs that predate per-run machines) and not rerun; only the missing runs would train
+    published = json.loads((out / "results.json").read_text())
+    published["machine"]["cpu"] = "Another CPU"
+    for run in published["runs"].values():
+        run.pop("machine", None)
+    (tmp_path / "published.json").write_text(json.dumps(published))
+    elsewhere = tmp_path / "elsewhere"
+    assert _run(elsewhere, "--adopt", str(tmp_path / "published.json")) == 0
+    moved = json.loads((elsewhere / "results.json").read_text())
+    assert not (elsewhere / "pairs").exists()  # nothing trained
+    assert set(moved["runs"]) == set(published["runs"]) and moved["pairs"] == published["pairs"]
+    assert all(r["machine"]["cpu"] == "Another CPU" for r in moved["runs"].values())
+    assert "Runs by CPU: Another CPU 2." in (elsewhere / "results.md").read_text()
+    done = {p.name: p.read_text() for p in (elsewhere / "done").glob("*.json")}
+    assert len(done) == 2 and _run(elsewhere, "--adopt", str(tmp_path / "published.json")) == 0
+    assert {p.name: p.read_text() for p in (elsewhere / "done").glob("*.json")} == done  # adopted once
+    # published runs of other settings are not adopted (here: other bootstrap resamples)
+    other = tmp_path / "other"
+    assert _run(other, "--adopt", str(tmp_path / "published.json"), "--set", "evaluation.n_boot=77",
+                "--run-nothing") == 0
+    assert not list((other / "done").glob("*.json")) and not json.loads((other / "results.json").read_text())["runs"]
+
 
 def _run_result(seed, base_deo, d_deo, d_ap, preflight_failed=(), blocks_other_only=False):
     """``blocks_other_only``: the failed checks block another method listed in the run, not latent_debias."""
@@ -363,26 +386,3 @@ def test_preflight_verdict_is_rederived_from_an_older_reports_checks_and_config(
     lenient = {**few, "config": {**few["config"], "latent": {"pair_filter": "verified",
                                                              "preflight_min_verified_rate": 0.3}}}
     assert preflight_summary(lenient)["passed"]
-
-    # the published results resume on another machine: their runs are adopted with the CPU they ran on (the
-    # file's, for runs that predate per-run machines) and not rerun; only the missing runs would train
-    published = json.loads((out / "results.json").read_text())
-    published["machine"]["cpu"] = "Another CPU"
-    for run in published["runs"].values():
-        run.pop("machine", None)
-    (tmp_path / "published.json").write_text(json.dumps(published))
-    elsewhere = tmp_path / "elsewhere"
-    assert _run(elsewhere, "--adopt", str(tmp_path / "published.json")) == 0
-    moved = json.loads((elsewhere / "results.json").read_text())
-    assert not (elsewhere / "pairs").exists()  # nothing trained
-    assert set(moved["runs"]) == set(published["runs"]) and moved["pairs"] == published["pairs"]
-    assert all(r["machine"]["cpu"] == "Another CPU" for r in moved["runs"].values())
-    assert "Runs by CPU: Another CPU 2." in (elsewhere / "results.md").read_text()
-    done = {p.name: p.read_text() for p in (elsewhere / "done").glob("*.json")}
-    assert len(done) == 2 and _run(elsewhere, "--adopt", str(tmp_path / "published.json")) == 0
-    assert {p.name: p.read_text() for p in (elsewhere / "done").glob("*.json")} == done  # adopted once
-    # published runs of other settings are not adopted (here: other bootstrap resamples), and say so
-    other = tmp_path / "other"
-    assert _run(other, "--adopt", str(tmp_path / "published.json"), "--set", "evaluation.n_boot=77",
-                "--run-nothing") == 0
-    assert not list((other / "done").glob("*.json")) and not json.loads((other / "results.json").read_text())["runs"]

@@ -114,7 +114,8 @@ def comparison_markdown(cmp: dict[str, Any], names: tuple[str, str] = ("A", "B")
                 continue
             d = c["b_minus_a"]
             better = "–" if d["mean"] is None or d["mean"] == 0 else (b if (d["mean"] > 0) == higher else a)
-            lines.append(f"| {g} | {heading} | {_msd(c['a'], digits)} | {_msd(c['b'], digits)} | "
+            cell = heading.replace("|", "\\|")  # "|cos θ|" inside a table cell: escaped, or it splits the row
+            lines.append(f"| {g} | {cell} | {_msd(c['a'], digits)} | {_msd(c['b'], digits)} | "
                          f"{_msd_signed(d, digits)} | {better} |")
     lines += ["", f"Every run (ΔDEO: median [95 % paired interval], bold where it excludes 0):", "",
               f"| run | baseline DEO | {a}: h_t / h_g / abs cos / keep | {a}: ΔDEO | {b}: h_t / h_g / abs cos / keep "
