@@ -334,7 +334,10 @@ class TaskBenchmark:
         published config makes it the same pipeline config as this benchmark does (same key): a run of other
         settings would be silently wrong beside the new ones. The record keeps the run's machine, or that of
         the invocation that wrote the published file when the run itself predates the field (said so in the
-        record). Returns the adopted runs' keys; rank 0 only (the caller holds the others at a barrier)."""
+        record). Returns the adopted runs' keys; rank 0 only (the caller holds the others at a barrier).
+        The published config's keys are computed by a twin benchmark that has not prepared anything, so this
+        serves benchmarks whose :meth:`pipeline_config` needs no prepared state: ToyFaces (each run makes its
+        own GAN), not CelebA (its runs name the folder's shared stages), which offers no ``--adopt``."""
         from pydantic import ValidationError
 
         path = self.adopt_from
