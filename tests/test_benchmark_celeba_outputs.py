@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from fairlatent.benchmark.markdown import ALL_TARGETS, machine_line, paired_differences, results_markdown
+from fairlatent.benchmark.markdown import ALL_TARGETS, finished_phrase, machine_line, paired_differences, results_markdown
 from fairlatent.benchmark.publish import (DOC_FIGURE_NAME, FIGURE_NAME, plot_ap_vs_deo, publish_docs,
                                           results_record, write_benchmark_outputs)
 from fairlatent.errors import FairlatentError
@@ -258,3 +258,8 @@ def test_machine_line_counts_the_runs_of_each_cpu_and_those_recorded_before_the_
     # records that all predate the field say nothing about the runs' CPUs rather than "not recorded" alone
     old = {"machine": results["machine"], "runs": {"A/seed0": {}}}
     assert "Runs by CPU" not in machine_line(old)
+
+
+def test_finished_phrase_counts_runs_and_keeps_the_wall_time_without_claiming_progress():
+    assert finished_phrase(2, 3, {}) == "2 of 3"
+    assert finished_phrase(3, 3, {"total_s": 90.0}).startswith("3 of 3; wall time of the last invocation 1.5 min")

@@ -202,7 +202,9 @@ def test_test_preset_end_to_end_resumes_and_reports_the_runs_own_figures(tmp_pat
     gone = sorted((out / "done").glob("*.json"))[0]
     gone.unlink()
     (out / "results.md").unlink()
+    wall = json.loads((out / "results.json").read_text())["total_s"]
     assert _run(out, "--run-nothing") == 0
+    assert json.loads((out / "results.json").read_text())["total_s"] == wall  # the last real run's wall time
     assert {p: p.stat().st_mtime_ns for p in (out / "pairs").rglob("stage.json")} == stages
     assert not gone.exists() and (out / "results.md").is_file()
 

@@ -217,6 +217,14 @@ def _metric_cells(run: dict[str, Any], method: str) -> str:
     return " | ".join(_iv(metric_interval(run, method, k), 2 if k == "KL" else 1) for k in METRICS)
 
 
+def finished_phrase(finished: int, expected: int, results: dict[str, Any]) -> str:
+    """"N of M" runs, and the wall time of the last invocation that ran something when it finished (kept by
+    ``--run-nothing``); nothing is said about a run being in progress, which the results cannot know."""
+    return (f"{finished} of {expected}" + (f"; wall time of the last invocation {results['total_s'] / 60:.1f} min (a "
+                                           "resumed run skips finished work; stage times below)"
+                                           if "total_s" in results else ""))
+
+
 def machine_line(results: dict[str, Any], buckets: tuple[str, ...] = ("runs", "skew")) -> str:
     """Where the results were written (the last invocation's machine) and, when the runs record it, on which
     CPUs the runs were computed: results are bitwise reproducible on one kind of CPU only, so a benchmark
@@ -245,9 +253,9 @@ def results_markdown(results: dict[str, Any], figure: str | None = None) -> str:
     lines: list[str] = ["# CelebA benchmark results", ""]
     lines += [machine_line(results), seed_behaviour(cfg), "",
               f"Protected attribute: `{cfg.get('protected')}`; image size {cfg.get('size')}; seeds {cfg.get('seeds')}; "
-              f"finished target runs: {len(runs)}" + (f"; wall time of the last invocation {results['total_s'] / 60:.1f} min "
-                                                     "(a resumed run skips finished work; stage times below)"
-                                                     if "total_s" in results else " (run in progress)") + ".", ""]
+              "finished target runs: " + finished_phrase(
+                  len(runs), len(results.get("targets", {}).get("chosen", [])) * len(cfg.get("seeds", [])), results)
+              + ".", ""]
     if results.get("command"):
         lines += ["Produced by", "", f"    {results['command']}", ""]
     sel = results.get("targets", {})

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fairlatent.benchmark.markdown import (LATENT_COLUMNS, LATENT_FIELDS, LATENT_LEGEND, _f, _msd, machine_line,
-                                          preflight_lines, timing_lines)
+from fairlatent.benchmark.markdown import (LATENT_COLUMNS, LATENT_FIELDS, LATENT_LEGEND, _f, _msd, finished_phrase,
+                                          machine_line, preflight_lines, timing_lines)
 
 DELTA_METRICS = ("DEO", "AP", "BA")
 
@@ -40,9 +40,7 @@ def toyfaces_markdown(results: dict[str, Any]) -> str:
     lines = ["# ToyFaces benchmark results", "", machine_line(results), "",
              f"ToyFaces: {cfg.get('n')} faces per run at {cfg.get('size')} px, splits {cfg.get('split_fractions')}; "
              f"seeds {cfg.get('seeds')} (a seed draws the faces, the GAN and every classifier); finished runs: "
-             f"{len(runs)} of {len(cfg.get('pairs', [])) * len(cfg.get('seeds', []))}"
-             + (f"; wall time of the last invocation {results['total_s'] / 60:.1f} min" if "total_s" in results
-                else " (run in progress)") + ".", ""]
+             + finished_phrase(len(runs), len(cfg.get("pairs", [])) * len(cfg.get("seeds", [])), results) + ".", ""]
     acc = results.get("acceptance")
     by_method = results.get("acceptance_by_method", {})
     if acc or by_method:

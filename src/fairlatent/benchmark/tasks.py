@@ -233,7 +233,10 @@ class TaskBenchmark:
         prev = read_json(self.results_path) if self.results_path.is_file() else {}
         # results of finished runs survive a restart even when their run folders are pruned
         self.results: dict[str, Any] = {**{b: prev.get(b, {}) for b in self.buckets},
-                                        "failed": prev.get("failed", {})}
+                                        "failed": prev.get("failed", {}),
+                                        # a rewrite keeps the wall time of the last invocation that ran runs
+                                        **({"total_s": prev["total_s"]} if run_nothing and "total_s" in prev
+                                           else {})}
         self.specs: list[RunSpec] = []
         self.keys: dict[str, str] = {}
         self.legacy_keys: dict[str, str | None] = {}
