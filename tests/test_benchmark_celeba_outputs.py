@@ -8,7 +8,8 @@ import struct
 import numpy as np
 import pytest
 
-from fairlatent.benchmark.markdown import ALL_TARGETS, finished_phrase, machine_line, paired_differences, results_markdown
+from fairlatent.benchmark.markdown import (ALL_TARGETS, finished_phrase, machine_line, paired_differences,
+                                          results_markdown)
 from fairlatent.benchmark.publish import (DOC_FIGURE_NAME, FIGURE_NAME, plot_ap_vs_deo, publish_docs,
                                           results_record, write_benchmark_outputs)
 from fairlatent.errors import FairlatentError

@@ -64,7 +64,7 @@ def test_markdown_names_the_better_side_and_bolds_significant_runs():
     row = next(line for line in md.splitlines() if line.startswith("| Smiling | \\|cos θ\\| |"))
     assert row.endswith("| infogan |")  # smaller is better
     # every row of the summary table has its six cells: the pipes of "|cos θ|" are escaped, not cell borders
-    table = [ln for ln in md.split("\n\n")[2].splitlines()]
+    table = md.split("\n\n")[2].splitlines()
     assert len(table) > 2 and all(ln.replace("\\|", "").count("|") == 7 for ln in table)
     run = next(line for line in md.splitlines() if line.startswith("| Smiling/seed1 |"))
     assert "| -2.0 [-3.0, +1.0] |" in run and "**-4.0 [-5.0, -1.0]**" in run

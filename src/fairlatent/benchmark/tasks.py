@@ -41,6 +41,7 @@ from fairlatent.errors import FairlatentError
 from fairlatent.pipeline.stages import StageResult, StageRunner, stable_hash
 from fairlatent.train.distributed import DistContext, barrier, init_distributed, single_process
 from fairlatent.utils.io import read_json, write_json, write_text
+from fairlatent.utils.settings import validate_settings
 
 #: the test metrics a run's summary keeps (a post-processing method has no AP or KL: they are left out)
 METRICS = ("AP", "DEO", "BA", "KL", "EOdds")
@@ -341,17 +342,11 @@ class TaskBenchmark:
         The published config's keys are computed by a twin benchmark that has not prepared anything, so this
         serves benchmarks whose :meth:`pipeline_config` needs no prepared state: ToyFaces (each run makes its
         own GAN), not CelebA (its runs name the folder's shared stages), which offers no ``--adopt``."""
-        from pydantic import ValidationError
-
         path = self.adopt_from
         pub = read_json(path)
         if not isinstance(pub, dict) or not isinstance(pub.get("config"), dict):
             raise FairlatentError(f"{path}: not a benchmark's results.json (no 'config' object in it)")
-        try:
-            twin_cfg = type(self.cfg).model_validate(pub["config"])
-        except ValidationError as exc:
-            raise FairlatentError(f"{path}: its config is not this benchmark's ({exc.errors()[0]['loc']}: "
-                                  f"{exc.errors()[0]['msg']})") from None
+        twin_cfg = validate_settings(type(self.cfg), pub["config"], f"{path} (its 'config')")
         twin = type(self)(twin_cfg, self.out, console=Console(quiet=True), ctx=self.ctx, run_nothing=True)
         written = pub.get("machine") or {}
         adopted, other = [], []
