@@ -81,3 +81,36 @@ def test_waiting_lock_makes_a_second_holder_wait_for_the_first(tmp_path):
         assert path == lock
     assert waited > 1.0  # the holder kept it 1.5 s after saying so: we waited for it to let go
     assert holder.wait() == 0
+
+
+def test_waiting_lock_without_waiting_answers_at_once_and_takes_it_when_free(tmp_path):
+    """``wait=False``: None at once while another process holds the lock (no waiting); when it is free, the
+    lock itself, held for the block, so that a second taker that does not wait is then refused. Deciding
+    and taking are one step: what a benchmark rank needs to choose between training the shared translator
+    and running the other methods first."""
+    import subprocess
+    import sys
+    import time
+
+    from fairlatent.utils.lock import waiting_lock
+
+    lock = tmp_path / "translator.lock"
+    try_it = ("import sys; from fairlatent.utils.lock import waiting_lock\n"
+              f"with waiting_lock({str(lock)!r}, wait=False) as got:\n"
+              "    print('none' if got is None else 'took', flush=True)\n")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from fairlatent.utils.lock import waiting_lock\n"
+        f"with waiting_lock({str(lock)!r}):\n"
+        "    print('held', flush=True); time.sleep(3)\n")], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    t0 = time.perf_counter()
+    with waiting_lock(lock, wait=False) as got:
+        assert got is None
+    assert time.perf_counter() - t0 < 1.0  # answered while the holder still had 3 s to go
+    assert holder.wait() == 0
+    with waiting_lock(lock, wait=False) as got:  # free now: taken, and held for the block
+        assert got == lock
+        other = subprocess.run([sys.executable, "-c", try_it], capture_output=True, text=True, check=True)
+        assert other.stdout.strip() == "none"
+    other = subprocess.run([sys.executable, "-c", try_it], capture_output=True, text=True, check=True)
+    assert other.stdout.strip() == "took"  # let go at the end of the block

@@ -308,11 +308,12 @@ class CelebABenchmark(TaskBenchmark):
         """Where the seed set's translator run lives (``<set>/translator/model``), trained or not."""
         return sset.runner.run_dir / "translator" / "model"
 
-    def stage_translator(self, sset: SharedSet) -> str:
+    def stage_translator(self, sset: SharedSet, *, wait: bool = True) -> str | None:
         """The seed set's CycleGAN between the protected groups of its real train split: it depends on the
         data and the protected attribute only, so one serves every target (and the skew runs) of the seed.
         Trained by the first run that needs it, on that run's rank, under a file lock the other ranks'
-        runs of the same seed wait on (a translator takes far longer than a collective's timeout)."""
+        runs of the same seed wait on (a translator takes far longer than a collective's timeout).
+        ``wait=False``: None at once, having done nothing, while another process holds that lock."""
         from fairlatent.train.cyclegan import train_translator
         from fairlatent.train.engine import cache_dump
         from fairlatent.utils.lock import waiting_lock
@@ -326,23 +327,22 @@ class CelebABenchmark(TaskBenchmark):
                              progress=self.progress)
             return {"path": str((stage_dir / "model").resolve())}
 
-        with waiting_lock(self.translator_lock(sset)):
+        with waiting_lock(self.translator_lock(sset), wait=wait) as held:
+            if held is None:
+                return None
             return sset.runner.run("translator", key, fn, deps=("data",)).outputs["path"]
 
     def translator_lock(self, sset: SharedSet) -> Path:
         """The file lock held while the seed set's translator is trained (or found finished)."""
         return sset.runner.run_dir / "translator.lock"
 
-    def before_run(self, spec: RunSpec) -> None:
-        if self.cfg.needs_translator():
-            self.stage_translator(self.sets[spec.seed])
+    def before_run(self, spec: RunSpec, *, wait: bool = True) -> bool:
+        return not self.cfg.needs_translator() or self.stage_translator(self.sets[spec.seed], wait=wait) is not None
 
     def partial_config(self, spec: RunSpec):
         """While another rank trains the seed's translator, the run's methods that do not use it (see
         :meth:`TaskBenchmark.partial_config`): hours of a CPU core go to them instead of to waiting."""
-        from fairlatent.utils.lock import lock_is_held
-
-        if not self.cfg.needs_translator() or not lock_is_held(self.translator_lock(self.sets[spec.seed])):
+        if not self.cfg.needs_translator():
             return None
         cfg = self.pipeline_config(spec)
         keep = [m for m in cfg.methods if not get_method(m).translated]
@@ -495,5 +495,5 @@ def run_celeba_benchmark(cfg: CelebABenchmarkConfig, out: str | os.PathLike, *, 
     return results
 
 
-__all__ = ["CelebABenchmark", "CelebABenchmarkConfig", "RunSpec", "SharedSet", "run_celeba_benchmark", "skewed_train_indices", "select_targets",
-           "positives_per_group"]
+__all__ = ["CelebABenchmark", "CelebABenchmarkConfig", "RunSpec", "SharedSet", "run_celeba_benchmark",
+           "skewed_train_indices", "select_targets", "positives_per_group"]

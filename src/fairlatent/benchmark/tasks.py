@@ -267,17 +267,19 @@ class TaskBenchmark:
     def print_summary(self) -> None:
         """What rank 0 prints when every run has finished (after the results' paths)."""
 
-    def before_run(self, spec: RunSpec) -> None:
+    def before_run(self, spec: RunSpec, *, wait: bool = True) -> bool:
         """Shared work that only the runs need and that the first run to need it does, on its own rank while
         the ranks with other runs go on (e.g. the CelebA benchmark's per-seed translator); called on one
-        process (inside :func:`~fairlatent.train.distributed.single_process`) just before the run."""
+        process (inside :func:`~fairlatent.train.distributed.single_process`) just before the run. True when
+        the work is done (by this call or earlier); with ``wait=False``, False at once, having done nothing,
+        while another process is doing it (the driver then runs :meth:`partial_config` first)."""
+        return True
 
     def partial_config(self, spec: RunSpec):
-        """The run's pipeline config without the methods that need shared work another process is doing at
-        this moment, or None when the run can start whole (nothing is being waited for, or no method would
-        be left). The driver runs it first and the whole run later: every stage is cached by its own
-        config, so the whole run then trains only the methods left out, and its figures are those of a run
-        made in one go (tested)."""
+        """The run's pipeline config without the methods that need the shared work another process is doing
+        (asked when :meth:`before_run` said so), or None when no method would be left. The driver runs it
+        first and the whole run later: every stage is cached by its own config, so the whole run then trains
+        only the methods left out, and its figures are those of a run made in one go (tested)."""
         return None
 
     def run_result(self, spec: RunSpec, report: dict[str, Any]) -> dict[str, Any]:
@@ -387,12 +389,12 @@ class TaskBenchmark:
         rec = self.record(spec)
         return self._key_matches(rec, spec) and rec.get("status") in ("done", "failed")
 
-    def _run_one(self, spec: RunSpec, key: str) -> None:
+    def _run_one(self, spec: RunSpec, key: str, *, wait: bool = True) -> bool:
         """One pipeline run; its summary (or its failure) goes to ``done/<run>.json`` (and, on rank 0, into
-        the merged results)."""
+        the merged results). With ``wait=False``: False, having run and recorded nothing, while another
+        process does the run's shared work (:meth:`before_run`)."""
         from fairlatent.pipeline.run import run_pipeline
 
-        self.console.rule(f"[bold]{spec.key}" + (f" · rank {self.ctx.rank}" if self.ctx.distributed else ""))
         t0 = time.perf_counter()
         # the machine goes with each run: bits are reproducible on one kind of CPU only, and a benchmark that
         # spans sittings can span machines
@@ -400,7 +402,10 @@ class TaskBenchmark:
                  "machine": machine_description()}
         try:
             with single_process():
-                self.before_run(spec)
+                if not self.before_run(spec, wait=wait):
+                    return False
+                self.console.rule(f"[bold]{spec.key}" + (f" · rank {self.ctx.rank}" if self.ctx.distributed
+                                                         else ""))
                 report = run_pipeline(self.pipeline_config(spec), spec.run_dir, console=self.console,
                                       progress=self.progress)
                 if self.after_run is not None:
@@ -416,6 +421,7 @@ class TaskBenchmark:
                                                           "finished": time.time()})
         if self.ctx.is_main:
             self.save()
+        return True
 
     def _run_partial(self, spec: RunSpec, cfg: Any) -> None:
         """The run without the methods that wait for shared work (see :meth:`partial_config`); no record."""
@@ -511,12 +517,14 @@ class TaskBenchmark:
         for spec in todo:
             if not self._claim(spec):
                 continue
+            # taking the shared work (or finding it done) and deciding to run whole are one step: a probe
+            # followed by a waiting take let another rank take it in between, and this one idled for hours
+            if self._run_one(spec, self.keys[spec.key], wait=False):
+                continue
             partial = self.partial_config(spec)
-            if partial is None:
-                self._run_one(spec, self.keys[spec.key])
-            else:
+            if partial is not None:
                 self._run_partial(spec, partial)
-                deferred.append(spec)
+            deferred.append(spec)
         for spec in deferred:  # before_run now waits for the shared work; the cached stages are not redone
             self._run_one(spec, self.keys[spec.key])
         if not ctx.is_main:

@@ -121,42 +121,33 @@ def folder_lock(folder: str | os.PathLike, *, name: str = LOCK_NAME, what: str =
 
 
 @contextlib.contextmanager
-def waiting_lock(path: str | os.PathLike) -> Iterator[Path]:
+def waiting_lock(path: str | os.PathLike, *, wait: bool = True) -> Iterator[Path | None]:
     """Hold an exclusive lock on the file ``path`` for the ``with`` block, *waiting* while another process
     holds it (``fcntl.flock``, released by the kernel if the holder dies).
 
     For work that several processes of one job may need and exactly one should do, e.g. a benchmark's
     shared model that the first of its runs to need it trains while the others wait for it, instead of
-    waiting at a collective barrier that times out long before a model trains."""
+    waiting at a collective barrier that times out long before a model trains.
+
+    ``wait=False`` never waits: the block gets None at once when another process holds the lock, and the
+    lock otherwise. Deciding whether to do the work and taking the lock are then one atomic step; a probe of
+    the lock followed by a waiting take leaves a gap in which another process can take it,
+    and the prober then waits for work it meant to skip."""
     import fcntl
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield None
+            return
         try:
             yield path
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def lock_is_held(path: str | os.PathLike) -> bool:
-    """Whether another process holds :func:`waiting_lock` on ``path`` at this moment (a probe that never
-    waits; False when the file does not exist). The answer may be stale by the time it is read: use it to
-    choose what to do first, never as the lock itself."""
-    import fcntl
-
-    path = Path(path)
-    if not path.is_file():
-        return False
-    with open(path, "a+b") as fh:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-    return False
-
-
-__all__ = ["LOCK_NAME", "folder_lock", "lock_is_held", "pid_alive", "read_lock", "take_lock", "waiting_lock"]
+__all__ = ["LOCK_NAME", "folder_lock", "pid_alive", "read_lock", "take_lock", "waiting_lock"]
 
