@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fairlatent.benchmark.status import benchmark_status
 from fairlatent.benchmark.toyfaces import (DEFAULT_PAIRS, FAINT_DRAWN, ToyFacesBenchmarkConfig, acceptance,
                                            pair_summary)
 from fairlatent.cli import main
@@ -122,6 +123,9 @@ def test_test_preset_end_to_end_resumes_and_reports_the_runs_own_figures(tmp_pat
     assert not res["failed"], res["failed"]
     names = [p["name"] for p in cfg["pairs"]]
     assert len(names) == 2 and set(res["runs"]) == {f"{n}/seed0" for n in names}
+    st = benchmark_status(out)  # what `fairlatent benchmark status` reads from the folder of the finished sweep
+    assert st["planned"] == 2 and sorted(st["finished"]) == sorted(res["runs"]) and st["lock"] is None
+    assert not (st["running"] or st["waiting"] or st["failed"] or st["stages"])
     assert set(res["pairs"]) == set(names)
     for name in names:
         report = json.loads((out / "pairs" / name / "seed0" / "report.json").read_text())
@@ -187,6 +191,7 @@ def test_test_preset_end_to_end_resumes_and_reports_the_runs_own_figures(tmp_pat
     assert rec["key"] == stable_hash(validate_config(run_cfg).model_dump(mode="json")) != stable_hash(legacy)
     rec["key"] = stable_hash(legacy)
     rec_path.write_text(json.dumps(rec))
+    assert sorted(benchmark_status(out)["finished"]) == sorted(res["runs"])  # a legacy key counts as finished
     run_cfg["latent"]["pair_filter"] = "verified"  # a config that departs from the old behaviour has no old key
     assert validate_config(run_cfg).legacy_dump() is None
     # a second invocation finds every run done and redoes nothing

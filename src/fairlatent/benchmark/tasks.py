@@ -479,6 +479,11 @@ class TaskBenchmark:
 
     def save(self) -> None:
         self.merge()
+        if self.specs:  # the plan, for `fairlatent benchmark status` (which reads the folder, not this process)
+            self.results["planned"] = [
+                {"run": s.key, "bucket": s.bucket, "record": s.record_name, "key": self.keys.get(s.key),
+                 **({"legacy_key": self.legacy_keys[s.key]} if self.legacy_keys.get(s.key) else {})}
+                for s in self.specs]
         self.results["config"] = self.cfg.model_dump()
         self.results["machine"] = {**machine_description(), "ranks": self.ctx.world}
         self.results.update(self.extra_results())

@@ -197,3 +197,19 @@ def compare_command(
     Console().print(Markdown(md))
     if out is not None:
         write_text(out, md)
+
+
+@benchmark_app.command("status")
+def status_command(
+    out: Path = typer.Argument(..., help="A benchmark folder (the --out of `benchmark celeba|toyfaces`)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the status as JSON instead of lines."),
+) -> None:
+    """Where a benchmark stands, read from its folder (running or not): runs finished, failed, running (rank,
+    process) and waiting; every stage begun and not finished, with its training's step and pace; a rough
+    time left. Writes nothing."""
+    import json
+
+    from fairlatent.benchmark.status import benchmark_status, status_lines
+
+    status = benchmark_status(out)
+    typer.echo(json.dumps(status, indent=2) if as_json else "\n".join(status_lines(status)))
