@@ -111,6 +111,34 @@ def test_agrees_with_fairlearn(seed, n_groups):
     assert F.equalized_odds_difference(y, p, **kw) == pytest.approx(fm.equalized_odds_difference(y, p, **kw), abs=1e-12)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_rates_by_group_agree_with_fairlearns_metric_frame(seed):
+    from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, true_positive_rate
+
+    r = np.random.default_rng(seed)
+    n = 600
+    g = np.array(["a", "b", "c"])[r.integers(0, 3, n)]
+    y = r.integers(0, 2, n)
+    p = np.where(r.random(n) < 0.6 + 0.2 * (g == "b"), y, 1 - y)
+    frame = MetricFrame(metrics={"TPR": true_positive_rate, "FPR": false_positive_rate,
+                                 "selection_rate": selection_rate}, y_true=y, y_pred=p, sensitive_features=g)
+    got = F.rates_by_group(y, p, sensitive_features=g)
+    assert list(got) == ["a", "b", "c"]
+    for a in got:
+        assert got[a]["n"] == int((g == a).sum()) and got[a]["positives"] == int(y[g == a].sum())
+        for k in ("TPR", "FPR", "selection_rate"):
+            assert got[a][k] == pytest.approx(frame.by_group.loc[a, k], abs=1e-12), (a, k)
+    # the gaps are spreads of these rates
+    assert F.deo(y, p, sensitive_features=g) == pytest.approx(
+        max(v["TPR"] for v in got.values()) - min(v["TPR"] for v in got.values()), abs=1e-12)
+
+
+def test_rates_by_group_leave_an_undefined_rate_undefined():
+    got = F.rates_by_group([0, 0, 1, 1], [0, 1, 1, 0], sensitive_features=[0, 0, 1, 1])
+    assert np.isnan(got[0]["TPR"]) and got[0]["FPR"] == 0.5 and got[0]["positives"] == 0
+    assert np.isnan(got[1]["FPR"]) and got[1]["TPR"] == 0.5
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_average_precision_matches_sklearn_with_ties(seed):
     r = np.random.default_rng(seed)

@@ -164,8 +164,25 @@ def test_verified_pairs_are_the_agreeing_pairs_whose_protected_label_flipped(fas
     assert to["post_processing"]["constraints"] == "true_positive_rate_parity"
     assert "AP" not in to["test"] and "KL" not in to["test"] and "DEO" in to["test"]
     assert set(to["paired_vs_baseline"]["test"]) >= {"DEO", "BA"} and "AP" not in to["paired_vs_baseline"]["test"]
-    build_report(copy, console=Console(file=io.StringIO(), width=120))
-    assert "threshold_optimizer_tpr" in (copy / "report.html").read_text()
+    buf = io.StringIO()
+    build_report(copy, console=Console(file=buf, width=200))
+    html = (copy / "report.html").read_text()
+    assert "threshold_optimizer_tpr" in html
+    # the rates by group are what the report's gaps are spreads of, at each method's own threshold (scores)
+    # or as decided (post-processing): on the whole split, DEO = |TPR gap| and DP = |selection gap|, in points
+    from fairlatent.report.build import group_rates
+
+    rates, why = group_rates(report, copy)
+    assert why is None and set(rates) == {"test", "test_balanced"}
+    for split, by_method in rates.items():
+        assert set(by_method) == set(report["methods"])
+        for m, by_group in by_method.items():
+            assert set(by_group) == {0, 1}
+            for metric, key in (("DEO", "TPR"), ("DP", "selection_rate")):
+                gap = abs(by_group[0][key] - by_group[1][key]) * 100
+                assert gap == pytest.approx(report["methods"][m][split][metric]["full"], abs=1e-9), (split, m, metric)
+    assert "rates by group at each method's threshold" in buf.getvalue()
+    assert "<th>P(ŷ=1) Eyeglasses=1</th>" in html and html.count("<th>TPR Eyeglasses=0</th>") == 2  # both splits
 
 
 def test_cyclegan_augment_trains_on_every_real_image_translated_to_the_other_group(fast_run, tmp_path):

@@ -41,6 +41,7 @@ __all__ = [
     "equal_opportunity_difference",
     "equalized_odds_difference",
     "kl_divergence_scores",
+    "rates_by_group",
     "worst_group_accuracy",
 ]
 
@@ -184,6 +185,20 @@ def false_positive_rates(counts: np.ndarray) -> np.ndarray:
 def selection_rates(counts: np.ndarray) -> np.ndarray:
     """P(Ŷ=1 | A=a) per group, shape ``(..., G)``."""
     return _ratio(counts[..., :, 1].sum(-1), counts.sum((-1, -2)))
+
+
+def rates_by_group(y_true, y_pred, *, sensitive_features) -> dict:
+    """The per-group rates that DEO, equalized odds and demographic parity are spreads of: for each group
+    (``np.unique`` order) ``{"n", "positives", "TPR", "FPR", "selection_rate"}`` (fractions; nan where the
+    group has no positives or no negatives). fairlearn's ``MetricFrame(metrics={"TPR":
+    true_positive_rate, ...}).by_group``, from the shared confusion table.
+
+    Why it is worth showing beside the gaps: a gap closes by raising the lower group's rate or by lowering
+    the higher group's ("levelling down"); only the rates say which a method did."""
+    groups, counts = confusion_by_group(y_true, y_pred, sensitive_features=sensitive_features)
+    tpr, fpr, sel = true_positive_rates(counts), false_positive_rates(counts), selection_rates(counts)
+    return {_py(a): {"n": int(counts[i].sum()), "positives": int(counts[i, 1].sum()), "TPR": float(tpr[i]),
+                     "FPR": float(fpr[i]), "selection_rate": float(sel[i])} for i, a in enumerate(groups)}
 
 
 def deo_from_counts(counts: np.ndarray) -> np.ndarray:

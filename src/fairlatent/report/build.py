@@ -161,14 +161,16 @@ def protected_table(methods: dict[str, Any], split: str, attributes: list[str],
 
 
 def render_html(report: dict[str, Any], figures: dict[str, str], *, run_dir: str,
-                missing: dict[str, str] | None = None, sections: dict[str, str] | None = None) -> str:
+                missing: dict[str, str] | None = None, sections: dict[str, str] | None = None,
+                rates: dict[str, dict[str, Any]] | None = None) -> str:
     """The self-contained HTML page. Every string from the report is escaped (jinja2 autoescape).
 
     ``missing`` maps a figure that could not be drawn to the reason, shown in its place as "n/a (reason)".
     Every number goes through ``fmt_num`` / ``fmt_interval`` / ``fmt_paired``, which print "n/a" for None
     and NaN: a None reaching ``'%.3f' %`` is a TypeError after the whole pipeline has run, and every stage
     is cached, so each rerun would fail the same way. ``sections`` maps a name to an HTML fragment fairlatent
-    rendered itself (already escaped, :func:`report_sections`), inserted as it is.
+    rendered itself (already escaped, :func:`report_sections`), inserted as it is. ``rates``: per split, the
+    rates by protected group (:func:`group_rates`); a split without them shows no such table.
     """
     env = jinja2.Environment(loader=jinja2.PackageLoader("fairlatent.report", "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"], default=True),
@@ -179,11 +181,13 @@ def render_html(report: dict[str, Any], figures: dict[str, str], *, run_dir: str
     env.filters["signed"] = fmt_signed
     evaluation = report["methods"]
     splits = [s for s in ("test", "test_balanced") if any(s in r for r in evaluation.values())]
+    protected = str(report.get("protected"))
     return env.get_template("report.html.j2").render(
         report=report, figures=figures, missing=missing or {}, metrics=HEADLINE, lower_is_better=LOWER_IS_BETTER,
         run_dir=run_dir, splits=splits, best={s: best_medians(evaluation, s, HEADLINE) for s in splits}, na=NA,
         protected_all=protected_attributes(report), protected_metrics=PER_PROTECTED,
-        sections={k: Markup(v) for k, v in (sections or {}).items()})
+        sections={k: Markup(v) for k, v in (sections or {}).items()},
+        rates={s: rates_rows(r, protected) for s, r in (rates or {}).items()})
 
 
 def fmt_signed(d: dict[str, Any] | None) -> str:
@@ -232,6 +236,52 @@ def paired_table(methods: dict[str, Any], split: str, metrics: tuple[str, ...] =
             continue
         table.add_row(escape(name), *[fmt_paired(paired.get(m)) for m in metrics])
     return table
+
+
+#: the columns of the rates-by-group table: (key in :func:`fairlatent.metrics.fairness.rates_by_group`, header)
+RATE_COLUMNS = (("TPR", "TPR"), ("FPR", "FPR"), ("selection_rate", "P(ŷ=1)"))
+
+
+def group_rates(report: dict[str, Any], run_dir: str | os.PathLike) -> tuple[dict[str, dict[str, Any]], str | None]:
+    """Per split and method, the rates of each protected group (:func:`fairlatent.metrics.fairness.
+    rates_by_group`) at the method's own threshold, computed as the report's threshold metrics are
+    (``score > threshold``; a post-processing method's 0/1 decisions as they are), from the evaluate stage's
+    scores file; and the reason when that file cannot be read (the tables are then left out). Point values
+    on the whole split: the intervals of the gaps are in the metric tables."""
+    from fairlatent.metrics.fairness import rates_by_group
+
+    files = report.get("files", {})
+    if "scores" not in files:
+        return {}, "report.json names no evaluation scores file"
+    path = Path(run_dir) / files["scores"]
+    try:
+        scores = dict(np.load(path, allow_pickle=False))
+    except (OSError, ValueError, EOFError) as exc:
+        return {}, f"{path}: {_reason(exc)}"
+    out: dict[str, dict[str, Any]] = {}
+    for split in ("test", "test_balanced"):
+        if f"_y/{split}" not in scores:
+            continue
+        y, g = scores[f"_y/{split}"], scores[f"_g/{split}"]
+        for m, res in report["methods"].items():
+            th = res.get("threshold")
+            if f"{m}/{split}" in scores and finite(th) is not None:
+                pred = scores[f"{m}/{split}"] > th
+            elif f"{m}/{split}/decisions" in scores:
+                pred = scores[f"{m}/{split}/decisions"] > 0.5
+            else:
+                continue
+            out.setdefault(split, {})[m] = rates_by_group(y, pred.astype(np.int8), sensitive_features=g)
+    return out, None
+
+
+def rates_rows(rates: dict[str, Any], protected: str) -> tuple[list[str], list[list[str]]]:
+    """The header and rows (strings) of one split's rates-by-group table, for the terminal and the page."""
+    groups = sorted({a for by_group in rates.values() for a in by_group}, key=str)
+    header = ["method"] + [f"{label} {protected}={a}" for _, label in RATE_COLUMNS for a in groups]
+    rows = [[name] + [fmt_num((by_group.get(a) or {}).get(key), ".3f") for key, _ in RATE_COLUMNS for a in groups]
+            for name, by_group in rates.items()]
+    return header, rows
 
 
 def load_report(run_dir: str | os.PathLike) -> dict[str, Any]:
@@ -385,6 +435,7 @@ def print_summary(report: dict[str, Any], run_dir: str | os.PathLike, console: C
 
     Paths and names are printed as text, not rich markup (a run folder may be called ``run[/b]``)."""
     evaluation = report["methods"]
+    rates, _ = group_rates(report, run_dir)
     for split in ("test", "test_balanced"):
         if not any(split in r for r in evaluation.values()):
             continue
@@ -393,6 +444,15 @@ def print_summary(report: dict[str, Any], run_dir: str | os.PathLike, console: C
             console.print(paired_table(evaluation, split))
         if protected_attributes(report):
             console.print(protected_table(evaluation, split, protected_attributes(report)))
+        if rates.get(split):
+            header, rows = rates_rows(rates[split], str(report.get("protected")))
+            table = Table(title=f"{split}: rates by group at each method's threshold (DEO is the TPR gap)")
+            for i, h in enumerate(header):
+                table.add_column(escape(h), style="bold" if i == 0 else None, justify="left" if i == 0 else "right",
+                                 no_wrap=i == 0)
+            for row in rows:
+                table.add_row(*map(escape, row))
+            console.print(table)
     if "latent" in report:
         lat = report["latent"]
         pct = lambda k: fmt_num(lat.get(k), ".1%")  # noqa: E731
@@ -419,8 +479,8 @@ def print_summary(report: dict[str, Any], run_dir: str | os.PathLike, console: C
                                 if caution else "")))
     over = report.get("oversample")
     if isinstance(over, dict) and isinstance(over.get("decoded"), dict):
-        console.print(escape(f"oversample: decoded {over.get('images', NA)} images up to {over.get('target_count', NA)} "
-                             f"per cell ({', '.join(f'{c} +{n}' for c, n in over['decoded'].items())})"),
+        console.print(escape(f"oversample: decoded {over.get('images', NA)} images up to "
+                             f"{over.get('target_count', NA)} per cell ({', '.join(f'{c} +{n}' for c, n in over['decoded'].items())})"),
                       soft_wrap=True)
     check = report.get("oversample_check")
     if isinstance(check, dict) and isinstance(check.get("decoded"), dict):
@@ -464,13 +524,15 @@ def build_report(run_dir: str | os.PathLike, *, console: Console | None = None) 
     report = load_report(run_dir)
     figures, missing = report_figures(report, run_dir)
     sections, missing_sections = report_sections(report, run_dir)
+    rates, _ = group_rates(report, run_dir)  # an unreadable scores file is already named under the histograms
     html = render_html(report, figures, run_dir=str(run_dir), missing={**missing, **missing_sections},
-                       sections=sections)
+                       sections=sections, rates=rates)
     write_text(Path(run_dir) / "report.html", html)
     print_summary(report, run_dir, console or Console())
     return report
 
 
-__all__ = ["HEADLINE", "LOWER_IS_BETTER", "NA", "audit_lines", "best_medians", "build_report", "finite",
-           "fmt_interval", "fmt_num", "fmt_paired", "fmt_signed", "load_report", "metric_table", "paired_table",
-           "print_summary", "protected_attributes", "protected_table", "render_html", "report_figures", "report_sections"]
+__all__ = ["HEADLINE", "LOWER_IS_BETTER", "NA", "RATE_COLUMNS", "audit_lines", "best_medians", "build_report", "finite",
+           "fmt_interval", "fmt_num", "fmt_paired", "fmt_signed", "group_rates", "load_report", "metric_table",
+           "paired_table", "print_summary", "protected_attributes", "protected_table", "rates_rows", "render_html",
+           "report_figures", "report_sections"]
