@@ -149,6 +149,12 @@ def test_benchmark_end_to_end_on_fixture_resumes_and_reports(tmp_path):
         if m != "baseline":
             assert set(r["vs_baseline"]) >= {"AP", "DEO", "BA"}
     assert 0.5 <= run["latent"]["h_g_heldout_acc"] <= 1
+    # each method's rates by group, read from the run's scores at its threshold; their TPR gap is its DEO
+    for m, r in run["methods"].items():
+        rates = r["rates_by_group"]
+        assert set(rates) == {"0", "1"}
+        assert abs(rates["0"]["TPR"] - rates["1"]["TPR"]) * 100 == pytest.approx(
+            report["methods"][m]["test"]["DEO"]["full"], abs=1e-9), m
     # each run says which CPU computed it (bits are reproducible per kind of CPU), and the page counts them
     here = machine_description()
     assert (run["machine"]["cpu"], run["machine"]["torch"]) == (here["cpu"], here["torch"]) and here["cpu"]
@@ -168,6 +174,7 @@ def test_benchmark_end_to_end_on_fixture_resumes_and_reports(tmp_path):
     assert len(sizes) == 1
     md = (out / "results.md").read_text()
     assert "| Smiling/seed0 | latent_debias |" in md and "all 26 (size-weighted)" in md
+    assert "## Which group moved" in md and "| reweighting | 1 |" in md.split("## Which group moved")[1]
     assert "Controlled skew" in md and "Wall time per stage" in md
     # a restart redoes nothing and gives the same numbers
     assert 'seed_scope = "all"' in md and "Per target across seeds" in md
@@ -179,6 +186,7 @@ def test_benchmark_end_to_end_on_fixture_resumes_and_reports(tmp_path):
     assert rec["command"].startswith("fairlatent benchmark celeba --root ")
     entry = next(e for e in rec["runs"] if (e["target"], e["seed"], e["method"]) == ("Smiling", 0, "baseline"))
     assert entry["split"] == "test" and entry["metrics"]["DEO"] == run["methods"]["baseline"]["DEO"]
+    assert entry["rates_by_group"] == run["methods"]["baseline"]["rates_by_group"]
     assert entry["metrics"]["EOdds"] == {q: report["methods"]["baseline"]["test"]["EOdds"][q]
                                          for q in ("median", "lo", "hi")}
     assert (out / "ap_vs_deo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "](ap_vs_deo.png)" in md

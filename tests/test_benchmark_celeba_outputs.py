@@ -264,3 +264,39 @@ def test_machine_line_counts_the_runs_of_each_cpu_and_those_recorded_before_the_
 def test_finished_phrase_counts_runs_and_keeps_the_wall_time_without_claiming_progress():
     assert finished_phrase(2, 3, {}) == "2 of 3"
     assert finished_phrase(3, 3, {"total_s": 90.0}).startswith("3 of 3; wall time of the last invocation 1.5 min")
+
+
+def test_which_group_moved_orients_each_run_by_its_baseline_and_averages_per_seed_then_over_seeds():
+    """The "Which group moved" table: per run the group with the lower baseline TPR is "low" (group 0 on
+    Smiling, group 1 on Wavy_Hair here, so a plain per-group average would mix them); per seed the mean over
+    targets of the method's rate minus the baseline's, in points, then mean ± sd over seeds. The record
+    carries each entry's rates as they are."""
+    results = fake_results()
+    base_tpr = {"Smiling": (0.2, 0.6), "Wavy_Hair": (0.7, 0.3)}
+    for key, r in results["runs"].items():
+        t, s = r["target"], r["seed"]
+        lo_g = 0 if t == "Smiling" else 1
+        for m, res in r["methods"].items():
+            tpr = list(base_tpr[t])
+            fpr = [0.1, 0.2]
+            if m == "latent_debias":  # raises the low group's TPR by 10 + s points, lowers the high one's by 4
+                tpr[lo_g] += 0.10 + 0.01 * s
+                tpr[1 - lo_g] -= 0.04
+                fpr[lo_g] += 0.02
+            res["rates_by_group"] = {str(a): {"n": 100, "positives": 40, "TPR": tpr[a], "FPR": fpr[a],
+                                              "selection_rate": 0.3} for a in (0, 1)}
+    md = results_markdown(results)
+    section = md.split("## Which group moved")[1].split("\n## ")[0]
+    row = next(line for line in section.splitlines() if line.startswith("| latent_debias | 2 |"))
+    per_seed_low = [10.0 + s for s in SEEDS]  # the same on both targets, so the target mean is that
+    assert row == (f"| latent_debias | 2 | {np.mean(per_seed_low):+.1f} ± {np.std(per_seed_low, ddof=1):.1f} "
+                   "| -4.0 ± 0.0 | +2.0 ± 0.0 | +0.0 ± 0.0 |")
+    assert "levelling down" in section and "| baseline |" not in section
+    rec = results_record(results)
+    entry = next(e for e in rec["runs"] if (e["target"], e["seed"], e["method"]) == ("Wavy_Hair", 1, "latent_debias"))
+    assert entry["rates_by_group"]["1"]["TPR"] == pytest.approx(0.3 + 0.11)
+    # records written before the rates existed: no section at all, rather than a table of dashes
+    for r in results["runs"].values():
+        for res in r["methods"].values():
+            del res["rates_by_group"]
+    assert "Which group moved" not in results_markdown(results)

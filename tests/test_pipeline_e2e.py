@@ -170,7 +170,7 @@ def test_verified_pairs_are_the_agreeing_pairs_whose_protected_label_flipped(fas
     assert "threshold_optimizer_tpr" in html
     # the rates by group are what the report's gaps are spreads of, at each method's own threshold (scores)
     # or as decided (post-processing): on the whole split, DEO = |TPR gap| and DP = |selection gap|, in points
-    from fairlatent.report.build import group_rates
+    from fairlatent.pipeline.summary import group_rates
 
     rates, why = group_rates(report, copy)
     assert why is None and set(rates) == {"test", "test_balanced"}

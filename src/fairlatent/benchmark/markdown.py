@@ -144,10 +144,10 @@ def _seed_of(key: str, run: dict[str, Any]) -> Any:
 
 def per_seed_means(runs: dict[str, Any], methods: list[str],
                    value: Callable[[dict[str, Any], str, str], float | None] | None = None,
-                   ) -> dict[str, dict[str, dict[Any, float]]]:
+                   metrics: tuple[str, ...] = METRICS) -> dict[str, dict[str, dict[Any, float]]]:
     """``{method: {metric: {seed: mean}}}``: per seed, the mean over that seed's targets of
-    ``value(run, method, metric)`` (default: the test median of :func:`metric_interval`); a seed without a
-    value for that method and metric is left out."""
+    ``value(run, method, metric)`` (default: the test median of :func:`metric_interval`) for each name in
+    ``metrics``; a seed without a value for that method and metric is left out."""
     value = value or _median
     by_seed: dict[Any, list[dict[str, Any]]] = {}
     for key, r in runs.items():
@@ -155,7 +155,7 @@ def per_seed_means(runs: dict[str, Any], methods: list[str],
     out: dict[str, dict[str, dict[Any, float]]] = {}
     for m in methods:
         out[m] = {}
-        for k in METRICS:
+        for k in metrics:
             out[m][k] = {}
             for seed, rs in by_seed.items():
                 v = [x for r in rs if (x := value(r, m, k)) is not None]
@@ -166,13 +166,61 @@ def per_seed_means(runs: dict[str, Any], methods: list[str],
 
 def seed_average(runs: dict[str, Any], methods: list[str],
                  value: Callable[[dict[str, Any], str, str], float | None] | None = None,
-                 ) -> dict[str, dict[str, Any]]:
+                 metrics: tuple[str, ...] = METRICS) -> dict[str, dict[str, Any]]:
     """``{method: {metric: {"mean", "sd", "n"}}}`` of the average over targets: the per-seed means of
     :func:`per_seed_means`, then mean ± sd over the seeds (n = seeds with a value). The sd is the seed-to-seed
     spread of the target average, which is what a rerun with another seed would move, not the spread
     between targets."""
     return {m: {k: _mean_sd(list(by_seed.values())) for k, by_seed in per.items()}
-            for m, per in per_seed_means(runs, methods, value).items()}
+            for m, per in per_seed_means(runs, methods, value, metrics).items()}
+
+
+#: the group moves: each rate of the run's two protected groups, the group with the lower baseline TPR first
+GROUP_MOVES = ("TPR_low", "TPR_high", "FPR_low", "FPR_high")
+
+
+def _group_move(baseline: str):
+    """``value(run, method, move)``: the change, in points, of one group's rate from the baseline's to the
+    method's (each at its own threshold, whole test split). "low" is the group whose baseline TPR is the
+    lower in that run (on CelebA with `Male`: the women for Big_Nose, the men for Attractive), so the rows
+    average like with like across targets; a method that lowers the "high" group's TPR is levelling down."""
+    def value(run: dict[str, Any], method: str, move: str) -> float | None:
+        base = (run["methods"].get(baseline) or {}).get("rates_by_group")
+        mine = (run["methods"].get(method) or {}).get("rates_by_group")
+        if not base or not mine or len(base) != 2 or set(base) != set(mine):
+            return None
+        tpr = {a: base[a].get("TPR") for a in base}
+        if any(v is None or not np.isfinite(v) for v in tpr.values()):
+            return None
+        low, high = sorted(base, key=lambda a: tpr[a])
+        rate, side = move.split("_")
+        a = low if side == "low" else high
+        b, m = base[a].get(rate), mine[a].get(rate)
+        return None if b is None or m is None or not np.isfinite(b) or not np.isfinite(m) else (m - b) * 100
+    return value
+
+
+def group_move_lines(runs: dict[str, Any], methods: list[str], protected: str,
+                     baseline: str = "baseline") -> list[str]:
+    """The section "Which group moved": per method, the change of each group's TPR and FPR against the
+    baseline (the per-seed mean over targets, then mean ± sd over seeds), from the runs' ``rates_by_group``;
+    nothing when no run has them (records written before they existed)."""
+    others = [m for m in methods if m != baseline]
+    avg = seed_average(runs, others, _group_move(baseline), GROUP_MOVES)
+    rows = [(m, cells) for m, cells in avg.items() if any(c["n"] for c in cells.values())]
+    if not rows:
+        return []
+    lines = [f"## Which group moved (test split, points: each `{protected}` group's rate at the method's threshold "
+             "minus the baseline's; per seed the mean over targets, then mean ± sd over seeds)", "",
+             "DEO is the gap between the two groups' TPRs. \"low\" is the group with the lower baseline TPR in "
+             "each run, \"high\" the other. A method can close the gap by raising the low group's TPR or by "
+             "lowering the high group's, which is levelling down. The FPR columns show the false positives "
+             "each group gained for that.", "",
+             "| method | n | ΔTPR low | ΔTPR high | ΔFPR low | ΔFPR high |", "|---|---:|---:|---:|---:|---:|"]
+    for m, cells in rows:
+        n = max(c["n"] for c in cells.values())
+        lines.append(f"| {m} | {n} | " + " | ".join(_msd_signed(cells[k], 1) for k in GROUP_MOVES) + " |")
+    return lines + [""]
 
 
 def _difference(baseline: str):
@@ -338,6 +386,7 @@ def results_markdown(results: dict[str, Any], figure: str | None = None) -> str:
                 lines.append(f"| {t} | {m} | {n_of(cells)} | "
                              + " | ".join(_msd_signed(cells[k], 2 if k == "KL" else 1) for k in METRICS) + " |")
         lines.append("")
+        lines += group_move_lines(runs, methods, cfg.get("protected", "Male"))
         if cfg.get("protected_extra"):
             lines += protected_attribute_lines(runs, methods, [cfg.get("protected", "Male"), *cfg["protected_extra"]])
         lines += ["## Per target (test split: median [95 % bootstrap interval])", "",

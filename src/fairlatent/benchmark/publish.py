@@ -60,7 +60,10 @@ def results_record(results: dict[str, Any], command: str | None = None, *,
     {"median", "lo", "hi"} | None}}]}``, one entry per (target, seed, method) of the ``runs`` bucket (the skew
     sweep is not a (target, seed) run and stays in ``results.json``), in the config's method order. With
     ``protected_extra``, an entry also has ``by_protected``: ``{attribute: {"DEO" | "BA" | "EOdds": {"median",
-    "lo", "hi"} | None}}``, the main protected attribute included (the same numbers as its ``metrics``).
+    "lo", "hi"} | None}}``, the main protected attribute included (the same numbers as its ``metrics``). An
+    entry whose run recorded them has ``rates_by_group``: ``{group: {"n", "positives", "TPR", "FPR",
+    "selection_rate"}}`` (fractions on the whole test split at the method's threshold; the "Which group
+    moved" table is made of them).
 
     ``metrics`` has every metric that any run record holds, for every entry: the value is None (JSON null)
     where the metric does not apply to the method — a post-processing method such as
@@ -85,6 +88,9 @@ def results_record(results: dict[str, Any], command: str | None = None, *,
             if attributes:  # protected_extra: the fairness metrics with every protected attribute's groups
                 entry["by_protected"] = {a: {k: protected_interval(r, m, a, k) for k in PROTECTED_TABLE_METRICS}
                                          for a in attributes}
+            rates = r["methods"][m].get("rates_by_group")
+            if rates:  # each protected group's TPR, FPR and P(ŷ=1) at the method's threshold (which group moved)
+                entry["rates_by_group"] = rates
             entries.append(entry)
     entries.sort(key=lambda e: (str(e["target"]), -1 if e["seed"] is None else e["seed"]))  # stable: method order kept
     return {"command": command if command is not None else results.get("command"), "config": config,

@@ -283,8 +283,16 @@ class TaskBenchmark:
         return None
 
     def run_result(self, spec: RunSpec, report: dict[str, Any]) -> dict[str, Any]:
-        """What a finished run contributes to the results."""
-        return {**summarize_report(report), "target": spec.target, "seed": spec.seed, **spec.extra}
+        """What a finished run contributes to the results: the report's summary and, from the run's scores,
+        each method's rates by protected group on test (``rates_by_group``: which group a method moved)."""
+        from fairlatent.pipeline.summary import group_rates
+
+        out = {**summarize_report(report), "target": spec.target, "seed": spec.seed, **spec.extra}
+        rates, _ = group_rates(report, spec.run_dir)  # a run without its scores file keeps its other figures
+        for m, by_group in rates.get("test", {}).items():
+            if m in out["methods"]:
+                out["methods"][m]["rates_by_group"] = {str(a): v for a, v in by_group.items()}
+        return out
 
     # -------------------------------------------------------------- stages across ranks
     def _on_main(self, runner: StageRunner, name: str, config: Any, fn: Callable[[Path], dict[str, Any]],

@@ -9,6 +9,7 @@ directory), so a report can be rebuilt from a run folder alone, on another machi
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -165,4 +166,38 @@ def strict_report(report: dict[str, Any]) -> dict[str, Any]:
     return clean
 
 
-__all__ = ["GAN_SAMPLES", "REPORT_JSON", "label_cells", "strict_report", "summarize_run", "write_summary"]
+def group_rates(report: dict[str, Any], run_dir: str | os.PathLike) -> tuple[dict[str, dict[str, Any]], str | None]:
+    """Per split and method, the rates of each protected group (:func:`fairlatent.metrics.fairness.
+    rates_by_group`) at the method's own threshold, computed as the report's threshold metrics are
+    (``score > threshold``; a post-processing method's 0/1 decisions as they are), from the evaluate stage's
+    scores file; and the reason when that file cannot be read (the tables are then left out). Point values
+    on the whole split: the intervals of the gaps are in the metric tables."""
+    from fairlatent.metrics.fairness import rates_by_group
+
+    files = report.get("files", {})
+    if "scores" not in files:
+        return {}, "report.json names no evaluation scores file"
+    path = Path(run_dir) / files["scores"]
+    try:
+        scores = dict(np.load(path, allow_pickle=False))
+    except (OSError, ValueError, EOFError) as exc:
+        return {}, f"{path}: {exc}"
+    out: dict[str, dict[str, Any]] = {}
+    for split in ("test", "test_balanced"):
+        if f"_y/{split}" not in scores:
+            continue
+        y, g = scores[f"_y/{split}"], scores[f"_g/{split}"]
+        for m, res in report["methods"].items():
+            th = res.get("threshold")
+            if f"{m}/{split}" in scores and isinstance(th, (int, float)) and np.isfinite(th):
+                pred = scores[f"{m}/{split}"] > th
+            elif f"{m}/{split}/decisions" in scores:
+                pred = scores[f"{m}/{split}/decisions"] > 0.5
+            else:
+                continue
+            out.setdefault(split, {})[m] = rates_by_group(y, pred.astype(np.int8), sensitive_features=g)
+    return out, None
+
+
+__all__ = ["GAN_SAMPLES", "REPORT_JSON", "group_rates", "label_cells", "strict_report", "summarize_run",
+           "write_summary"]

@@ -25,6 +25,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from fairlatent.errors import FairlatentError
+from fairlatent.pipeline.summary import group_rates
 from fairlatent.utils.io import read_json, write_text
 from fairlatent.utils.json_safe import nulls_with_reasons
 
@@ -240,39 +241,6 @@ def paired_table(methods: dict[str, Any], split: str, metrics: tuple[str, ...] =
 
 #: the columns of the rates-by-group table: (key in :func:`fairlatent.metrics.fairness.rates_by_group`, header)
 RATE_COLUMNS = (("TPR", "TPR"), ("FPR", "FPR"), ("selection_rate", "P(ŷ=1)"))
-
-
-def group_rates(report: dict[str, Any], run_dir: str | os.PathLike) -> tuple[dict[str, dict[str, Any]], str | None]:
-    """Per split and method, the rates of each protected group (:func:`fairlatent.metrics.fairness.
-    rates_by_group`) at the method's own threshold, computed as the report's threshold metrics are
-    (``score > threshold``; a post-processing method's 0/1 decisions as they are), from the evaluate stage's
-    scores file; and the reason when that file cannot be read (the tables are then left out). Point values
-    on the whole split: the intervals of the gaps are in the metric tables."""
-    from fairlatent.metrics.fairness import rates_by_group
-
-    files = report.get("files", {})
-    if "scores" not in files:
-        return {}, "report.json names no evaluation scores file"
-    path = Path(run_dir) / files["scores"]
-    try:
-        scores = dict(np.load(path, allow_pickle=False))
-    except (OSError, ValueError, EOFError) as exc:
-        return {}, f"{path}: {_reason(exc)}"
-    out: dict[str, dict[str, Any]] = {}
-    for split in ("test", "test_balanced"):
-        if f"_y/{split}" not in scores:
-            continue
-        y, g = scores[f"_y/{split}"], scores[f"_g/{split}"]
-        for m, res in report["methods"].items():
-            th = res.get("threshold")
-            if f"{m}/{split}" in scores and finite(th) is not None:
-                pred = scores[f"{m}/{split}"] > th
-            elif f"{m}/{split}/decisions" in scores:
-                pred = scores[f"{m}/{split}/decisions"] > 0.5
-            else:
-                continue
-            out.setdefault(split, {})[m] = rates_by_group(y, pred.astype(np.int8), sensitive_features=g)
-    return out, None
 
 
 def rates_rows(rates: dict[str, Any], protected: str) -> tuple[list[str], list[list[str]]]:
