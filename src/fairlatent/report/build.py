@@ -398,12 +398,15 @@ def _reason(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-def print_summary(report: dict[str, Any], run_dir: str | os.PathLike, console: Console) -> None:
+def print_summary(report: dict[str, Any], run_dir: str | os.PathLike, console: Console,
+                  rates: dict[str, dict[str, Any]] | None = None) -> None:
     """The terminal view of a report: metric and paired tables per split, the latent line, the report path.
+    ``rates``: :func:`group_rates` when the caller has it already (read from the run's scores when None).
 
     Paths and names are printed as text, not rich markup (a run folder may be called ``run[/b]``)."""
     evaluation = report["methods"]
-    rates, _ = group_rates(report, run_dir)
+    if rates is None:
+        rates, _ = group_rates(report, run_dir)
     for split in ("test", "test_balanced"):
         if not any(split in r for r in evaluation.values()):
             continue
@@ -496,7 +499,7 @@ def build_report(run_dir: str | os.PathLike, *, console: Console | None = None) 
     html = render_html(report, figures, run_dir=str(run_dir), missing={**missing, **missing_sections},
                        sections=sections, rates=rates)
     write_text(Path(run_dir) / "report.html", html)
-    print_summary(report, run_dir, console or Console())
+    print_summary(report, run_dir, console or Console(), rates=rates)
     return report
 
 
