@@ -545,6 +545,7 @@ def test_runs_train_their_other_methods_while_another_process_trains_the_transla
     from rich.console import Console
 
     from fairlatent.benchmark.celeba import CelebABenchmark
+    from fairlatent.benchmark.lock import read_claim
     from fairlatent.benchmark.tasks import claim_name
 
     root = tmp_path / "celeba"
@@ -581,6 +582,6 @@ def test_runs_train_their_other_methods_while_another_process_trains_the_transla
     # one taker per run; an invocation clears the claims an earlier one left
     spec = bench.specs[0]
     assert bench._claim(spec) and not bench._claim(spec)
-    assert (out / "done" / claim_name(spec)).is_file()
+    assert read_claim(out / "done" / claim_name(spec)) == {"rank": 0, "pid": os.getpid()}  # what status reads
     CelebABenchmark(cfg, out, console=Console(quiet=True), progress=False).run()
     assert not (out / "done" / claim_name(spec)).exists()

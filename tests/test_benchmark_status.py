@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from fairlatent.benchmark.lock import claim_text, read_claim
 from fairlatent.benchmark.status import benchmark_status, status_lines
 from fairlatent.errors import FairlatentError
 
@@ -33,7 +34,7 @@ def folder(tmp_path):
                for r in "ABCD"]
     _write(out / "results.json", {"runs": {}, "failed": {}, "planned": planned})
     _write(out / "done" / "runs__A__seed0.json", {"key": "kA", "status": "done", "result": {"wall_s": 600.0}})
-    _write(out / "done" / "runs__B__seed0.claim", f"rank 1 pid {os.getpid()}\n")
+    _write(out / "done" / "runs__B__seed0.claim", claim_text(1, os.getpid()))
     _write(out / "done" / "runs__C__seed0.json", {"key": "old", "status": "done", "result": {"wall_s": 1.0}})
     _write(out / "done" / "runs__D__seed0.json", {"key": "kD", "status": "failed", "error": "no cell"})
     _write(out / "benchmark.pid", f"{os.getpid()}\nstarted: 2026-12-02 00:00:00\ncommand: x\n")
@@ -72,7 +73,7 @@ def test_status_counts_runs_by_their_records_claims_and_keys_and_reads_the_begun
 def test_status_of_a_folder_whose_invocation_died(folder):
     dead = _dead_pid()
     (folder / "benchmark.pid").write_text(f"{dead}\nstarted: 2026-12-01 10:00:00\n")
-    (folder / "done" / "runs__B__seed0.claim").write_text(f"rank 0 pid {dead}\n")
+    (folder / "done" / "runs__B__seed0.claim").write_text(claim_text(0, dead))
     st = benchmark_status(folder)
     assert not st["lock"]["alive"] and st["running"][0]["alive"] is False
     text = "\n".join(status_lines(st))
@@ -98,3 +99,12 @@ def test_status_of_a_folder_without_a_benchmark_is_an_error_naming_it(tmp_path, 
         main(["benchmark", "status", str(tmp_path / "nothing")])
     assert exc.value.code == 2
     assert "no benchmark here" in capsys.readouterr().err
+
+
+def test_a_claim_reads_back_what_the_rank_wrote_and_nothing_from_a_vanished_or_garbled_file(tmp_path):
+    path = tmp_path / "run.claim"
+    path.write_text(claim_text(3, 4242))
+    assert read_claim(path) == {"rank": 3, "pid": 4242}
+    path.write_text("rank x pid\n")
+    assert read_claim(path) == {}
+    assert read_claim(tmp_path / "gone.claim") == {}

@@ -3,6 +3,10 @@
 Two benchmarks in one folder would interleave their writes to the same stage folders and results files. The
 mechanism (stale-lock takeover, a lock naming this very process is ours, rank 0 holds it under torchrun) is
 the general folder lock of :mod:`fairlatent.utils.lock`; this module fixes its file name and message.
+
+Within the folder each run is held by the rank that claimed it: ``done/<run>.claim``, written by
+:class:`~fairlatent.benchmark.tasks.TaskBenchmark` and read by :mod:`fairlatent.benchmark.status`, says
+which, in the one format of :func:`claim_text` / :func:`read_claim`.
 """
 
 from __future__ import annotations
@@ -41,4 +45,20 @@ def benchmark_lock(out: str | os.PathLike) -> Iterator[Path | None]:
         yield lock
 
 
-__all__ = ["LOCK_NAME", "benchmark_lock", "pid_alive", "take_lock"]
+def claim_text(rank: int, pid: int) -> str:
+    """What a run's claim file says: ``"rank R pid P"`` (read back by :func:`read_claim`)."""
+    return f"rank {rank} pid {pid}\n"
+
+
+def read_claim(path: Path) -> dict[str, int]:
+    """The rank and process id a claim file names (:func:`claim_text`); empty when it cannot be read, e.g.
+    removed between listing and reading because its run just finished."""
+    try:
+        words = path.read_text(encoding="utf-8").split()
+    except OSError:
+        return {}
+    return {name: int(value) for name, value in zip(words[::2], words[1::2])
+            if name in ("rank", "pid") and value.isdigit()}
+
+
+__all__ = ["LOCK_NAME", "benchmark_lock", "claim_text", "pid_alive", "read_claim", "take_lock"]

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fairlatent.benchmark.lock import LOCK_NAME
+from fairlatent.benchmark.lock import LOCK_NAME, read_claim
 from fairlatent.errors import FairlatentError
 from fairlatent.utils.lock import read_lock
 from fairlatent.utils.process import pid_alive
@@ -109,15 +109,9 @@ def begun_stages(out: Path) -> list[Path]:
 
 
 def _claim(path: Path) -> dict[str, Any]:
-    """``done/<run>.claim`` ("rank R pid P"): the rank and process that took the run."""
-    try:
-        words = path.read_text(encoding="utf-8").split()
-    except OSError:
-        words = []
-    info: dict[str, Any] = {}
-    for name, value in zip(words[::2], words[1::2]):
-        if name in ("rank", "pid") and value.isdigit():
-            info[name] = int(value)
+    """``done/<run>.claim``: the rank and process that took the run
+    (:func:`~fairlatent.benchmark.lock.read_claim`), and whether that process is alive."""
+    info: dict[str, Any] = dict(read_claim(path))
     if "pid" in info:
         info["alive"] = pid_alive(info["pid"])
     return info

@@ -37,6 +37,7 @@ from typing import Any, Callable
 
 from rich.console import Console
 
+from fairlatent.benchmark.lock import claim_text
 from fairlatent.errors import FairlatentError
 from fairlatent.pipeline.stages import StageResult, StageRunner, stable_hash
 from fairlatent.train.distributed import DistContext, barrier, init_distributed, single_process
@@ -451,7 +452,7 @@ class TaskBenchmark:
         except FileExistsError:
             return False
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(f"rank {self.ctx.rank} pid {os.getpid()}\n")
+            fh.write(claim_text(self.ctx.rank, os.getpid()))
         return True
 
     def _clear_claims(self) -> None:
