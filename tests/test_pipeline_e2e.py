@@ -43,7 +43,7 @@ def test_report_json_shape_and_intervals(fast_run):
     ev = _builtin_config("demo_fast").evaluation
     saved = np.load(fast_run[1].stages.results["evaluate"].dir / "scores.npz")
     for method, res in on_disk["methods"].items():
-        for split in ("test", "test_balanced"):
+        for split in ("test", "test_balanced", "val"):
             again = bootstrap_metrics(saved[f"_y/{split}"], saved[f"{method}/{split}"],
                                       sensitive_features=saved[f"_g/{split}"], threshold=res["threshold"],
                                       n_boot=ev.n_boot, ci=ev.ci, seed=on_disk["config"]["seed"])
@@ -57,6 +57,31 @@ def test_report_json_shape_and_intervals(fast_run):
     assert lat["pairs"] == 300 and -1 <= lat["cos_theta"] <= 1
     assert set(on_disk["timings_s"]) >= {"data", "gan", "labeler", "latents", "hyperplanes", "pairs",
                                           "train_baseline", "evaluate", "total"}
+
+
+def test_validation_check_pairs_each_method_with_the_baseline_on_the_validation_split(fast_run):
+    """The validation figures are the bootstrap of the saved validation scores at each method's threshold, the
+    paired ΔDEO is recomputed from those resamples, and each method's verdict follows its interval."""
+    from fairlatent.metrics.bootstrap import bootstrap_metrics, paired_difference
+
+    run_dir, pipe, _ = fast_run
+    on_disk = json.loads((run_dir / "report.json").read_text())
+    ev, seed = _builtin_config("demo_fast").evaluation, on_disk["config"]["seed"]
+    saved = np.load(pipe.stages.results["evaluate"].dir / "scores.npz")
+    assert saved["_y/val"].size == on_disk["data"]["cells"]["val"]["n"]
+    samples = {m: bootstrap_metrics(saved["_y/val"], saved[f"{m}/val"], sensitive_features=saved["_g/val"],
+                                    threshold=on_disk["methods"][m]["threshold"], n_boot=ev.n_boot, ci=ev.ci,
+                                    seed=seed, return_samples=True)[1] for m in on_disk["methods"]}
+    check = on_disk["validation_check"]
+    assert check["methods"].keys() == {"reweighting", "latent_debias"}
+    for m, row in check["methods"].items():
+        again = paired_difference(samples[m], samples["baseline"], ci=ev.ci)["DEO"]
+        assert row["DEO"] == on_disk["methods"][m]["paired_vs_baseline"]["val"]["DEO"]
+        for q in ("lo", "median", "hi"):
+            assert row["DEO"][q] == pytest.approx(again[q], rel=1e-9, abs=1e-9), (m, q)
+        expected = "raised" if again["lo"] > 0 else "lowered" if again["hi"] < 0 else "unchanged"
+        assert row["verdict"] == expected
+    assert check["raised"] == [m for m, r in check["methods"].items() if r["verdict"] == "raised"]
 
 
 def test_edit_kept_the_target_score_and_synthetic_set_is_paired(fast_run):
@@ -562,3 +587,48 @@ def test_report_with_audit_in_a_real_browser(audited_run, tmp_path):
     assert non_white > 0.05 and pixels.std() > 20, (non_white, pixels.std())
     outline = ((pixels[..., 0] > 200) & (pixels[..., 1] > 170) & (pixels[..., 2] < 90)).sum()
     assert outline > 200, outline  # the units' masks, outlined in yellow
+
+
+def test_validation_check_names_a_method_that_raised_dEO_on_validation_in_the_page_and_the_terminal(fast_run):
+    """Planted paired differences: one interval above 0 (raised), one below (lowered), one across 0, one
+    undefined; a post-processing method (no validation figures) and the baseline get no row. A raised method
+    is named in the page's heading and row, and on the terminal; with none raised both say so."""
+    import copy
+
+    from fairlatent.pipeline.summary import validation_check
+    from fairlatent.report.build import print_summary, render_html
+
+    def paired(lo, hi):
+        return {"val": {"DEO": {"median": (lo + hi) / 2, "lo": lo, "hi": hi, "p_better": 0.5},
+                        "AP": {"median": 0.0, "lo": -1.0, "hi": 1.0, "p_better": 0.5}}}
+
+    evaluation = {"baseline": {"val": {"DEO": {"median": 4.0, "lo": 2.0, "hi": 6.0}, "AP": {"median": 80.0}}},
+                  "up": {"paired_vs_baseline": paired(0.5, 3.0)},
+                  "down": {"paired_vs_baseline": paired(-3.0, -0.5)},
+                  "across": {"paired_vs_baseline": paired(-1.0, 1.0)},
+                  "nan": {"paired_vs_baseline": paired(float("nan"), float("nan"))},
+                  "post": {"paired_vs_baseline": {"test": {"DEO": {"median": -1.0, "lo": -2.0, "hi": -0.5}}}}}
+    check = validation_check(evaluation)
+    assert {m: r["verdict"] for m, r in check["methods"].items()} == {
+        "up": "raised", "down": "lowered", "across": "unchanged", "nan": "undefined"}
+    assert check["raised"] == ["up"] and check["baseline"]["DEO"]["median"] == 4.0
+    assert validation_check({"baseline": {}, "post": evaluation["post"]}) is None
+
+    run_dir, _, report = fast_run
+    rep = copy.deepcopy(report)
+    rep["validation_check"] = validation_check({**rep["methods"], "latent_debias": {
+        "paired_vs_baseline": paired(1.25, 4.5)}})
+    html = render_html(rep, {"real_samples": ""}, run_dir="r")
+    assert "Validation check: DEO RAISED by latent_debias" in html
+    assert re.search(r'<tr class="failed"><td>latent_debias</td><td class="nowrap">\+2\.9 \[\+1\.2, \+4\.5\]', html)
+    out = io.StringIO()
+    print_summary(rep, run_dir, Console(file=out, width=200), rates={})
+    said = "validation check: latent_debias RAISED DEO on the validation split, ΔDEO +2.9 [+1.2, +4.5]"
+    assert said in out.getvalue()
+    rep["validation_check"] = validation_check({"baseline": rep["methods"]["baseline"],
+                                                "reweighting": {"paired_vs_baseline": paired(-2.0, -1.0)}})
+    assert "Validation check: no method raised DEO" in render_html(rep, {"real_samples": ""}, run_dir="r")
+    out = io.StringIO()
+    print_summary(rep, run_dir, Console(file=out, width=200), rates={})
+    said = "validation check: no method raised DEO on the validation split (1 compared with the baseline)"
+    assert said in out.getvalue()

@@ -77,6 +77,9 @@ def summarize_report(report: dict[str, Any]) -> dict[str, Any]:
         if "paired_vs_baseline" in res:
             methods[m]["vs_baseline"] = {k: v for k, v in res["paired_vs_baseline"]["test"].items()
                                          if k in METRICS}
+            if "val" in res["paired_vs_baseline"]:  # the validation check's figures (runs since it exists)
+                methods[m]["vs_baseline_val"] = {k: v for k, v in res["paired_vs_baseline"]["val"].items()
+                                                 if k in METRICS}
         if "by_protected" in res:  # data.protected_extra: the fairness metrics for every protected attribute
             methods[m]["by_protected"] = {a: {k: {q: v[k][q] for q in ("median", "lo", "hi")} for k in METRICS
                                               if k in v} for a, per in res["by_protected"].items()

@@ -1002,7 +1002,10 @@ class Pipeline:
 
         ev = self.cfg.evaluation
         deps = tuple(f"train_{m}" for m in self.cfg.methods if get_method(m).trains)
-        cfg = {"n_boot": ev.n_boot, "ci": ev.ci, "seed": self.cfg.seed, "paired": True}
+        # "val": every scored method is also bootstrapped on the validation split, beside the baseline on the
+        # same resamples (the validation check of the report: a method that raised DEO there is named before
+        # anyone reads test)
+        cfg = {"n_boot": ev.n_boot, "ci": ev.ci, "seed": self.cfg.seed, "paired": True, "val": True}
         post = [m for m in self.cfg.methods if get_method(m).post_process is not None]
         if post:  # they train nothing, so no dependency names them: the key must
             cfg["post_processed"] = post
@@ -1023,7 +1026,8 @@ class Pipeline:
             samples: dict[tuple[str, ...], dict[str, np.ndarray]] = {}
             # read each evaluation split once; every method is scored on the same images
             va = ds.split_indices("val")
-            val_images, val_y = np.asarray(ds.images[va]), ds.labels(self.t, va)
+            val_images, val_y, val_g = np.asarray(ds.images[va]), ds.labels(self.t, va), ds.labels(self.g, va)
+            scores_out["_y/val"], scores_out["_g/val"] = val_y, val_g
             splits: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
             extra_g: dict[str, dict[str, np.ndarray]] = {}  # split -> extra protected attribute -> labels
             for split in EVAL_SPLITS:
@@ -1057,6 +1061,11 @@ class Pipeline:
                 val_scores[m] = score(val_images)
                 th = float(calibrated_threshold(val_y, val_scores[m]))
                 results[m] = {"threshold": th}
+                # validation, at the threshold calibrated on it: the model selection a user would make there
+                results[m]["val"], samples[m, "val"] = bootstrap_metrics(
+                    val_y, val_scores[m], sensitive_features=val_g, threshold=th, n_boot=ev.n_boot, ci=ev.ci,
+                    seed=self.cfg.seed, return_samples=True)
+                scores_out[f"{m}/val"] = val_scores[m]
                 for split, (images, y, g) in splits.items():
                     s = score(images)
                     results[m][split], samples[m, split] = bootstrap_metrics(
@@ -1068,8 +1077,8 @@ class Pipeline:
                 spec = get_method(m)
                 if spec.post_process is None:
                     continue
-                opt = fit_threshold_optimizer(val_scores["baseline"], val_y, ds.labels(self.g, va),
-                                              constraints=spec.post_process)
+                # fitted on val, so it gets no validation figures (they would be in-sample)
+                opt = fit_threshold_optimizer(val_scores["baseline"], val_y, val_g, constraints=spec.post_process)
                 results[m] = {"threshold": None, "post_processing": {
                     "of": "baseline", "constraints": spec.post_process, "objective": "balanced_accuracy_score",
                     "not_applicable": ["AP", "KL"]}}
@@ -1088,7 +1097,7 @@ class Pipeline:
                         continue
                     results[m]["paired_vs_baseline"] = {
                         split: paired_difference(samples[m, split], samples["baseline", split], ci=ev.ci)
-                        for split in EVAL_SPLITS if (m, split) in samples}
+                        for split in (*EVAL_SPLITS, "val") if (m, split) in samples}
                     if self.extra:  # the same comparison for every protected attribute (the main one's is above)
                         results[m]["by_protected_vs_baseline"] = {
                             self.g: {split: {k: v for k, v in paired.items() if k in PROTECTED_METRICS}

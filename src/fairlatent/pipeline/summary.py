@@ -78,6 +78,9 @@ def summarize_run(pipe: "Pipeline", total_seconds: float) -> dict[str, Any]:
                                            for a, h in hp["h_extra"].items()}
     if pipe.preflight is not None:
         report["preflight"] = pipe.preflight
+    check = validation_check(evaluation)
+    if check is not None:
+        report["validation_check"] = check
     if "translations" in st:  # what the CycleGAN did to the real images (cyclegan_augment)
         report["translations"] = st["translations"].outputs
     if "oversample" in st:  # latent_oversample: cell counts before and after, what the RAE decoded
@@ -91,6 +94,34 @@ def summarize_run(pipe: "Pipeline", total_seconds: float) -> dict[str, Any]:
     report["timings_s"] = {**pipe.stages.timings(), "total": round(total_seconds, 2)}
     report["files"] = _report_files(pipe)
     return report
+
+
+def validation_check(evaluation: dict[str, Any]) -> dict[str, Any] | None:
+    """Which methods raised, lowered or left DEO on the validation split, paired with the baseline on the same
+    resamples (the evaluate stage's ``paired_vs_baseline["val"]``); None for a run evaluated without it.
+
+    Why: the pre-flight judges the pairs before any classifier trains; this judges the trained classifiers,
+    on images a user may look at before choosing a model, so a method that made the classifier less fair
+    there is named in the report. A method is *raised* when the paired 95 % interval of ΔDEO lies above 0,
+    *lowered* when it lies below. The validation split is also where each method's threshold is calibrated,
+    so these are the figures of the model a user would pick there, not an independent test: the test tables
+    stay the ones to quote. Post-processing methods are fitted on validation and get no entry.
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    for m, res in evaluation.items():
+        paired = ((res.get("paired_vs_baseline") or {}).get("val") or {})
+        deo = paired.get("DEO")
+        if m == "baseline" or not isinstance(deo, dict):
+            continue
+        lo, hi = deo.get("lo"), deo.get("hi")
+        defined = all(isinstance(v, (int, float)) and np.isfinite(v) for v in (lo, hi))
+        verdict = ("undefined" if not defined else "raised" if lo > 0 else "lowered" if hi < 0 else "unchanged")
+        rows[m] = {"verdict": verdict, "DEO": deo, "AP": paired.get("AP")}
+    if not rows:
+        return None
+    return {"split": "val", "baseline": {k: (evaluation.get("baseline", {}).get("val") or {}).get(k)
+                                         for k in ("DEO", "AP")},
+            "methods": rows, "raised": [m for m, r in rows.items() if r["verdict"] == "raised"]}
 
 
 def _report_files(pipe: "Pipeline") -> dict[str, str]:
@@ -200,4 +231,4 @@ def group_rates(report: dict[str, Any], run_dir: str | os.PathLike) -> tuple[dic
 
 
 __all__ = ["GAN_SAMPLES", "REPORT_JSON", "group_rates", "label_cells", "strict_report", "summarize_run",
-           "write_summary"]
+           "validation_check", "write_summary"]

@@ -439,6 +439,8 @@ def print_summary(report: dict[str, Any], run_dir: str | os.PathLike, console: C
                         f"  multi edit flip {'+'.join(map(str, e.get('flip') or [key]))}: every flipped label "
                         f"flipped on {fmt_num(e.get('flip_rate_all'), '.1%')}, target and kept labels held on "
                         f"{fmt_num(e.get('keep_rate_all'), '.1%')} of {multi.get('pairs', NA)} pairs"), soft_wrap=True)
+    for line in validation_lines(report.get("validation_check")):
+        console.print(escape(line), soft_wrap=True)
     pre = report.get("preflight")
     if isinstance(pre, dict) and isinstance(pre.get("checks"), list):
         bad = [c for c in pre["checks"] if isinstance(c, dict) and not c.get("passed")]
@@ -465,6 +467,19 @@ def print_summary(report: dict[str, Any], run_dir: str | os.PathLike, console: C
             console.print(escape(line), soft_wrap=True)
     total = fmt_num(report.get("timings_s", {}).get("total"), ".0f")
     console.print(escape(f"report: {Path(run_dir) / 'report.html'}  ({total} s)"), soft_wrap=True)
+
+
+def validation_lines(check: Any) -> list[str]:
+    """The terminal's reading of the validation check (``report.json`` ``validation_check``): the methods that
+    raised DEO on the validation split, with their paired ΔDEO, or that none did; nothing for a run without it."""
+    if not isinstance(check, dict) or not isinstance(check.get("methods"), dict):
+        return []
+    raised = [m for m in check.get("raised") or [] if m in check["methods"]]
+    if not raised:
+        return [f"validation check: no method raised DEO on the validation split "
+                f"({len(check['methods'])} compared with the baseline)"]
+    return [f"validation check: {m} RAISED DEO on the validation split, ΔDEO "
+            f"{fmt_paired(check['methods'][m].get('DEO'))} against the baseline" for m in raised]
 
 
 def audit_lines(audit: dict[str, Any]) -> list[str]:
@@ -506,4 +521,4 @@ def build_report(run_dir: str | os.PathLike, *, console: Console | None = None) 
 __all__ = ["HEADLINE", "LOWER_IS_BETTER", "NA", "RATE_COLUMNS", "audit_lines", "best_medians", "build_report", "finite",
            "fmt_interval", "fmt_num", "fmt_paired", "fmt_signed", "group_rates", "load_report", "metric_table",
            "paired_table", "print_summary", "protected_attributes", "protected_table", "rates_rows", "render_html",
-           "report_figures", "report_sections"]
+           "report_figures", "report_sections", "validation_lines"]
