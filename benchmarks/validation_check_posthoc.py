@@ -24,14 +24,6 @@ from pathlib import Path
 VERDICTS = ("raised", "lowered", "unchanged")
 
 
-def verdict(paired: dict) -> str:
-    """The validation check's verdict rule applied to a paired ΔDEO (here: the run's test one)."""
-    lo, hi = paired.get("lo"), paired.get("hi")
-    if lo is None or hi is None or lo != lo or hi != hi:
-        return "undefined"
-    return "raised" if lo > 0 else "lowered" if hi < 0 else "unchanged"
-
-
 def run_check(run: Path) -> dict[str, tuple[str, str, float, float]] | None:
     """Per method: (validation verdict, test verdict, val ΔDEO median, test ΔDEO median); None when the run
     is not finished."""
@@ -41,7 +33,7 @@ def run_check(run: Path) -> dict[str, tuple[str, str, float, float]] | None:
     from fairlatent.metrics.bootstrap import bootstrap_metrics, paired_difference
     from fairlatent.metrics.fairness import calibrated_threshold
     from fairlatent.models.classifier import load_classifier
-    from fairlatent.pipeline.summary import validation_check
+    from fairlatent.pipeline.summary import paired_verdict, validation_check
 
     if not (run / "evaluate" / "stage.json").is_file():
         return None
@@ -64,7 +56,7 @@ def run_check(run: Path) -> dict[str, tuple[str, str, float, float]] | None:
     evaluation = {m: {"paired_vs_baseline": {"val": paired_difference(s, samples["baseline"], ci=ci)}}
                   for m, s in samples.items() if m != "baseline"}
     check = validation_check(evaluation) or {"methods": {}}
-    return {m: (row["verdict"], verdict(test[m]["paired_vs_baseline"]["test"]["DEO"]), row["DEO"]["median"],
+    return {m: (row["verdict"], paired_verdict(test[m]["paired_vs_baseline"]["test"]["DEO"]), row["DEO"]["median"],
                 test[m]["paired_vs_baseline"]["test"]["DEO"]["median"])
             for m, row in check["methods"].items()}
 

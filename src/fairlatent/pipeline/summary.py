@@ -96,6 +96,15 @@ def summarize_run(pipe: "Pipeline", total_seconds: float) -> dict[str, Any]:
     return report
 
 
+def paired_verdict(paired: dict[str, Any] | None) -> str:
+    """"raised" / "lowered" when a paired difference's interval lies above / below 0, else "unchanged";
+    "undefined" when its bounds are missing or not finite."""
+    lo, hi = (paired or {}).get("lo"), (paired or {}).get("hi")
+    if not all(isinstance(v, (int, float)) and np.isfinite(v) for v in (lo, hi)):
+        return "undefined"
+    return "raised" if lo > 0 else "lowered" if hi < 0 else "unchanged"
+
+
 def validation_check(evaluation: dict[str, Any]) -> dict[str, Any] | None:
     """Which methods raised, lowered or left DEO on the validation split, paired with the baseline on the same
     resamples (the evaluate stage's ``paired_vs_baseline["val"]``); None for a run evaluated without it.
@@ -113,10 +122,7 @@ def validation_check(evaluation: dict[str, Any]) -> dict[str, Any] | None:
         deo = paired.get("DEO")
         if m == "baseline" or not isinstance(deo, dict):
             continue
-        lo, hi = deo.get("lo"), deo.get("hi")
-        defined = all(isinstance(v, (int, float)) and np.isfinite(v) for v in (lo, hi))
-        verdict = ("undefined" if not defined else "raised" if lo > 0 else "lowered" if hi < 0 else "unchanged")
-        rows[m] = {"verdict": verdict, "DEO": deo, "AP": paired.get("AP")}
+        rows[m] = {"verdict": paired_verdict(deo), "DEO": deo, "AP": paired.get("AP")}
     if not rows:
         return None
     return {"split": "val", "baseline": {k: (evaluation.get("baseline", {}).get("val") or {}).get(k)
@@ -230,5 +236,5 @@ def group_rates(report: dict[str, Any], run_dir: str | os.PathLike) -> tuple[dic
     return out, None
 
 
-__all__ = ["GAN_SAMPLES", "REPORT_JSON", "group_rates", "label_cells", "strict_report", "summarize_run",
-           "validation_check", "write_summary"]
+__all__ = ["GAN_SAMPLES", "REPORT_JSON", "group_rates", "label_cells", "paired_verdict", "strict_report",
+           "summarize_run", "validation_check", "write_summary"]
