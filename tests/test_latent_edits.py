@@ -197,3 +197,61 @@ def test_verified_mask_keeps_pairs_whose_target_held_and_protected_flipped():
     np.testing.assert_array_equal(verified_mask([1, 1], [1, 1], [0, 1], [1, 0]), [True, True])
     with pytest.raises(FairlatentError, match="target labels cover 2 pairs but protected labels 3"):
         verified_mask([0, 1], [0, 1], [0, 1, 0], [1, 0, 1])
+
+
+# ---------------------------------------------------------------- editing part of the latent (``editable``)
+@pytest.mark.parametrize("kind", ["complementary", "onto_plane", "reflect", "project"])
+def test_editable_everything_is_the_free_edit(kind):
+    r = np.random.default_rng(7)
+    h_t, h_g = _plane(r), _plane(r)
+    z = r.normal(size=(50, D))
+    np.testing.assert_allclose(edit_latents(z, h_t, h_g, kind, editable=np.ones(D, bool)),
+                               edit_latents(z, h_t, h_g, kind), atol=TOL)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_editable_holds_the_rest_and_is_the_minimum_norm_edit_within(seed):
+    r = np.random.default_rng(seed)
+    h_t, h_g = _plane(r), _plane(r)
+    z = r.normal(size=(60, D))
+    m = np.zeros(D, bool)
+    m[: D - 10] = True  # the last 10 entries held, like an InfoGAN latent's codes
+    zp = complementary_latents(z, h_t, h_g, editable=m)
+    np.testing.assert_array_equal(zp[:, ~m], z[:, ~m])
+    np.testing.assert_allclose(zp @ h_t.w, z @ h_t.w, atol=TOL)  # the invariants on the whole planes
+    np.testing.assert_allclose(_score(h_g, zp), -_score(h_g, z), atol=TOL)
+    # oracle: the least-norm solution of the two constraints in the editable entries (numpy's lstsq)
+    A = np.stack([h_t.w[m], h_g.w[m]])
+    rhs = np.stack([np.zeros(len(z)), -2 * _score(h_g, z)])
+    np.testing.assert_allclose(zp[:, m] - z[:, m], np.linalg.lstsq(A, rhs, rcond=None)[0].T, atol=1e-9)
+    # holding entries can only lengthen the edit
+    free = complementary_latents(z, h_t, h_g)
+    assert np.all(np.linalg.norm(zp - z, axis=1) >= np.linalg.norm(free - z, axis=1) - 1e-9)
+    proj = edit_latents(z, h_t, h_g, "project", editable=m)
+    np.testing.assert_array_equal(proj[:, ~m], z[:, ~m])
+    np.testing.assert_allclose(_score(h_g, proj), 0, atol=TOL)
+
+
+def test_editable_refuses_planes_that_live_in_the_held_entries():
+    r = np.random.default_rng(3)
+    m = np.zeros(D, bool)
+    m[:20] = True
+    w_g = np.zeros(D)
+    w_g[25] = 1.0  # h_g lives entirely in the held entries: its score cannot move
+    h_t, h_g = _plane(r, "Smiling"), _plane(r, "Male", w=w_g)
+    z = r.normal(size=(5, D))
+    with pytest.raises(FairlatentError, match="not separable in the editable latent entries"):
+        complementary_latents(z, h_t, h_g, editable=m)
+    with pytest.raises(FairlatentError, match="of its unit normal in the editable entries"):
+        edit_latents(z, h_t, h_g, "reflect", editable=m)
+    # in the editable entries the two normals are parallel: keeping one score pins the other
+    w_t2 = np.zeros(D)
+    w_t2[0], w_t2[25] = 1.0, 1.0
+    w_g2 = np.zeros(D)
+    w_g2[0], w_g2[26] = 1.0, 1.0
+    with pytest.raises(FairlatentError, match="not separable in the editable"):
+        complementary_latents(z, _plane(r, w=w_t2), _plane(r, w=w_g2), editable=m)
+    with pytest.raises(FairlatentError, match="boolean mask of the latents' 32 entries"):
+        complementary_latents(z, h_t, h_g, editable=np.ones(D - 1, bool))
+    with pytest.raises(FairlatentError, match="nothing is left to edit"):
+        complementary_latents(z, h_t, h_g, editable=np.zeros(D, bool))

@@ -208,3 +208,16 @@ def test_load_config_with_set_overrides(tmp_path):
         100, 16, 1e-2, ["baseline"], "x")
     with pytest.raises(FairlatentError, match=r"^--set: gan\.stepz: unknown key$"):
         load_config(f, ["gan.stepz=3"])
+
+
+def test_edit_codes_false_needs_codes_and_an_edit_that_supports_it():
+    with pytest.raises(FairlatentError, match="latent.edit_codes = false holds the generator's codes fixed in the "
+                                              "edit, but this GAN has none"):
+        validate_config({"latent": {"edit_codes": False}})
+    info = {"gan": {"info_categorical": [10], "info_continuous": 2}, "latent": {"edit_codes": False}}
+    assert validate_config(info).latent.edit_codes is False
+    with pytest.raises(FairlatentError, match=r"not for \['complementary_domain'\]"):
+        validate_config({**info, "methods": ["baseline", "latent_debias_domain"]})
+    # left out of the dump at its default, so the configs (and keys) of earlier runs do not change
+    assert "edit_codes" not in validate_config({}).model_dump()["latent"]
+    assert validate_config(info).model_dump()["latent"]["edit_codes"] is False

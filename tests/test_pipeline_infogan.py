@@ -69,3 +69,34 @@ def test_the_hyperplanes_and_edits_span_the_whole_latent(infogan_run):
     np.testing.assert_allclose(zp @ w_t + b_t, zz @ w_t + b_t, atol=1e-4)
     assert np.all(np.sign(zp @ w_g + b_g) == -np.sign(zz @ w_g + b_g))
     assert report["methods"]["latent_debias"]["paired_vs_baseline"]["test"]["DEO"]["median"] is not None
+
+
+def test_edit_codes_false_moves_only_the_noise(infogan_run, tmp_path):
+    """``latent.edit_codes = false``: the same run's pairs, re-made with the codes held: every z' keeps z's
+    one-hot and continuous codes, the edit still keeps h_t's score and negates h_g's on the whole planes, and
+    the pairs stage is keyed apart from the paper's."""
+    import shutil
+
+    pipe, _ = infogan_run
+    shutil.copytree(pipe.run_dir, tmp_path / "run")
+    raw = pipe.cfg.model_dump()
+    raw["latent"]["edit_codes"] = False
+    cfg = validate_config(raw, where="test")
+    held = Pipeline(cfg, tmp_path / "run", console=Console(quiet=True), progress=False)
+    report = held.run()
+    assert held.stages.results["gan"].key == pipe.stages.results["gan"].key  # the same GAN, not retrained
+    assert held.stages.results["pairs"].key != pipe.stages.results["pairs"].key
+    hp = held.stages.results["hyperplanes"].outputs
+    noise = load_generator(held.stages.results["gan"].outputs["path"]).latent_spec.normal_dim
+    pairs = load_dataset(held.stages.results["pairs"].dir / "complementary")
+    zz, zp = pairs.latents[:100].astype(np.float64), pairs.latents[100:].astype(np.float64)
+    np.testing.assert_array_equal(zp[:, noise:], zz[:, noise:])
+    assert np.abs(zp[:, :noise] - zz[:, :noise]).max() > 0.1
+    w_t, b_t = np.array(hp["h_t"]["w"]), hp["h_t"]["b"]
+    w_g, b_g = np.array(hp["h_g"]["w"]), hp["h_g"]["b"]
+    np.testing.assert_allclose(zp @ w_t, zz @ w_t, atol=1e-4)
+    np.testing.assert_allclose(zp @ w_g + b_g, -(zz @ w_g + b_g), atol=1e-4)
+    free = load_dataset(pipe.stages.results["pairs"].dir / "complementary").latents
+    # held codes cost length: the noise-only edit is at least as long as the free one (minimum norm)
+    assert np.linalg.norm(zp - zz, axis=1).mean() >= np.linalg.norm(free[100:] - free[:100], axis=1).mean() - 1e-4
+    assert report["methods"]["latent_debias"]["paired_vs_baseline"]["test"]["DEO"]["median"] is not None

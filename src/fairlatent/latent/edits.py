@@ -21,6 +21,14 @@ reached such edits (two protected attributes; domain-dependent target planes) wi
 projection in homogeneous coordinates, ``linear_multi_sgd.py`` / ``linear_dom_dep.py``; the closed form
 here is exact and has no learning rate.
 
+**Editing part of the latent** (``editable``, a boolean mask over the D entries): the edit may be asked to
+move only some entries, e.g. the N(0, I) noise of an InfoGAN latent while its codes (a one-hot block and
+values in [−1, 1]) stay as drawn, so that z' stays a vector of the kind the generator was trained on. The
+constraints stay those on the whole planes; the edit is the minimum-norm one within the editable entries,
+``z' = z + Uᵀ (U Uᵀ)⁻¹ r`` where the rows of ``U`` are the normals with the held entries zeroed (on that
+subspace ``w·Δ = u·Δ``). It is longer than the free edit by the share of each normal outside the held
+entries, and refused when that share is too small to move the scores (see :func:`edit_latents`).
+
 All functions are vectorised over the rows of ``z`` (n×D) and work in float64.
 """
 
@@ -79,7 +87,8 @@ def _angle(h_t: Hyperplane, h_g: Hyperplane, min_sin: float) -> tuple[float, flo
     return cos, sin
 
 
-def complementary_latents(z, h_t: Hyperplane, h_g: Hyperplane, *, min_sin: float = 0.1) -> np.ndarray:
+def complementary_latents(z, h_t: Hyperplane, h_g: Hyperplane, *, min_sin: float = 0.1,
+                          editable=None) -> np.ndarray:
     """The paper's complementary latents: same target score, negated protected score.
 
     ``z' = z − 2 (w_g·z + b_g) / (1 − (w_g·w_t)²) · (w_g − (w_g·w_t) w_t)``.
@@ -94,15 +103,18 @@ def complementary_latents(z, h_t: Hyperplane, h_g: Hyperplane, *, min_sin: float
         Target and protected planes (unit normals).
     min_sin : float
         Refuse when ``sin θ < min_sin`` (the attributes are not separable in this latent space).
+    editable : array-like of bool, shape (D,), optional
+        Move only these entries (see the module docstring); None moves all of them, as the paper.
 
     Returns
     -------
     ndarray, float64, shape (n, D)
     """
-    return edit_latents(z, h_t, h_g, kind="complementary", min_sin=min_sin)
+    return edit_latents(z, h_t, h_g, kind="complementary", min_sin=min_sin, editable=editable)
 
 
-def edit_latents(z, h_t: Hyperplane, h_g: Hyperplane, kind: str = "complementary", *, min_sin: float = 0.1) -> np.ndarray:
+def edit_latents(z, h_t: Hyperplane, h_g: Hyperplane, kind: str = "complementary", *, min_sin: float = 0.1,
+                 editable=None) -> np.ndarray:
     """The paper's edit or one of the reference code's ablations, with ``d = w_g·z + b_g``.
 
     ============== ====================================== ===============================================
@@ -117,10 +129,19 @@ def edit_latents(z, h_t: Hyperplane, h_g: Hyperplane, kind: str = "complementary
     ``(d / sin θ) ĝ⊥ = d (w_g − cos θ w_t) / (1 − cos²θ)``: along it ``w_t·z`` does not change (the
     vector is orthogonal to ``w_t``) and ``w_g·z`` changes by exactly ``d``. ``reflect``/``project``
     ignore the target plane (no angle guard), which is the point of those ablations.
+
+    With ``editable`` (a boolean mask over the D entries) the same invariants hold on the whole planes, but
+    only the editable entries move, by the minimum-norm step within them (module docstring). Refused
+    (:class:`FairlatentError`) when the planes' editable parts are too close to move one score without the
+    other (for ``complementary`` / ``onto_plane``: ``h_g``'s editable part lies within ``min_sin`` of the
+    span of ``h_t``'s, both measured as unit-normal score changes per unit step), or when ``h_g`` has less
+    than ``min_sin`` of its norm there (for ``reflect`` / ``project``).
     """
     if kind not in EDIT_KINDS:
         raise FairlatentError(f"unknown latent edit kind {kind!r}; choose from {list(EDIT_KINDS)}")
     z = _check_dims(z, [h_t, h_g])
+    if editable is not None:
+        return _edit_within(z, h_t, h_g, kind, min_sin, _editable_mask(editable, z.shape[1]))
     d = z @ h_g.w + h_g.b  # (n,)
     if kind in ("reflect", "project"):
         step = 2.0 if kind == "reflect" else 1.0
@@ -129,6 +150,49 @@ def edit_latents(z, h_t: Hyperplane, h_g: Hyperplane, kind: str = "complementary
     direction = (h_g.w - cos * h_t.w) / (sin * sin)  # = ĝ⊥ / sin θ
     step = 2.0 if kind == "complementary" else 1.0
     return z - step * d[:, None] * direction[None, :]
+
+
+def _editable_mask(editable, dim: int) -> np.ndarray:
+    """``editable`` as a boolean vector of the latents' length, refused unless it is one with an editable entry."""
+    m = np.asarray(editable)
+    if m.dtype != bool or m.shape != (dim,):
+        raise FairlatentError(f"editable must be a boolean mask of the latents' {dim} entries, got "
+                              f"{m.dtype} of shape {m.shape}")
+    if not m.any():
+        raise FairlatentError("editable holds every latent entry fixed: nothing is left to edit")
+    return m
+
+
+def _edit_within(z: np.ndarray, h_t: Hyperplane, h_g: Hyperplane, kind: str, min_sin: float,
+                 editable: np.ndarray) -> np.ndarray:
+    """:func:`edit_latents` moving only the ``editable`` entries (minimum-norm within them)."""
+    u_g = np.where(editable, h_g.w, 0.0)
+    d = z @ h_g.w + h_g.b
+    step = 2.0 if kind in ("complementary", "reflect") else 1.0
+    held = f"{int((~editable).sum())} of {len(editable)} latent entries held fixed"
+    if kind in ("reflect", "project"):
+        norm = float(np.linalg.norm(u_g))
+        if norm < min_sin:
+            raise FairlatentError(
+                f"the protected plane {h_g.label} has {norm:.4g} of its unit normal in the editable entries "
+                f"(< min_sin = {min_sin}; {held}): moving its score would take an edit "
+                f"{1 / max(norm, 1e-300):.3g}× its distance to the plane")
+        return z - step * d[:, None] * (u_g / (norm * norm))[None, :]
+    U = np.stack([np.where(editable, h_t.w, 0.0), u_g])
+    G = U @ U.T
+    det = float(G[0, 0] * G[1, 1] - G[0, 1] ** 2)
+    # distance of u_g from the span of u_t (the protected score's change per unit step that keeps the target's)
+    sin = float(np.sqrt(max(det, 0.0) / G[0, 0])) if G[0, 0] > 0 else float(np.sqrt(G[1, 1]))
+    if sin < min_sin:
+        raise FairlatentError(
+            f"target {h_t.label} and protected {h_g.label} are not separable in the editable latent entries "
+            f"({held}): the protected normal's part there, outside the target's, has norm {sin:.4g} < min_sin = "
+            f"{min_sin}; flipping one while keeping the other would move latents {1 / max(sin, 1e-300):.3g}× the "
+            f"distance to the plane")
+    residual = np.stack([np.zeros(len(z)), -step * d], axis=1)  # the change each constraint asks, (n, 2)
+    if G[0, 0] == 0:  # h_t has no weight in the editable entries: its score cannot change, one constraint is left
+        return z + (residual[:, 1:] / G[1, 1]) * u_g[None, :]
+    return z + np.linalg.solve(G, residual.T).T @ U
 
 
 def _plane_matrix(planes: Sequence[Hyperplane], min_sin: float) -> np.ndarray:

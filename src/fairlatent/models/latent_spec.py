@@ -115,6 +115,13 @@ class LatentSpec:
             start += c.width
         return out
 
+    def normal_mask(self) -> np.ndarray:
+        """Boolean vector over the ``dim`` entries, True on the N(0, I) noise: what an edit may move while
+        keeping the codes as drawn (``latent.edit_codes = false``)."""
+        mask = np.zeros(self.dim, dtype=bool)
+        mask[: self.normal_dim] = True
+        return mask
+
     def sample(self, n: int, seed: int, truncation: float | None = None) -> np.ndarray:
         """``n`` latents (float32 n×dim), a function of ``seed``; ``truncation`` bounds the normal part only."""
         if n < 0:

@@ -25,7 +25,7 @@ from pydantic import (BaseModel, Field, ValidationError, ValidationInfo, field_s
                       model_serializer, model_validator)
 
 from fairlatent.data.toyfaces import ATTRIBUTES as TOYFACES_ATTRIBUTES
-from fairlatent.latent.edits import MULTI_EDIT
+from fairlatent.latent.edits import EDIT_KINDS, MULTI_EDIT
 from fairlatent.oversample.rae import RUN_ONLY, RAEConfig
 from fairlatent.pipeline.audit import AuditConfig
 from fairlatent.pipeline.methods import Method, get_method, method_names
@@ -197,7 +197,7 @@ class LatentConfig(StrictSettings):
     LEGACY_VALUES: ClassVar[dict[str, Any]] = {"pair_filter": "all"}
     #: Settings added after runs were recorded whose default reproduces what the code did before (or changes
     #: only the pre-flight's verdict, which is re-derived): left out of the dump at their default.
-    OMITTED_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("multi_flip", "preflight_min_labeler_acc",
+    OMITTED_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("multi_flip", "edit_codes", "preflight_min_labeler_acc",
                                                      "preflight_min_verified_rate")
 
     n_fit: int = Field(10000, ge=50)
@@ -222,6 +222,15 @@ class LatentConfig(StrictSettings):
     threshold: Literal["f1", "calibrated"] = "f1"
     truncation: float | None = Field(None, gt=0)
     min_sin: float = Field(0.1, gt=0, lt=1)
+    edit_codes: bool = Field(
+        True,
+        description="For a generator whose latent carries codes beside its N(0, I) noise (InfoGAN: a one-hot "
+                    "category and values in [-1, 1]): true (the paper, which knows only noise) lets the edit move "
+                    "every entry; false moves only the noise, by the smallest such step that still keeps h_t's "
+                    "score and negates h_g's (fairlatent.latent.edits), so z' keeps the codes it was drawn with, "
+                    "a vector of the kind the generator was trained on. The hyperplanes are fitted on the whole "
+                    "vector either way. Needs codes (gan.info_categorical / info_continuous, or a given "
+                    "generator with codes) and the complementary edit or its ablations (see docs/infogan.md).")
     batch_size: int = Field(512, ge=1)
     # pre-flight checks (fairlatent.latent.preflight), run after the pairs and before any classifier trains on them
     preflight_cell_ratio: float = Field(
@@ -431,6 +440,21 @@ class PipelineConfig(StrictSettings):
             raise ValueError(f"{', '.join(post)} post-process the baseline classifier's scores: list 'baseline' in "
                              "methods too")
         return list(dict.fromkeys(v))
+
+    @model_validator(mode="after")
+    def _edit_codes_needs_codes(self) -> "PipelineConfig":
+        if self.latent.edit_codes:
+            return self
+        if self.generator is None and not (self.gan.info_categorical or self.gan.info_continuous):
+            raise ValueError("latent.edit_codes = false holds the generator's codes fixed in the edit, but this "
+                             "GAN has none: set gan.info_categorical / gan.info_continuous (InfoGAN), or give "
+                             "[generator] a trained generator with codes")
+        others = [e for e in self.edits_needed() if e not in EDIT_KINDS]
+        if others:
+            raise ValueError(f"latent.edit_codes = false is implemented for the complementary edit and its "
+                             f"ablations {list(EDIT_KINDS)}, not for {others} (methods "
+                             f"{[m for m in self.methods if get_method(m).edit in others]})")
+        return self
 
     @model_validator(mode="after")
     def _multi_needs_extra(self) -> "PipelineConfig":

@@ -625,6 +625,8 @@ class Pipeline:
         if MULTI_EDIT in edits:  # the extra attributes and their planes are keyed by the hyperplanes stage
             cfg["multi_flip"] = lc.multi_flip
             deps += ("latents_extra",)
+        if not lc.edit_codes:  # in the key only when set, so earlier runs keep theirs
+            cfg["edit_codes"] = False
 
         def fn(stage_dir: Path) -> dict[str, Any]:
             z_all, t_all, g_all, labeler = self._latent_arrays()
@@ -633,6 +635,7 @@ class Pipeline:
             z = z_all[start:].astype(np.float64)
             t_z, g_z = t_all[start:], g_all[start:]
             gen = self._image_generator()
+            editable = None if lc.edit_codes else _noise_entries(gen)
             imgs_z = self._decode(gen, z.astype(np.float32))
             out: dict[str, Any] = {}
             for edit in edits:
@@ -645,7 +648,8 @@ class Pipeline:
                     planes = self._domain_planes()
                     zp = complementary_latents_domain(z, g_z, planes, h_g, min_sin=lc.min_sin).astype(np.float32)
                 else:
-                    zp = edit_latents(z, h_t, h_g, kind=edit, min_sin=lc.min_sin).astype(np.float32)
+                    zp = edit_latents(z, h_t, h_g, kind=edit, min_sin=lc.min_sin,
+                                      editable=editable).astype(np.float32)
                 imgs_p, scores_p = self._render_and_score(gen, labeler, zp, f"labelling G(z') [{edit}]",
                                                           keep_images=True)
                 t_p, g_p = self._label(scores_p, labeler)
@@ -1214,6 +1218,17 @@ def labeler_scores(images: np.ndarray, labelers, target: str, protected: str) ->
     s_t = f_t.predict_scores(images)
     s_g = s_t if f_g is f_t else f_g.predict_scores(images)
     return np.stack([s_t[:, f_t.attributes.index(target)], s_g[:, f_g.attributes.index(protected)]], axis=1)
+
+
+def _noise_entries(gen) -> np.ndarray:
+    """The edit's ``editable`` mask under ``latent.edit_codes = false``: the generator's N(0, I) entries; refused
+    for a generator without codes (a given one: the config cannot know it before it is loaded)."""
+    spec = gen.latent_spec
+    if not spec.codes:
+        raise FairlatentError(f"latent.edit_codes = false holds the generator's codes fixed in the edit, but the "
+                              f"generator {getattr(gen, 'source', '')} has no codes (its latent is {spec.dim} "
+                              f"N(0, I) entries): leave latent.edit_codes at true")
+    return spec.normal_mask()
 
 
 def labeler_labels(scores: np.ndarray, labelers, target: str, protected: str,
