@@ -3,7 +3,8 @@
 Reads finished pipeline runs whose generator is an InfoGAN (``[gan] info_categorical`` / ``info_continuous``)
 and prints, per run: the share of h_t's and h_g's unit normals on the codes (‖w[codes]‖), how often the
 paper's edit changes the argmax of the categorical code, and the f_g flip rate, f_t keep rate and their
-conjunction (the verified rate) on the images of three edits of the run's own pair latents:
+conjunction (the verified rate), with each edit's mean length, on the images of three edits of the run's own
+pair latents:
 
 - ``free``: the paper's complementary edit of the whole vector (what the pairs stage stored, reproduced);
 - ``noise only``: the same constraints, only the N(0, I) entries moved (``latent.edit_codes = false``);
@@ -48,8 +49,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("runs", nargs="+", help="finished pipeline run folders with an InfoGAN generator")
     p.add_argument("--batch-size", type=int, default=500)
     args = p.parse_args(argv)
-    print("| run | ‖w_t[codes]‖ | ‖w_g[codes]‖ | category changed (free) | edit | flip | keep | verified |")
-    print("|---|---:|---:|---:|---|---:|---:|---:|")
+    print("| run | ‖w_t[codes]‖ | ‖w_g[codes]‖ | category changed (free) | edit | mean ‖z' − z‖ | flip | keep "
+          "| verified |")
+    print("|---|---:|---:|---:|---|---:|---:|---:|---:|")
     for run in map(Path, args.runs):
         cfg = json.loads((run / "config.json").read_text())
         stage = lambda name: json.loads((run / name / "stage.json").read_text())["outputs"]  # noqa: E731
@@ -79,7 +81,9 @@ def main(argv: list[str] | None = None) -> None:
             flip, keep = g_p != g_z, t_p == t_z
             head = (f"| {name} | {np.linalg.norm(h_t.w[codes]):.3f} | {np.linalg.norm(h_g.w[codes]):.3f} | "
                     f"{changed:.3f} |" if k == 0 else "| | | | |")
-            print(f"{head} {edit} | {flip.mean():.3f} | {keep.mean():.3f} | {(flip & keep).mean():.3f} |")
+            length = np.linalg.norm(zp - z, axis=1).mean()
+            print(f"{head} {edit} | {length:.2f} | {flip.mean():.3f} | {keep.mean():.3f} | "
+                  f"{(flip & keep).mean():.3f} |")
 
 
 if __name__ == "__main__":
