@@ -108,3 +108,16 @@ def test_a_claim_reads_back_what_the_rank_wrote_and_nothing_from_a_vanished_or_g
     path.write_text("rank x pid\n")
     assert read_claim(path) == {}
     assert read_claim(tmp_path / "gone.claim") == {}
+
+
+def test_status_while_the_shared_stages_train_says_preparing_and_shows_them(folder):
+    """A CelebA benchmark trains a seed's GAN for hours before it writes results.json: the lock and the begun
+    stages are all the folder has, and the status reads them instead of calling the folder empty."""
+    (folder / "results.json").unlink()
+    st = benchmark_status(folder)
+    assert st["preparing"] and st["planned"] is None and st["lock"]["alive"]
+    assert [s["stage"] for s in st["stages"]] == ["shared/seed0/translator"]
+    text = "\n".join(status_lines(st))
+    assert "runs: not planned yet: the invocation is in its shared stages" in text
+    assert "shared/seed0/translator: step 300 of 1000" in text
+    assert "estimate" not in st  # no plan, so no runs to time

@@ -7,7 +7,9 @@ user sees its progress. Nothing is imported from the running job and nothing is 
 all, so it works on a job of any age, alive or dead:
 
 * ``benchmark.pid``: the invocation that holds the folder, and whether its process is alive;
-* ``results.json``'s ``planned``: every run of the invocation with its config key (written when it starts);
+* ``results.json``'s ``planned``: every run of the invocation with its config key (written once its shared
+  stages are done: a CelebA benchmark trains each seed's GAN before it plans a run, so for its first hours the
+  folder holds only the lock and those stages, and the status says it is preparing);
 * ``done/<run>.json``: a finished (or failed) run, counted only when its key is the planned one (a record of
   another config is rerun); ``done/<run>.claim``: the rank and process running it;
 * stage folders: a folder with a ``.key`` and no ``stage.json`` is a stage begun and not finished
@@ -120,20 +122,22 @@ def _claim(path: Path) -> dict[str, Any]:
 def benchmark_status(out: str | os.PathLike, now: float | None = None) -> dict[str, Any]:
     """The state of the benchmark in folder ``out`` (see the module docstring), as a JSON-ready mapping.
 
-    Raises FairlatentError naming the folder when it holds no benchmark (no ``results.json``)."""
+    Raises FairlatentError naming the folder when it holds no benchmark (neither ``results.json`` nor the
+    lock an invocation takes before its shared stages)."""
     out = Path(out)
     now = time.time() if now is None else now
     results = _read_json(out / "results.json")
-    if results is None:
-        raise FairlatentError(f"{out}: no benchmark here (no readable results.json; a benchmark writes it when "
-                              "it starts)")
     lock_path = out / LOCK_NAME
+    if results is None and not lock_path.is_file():
+        raise FairlatentError(f"{out}: no benchmark here (no readable results.json, no {LOCK_NAME}: a benchmark "
+                              "takes the lock when it starts and writes results.json once its shared stages are "
+                              "done)")
     lock = None
     if lock_path.is_file():
         info = read_lock(lock_path)
         pid = int(info.get("pid", -1))
         lock = {**info, "alive": pid > 0 and pid_alive(pid)}
-    planned = results.get("planned")
+    planned = (results or {}).get("planned")
     done_dir = out / "done"
     claims = {p.name.removesuffix(".claim"): _claim(p) for p in sorted(done_dir.glob("*.claim"))}
     finished, failed, walls = [], [], []
@@ -157,7 +161,7 @@ def benchmark_status(out: str | os.PathLike, now: float | None = None) -> dict[s
         stages.append({"stage": str(stage_dir.relative_to(out)), **training_progress(stage_dir, now)})
     status: dict[str, Any] = {"out": str(out), "lock": lock, "planned": len(planned) if isinstance(planned, list)
                               else None, "finished": finished, "failed": failed, "running": running,
-                              "waiting": waiting, "stages": stages}
+                              "waiting": waiting, "stages": stages, "preparing": results is None}
     ranks = len({c["pid"] for c in running if c.get("alive")}) or 1
     if walls and (running or waiting):
         per_run = statistics.median(walls)
@@ -186,7 +190,10 @@ def status_lines(status: dict[str, Any]) -> list[str]:
         lines.append(f"benchmark {status['out']}: " + (f"running ({said})" if lock["alive"] else
                                                         f"not running (the last invocation, {said}, is gone; "
                                                         "rerun its command to resume)"))
-    if status["planned"] is None:
+    if status.get("preparing"):
+        lines.append("runs: not planned yet: the invocation is in its shared stages (split, GAN, f_g, …, below); "
+                     "it writes the plan to results.json when they are done")
+    elif status["planned"] is None:
         lines.append("runs: the plan is not recorded (results.json written by an older version); finished: "
                      "see results.md")
     else:
