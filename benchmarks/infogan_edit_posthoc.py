@@ -60,17 +60,17 @@ def main(argv: list[str] | None = None) -> None:
         labelers = load_labelers(stage("labeler"))
         gen = load_generator(stage("gan")["path"])
         spec = gen.latent_spec
-        h_t, h_g = (Hyperplane(w=np.array(r["w"]), b=r["b"]) for r in (stage("hyperplanes")["h_t"],
-                                                                         stage("hyperplanes")["h_g"]))
+        planes = stage("hyperplanes")
+        h_t, h_g = (Hyperplane(w=np.array(planes[h]["w"]), b=planes[h]["b"]) for h in ("h_t", "h_g"))
         z_all = np.load(run / "latents" / "z.npy").astype(np.float64)
         t_all, g_all = labeler_labels(np.load(run / "latents" / "scores.npy"), labelers, t, g, threshold)
         start = lc["n_fit"] + lc["n_holdout"]
         z, t_z, g_z = z_all[start:], t_all[start:], g_all[start:]
-        free = edit_latents(z, h_t, h_g, min_sin=lc.get("min_sin", 0.1))
-        edits = {"free": free,
-                 "noise only": edit_latents(z, h_t, h_g, min_sin=lc.get("min_sin", 0.1), editable=spec.normal_mask()),
+        noise, min_sin = spec.normal_mask(), lc.get("min_sin", 0.1)
+        free = edit_latents(z, h_t, h_g, min_sin=min_sin)
+        edits = {"free": free, "noise only": edit_latents(z, h_t, h_g, min_sin=min_sin, editable=noise),
                  "free, codes snapped": snap_codes(free, spec)}
-        codes = ~spec.normal_mask()
+        codes = ~noise
         cats = [spec.slices()[c.name] for c in spec.codes if isinstance(c, CategoricalCode)]
         changed = np.mean([(free[:, s].argmax(1) != z[:, s].argmax(1)).mean() for s in cats]) if cats else np.nan
         name = f"{run.parent.name}/{run.name}"

@@ -165,8 +165,9 @@ def _editable_mask(editable, dim: int) -> np.ndarray:
 
 def _edit_within(z: np.ndarray, h_t: Hyperplane, h_g: Hyperplane, kind: str, min_sin: float,
                  editable: np.ndarray) -> np.ndarray:
-    """:func:`edit_latents` moving only the ``editable`` entries (minimum-norm within them)."""
-    u_g = np.where(editable, h_g.w, 0.0)
+    """:func:`edit_latents` moving only the ``editable`` entries: :func:`affine_minimum_norm_edit` with the
+    normals' editable parts as rows (``u·Δ = w·Δ`` for Δ there), after the guards of :func:`edit_latents`."""
+    u_t, u_g = np.where(editable, h_t.w, 0.0), np.where(editable, h_g.w, 0.0)
     d = z @ h_g.w + h_g.b
     step = 2.0 if kind in ("complementary", "reflect") else 1.0
     held = f"{int((~editable).sum())} of {len(editable)} latent entries held fixed"
@@ -177,22 +178,22 @@ def _edit_within(z: np.ndarray, h_t: Hyperplane, h_g: Hyperplane, kind: str, min
                 f"the protected plane {h_g.label} has {norm:.4g} of its unit normal in the editable entries "
                 f"(< min_sin = {min_sin}; {held}): moving its score would take an edit "
                 f"{1 / max(norm, 1e-300):.3g}× its distance to the plane")
-        return z - step * d[:, None] * (u_g / (norm * norm))[None, :]
-    U = np.stack([np.where(editable, h_t.w, 0.0), u_g])
-    G = U @ U.T
-    det = float(G[0, 0] * G[1, 1] - G[0, 1] ** 2)
-    # distance of u_g from the span of u_t (the protected score's change per unit step that keeps the target's)
-    sin = float(np.sqrt(max(det, 0.0) / G[0, 0])) if G[0, 0] > 0 else float(np.sqrt(G[1, 1]))
-    if sin < min_sin:
-        raise FairlatentError(
-            f"target {h_t.label} and protected {h_g.label} are not separable in the editable latent entries "
-            f"({held}): the protected normal's part there, outside the target's, has norm {sin:.4g} < min_sin = "
-            f"{min_sin}; flipping one while keeping the other would move latents {1 / max(sin, 1e-300):.3g}× the "
-            f"distance to the plane")
-    residual = np.stack([np.zeros(len(z)), -step * d], axis=1)  # the change each constraint asks, (n, 2)
-    if G[0, 0] == 0:  # h_t has no weight in the editable entries: its score cannot change, one constraint is left
-        return z + (residual[:, 1:] / G[1, 1]) * u_g[None, :]
-    return z + np.linalg.solve(G, residual.T).T @ U
+        rows, change = u_g[None, :], -step * d[:, None]
+    else:
+        tt, tg, gg = float(u_t @ u_t), float(u_t @ u_g), float(u_g @ u_g)
+        # distance of u_g from the span of u_t (the protected score's change per unit step that keeps the target's)
+        sin = float(np.sqrt(max(tt * gg - tg * tg, 0.0) / tt)) if tt > 0 else float(np.sqrt(gg))
+        if sin < min_sin:
+            raise FairlatentError(
+                f"target {h_t.label} and protected {h_g.label} are not separable in the editable latent entries "
+                f"({held}): the protected normal's part there, outside the target's, has norm {sin:.4g} < "
+                f"min_sin = {min_sin}; flipping one while keeping the other would move latents "
+                f"{1 / max(sin, 1e-300):.3g}× the distance to the plane")
+        if tt == 0:  # h_t has no weight in the editable entries: its score cannot change, one constraint is left
+            rows, change = u_g[None, :], -step * d[:, None]
+        else:
+            rows, change = np.stack([u_t, u_g]), np.stack([np.zeros(len(z)), -step * d], axis=1)
+    return affine_minimum_norm_edit(z, rows, z @ rows.T + change)
 
 
 def _plane_matrix(planes: Sequence[Hyperplane], min_sin: float) -> np.ndarray:
