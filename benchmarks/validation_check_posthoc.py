@@ -25,7 +25,8 @@ VERDICTS = ("raised", "lowered", "unchanged")
 
 
 def run_check(run: Path) -> dict[str, tuple[str, str, float, float]] | None:
-    """Per method: (validation verdict, test verdict, val ΔDEO median, test ΔDEO median); None when the run
+    """Per method: (validation verdict, test verdict, val ΔDEO median, test ΔDEO median, the baseline's val DEO
+    median, whether the check finds little to remove); None when the run
     is not finished."""
     import numpy as np
 
@@ -45,19 +46,21 @@ def run_check(run: Path) -> dict[str, tuple[str, str, float, float]] | None:
     images = np.asarray(ds.images[va])
     y, g = ds.labels(cfg["data"]["target"], va), ds.labels(cfg["data"]["protected"], va)
     n_boot, ci = cfg["evaluation"]["n_boot"], cfg["evaluation"]["ci"]
-    samples = {}
+    samples, summaries = {}, {}
     for m in cfg["methods"]:
         if not (run / f"train_{m}" / "stage.json").is_file():
             continue
         scores = load_classifier(outputs(f"train_{m}")["path"]).predict_scores(images)[:, 0]
         threshold = float(calibrated_threshold(y, scores))
-        samples[m] = bootstrap_metrics(y, scores, sensitive_features=g, threshold=threshold, n_boot=n_boot, ci=ci,
-                                       seed=cfg["seed"], return_samples=True)[1]
+        summaries[m], samples[m] = bootstrap_metrics(y, scores, sensitive_features=g, threshold=threshold,
+                                                     n_boot=n_boot, ci=ci, seed=cfg["seed"], return_samples=True)
     evaluation = {m: {"paired_vs_baseline": {"val": paired_difference(s, samples["baseline"], ci=ci)}}
                   for m, s in samples.items() if m != "baseline"}
+    evaluation["baseline"] = {"val": summaries["baseline"]}
     check = validation_check(evaluation) or {"methods": {}}
+    base = (check.get("baseline", {}).get("DEO") or {}).get("median", float("nan")), check.get("little_to_remove")
     return {m: (row["verdict"], paired_verdict(test[m]["paired_vs_baseline"]["test"]["DEO"]), row["DEO"]["median"],
-                test[m]["paired_vs_baseline"]["test"]["DEO"]["median"])
+                test[m]["paired_vs_baseline"]["test"]["DEO"]["median"], *base)
             for m, row in check["methods"].items()}
 
 
@@ -66,13 +69,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("runs", nargs="+", help="finished pipeline run folders")
     args = p.parse_args(argv)
     counts: collections.Counter = collections.Counter()
-    print("| run | method | ΔDEO val | ΔDEO test | validation | test |")
-    print("|---|---|---:|---:|---|---|")
+    print("| run | method | baseline DEO val | little to remove | ΔDEO val | ΔDEO test | validation | test |")
+    print("|---|---|---:|---|---:|---:|---|---|")
     for run in map(Path, args.runs):
         rows = run_check(run)
-        for m, (v, t, dv, dt) in (rows or {}).items():
+        for m, (v, t, dv, dt, base, little) in (rows or {}).items():
             counts[v, t] += 1
-            print(f"| {run.parent.name}/{run.name} | {m} | {dv:+.1f} | {dt:+.1f} | {v} | {t} |", flush=True)
+            print(f"| {run.parent.name}/{run.name} | {m} | {base:.1f} | {'yes' if little else 'no'} | {dv:+.1f} | "
+                  f"{dt:+.1f} | {v} | {t} |", flush=True)
     print("\n| validation \\ test | " + " | ".join(VERDICTS) + " |\n|---|" + "---:|" * len(VERDICTS))
     for v in (*VERDICTS, "undefined"):
         if v in VERDICTS or any(counts[v, t] for t in VERDICTS):

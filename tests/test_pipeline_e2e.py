@@ -632,3 +632,39 @@ def test_validation_check_names_a_method_that_raised_dEO_on_validation_in_the_pa
     print_summary(rep, run_dir, Console(file=out, width=200), rates={})
     said = "validation check: no method raised DEO on the validation split (1 compared with the baseline)"
     assert said in out.getvalue()
+    assert rep["validation_check"]["little_to_remove"] is False and "little to remove" not in out.getvalue().lower()
+
+
+def test_validation_check_says_when_the_baseline_has_almost_nothing_to_remove(fast_run):
+    """The baseline's validation DEO median under LITTLE_TO_REMOVE_DEO points flags the run, at or above it (or
+    undefined) does not; a flagged run says so on the terminal and in the page, beside any raised method."""
+    import copy
+
+    from fairlatent.pipeline.summary import LITTLE_TO_REMOVE_DEO, validation_check
+    from fairlatent.report.build import print_summary, render_html
+
+    def check(base_deo, lo=-1.0, hi=1.0):
+        base = {"val": {"DEO": {"median": base_deo, "lo": 0.0, "hi": 2 * LITTLE_TO_REMOVE_DEO}, "AP": {"median": 90.0}}}
+        other = {"paired_vs_baseline": {"val": {"DEO": {"median": (lo + hi) / 2, "lo": lo, "hi": hi}}}}
+        return validation_check({"baseline": base, "latent_debias": other})
+
+    assert check(LITTLE_TO_REMOVE_DEO - 0.01)["little_to_remove"] is True
+    assert check(0.0)["little_to_remove"] is True
+    assert check(LITTLE_TO_REMOVE_DEO)["little_to_remove"] is False
+    assert check(float("nan"))["little_to_remove"] is False
+    assert check(None)["little_to_remove"] is False
+
+    run_dir, _, report = fast_run
+    rep = copy.deepcopy(report)
+    rep["validation_check"] = check(1.25, lo=0.5, hi=2.0)
+    out = io.StringIO()
+    print_summary(rep, run_dir, Console(file=out, width=250), rates={})
+    text = out.getvalue()
+    assert "latent_debias RAISED DEO on the validation split" in text
+    assert f"the baseline's DEO on the validation split is only 1.2 [0.0, {2 * LITTLE_TO_REMOVE_DEO:.1f}] points" in text
+    html = render_html(rep, {"real_samples": ""}, run_dir="r")
+    assert "Validation check: DEO RAISED by latent_debias; little to remove</h2>" in html
+    assert re.search(r'<p class="alert" id="little-to-remove">Little to remove: the baseline\'s DEO on the validation '
+                     r"split is only 1\.2 \[0\.0, 4\.0\] points", html)
+    rep["validation_check"] = check(3.0)
+    assert 'id="little-to-remove"' not in render_html(rep, {"real_samples": ""}, run_dir="r")

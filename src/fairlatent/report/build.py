@@ -475,11 +475,23 @@ def validation_lines(check: Any) -> list[str]:
     if not isinstance(check, dict) or not isinstance(check.get("methods"), dict):
         return []
     raised = [m for m in check.get("raised") or [] if m in check["methods"]]
+    lines = [f"validation check: {m} RAISED DEO on the validation split, ΔDEO "
+             f"{fmt_paired(check['methods'][m].get('DEO'))} against the baseline" for m in raised]
     if not raised:
-        return [f"validation check: no method raised DEO on the validation split "
-                f"({len(check['methods'])} compared with the baseline)"]
-    return [f"validation check: {m} RAISED DEO on the validation split, ΔDEO "
-            f"{fmt_paired(check['methods'][m].get('DEO'))} against the baseline" for m in raised]
+        lines = [f"validation check: no method raised DEO on the validation split "
+                 f"({len(check['methods'])} compared with the baseline)"]
+    if check.get("little_to_remove"):
+        lines.append(little_to_remove_line(check))
+    return lines
+
+
+def little_to_remove_line(check: dict[str, Any]) -> str:
+    """The validation check's warning that the baseline had almost no gap to remove (``little_to_remove``)."""
+    deo = (check.get("baseline") or {}).get("DEO")
+    return (f"validation check: the baseline's DEO on the validation split is only {fmt_interval(deo)} points "
+            f"(under {fmt_num(check.get('little_to_remove_below'), 'g')}): there is almost nothing to remove, and "
+            f"on such runs methods raise DEO about as often as they lower it; keep the baseline unless the test "
+            f"table shows a significant cut")
 
 
 def audit_lines(audit: dict[str, Any]) -> list[str]:
@@ -519,6 +531,6 @@ def build_report(run_dir: str | os.PathLike, *, console: Console | None = None) 
 
 
 __all__ = ["HEADLINE", "LOWER_IS_BETTER", "NA", "RATE_COLUMNS", "audit_lines", "best_medians", "build_report", "finite",
-           "fmt_interval", "fmt_num", "fmt_paired", "fmt_signed", "group_rates", "load_report", "metric_table",
-           "paired_table", "print_summary", "protected_attributes", "protected_table", "rates_rows", "render_html",
-           "report_figures", "report_sections", "validation_lines"]
+           "fmt_interval", "fmt_num", "fmt_paired", "fmt_signed", "group_rates", "little_to_remove_line", "load_report",
+           "metric_table", "paired_table", "print_summary", "protected_attributes", "protected_table", "rates_rows",
+           "render_html", "report_figures", "report_sections", "validation_lines"]
