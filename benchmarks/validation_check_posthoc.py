@@ -24,10 +24,9 @@ from pathlib import Path
 VERDICTS = ("raised", "lowered", "unchanged")
 
 
-def run_check(run: Path) -> dict[str, tuple[str, str, float, float]] | None:
+def run_check(run: Path) -> dict[str, tuple[str, str, float, float, float, bool]] | None:
     """Per method: (validation verdict, test verdict, val ΔDEO median, test ΔDEO median, the baseline's val DEO
-    median, whether the check finds little to remove); None when the run
-    is not finished."""
+    median, whether the check finds little to remove); None when the run is not finished."""
     import numpy as np
 
     from fairlatent.data.dataset import load_dataset

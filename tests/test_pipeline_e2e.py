@@ -661,7 +661,8 @@ def test_validation_check_says_when_the_baseline_has_almost_nothing_to_remove(fa
     print_summary(rep, run_dir, Console(file=out, width=250), rates={})
     text = out.getvalue()
     assert "latent_debias RAISED DEO on the validation split" in text
-    assert f"the baseline's DEO on the validation split is only 1.2 [0.0, {2 * LITTLE_TO_REMOVE_DEO:.1f}] points" in text
+    said = f"the baseline's DEO on the validation split is only 1.2 [0.0, {2 * LITTLE_TO_REMOVE_DEO:.1f}] points"
+    assert said in text
     html = render_html(rep, {"real_samples": ""}, run_dir="r")
     assert "Validation check: DEO RAISED by latent_debias; little to remove</h2>" in html
     assert re.search(r'<p class="alert" id="little-to-remove">Little to remove: the baseline\'s DEO on the validation '

@@ -109,7 +109,7 @@ def paired_verdict(paired: dict[str, Any] | None) -> str:
 #: nothing to remove. Why 2: on the ToyFaces sweep (docs/benchmarks/toyfaces.md, 36 runs), of the 10 runs whose
 #: baseline test DEO was under 2 points the default latent method lowered DEO significantly on 1 and raised it on
 #: 3 (the paper's method 0 and 1, reweighting 1 and 1); between 2 and 5 points it lowered 3 of 6 and raised
-#: none, and from 5 up lowered 17 of 20. Under 2 points a method's change is as likely harm as help.
+#: none, and from 5 up lowered 17 of 20. Under 2 points a method's change is at least as likely harm as help.
 LITTLE_TO_REMOVE_DEO = 2.0
 
 
@@ -126,8 +126,8 @@ def validation_check(evaluation: dict[str, Any]) -> dict[str, Any] | None:
 
     ``little_to_remove`` is true when the baseline's own DEO on that split is under
     :data:`LITTLE_TO_REMOVE_DEO` points: the classifier is already about as fair as the split can show, and a
-    method's change is as likely to make it less fair as more (measured on the ToyFaces sweep), so the report
-    says to keep the baseline unless the test table shows a significant cut.
+    method's change is at least as likely to make it less fair as more (measured on the ToyFaces sweep), so
+    the report says to keep the baseline unless the test table shows a significant cut.
     """
     rows: dict[str, dict[str, Any]] = {}
     for m, res in evaluation.items():
@@ -252,5 +252,5 @@ def group_rates(report: dict[str, Any], run_dir: str | os.PathLike) -> tuple[dic
     return out, None
 
 
-__all__ = ["GAN_SAMPLES", "LITTLE_TO_REMOVE_DEO", "REPORT_JSON", "group_rates", "label_cells", "paired_verdict", "strict_report",
-           "summarize_run", "validation_check", "write_summary"]
+__all__ = ["GAN_SAMPLES", "LITTLE_TO_REMOVE_DEO", "REPORT_JSON", "group_rates", "label_cells", "paired_verdict",
+           "strict_report", "summarize_run", "validation_check", "write_summary"]

@@ -490,7 +490,7 @@ def little_to_remove_line(check: dict[str, Any]) -> str:
     deo = (check.get("baseline") or {}).get("DEO")
     return (f"validation check: the baseline's DEO on the validation split is only {fmt_interval(deo)} points "
             f"(under {fmt_num(check.get('little_to_remove_below'), 'g')}): there is almost nothing to remove, and "
-            f"on such runs methods raise DEO about as often as they lower it; keep the baseline unless the test "
+            f"on such runs methods raised DEO at least as often as they lowered it; keep the baseline unless the test "
             f"table shows a significant cut")
 
 
