@@ -171,6 +171,7 @@ def _edit_within(z: np.ndarray, h_t: Hyperplane, h_g: Hyperplane, kind: str, min
     d = z @ h_g.w + h_g.b
     step = 2.0 if kind in ("complementary", "reflect") else 1.0
     held = f"{int((~editable).sum())} of {len(editable)} latent entries held fixed"
+    rows, change = u_g[None, :], -step * d[:, None]  # the protected score's constraint; h_t's is added below
     if kind in ("reflect", "project"):
         norm = float(np.linalg.norm(u_g))
         if norm < min_sin:
@@ -178,7 +179,6 @@ def _edit_within(z: np.ndarray, h_t: Hyperplane, h_g: Hyperplane, kind: str, min
                 f"the protected plane {h_g.label} has {norm:.4g} of its unit normal in the editable entries "
                 f"(< min_sin = {min_sin}; {held}): moving its score would take an edit "
                 f"{1 / max(norm, 1e-300):.3g}× its distance to the plane")
-        rows, change = u_g[None, :], -step * d[:, None]
     else:
         tt, tg, gg = float(u_t @ u_t), float(u_t @ u_g), float(u_g @ u_g)
         # distance of u_g from the span of u_t (the protected score's change per unit step that keeps the target's)
@@ -189,9 +189,7 @@ def _edit_within(z: np.ndarray, h_t: Hyperplane, h_g: Hyperplane, kind: str, min
                 f"({held}): the protected normal's part there, outside the target's, has norm {sin:.4g} < "
                 f"min_sin = {min_sin}; flipping one while keeping the other would move latents "
                 f"{1 / max(sin, 1e-300):.3g}× the distance to the plane")
-        if tt == 0:  # h_t has no weight in the editable entries: its score cannot change, one constraint is left
-            rows, change = u_g[None, :], -step * d[:, None]
-        else:
+        if tt > 0:  # h_t's score is held too (with no weight in the editable entries it cannot change anyway)
             rows, change = np.stack([u_t, u_g]), np.stack([np.zeros(len(z)), -step * d], axis=1)
     return affine_minimum_norm_edit(z, rows, z @ rows.T + change)
 

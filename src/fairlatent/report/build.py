@@ -475,9 +475,10 @@ def validation_lines(check: Any) -> list[str]:
     if not isinstance(check, dict) or not isinstance(check.get("methods"), dict):
         return []
     raised = [m for m in check.get("raised") or [] if m in check["methods"]]
-    lines = [f"validation check: {m} RAISED DEO on the validation split, ΔDEO "
-             f"{fmt_paired(check['methods'][m].get('DEO'))} against the baseline" for m in raised]
-    if not raised:
+    if raised:
+        lines = [f"validation check: {m} RAISED DEO on the validation split, ΔDEO "
+                 f"{fmt_paired(check['methods'][m].get('DEO'))} against the baseline" for m in raised]
+    else:
         lines = [f"validation check: no method raised DEO on the validation split "
                  f"({len(check['methods'])} compared with the baseline)"]
     if check.get("little_to_remove"):
