@@ -504,9 +504,11 @@ def test_ema_batchnorm_recalibration_matches_exact_statistics(data32):
         dict(arch="dcgan", loss="ns", d_pack=2, r1_gamma=1.0, r1_every=2),
         dict(arch="dcgan", loss="ns", d_minibatch_std=4, info_categorical=[3], info_continuous=2, info_learn_std=True),
         dict(arch="infogan_mnist", loss="ns", info_categorical=[3], info_continuous=2, augment="translation"),
+        dict(arch="infogan_mnist", loss="ns", info_categorical=[3], info_continuous=2, precision="bf16",
+             fused_optimizer=True),
     ],
     ids=["dcgan-hinge", "resnet-sn-wgangp", "dcgan-sn-translation", "dcgan-final-width", "dcgan-pack-r1",
-         "infogan-codes", "infogan-mnist-arch"],
+         "infogan-codes", "infogan-mnist-arch", "infogan-mnist-bf16-fused"],
 )
 def test_resume_is_bitwise_identical(data32, tmp_path, monkeypatch, extra):
     cfg = GANConfig(**TINY, steps=5, ema_decay=0.9, **extra)
@@ -567,7 +569,7 @@ def test_checkpoint_older_than_new_settings_still_resumes(data32, tmp_path):
     full = train_gan(data32, tmp_path / "full", cfg, progress=False)
     old = train_gan(data32, tmp_path / "old", cfg.model_copy(update={"steps": 2}), progress=False)
     new_keys = ("width_d", "g_final_width", "d_first_width", "d_pack", "r1_gamma", "r1_every", "d_spectral_norm",
-                "d_minibatch_std", "augment")  # fmt: skip
+                "d_minibatch_std", "augment", "precision", "fused_optimizer")  # fmt: skip
     for f in (old / "config.json", old / "checkpoint" / "config.json"):
         rec = json.loads(f.read_text())
         cfg_dict = rec["config"] if "config" in rec else rec
@@ -581,9 +583,52 @@ def test_checkpoint_older_than_new_settings_still_resumes(data32, tmp_path):
         train_gan(data32, old, cfg.model_copy(update={"d_minibatch_std": 4}), progress=False)
     with pytest.raises(FairlatentError, match="g_final_width=0.*g_final_width=4"):
         train_gan(data32, old, cfg.model_copy(update={"g_final_width": 4}), progress=False)
+    with pytest.raises(FairlatentError, match="precision='fp32'.*precision='bf16'"):
+        train_gan(data32, old, cfg.model_copy(update={"precision": "bf16"}), progress=False)
     train_gan(data32, old, cfg, progress=False)
     a, b = load_tensors(full / "generator.safetensors"), load_tensors(old / "generator.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_bf16_precision_runs_the_step_under_cpu_autocast_and_keeps_float32_state(data32, tmp_path, monkeypatch):
+    """``precision="bf16"``: every training step runs under bf16 autocast on CPU (the engine enters it), the
+    losses are float32, the weights and optimiser state stay float32, and the result differs from the float32
+    run's; the default runs without autocast. ``fused_optimizer`` builds fused Adams."""
+    seen: list[tuple[str, bool, torch.dtype]] = []
+    real_step = GANTrainer.train_step
+
+    def recording_step(self, step, reals, **kw):
+        out = real_step(self, step, reals, **kw)
+        seen.append((self.config.precision, torch.is_autocast_enabled("cpu"), out[0].dtype))
+        return out
+
+    monkeypatch.setattr(GANTrainer, "train_step", recording_step)
+    base = dict(TINY, steps=3, arch="infogan_mnist", loss="ns", info_categorical=[3], info_continuous=1)
+    fp32 = train_gan(data32, tmp_path / "fp32", GANConfig(**base), progress=False)
+    bf16 = train_gan(data32, tmp_path / "bf16", GANConfig(**base, precision="bf16", fused_optimizer=True),
+                     progress=False)  # fmt: skip
+    assert seen == [("fp32", False, torch.float32)] * 3 + [("bf16", True, torch.float32)] * 3
+    a, b = load_checkpoint(fp32 / "checkpoint")[0], load_checkpoint(bf16 / "checkpoint")[0]
+    assert a.keys() == b.keys()
+    assert all(t.dtype == a[k].dtype for k, t in b.items())  # float32 weights and Adam moments in both
+    assert b["G.fc1.weight"].dtype == torch.float32 and not torch.equal(a["G.fc1.weight"], b["G.fc1.weight"])
+    assert np.isfinite(pd.read_csv(bf16 / "log.csv")[["loss_d", "loss_g", "mi_cat"]].to_numpy()).all()
+    tr = GANTrainer(GANConfig(**base, fused_optimizer=True), 32)
+    assert tr.opt_g.param_groups[0]["fused"] and tr.opt_d.param_groups[0]["fused"]
+    assert not GANTrainer(GANConfig(**base), 32).opt_g.param_groups[0]["fused"]
+
+
+def test_precision_settings_are_validated_and_keyed():
+    with pytest.raises(ValueError, match="precision='bf16' is for the hinge and ns losses without R1"):
+        GANConfig(loss="wgan-gp", precision="bf16")
+    with pytest.raises(ValueError, match="precision='bf16' is for the hinge and ns losses without R1"):
+        GANConfig(loss="ns", r1_gamma=1.0, precision="bf16")
+    with pytest.raises(ValueError, match="precision"):
+        GANConfig(precision="fp16")
+    # at their defaults the settings are in no cache key (cached GANs predate them); set, they are
+    assert "precision" not in GANConfig().cache_key() and "fused_optimizer" not in GANConfig().cache_key()
+    assert GANConfig(precision="bf16").cache_key()["precision"] == "bf16"
+    assert GANConfig(fused_optimizer=True).cache_key()["fused_optimizer"] is True
 
 
 def test_final_width_run_loads_as_the_trained_generator(data32, tmp_path):

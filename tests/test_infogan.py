@@ -126,7 +126,8 @@ def test_without_codes_nothing_changes():
     key = cfg.cache_key()
     assert not any(k.startswith("info_") for k in key)
     assert key == {k: v for k, v in cfg.model_dump().items() if not k.startswith("info_")
-                   and k not in ("g_final_width", "d_first_width", "d_pack", "r1_gamma", "r1_every", "dp_batchnorm")}
+                   and k not in ("g_final_width", "d_first_width", "d_pack", "r1_gamma", "r1_every", "dp_batchnorm",
+                                 "precision", "fused_optimizer")}
     tr = GANTrainer(cfg, 32)
     assert not any(k.startswith("D.q.") for k in tr.tensors())
     assert tr.G.fc.in_features == cfg.latent_dim

@@ -49,3 +49,10 @@ def test_seeds_accumulate_other_keys_stay_and_a_new_setting_replaces_the_entry(b
     bench.record_into(path, _args(steps=750), [_result(0, 0.5, 2.2)])
     entry = json.loads(path.read_text())["infogan_mnist"]
     assert list(entry["seeds"]) == ["0"] and entry["setting"]["steps"] == 750
+    assert "precision" not in entry["setting"]  # the default is not named: older entries stay comparable
+    # bf16 with the fused optimiser is another setting too
+    fast = argparse.Namespace(**vars(_args(steps=750)), precision="bf16", fused_optimizer=True)
+    bench.record_into(path, fast, [_result(1, 0.4, 2.1)])
+    entry = json.loads(path.read_text())["infogan_mnist"]
+    assert list(entry["seeds"]) == ["1"]
+    assert entry["setting"]["precision"] == "bf16" and entry["setting"]["fused_optimizer"] is True

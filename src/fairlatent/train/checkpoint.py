@@ -142,9 +142,16 @@ def state_tensors(modules: Mapping[str, torch.nn.Module], optimizers: Mapping[st
 def load_optimizer_state(
     optimizer: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor], prefix: str, *, source: str | os.PathLike
 ) -> None:
-    """Restore state written by :func:`optimizer_tensors`; hyper-parameters come from the live optimiser."""
+    """Restore state written by :func:`optimizer_tensors`; hyper-parameters come from the live optimiser.
+
+    A state tensor shaped like its parameter (Adam's moments) is restored in the parameter's memory layout:
+    the checkpoint stores tensors contiguous, and a fused optimiser walks a parameter and its moments as
+    flat memory, so moments left contiguous beside a ``channels_last`` weight would be paired with the
+    wrong elements (the per-tensor loop is indifferent to layout, so this changes nothing there).
+    """
     sd = optimizer.state_dict()
-    n_params = sum(len(g["params"]) for g in sd["param_groups"])
+    params = [q for g in optimizer.param_groups for q in g["params"]]
+    n_params = len(params)
     p = f"{prefix}."
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
@@ -154,6 +161,8 @@ def load_optimizer_state(
         idx = int(idx_str)
         if idx >= n_params:
             raise FairlatentError(f"{source}: optimiser state {key} for parameter {idx}, but the model has {n_params}")
+        if value.shape == params[idx].shape and value.dim() > 0:
+            value = torch.empty_like(params[idx], dtype=value.dtype).copy_(value)
         state.setdefault(idx, {})[name] = value
     sd["state"] = state
     try:

@@ -157,7 +157,7 @@ class Objective(Protocol):
     holds. ``train_step(step, batches)`` takes one optimisation step over ``batches`` (``batches_per_step``
     of them, e.g. n_critic for a GAN) and returns scalar losses as *this rank's share of the global batch
     mean* (they are summed over ranks for the log). ``autocast = True`` runs the step under bf16 autocast on
-    CUDA (a no-op on CPU). Optional: ``extra_state()``/``load_extra_state(state)``
+    CUDA (a no-op on CPU unless ``autocast_cpu = True`` too: :func:`~fairlatent.utils.device.autocast`). Optional: ``extra_state()``/``load_extra_state(state)``
     (JSON-able loop state, e.g. a classifier's best epoch) and ``extra_tensors()``/``load_extra_tensors(t)``.
     """
 
@@ -354,7 +354,8 @@ class Engine:
             for step in range(self.start_step, last):
                 batches = [self.order.batch(step * loop.batches_per_step + k) for k in range(loop.batches_per_step)]
                 images += sum(b.global_size for b in batches)
-                with autocast(ctx.device, enabled=bool(getattr(obj, "autocast", False))):
+                with autocast(ctx.device, enabled=bool(getattr(obj, "autocast", False)),
+                              on_cpu=bool(getattr(obj, "autocast_cpu", False))):  # fmt: skip
                     losses = obj.train_step(step, batches)
                 rebalance_threads()  # auto thread count follows the jobs sharing the CPUs (a clock read but every 5 s)
                 for k, v in losses.items():

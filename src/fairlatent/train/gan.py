@@ -69,12 +69,13 @@ LEGACY_VALUES = {
     "width_d": None, "g_final_width": 0, "d_first_width": 0, "d_pack": 1, "r1_gamma": 0.0, "r1_every": 1, "d_spectral_norm": False, "d_minibatch_std": 0,
     "augment": "none", "dp_batchnorm": "global",
     "info_categorical": [], "info_continuous": 0, "info_lambda_cat": 1.0, "info_lambda_cont": 1.0,
-    "info_learn_std": False,
+    "info_learn_std": False, "precision": "fp32", "fused_optimizer": False,
 }  # fmt: skip
 # Of those, the ones left out of cache keys at their legacy value (cached GANs predate them).
 CACHE_LEGACY = {k: LEGACY_VALUES[k] for k in ("g_final_width", "d_first_width", "d_pack", "r1_gamma", "r1_every",
                                              "dp_batchnorm", "info_categorical", "info_continuous",
-                                             "info_lambda_cat", "info_lambda_cont", "info_learn_std")}
+                                             "info_lambda_cat", "info_lambda_cont", "info_learn_std",
+                                             "precision", "fused_optimizer")}
 
 
 # Fields that say how a run is carried out, not what it computes: they may change when a run resumes.
@@ -160,6 +161,12 @@ class GANConfig(StrictSettings):
                               "all-reduce per layer and pass) or per rank (DDP's usual choice, no extra communication)")
     channels_last: bool = Field(True, description="NHWC memory format (faster convolutions on CPU)",
                                 json_schema_extra=RUN_ONLY)
+    # Speed at the cost of float32's rounding (both off by default, so earlier runs stay reproducible)
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="bf16: every training step under bfloat16 autocast, on CPU too (weights, optimiser "
+                            "state and losses stay float32); pays on CPUs with bf16 matrix units (Intel AMX)")
+    fused_optimizer: bool = Field(False, description="Adam's fused kernel (one pass over all parameters: faster; "
+                                                     "rounds differently from the default per-tensor loop)")
     # InfoGAN (off by default; at their defaults these settings are in no cache key)
     info_categorical: list[Annotated[int, Field(ge=2)]] = Field(
         default_factory=list, description="InfoGAN: number of categories of each categorical code (MNIST: [10])")
@@ -222,6 +229,9 @@ class GANConfig(StrictSettings):
                                  "uses batch norm (set d_spectral_norm=false)")
             if self.batch_size < 2:
                 raise ValueError("arch='infogan_mnist' has batch norm: batch_size must be at least 2")
+        if self.precision == "bf16" and (self.loss == "wgan-gp" or self.r1_gamma > 0):
+            raise ValueError("precision='bf16' is for the hinge and ns losses without R1: the gradient penalties' "
+                             "double backward has not been validated in bf16 (set precision='fp32')")
         if self.infogan and self.d_pack > 1:
             raise ValueError("InfoGAN's Q head reads one image per discriminator input; set d_pack=1")
         if self.r1_gamma > 0 and self.loss == "wgan-gp":
@@ -364,8 +374,9 @@ class GANTrainer:
         # called on each alone (the reference InfoGAN's two D calls); under data parallelism with global
         # batch norm each half's statistics are over that half of the global batch
         self._d_groups = {"groups": 2} if getattr(self.D, "batch_groups", False) else {}
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=c.lr_g, betas=tuple(c.betas))
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=c.lr_d, betas=tuple(c.betas))
+        fused = {"fused": True} if c.fused_optimizer else {}
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=c.lr_g, betas=tuple(c.betas), **fused)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=c.lr_d, betas=tuple(c.betas), **fused)
         self.last_stats: dict[str, torch.Tensor] = {}  # InfoGAN: the last step's mi_cat and nll_cont
 
     def _z(self, g: torch.Generator, n: int, part: slice | None = None) -> torch.Tensor:
@@ -429,11 +440,13 @@ class GANTrainer:
             # one pass over real and fake: a single spectral-norm power iteration
             x = self._augment(g, torch.cat([real, fake]), n, part, halves=2)
             k = real.shape[0] // c.d_pack  # logits of the real images (or of their packs) come first
+            # losses in float32 under bf16 autocast (.float() of a float32 tensor is the tensor itself)
             if codes is None:
-                logits = self.D_train(x, **self._d_groups)
+                logits = self.D_train(x, **self._d_groups).float()
                 loss_d = discriminator_loss(c.loss, logits[:k], logits[k:])
             else:  # InfoGAN: Q (on D's trunk) learns to read the codes back from the fakes
                 logits, q = self.D_train(x, with_q=True, **self._d_groups)
+                logits, q = logits.float(), q.float()
                 loss_d = discriminator_loss(c.loss, logits[:k], logits[k:]) + self._info_loss(q[k:], codes)[0]
             if c.loss == "wgan-gp":
                 alpha = torch.rand(n, 1, 1, 1, generator=g)[part].to(self.device)
@@ -448,9 +461,10 @@ class GANTrainer:
         z, codes = self._zc(g, n, part)
         x = self._augment(g, self.G_train(z), n, part)
         if codes is None:
-            loss_g = generator_loss(c.loss, D(x))
+            loss_g = generator_loss(c.loss, D(x).float())
         else:  # InfoGAN: G is also rewarded for images whose codes Q can read (the MI lower bound)
             logits, q = D(x, with_q=True)
+            logits, q = logits.float(), q.float()
             info, ce, nll = self._info_loss(q, codes)
             loss_g = generator_loss(c.loss, logits) + info
             self.last_stats = {"mi_cat": ce.new_tensor(mi_lower_bound(0.0, c.info_categorical)) - ce.detach()}
@@ -532,12 +546,13 @@ class GANObjective:
     Losses are returned as this rank's share of the global mean (each rank's mean / world size).
     """
 
-    # float32 on CUDA too: the gradient penalties' double backward and the hinge margins have not been
-    # validated in bf16 (GPU runs cannot be tested in CI here).
-    autocast = False
+    # float32 by default, on CUDA too: the gradient penalties' double backward has not been validated in
+    # bf16 (GPU runs cannot be tested in CI here). ``precision = "bf16"`` turns autocast on, CPU included.
+    autocast = autocast_cpu = False
 
     def __init__(self, trainer: GANTrainer, source: BatchSource):
         self.trainer, self.source = trainer, source
+        self.autocast = self.autocast_cpu = trainer.config.precision == "bf16"
 
     def modules(self) -> dict[str, nn.Module]:
         return self.trainer.modules()

@@ -50,8 +50,15 @@ def default_device(prefer: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def autocast(device: torch.device, enabled: bool = True):
-    """bf16 autocast on CUDA (safe for convnets trained with BCE-with-logits); a no-op on CPU."""
+def autocast(device: torch.device, enabled: bool = True, on_cpu: bool = False):
+    """bf16 autocast on CUDA (safe for convnets trained with BCE-with-logits); on CPU only with ``on_cpu``.
+
+    CPU autocast is opt-in: it pays only where the CPU has bf16 matrix units (Intel AMX / AVX-512 BF16; a
+    GAN step of the reference InfoGAN MNIST networks runs 1.8x faster on such a Xeon) and is slower
+    elsewhere, and its results round differently from float32.
+    """
     if enabled and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
+    if enabled and on_cpu and device.type == "cpu":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
