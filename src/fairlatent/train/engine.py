@@ -157,8 +157,9 @@ class Objective(Protocol):
     holds. ``train_step(step, batches)`` takes one optimisation step over ``batches`` (``batches_per_step``
     of them, e.g. n_critic for a GAN) and returns scalar losses as *this rank's share of the global batch
     mean* (they are summed over ranks for the log). ``autocast = True`` runs the step under bf16 autocast on
-    CUDA (a no-op on CPU unless ``autocast_cpu = True`` too: :func:`~fairlatent.utils.device.autocast`). Optional: ``extra_state()``/``load_extra_state(state)``
-    (JSON-able loop state, e.g. a classifier's best epoch) and ``extra_tensors()``/``load_extra_tensors(t)``.
+    CUDA, and on CPU only with ``autocast_cpu = True`` too (:func:`~fairlatent.utils.device.autocast`).
+    Optional: ``extra_state()``/``load_extra_state(state)`` (JSON-able loop state, e.g. a classifier's best
+    epoch) and ``extra_tensors()``/``load_extra_tensors(t)``.
     """
 
     def modules(self) -> Mapping[str, nn.Module]: ...
