@@ -70,10 +70,13 @@ def q_accuracy(cfg: GANConfig, run: Path, images: np.ndarray, labels: np.ndarray
 
 
 def record_into(path: Path, args: argparse.Namespace, results: list[dict]) -> None:
-    """Merge the per-seed figures into ``path``'s ``infogan_mnist`` entry (atomic write; other keys untouched).
+    """Merge the per-seed figures into ``path``'s ``infogan_mnist`` list (atomic write; other keys untouched).
 
-    An entry is keyed by the settings that make a figure comparable (arch, width, batch, λ_cont, steps); a
-    different setting replaces the entry rather than mixing seeds of two settings."""
+    The list holds one entry per setting that makes a figure comparable (arch, width, batch, λ_cont, steps,
+    and precision / fused optimiser when not the default): seeds of the same setting accumulate in its entry
+    (a seed recorded again replaces its figures), and another setting gets an entry of its own, so seeds of
+    two settings are never averaged together. An entry written as a single dict (before the list) is kept
+    as the list's first entry."""
     from fairlatent.utils.io import read_json, write_json
 
     record = read_json(path) if path.is_file() else {}
@@ -84,18 +87,23 @@ def record_into(path: Path, args: argparse.Namespace, results: list[dict]) -> No
         setting["precision"] = args.precision
     if getattr(args, "fused_optimizer", False):
         setting["fused_optimizer"] = True
-    entry = record.get("infogan_mnist") or {}
-    seeds = dict(entry.get("seeds", {})) if entry.get("setting") == setting else {}
+    entries = record.get("infogan_mnist") or []
+    entries = [entries] if isinstance(entries, dict) else list(entries)
+    index = next((i for i, e in enumerate(entries) if e.get("setting") == setting), len(entries))
+    seeds = dict(entries[index]["seeds"]) if index < len(entries) else {}
     for r in results:
         seeds[str(r["seed"])] = {"accuracy": r["accuracy"], "mi_cat_final": r["mi_cat_final"], "train_s": r["train_s"],
                                  "per_digit_accuracy": r["per_digit_accuracy"],
                                  "curve": [{k: c[k] for k in ("step", "accuracy", "mi_cat")} for c in r["curve"]]}
     accs = [v["accuracy"] for v in seeds.values()]
     mis = [v["mi_cat_final"] for v in seeds.values()]
-    record["infogan_mnist"] = {"setting": setting, "seeds": dict(sorted(seeds.items())),
-                               "accuracy_mean": float(np.mean(accs)), "accuracy_worst": float(min(accs)),
-                               "mi_cat_mean": float(np.mean(mis)), "mi_cat_worst": float(min(mis)),
-                               "mi_ceiling": math.log(10)}
+    entry = {"setting": setting, "seeds": dict(sorted(seeds.items())), "accuracy_mean": float(np.mean(accs)),
+             "accuracy_worst": float(min(accs)), "mi_cat_mean": float(np.mean(mis)), "mi_cat_worst": float(min(mis)),
+             "mi_ceiling": math.log(10)}  # fmt: skip
+    if getattr(args, "note", None):
+        entry["note"] = args.note
+    entries[index:index + 1] = [entry]
+    record["infogan_mnist"] = entries
     write_json(path, record)
 
 
@@ -119,6 +127,7 @@ def main() -> None:
     ap.add_argument("--mnist", default=str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"))
     ap.add_argument("--out", default="/tmp/infogan_mnist")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--note", default=None, help="with --into: a note stored with the entry (e.g. the machine)")
     ap.add_argument("--into", default=None,
                     help="also record the per-seed figures under 'infogan_mnist' in this JSON (e.g. "
                          "docs/benchmarks/imbalance.json); seeds recorded by earlier invocations are kept")

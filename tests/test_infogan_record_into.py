@@ -21,8 +21,8 @@ def bench():
     return module
 
 
-def _args(steps=1500):
-    return argparse.Namespace(arch="infogan_mnist", width=64, batch_size=128, lambda_cont=1.0, steps=steps)
+def _args(steps=1500, **extra):
+    return argparse.Namespace(arch="infogan_mnist", width=64, batch_size=128, lambda_cont=1.0, steps=steps, **extra)
 
 
 def _result(seed, acc, mi):
@@ -30,29 +30,52 @@ def _result(seed, acc, mi):
             "curve": [{"step": 1500, "accuracy": acc, "mi_cat": mi, "train_s": 10.0}]}
 
 
-def test_seeds_accumulate_other_keys_stay_and_a_new_setting_replaces_the_entry(bench, tmp_path):
+def _entries(path):
+    return json.loads(path.read_text())["infogan_mnist"]
+
+
+def test_seeds_accumulate_per_setting_and_other_keys_stay(bench, tmp_path):
     path = tmp_path / "imbalance.json"
     path.write_text(json.dumps({"benchmarks": {"mnist-lt": {"x": 1}}}))
     bench.record_into(path, _args(), [_result(0, 0.9, 2.29)])
     bench.record_into(path, _args(), [_result(1, 0.6, 2.27), _result(2, 0.8, 2.28)])
     rec = json.loads(path.read_text())
     assert rec["benchmarks"] == {"mnist-lt": {"x": 1}}
-    entry = rec["infogan_mnist"]
+    [entry] = rec["infogan_mnist"]
     assert sorted(entry["seeds"]) == ["0", "1", "2"]
     assert entry["accuracy_mean"] == pytest.approx((0.9 + 0.6 + 0.8) / 3)
     assert entry["accuracy_worst"] == pytest.approx(0.6) and entry["mi_cat_worst"] == pytest.approx(2.27)
     assert entry["mi_ceiling"] == pytest.approx(math.log(10))
     # the same seed again overwrites its own figures
     bench.record_into(path, _args(), [_result(1, 0.7, 2.27)])
-    assert json.loads(path.read_text())["infogan_mnist"]["seeds"]["1"]["accuracy"] == pytest.approx(0.7)
-    # another number of steps is another setting: its seeds are not mixed with the old ones
+    assert _entries(path)[0]["seeds"]["1"]["accuracy"] == pytest.approx(0.7)
+    assert _entries(path)[0]["accuracy_mean"] == pytest.approx((0.9 + 0.7 + 0.8) / 3)
+
+
+def test_another_setting_gets_its_own_entry_and_never_mixes_seeds(bench, tmp_path):
+    path = tmp_path / "imbalance.json"
+    bench.record_into(path, _args(), [_result(0, 0.9, 2.29), _result(1, 0.7, 2.27)])
     bench.record_into(path, _args(steps=750), [_result(0, 0.5, 2.2)])
-    entry = json.loads(path.read_text())["infogan_mnist"]
-    assert list(entry["seeds"]) == ["0"] and entry["setting"]["steps"] == 750
-    assert "precision" not in entry["setting"]  # the default is not named: older entries stay comparable
-    # bf16 with the fused optimiser is another setting too
-    fast = argparse.Namespace(**vars(_args(steps=750)), precision="bf16", fused_optimizer=True)
+    fast = _args(steps=750, precision="bf16", fused_optimizer=True, note="a Xeon with AMX")
     bench.record_into(path, fast, [_result(1, 0.4, 2.1)])
-    entry = json.loads(path.read_text())["infogan_mnist"]
-    assert list(entry["seeds"]) == ["1"]
-    assert entry["setting"]["precision"] == "bf16" and entry["setting"]["fused_optimizer"] is True
+    first, short, bf16 = _entries(path)
+    assert sorted(first["seeds"]) == ["0", "1"] and first["accuracy_mean"] == pytest.approx(0.8)
+    assert list(short["seeds"]) == ["0"] and short["setting"]["steps"] == 750
+    assert "precision" not in short["setting"]  # the default is not named: older entries stay comparable
+    assert list(bf16["seeds"]) == ["1"] and bf16["accuracy_mean"] == pytest.approx(0.4)
+    assert bf16["setting"]["precision"] == "bf16" and bf16["setting"]["fused_optimizer"] is True
+    assert bf16["note"] == "a Xeon with AMX" and "note" not in first
+    # adding to the first setting again updates it in place, the others untouched
+    bench.record_into(path, _args(), [_result(2, 1.0, 2.3)])
+    entries = _entries(path)
+    assert [sorted(e["seeds"]) for e in entries] == [["0", "1", "2"], ["0"], ["1"]]
+
+
+def test_an_entry_written_before_the_list_is_kept(bench, tmp_path):
+    path = tmp_path / "imbalance.json"
+    bench.record_into(path, _args(), [_result(0, 0.9, 2.29)])
+    old = _entries(path)[0]
+    path.write_text(json.dumps({"infogan_mnist": old}))  # the single-dict format of earlier versions
+    bench.record_into(path, _args(steps=3000), [_result(0, 0.85, 2.29)])
+    entries = _entries(path)
+    assert entries[0] == old and entries[1]["setting"]["steps"] == 3000
