@@ -21,20 +21,25 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from fairlatent.train.gan import BatchSource, GANConfig, GANTrainer, translate
+from fairlatent.train.gan import BatchSource, GANConfig, GANObjective, GANTrainer, translate
+from fairlatent.utils.device import autocast
 from fairlatent.utils.images import to_tensor
 
 
 def job_runner(cfg: GANConfig, size: int, images: np.ndarray):
+    """The job's step as the training engine takes it: fed by ``BatchSource``, under the autocast the engine
+    enters for a ``GANObjective`` (none at the default ``precision = "fp32"``)."""
     tr = GANTrainer(cfg, size)
     src = BatchSource(images, cfg.batch_size, seed=cfg.seed, flip=cfg.flip, device=tr.device,
                       channels_last=cfg.channels_last)  # fmt: skip
+    obj = GANObjective(tr, src)
     state = {"step": 0}
 
     def run(n: int) -> None:
         for _ in range(n):
             s = state["step"]
-            loss_d, loss_g = tr.train_step(s, [src(s)])
+            with autocast(tr.device, enabled=obj.autocast, on_cpu=obj.autocast_cpu):
+                loss_d, loss_g = tr.train_step(s, [src(s)])
             state["step"] = s + 1
         float(loss_d), float(loss_g)
 

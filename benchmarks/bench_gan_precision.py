@@ -1,8 +1,8 @@
 """GAN step time by numeric setting: float32 (the default) against ``fused_optimizer`` and ``precision="bf16"``.
 
-The same trainer (``GANTrainer.train_step`` fed by ``BatchSource``, under the autocast the training engine
-enters for it) takes steps for each setting on the same images; rounds alternate between the settings so a
-busy CPU slows all of them alike. Prints seconds per step and the speed-up over float32 with the per-tensor
+The same trainer (``bench_gan.job_runner``: ``GANTrainer.train_step`` fed by ``BatchSource``, under the
+autocast the training engine enters for it) takes steps for each setting on the same images; rounds
+alternate between the settings so a busy CPU slows all of them alike. Prints seconds per step and the speed-up over float32 with the per-tensor
 Adam loop. bf16 pays only on CPUs with bf16 matrix units (Intel AMX, AVX-512 BF16: the flags are printed);
 elsewhere it can be slower. Results round differently in each setting, so this measures time, not quality
 (``benchmarks/infogan_mnist.py --precision bf16`` measures what bf16 training reaches).
@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fairlatent.train.gan import BatchSource, GANConfig, GANTrainer
-from fairlatent.utils.device import autocast
+from bench_gan import job_runner  # this folder is on sys.path when the script runs
+
+from fairlatent.train.gan import GANConfig
 
 SETTINGS = {"fp32": {}, "fp32 + fused Adam": {"fused_optimizer": True}, "bf16": {"precision": "bf16"},
             "bf16 + fused Adam": {"precision": "bf16", "fused_optimizer": True}}  # fmt: skip
@@ -29,24 +30,6 @@ ARCHS = {  # the reference InfoGAN MNIST networks at their batch; the default To
                           info_categorical=[10], info_continuous=2, d_minibatch_std=0, flip=False),
     "dcgan": dict(),
 }  # fmt: skip
-
-
-def runner(cfg: GANConfig, images: np.ndarray):
-    tr = GANTrainer(cfg, images.shape[1])
-    src = BatchSource(images, cfg.batch_size, seed=cfg.seed, flip=cfg.flip, device=tr.device,
-                      channels_last=cfg.channels_last)  # fmt: skip
-    bf16 = cfg.precision == "bf16"
-    state = {"step": 0}
-
-    def run(n: int) -> None:
-        for _ in range(n):
-            s = state["step"]
-            with autocast(tr.device, enabled=bf16, on_cpu=bf16):  # as the engine does for GANObjective
-                loss_d, loss_g = tr.train_step(s, [src(s)])
-            state["step"] = s + 1
-        float(loss_d), float(loss_g)
-
-    return run
 
 
 def cpu_flags() -> str:
@@ -68,7 +51,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.threads} thread(s), CPU bf16 flags: {cpu_flags()}")
     images = np.random.default_rng(0).integers(0, 256, (2048, 32, 32, 3), dtype=np.uint8)
     for arch in args.archs:
-        runs = {name: runner(GANConfig(**ARCHS[arch], **extra), images) for name, extra in SETTINGS.items()}
+        runs = {name: job_runner(GANConfig(**ARCHS[arch], **extra), 32, images)[1] for name, extra in SETTINGS.items()}
         for run in runs.values():
             run(2)  # warm-up: allocations, kernel selection
         times = {name: [] for name in runs}

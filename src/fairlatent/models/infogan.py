@@ -101,10 +101,10 @@ def info_terms(q: torch.Tensor, cat: torch.Tensor, cont: torch.Tensor, categoric
     :data:`LOG_STD_RANGE`). Either is ≥ 0 up to the constant and equals −E log Q(c|x) exactly.
     """
     logits, mean, log_std = split_q(q, categorical, continuous)
-    ce = q.new_zeros(())
+    ce = q.new_zeros((), dtype=torch.float32)  # float32 whatever Q's dtype (bf16 under precision = "bf16")
     for i, lg in enumerate(logits):
         ce = ce + F.cross_entropy(lg.float(), cat[:, i])
-    nll = q.new_zeros(())
+    nll = q.new_zeros((), dtype=torch.float32)
     if continuous:
         ls = log_std.float().clamp(*LOG_STD_RANGE) if learn_std else torch.zeros_like(mean, dtype=torch.float32)
         z = (cont - mean.float()) * torch.exp(-ls)

@@ -248,7 +248,9 @@ RESUME_KEYS = identity_keys(GANConfig) + ("n_train",)
 
 
 def discriminator_loss(kind: str, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
-    """Mean discriminator loss over the batch (see module docstring for the formulas)."""
+    """Mean discriminator loss over the batch (see module docstring for the formulas), in float32 whatever the
+    logits' dtype (bf16 under ``precision = "bf16"``; ``.float()`` of a float32 tensor is the tensor itself)."""
+    d_real, d_fake = d_real.float(), d_fake.float()
     if kind == "ns":
         return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
     if kind == "hinge":
@@ -259,7 +261,8 @@ def discriminator_loss(kind: str, d_real: torch.Tensor, d_fake: torch.Tensor) ->
 
 
 def generator_loss(kind: str, d_fake: torch.Tensor) -> torch.Tensor:
-    """Mean generator loss: softplus(−d_fake) for ``ns``, −d_fake for ``hinge`` and ``wgan-gp``."""
+    """Mean generator loss: softplus(−d_fake) for ``ns``, −d_fake for ``hinge`` and ``wgan-gp`` (in float32)."""
+    d_fake = d_fake.float()
     if kind == "ns":
         return F.softplus(-d_fake).mean()
     return -d_fake.mean()
@@ -440,13 +443,11 @@ class GANTrainer:
             # one pass over real and fake: a single spectral-norm power iteration
             x = self._augment(g, torch.cat([real, fake]), n, part, halves=2)
             k = real.shape[0] // c.d_pack  # logits of the real images (or of their packs) come first
-            # losses in float32 under bf16 autocast (.float() of a float32 tensor is the tensor itself)
             if codes is None:
-                logits = self.D_train(x, **self._d_groups).float()
+                logits = self.D_train(x, **self._d_groups)
                 loss_d = discriminator_loss(c.loss, logits[:k], logits[k:])
             else:  # InfoGAN: Q (on D's trunk) learns to read the codes back from the fakes
                 logits, q = self.D_train(x, with_q=True, **self._d_groups)
-                logits, q = logits.float(), q.float()
                 loss_d = discriminator_loss(c.loss, logits[:k], logits[k:]) + self._info_loss(q[k:], codes)[0]
             if c.loss == "wgan-gp":
                 alpha = torch.rand(n, 1, 1, 1, generator=g)[part].to(self.device)
@@ -461,10 +462,9 @@ class GANTrainer:
         z, codes = self._zc(g, n, part)
         x = self._augment(g, self.G_train(z), n, part)
         if codes is None:
-            loss_g = generator_loss(c.loss, D(x).float())
+            loss_g = generator_loss(c.loss, D(x))
         else:  # InfoGAN: G is also rewarded for images whose codes Q can read (the MI lower bound)
             logits, q = D(x, with_q=True)
-            logits, q = logits.float(), q.float()
             info, ce, nll = self._info_loss(q, codes)
             loss_g = generator_loss(c.loss, logits) + info
             self.last_stats = {"mi_cat": ce.new_tensor(mi_lower_bound(0.0, c.info_categorical)) - ce.detach()}
@@ -546,12 +546,10 @@ class GANObjective:
     Losses are returned as this rank's share of the global mean (each rank's mean / world size).
     """
 
-    # float32 by default, on CUDA too: the gradient penalties' double backward has not been validated in
-    # bf16 (GPU runs cannot be tested in CI here). ``precision = "bf16"`` turns autocast on, CPU included.
-    autocast = autocast_cpu = False
-
     def __init__(self, trainer: GANTrainer, source: BatchSource):
         self.trainer, self.source = trainer, source
+        # float32 by default, on CUDA too: the gradient penalties' double backward has not been validated in
+        # bf16 (GPU runs cannot be tested in CI here). ``precision = "bf16"`` turns autocast on, CPU included.
         self.autocast = self.autocast_cpu = trainer.config.precision == "bf16"
 
     def modules(self) -> dict[str, nn.Module]:
