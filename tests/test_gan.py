@@ -560,6 +560,21 @@ def test_extending_a_finished_run_continues_it(data32, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_run_record_of_an_unfinished_run_names_the_step_it_resumed_from(data32, tmp_path):
+    """config.json of a run under way says from which step this session started (an int, not whether it resumed)."""
+    from fairlatent.utils.io import read_json
+
+    cfg = GANConfig(**TINY, steps=4)
+    out = train_gan(data32, tmp_path / "r", cfg, progress=False, stop_at_step=2)
+    rec = read_json(out / "config.json")
+    assert (type(rec["step"]), rec["step"], rec["done"]) == (int, 0, False)
+    train_gan(data32, out, cfg, progress=False, stop_at_step=3)
+    rec = read_json(out / "config.json")
+    assert (type(rec["step"]), rec["step"], rec["done"]) == (int, 2, False)
+    train_gan(data32, out, cfg, progress=False)
+    assert (read_json(out / "config.json")["step"], read_json(out / "config.json")["done"]) == (4, True)
+
+
 def test_checkpoint_older_than_new_settings_still_resumes(data32, tmp_path):
     """A run written before width_d/d_spectral_norm/d_minibatch_std/augment existed (its saved configs lack
     them) resumes with their legacy values, and is refused with another value for one of them."""

@@ -264,6 +264,12 @@ def test_an_unfinished_run_cannot_be_sampled(toy, tmp_path):
     out = fit(toy, tmp_path / "r", CTGANConfig(**TINY_CTGAN), progress=False, stop_at_step=1)
     with pytest.raises(FairlatentError, match="not finished"):
         Synthesizer(out)
+    # resumed: the run record names the step this session started from (an int, not whether it resumed)
+    from fairlatent.utils.io import read_json
+
+    fit(toy, out, CTGANConfig(**TINY_CTGAN), progress=False, stop_at_step=2)
+    rec = read_json(out / "config.json")
+    assert (type(rec["step"]), rec["step"], rec["done"]) == (int, 1, False)
 
 
 @pytest.mark.slow
