@@ -386,13 +386,19 @@ class GANTrainer:
         """Latents of ``n`` global-batch images, this rank's ``part`` of them (with InfoGAN: with the codes)."""
         return self._zc(g, n, part)[0]
 
+    def _noise(self, g: torch.Generator, n: int) -> torch.Tensor:
+        """The noise of ``n`` latents: N(0, I), as every fairlatent generator's (the truncation trick and the
+        latent edits assume it). One method so that an ablation can swap the distribution alone
+        (``benchmarks/infogan_mnist_uniform_noise.py``: the InfoGAN reference's U(−1, 1))."""
+        return torch.randn(n, self.config.latent_dim, generator=g)
+
     def _zc(self, g: torch.Generator, n: int, part: slice | None = None
             ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:  # fmt: skip
         """``(latents, codes)`` of ``n`` global-batch images, this rank's ``part``; ``codes`` is None without
         InfoGAN, else (categories n×len(info_categorical), continuous n×info_continuous). The noise is drawn
         first, exactly as without codes, then the codes (:func:`~fairlatent.models.infogan.draw_codes`)."""
         c = self.config
-        z = torch.randn(n, c.latent_dim, generator=g)
+        z = self._noise(g, n)
         codes = None
         if c.infogan:
             cat, cont = draw_codes(g, n, c.info_categorical, c.info_continuous)
