@@ -73,9 +73,9 @@ def record_into(path: Path, args: argparse.Namespace, results: list[dict]) -> No
     """Merge the per-seed figures into ``path``'s ``infogan_mnist`` list (atomic write; other keys untouched).
 
     The list holds one entry per setting that makes a figure comparable (arch, width, batch, λ_cont, steps,
-    and precision / fused optimiser when not the default): seeds of the same setting accumulate in its entry
-    (a seed recorded again replaces its figures), and another setting gets an entry of its own, so seeds of
-    two settings are never averaged together. An entry written as a single dict (before the list) is kept
+    and precision / fused optimiser / noise when not the default): seeds of the same setting accumulate in
+    its entry (a seed recorded again replaces its figures), and another setting gets an entry of its own, so
+    seeds of two settings are never averaged together. An entry written as a single dict (before the list) is kept
     as the list's first entry."""
     from fairlatent.utils.io import read_json, write_json
 
@@ -87,6 +87,8 @@ def record_into(path: Path, args: argparse.Namespace, results: list[dict]) -> No
         setting["precision"] = args.precision
     if getattr(args, "fused_optimizer", False):
         setting["fused_optimizer"] = True
+    if getattr(args, "noise", "normal") != "normal":  # set by benchmarks/infogan_mnist_uniform_noise.py
+        setting["noise"] = args.noise
     entries = record.get("infogan_mnist") or []
     entries = [entries] if isinstance(entries, dict) else list(entries)
     index = next((i for i, e in enumerate(entries) if e.get("setting") == setting), len(entries))

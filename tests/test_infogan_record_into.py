@@ -79,3 +79,34 @@ def test_an_entry_written_before_the_list_is_kept(bench, tmp_path):
     bench.record_into(path, _args(steps=3000), [_result(0, 0.85, 2.29)])
     entries = _entries(path)
     assert entries[0] == old and entries[1]["setting"]["steps"] == 3000
+
+
+@pytest.fixture(scope="module")
+def uniform_bench():
+    script = SCRIPT.with_name("infogan_mnist_uniform_noise.py")
+    spec = importlib.util.spec_from_file_location("infogan_uniform_bench", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_uniform_noise_ablation_records_under_a_setting_of_its_own(bench, uniform_bench, tmp_path):
+    module = uniform_bench
+    path = tmp_path / "imbalance.json"
+    bench.record_into(path, _args(), [_result(0, 0.9, 2.29)])
+    module.record_uniform(bench.record_into)(path, _args(), [_result(0, 0.8, 2.28)])
+    normal, uniform = _entries(path)
+    assert "noise" not in normal["setting"] and uniform["setting"]["noise"] == "uniform"
+    assert normal["accuracy_mean"] == pytest.approx(0.9) and uniform["accuracy_mean"] == pytest.approx(0.8)
+
+
+def test_the_uniform_noise_ablation_draws_u_minus_one_one_from_the_step_generator(uniform_bench):
+    import torch
+
+    module = uniform_bench
+    trainer = argparse.Namespace(config=argparse.Namespace(latent_dim=62))
+    z = module.uniform_noise(trainer, torch.Generator().manual_seed(0), 4000)
+    assert z.shape == (4000, 62) and float(z.min()) >= -1 and float(z.max()) < 1
+    assert abs(float(z.mean())) < 0.01 and float(z.var()) == pytest.approx(1 / 3, abs=0.01)
+    again = module.uniform_noise(trainer, torch.Generator().manual_seed(0), 4000)
+    assert torch.equal(z, again)
