@@ -116,7 +116,7 @@ def fit(data: TabularData, out: str | Path, config: ModelConfig, *, resume: bool
     engine = Engine(obj, order, out, LoopSettings(steps=steps, checkpoint_every=config.checkpoint_every,
                                                   log_every=config.log_every, name=config.model),
                     run_config=run_cfg, resume_keys=identity_keys(type(config)) + ("data_sha256",), progress=progress)
-    start = engine.start_step if resume and engine.restore() else 0  # restore() says whether; start_step where
+    start = engine.restore() if resume else 0
     write_json(out / "config.json", run_record(config.model, cfg, start, steps, False, sha))
     final = engine.run(stop_at_step=stop_at_step)
     if final == steps:

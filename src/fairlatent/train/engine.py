@@ -261,10 +261,10 @@ class Engine:
                     "directory or start afresh"
                 )
 
-    def restore(self) -> bool:
-        """Load the checkpoint of ``out_dir`` if there is one; return whether training resumes."""
+    def restore(self) -> int:
+        """Load the checkpoint of ``out_dir`` if there is one; return the step training resumes from (0: none)."""
         if not has_checkpoint(self.ckpt_dir):
-            return False
+            return 0
         saved_cfg = read_json(self.ckpt_dir / "config.json")
         if not isinstance(saved_cfg, dict):
             raise FairlatentError(f"{self.ckpt_dir / 'config.json'}: expected a JSON object {{...}}; the checkpoint "
@@ -296,7 +296,7 @@ class Engine:
         if self.start_step > self.loop.steps:
             raise FairlatentError(f"{self.ckpt_dir}: checkpoint is at step {self.start_step}, beyond steps={self.loop.steps}")
         self.log_rows = self._read_log(self.start_step)
-        return True
+        return self.start_step
 
     # --- log.csv ---
     def _read_log(self, upto: int) -> list[dict[str, Any]]:

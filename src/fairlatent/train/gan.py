@@ -721,7 +721,7 @@ def train_gan(data, out_dir, config: GANConfig | None = None, *, resume: bool = 
         ctx=ctx, run_config=run_cfg, resume_keys=RESUME_KEYS, legacy_values=LEGACY_VALUES,
         callbacks=[Callback(save_grid, every=config.sample_every, at_end=True)], progress=progress,
     )  # fmt: skip
-    start = engine.start_step if resume and engine.restore() else 0  # restore() says whether; start_step where
+    start = engine.restore() if resume else 0
     if ctx.is_main:
         write_json(out_dir / "config.json", _run_record(config, size, n_train, data, start, False, ctx.world))
     final = engine.run(stop_at_step=stop_at_step)
