@@ -75,8 +75,8 @@ def record_into(path: Path, args: argparse.Namespace, results: list[dict]) -> No
     The list holds one entry per setting that makes a figure comparable (arch, width, batch, λ_cont, steps,
     and precision / fused optimiser / noise when not the default): seeds of the same setting accumulate in
     its entry (a seed recorded again replaces its figures), and another setting gets an entry of its own, so
-    seeds of two settings are never averaged together. An entry written as a single dict (before the list) is kept
-    as the list's first entry."""
+    seeds of two settings are never averaged together. An entry written as a single dict (before the list)
+    is kept as the list's first entry."""
     from fairlatent.utils.io import read_json, write_json
 
     record = read_json(path) if path.is_file() else {}
