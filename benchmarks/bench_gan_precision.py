@@ -4,8 +4,9 @@ The same trainer (``bench_gan.job_runner``: ``GANTrainer.train_step`` fed by ``B
 autocast the training engine enters for it) takes steps for each setting on the same images; rounds
 alternate between the settings so a busy CPU slows all of them alike. Prints seconds per step and the
 speed-up over float32 with the per-tensor Adam loop. bf16 pays only on CPUs with bf16 matrix units (Intel
-AMX, AVX-512 BF16: the flags are printed); elsewhere it can be slower. Results round differently in each setting, so this measures time, not quality
-(``benchmarks/infogan_mnist.py --precision bf16`` measures what bf16 training reaches).
+AMX, AVX-512 BF16: the flags are printed); elsewhere it can be slower. Results round differently in each
+setting, so this measures time, not quality (``benchmarks/infogan_mnist.py --precision bf16`` measures
+what bf16 training reaches).
 
     python benchmarks/bench_gan_precision.py [--archs infogan_mnist dcgan] [--steps 10] [--rounds 3] [--threads 2]
 """
