@@ -131,7 +131,8 @@ def benchmark_imbalance_command(
     out_dir: Path = typer.Option(Path("docs/benchmarks"), "--out-dir", help="Where imbalance.md/.json go "
                                  "(imbalance_celeba_hair.md/.json for celeba-hair)."),
     seeds: str = typer.Option("0,1,2", "--seeds"),
-    profile: str = typer.Option("cpu", "--profile", help="cpu (reduced, documented) or reference (the paper's budget)."),
+    profile: str = typer.Option("cpu", "--profile", help="cpu (reduced, documented), cpu-augment (cpu with the same "
+                                "geometric augmentation for every model) or reference (the paper's budget)."),
     methods: Optional[str] = typer.Option(None, "--methods", help="Comma-separated subset of the methods."),
 ) -> None:
     """The class-preserving autoencoder against CE, reweighting, ROS, SMOTE, latent SMOTE (MNIST-LT or CelebA hair)."""

@@ -15,12 +15,14 @@ what they see:
 - ``rae_augment``: real + images decoded from the mixer's latents (:meth:`RAEModel.sample`): the decoded
   minority samples augmenting another classifier.
 
-Training is a plain loop (not the resumable engine: these are benchmark baselines of a few minutes),
-seeded by ``(seed, name)`` so every method sees the same initial weights for a given seed. After training
-the batch-norm statistics are recomputed exactly over 16 batches drawn as in training
-(:func:`fairlatent.train.batchnorm.standing_batchnorm_statistics`), as the autoencoder's are: the encoder's
-momentum 0.01 leaves stale statistics after a few hundred steps, and a comparison in which only the method
-got fresh ones would not be fair.
+With ``augment_p`` > 0 each training batch is augmented as the autoencoder's real images are
+(:func:`fairlatent.oversample.augment.augment`, fixed probability), so a comparison with an augmented
+autoencoder can give every competitor the same. Training is a plain loop (not the resumable engine: these
+are benchmark baselines of a few minutes), seeded by ``(seed, name)`` so every method sees the same initial
+weights for a given seed. After training the batch-norm statistics are recomputed exactly over 16 batches
+drawn as in training (:func:`fairlatent.train.batchnorm.standing_batchnorm_statistics`), as the
+autoencoder's are: the encoder's momentum 0.01 leaves stale statistics after a few hundred steps, and a
+comparison in which only the method got fresh ones would not be fair.
 """
 
 from __future__ import annotations
@@ -34,10 +36,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from fairlatent.errors import FairlatentError
+from fairlatent.oversample.augment import GEOMETRIC, augment, check_ops
 from fairlatent.oversample.models import Encoder, build_probe
 from fairlatent.oversample.rae import images_to_tensor
 from fairlatent.train.batchnorm import standing_batchnorm_statistics
-from fairlatent.utils.seed import hash_str, rng
+from fairlatent.utils.seed import hash_str, rng, torch_generator
 
 __all__ = ["CNNSettings", "smote", "train_cnn"]
 
@@ -52,6 +55,18 @@ class CNNSettings:
     lr: float = 1e-3
     dropout: float = 0.4
     standing_statistics: bool = True  # exact batch-norm statistics after training, as the autoencoder's
+    # the share of training images augmented (fairlatent.oversample.augment, fixed p), and by which ops: an
+    # autoencoder trained with augmentation is compared with competitors given the same
+    augment_p: float = 0.0
+    augment_ops: tuple[str, ...] = GEOMETRIC
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.augment_p <= 1:
+            raise FairlatentError(f"CNN augment_p = {self.augment_p}: a probability, in [0, 1]")
+        try:
+            check_ops(self.augment_ops)
+        except ValueError as e:
+            raise FairlatentError(f"CNN augment_ops: {e}") from None
 
 
 class CNN(nn.Module):
@@ -104,6 +119,8 @@ def train_cnn(images: np.ndarray, labels: np.ndarray, n_classes: int, settings: 
         for step in range(settings.steps):
             idx = batch(rng(seed, "cnn-batch", step))
             x, y = images_to_tensor(images[idx]), torch.from_numpy(labels[idx])
+            if settings.augment_p > 0:
+                x = augment(x, torch_generator(seed, "cnn-augment", step), settings.augment_p, settings.augment_ops)
             loss = F.cross_entropy(model(x), y, weight=w)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -30,13 +30,19 @@ re-encoded into their class, and adversarially (conditional WGAN-GP) to look rea
 - *adversarial step* (the other steps): the decoder (its own Adam, β = (0.5, 0.9)) minimises −C([x_gen; x̂], y),
   then ``n_critic`` critic updates on fresh batches: C(fake) − C(real) + λ · GP (λ = 10); EMA of the decoder.
 
+With ``augment`` on, A(·) (:mod:`fairlatent.oversample.augment`) is applied as the reference applies it:
+x̂ = Dec(Enc(A(x)), y) and the probe classifies Enc(A(x)); the decoded images are re-encoded and scored by
+the critic as A([x_gen; x̂]); the critic's reals are A(x). With ``"adaptive"`` each critic update moves p.
+
 The EMA encoder + EMA probe is the classifier; EMA encoder + mixer + EMA decoder make the samples. Their
 batch-norm statistics are recomputed exactly after training (:meth:`RAETrainer.final_modules`).
 
 **Departures from the reference, all stated:** the saved modules get standing batch-norm statistics
 (``standing_statistics``, on by default; the reference keeps the EMA-averaged moving statistics). The
-reference augments real and decoded images with an adaptive augmenter (ADA-style); that is not implemented
-here. Its gradient-penalty interpolation weight is
+reference augments real and decoded images with an adaptive augmenter (ADA-style): ``augment = "adaptive"``
+does the same (:mod:`fairlatent.oversample.augment`, which states how its warp differs), but the default is
+``"off"`` (runs recorded before it had none; the CPU profiles have no critic to adapt p to, and use
+``"fixed"`` where they augment). Its gradient-penalty interpolation weight is
 drawn from N(0, 1); here from U(0, 1) as in Gulrajani et al. The reference's AdamW (TensorFlow Addons)
 decays weights by ``weight_decay`` per step, not scaled by the learning rate; PyTorch scales by it, so the
 encoder's optimiser gets ``encoder_weight_decay / lr`` to decay by the same amount per step.
@@ -52,16 +58,18 @@ import copy
 import os
 import shutil
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator, model_serializer, model_validator
 from torch import nn
 from torch.nn import functional as F
 
 from fairlatent.errors import FairlatentError
 from fairlatent.models.weights import load_module_state, load_tensors, module_tensors, save_tensors
+from fairlatent.oversample.augment import OPS as AUGMENT_OPS
+from fairlatent.oversample.augment import adapt_probability, augment, check_ops
 from fairlatent.oversample.data import check_training_labels
 from fairlatent.oversample.models import Critic, Decoder, Encoder, Mixer, build_probe, mix
 from fairlatent.train.batchnorm import standing_batchnorm_statistics
@@ -105,12 +113,51 @@ class RAEConfig(StrictSettings):
         True, json_schema_extra=RUN_ONLY,
         description="recompute the saved modules' batch-norm statistics exactly after training (see "
                     "RAETrainer.final_modules); off = the reference's EMA-averaged moving statistics")
+    augment: Literal["off", "fixed", "adaptive"] = Field(
+        "off",
+        description="augmentation of the images the encoder classifies and the critic scores "
+                    "(fairlatent.oversample.augment): 'adaptive' (the reference) starts p at 0 and moves it with "
+                    "the critic's accuracy on real images, so it needs adversarial = true; 'fixed' uses augment_p "
+                    "throughout. Off by default: runs recorded before it existed had none, and the CPU profiles "
+                    "have no critic to adapt to")
+    augment_p: float = Field(0.5, ge=0, le=1, description="with augment = 'fixed': the share of images augmented")
+    augment_ops: list[str] = Field(list(AUGMENT_OPS), description="which ops, in the reference's order: "
+                                                                  + ", ".join(AUGMENT_OPS) + " (all: the reference)")
+    augment_target: float = Field(0.85, ge=0, le=1, description="with 'adaptive': the critic accuracy p steers to")
+    augment_integration: int = Field(1000, ge=1, description="with 'adaptive': critic updates for p to move by 1 "
+                                                              "at an accuracy error of 1")
     steps: int = Field(100_001, ge=1, json_schema_extra=RUN_ONLY)
     checkpoint_every: int = Field(1000, ge=1, json_schema_extra=RUN_ONLY)
     log_every: int = Field(50, ge=1, json_schema_extra=RUN_ONLY)
     seed: int = Field(0, ge=0)
 
 
+    @field_validator("augment_ops")
+    @classmethod
+    def _known_ops(cls, v: list[str]) -> list[str]:
+        return check_ops(v)
+
+    @model_validator(mode="after")
+    def _adaptive_needs_critic(self) -> "RAEConfig":
+        if self.augment == "adaptive" and not self.adversarial:
+            raise ValueError("augment = 'adaptive' moves p with the critic's accuracy, and adversarial = false has no "
+                             "critic: set augment = 'fixed' (with augment_p) or 'off', or adversarial = true")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        # the augmentation settings are left out while augment is off, so the records (and cache keys) of runs
+        # made before augmentation existed still match a config that does not ask for it
+        out = handler(self)
+        if out.get("augment") == "off":
+            for key in AUGMENT_KEYS:
+                out.pop(key, None)
+        return out
+
+
+#: The settings added with augmentation, and the values a checkpoint written before them implies.
+AUGMENT_KEYS = ("augment", "augment_p", "augment_ops", "augment_target", "augment_integration")
+LEGACY_VALUES = {k: RAEConfig.model_fields[k].default for k in AUGMENT_KEYS}
 RESUME_KEYS = identity_keys(RAEConfig) + ("n_train", "shape", "n_classes")
 
 
@@ -175,6 +222,8 @@ class RAETrainer:
             self.opt_adv = torch.optim.Adam(self.Dec.parameters(), lr=c.lr, betas=(0.5, 0.9))
             self.opt_critic = torch.optim.Adam(self.C.parameters(), lr=c.lr, betas=(0.5, 0.9))
         self.last_critic = 0.0
+        # the augmentation probability: fixed, or (adaptive) starting at 0 and moved by each critic update
+        self.augment_p = c.augment_p if c.augment == "fixed" else 0.0
 
     # --- engine protocol ---
     def modules(self) -> dict[str, nn.Module]:
@@ -194,12 +243,23 @@ class RAETrainer:
         return out
 
     def extra_state(self) -> dict:
-        return {"last_critic": self.last_critic}
+        out = {"last_critic": self.last_critic}
+        if self.config.augment != "off":
+            out["augment_p"] = self.augment_p  # JSON keeps a float's every bit (shortest repr round-trips)
+        return out
 
     def load_extra_state(self, state: dict) -> None:
         self.last_critic = float(state.get("last_critic", 0.0))
+        if self.config.augment == "adaptive":
+            self.augment_p = float(state.get("augment_p", 0.0))
 
     # --- pieces of a step ---
+    def _augment(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """``x`` through the reference's augmenter at the current probability (as it is when augment is off)."""
+        if self.config.augment == "off":
+            return x
+        return augment(x, g, self.augment_p, self.config.augment_ops)
+
     def batch(self, step: int, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         a, b, y = self.pairs(step, k, self.config.batch_size)
         return images_to_tensor(self.images[a]), images_to_tensor(self.images[b]), torch.from_numpy(y)
@@ -214,10 +274,15 @@ class RAETrainer:
         return torch.cat([a, 1 - a], 1)
 
     def forward(self, g: torch.Generator, x1: torch.Tensor, x2: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Every quantity of a step (the reference computes the same forward pass in both kinds of step)."""
+        """Every quantity of a step (the reference computes the same forward pass in both kinds of step).
+
+        With augmentation, as the reference: the encoder classifies and reconstructs the augmented real images
+        (``x_aug``; the reconstruction is compared with the originals), the mixed pair is encoded unaugmented,
+        and the decoded images are augmented before the critic scores them and the encoder re-reads them."""
         x, yy = torch.cat([x1, x2]), torch.cat([y, y])
         out: dict[str, torch.Tensor] = {"x": x, "yy": yy}
-        z_real = self.E(x)
+        out["x_aug"] = self._augment(x, g)
+        z_real = self.E(out["x_aug"])
         out["x_hat"] = self.Dec(z_real, yy)
         logits = [self.P(z_real)]
         if self.config.mixer != "none":
@@ -226,10 +291,10 @@ class RAETrainer:
             z_mix = mix(self.weights(g, za, zb, yy), za, zb)
             out["y_mix"] = self.P(z_mix)
             logits.append(out["y_mix"])
-            out["fakes"] = torch.cat([self.Dec(z_mix, yy), out["x_hat"]])
+            out["fakes"] = self._augment(torch.cat([self.Dec(z_mix, yy), out["x_hat"]]), g)
             out["y_fakes"] = torch.cat([yy, yy])
         else:
-            out["fakes"], out["y_fakes"] = out["x_hat"], yy
+            out["fakes"], out["y_fakes"] = self._augment(out["x_hat"], g), yy
         out["clf"] = F.cross_entropy(torch.cat(logits), yy.repeat(len(logits)))
         out["mae"] = (x - out["x_hat"]).abs().mean()
         return out
@@ -289,9 +354,10 @@ class RAETrainer:
         for k in range(1, c.n_critic + 1):
             with torch.no_grad():
                 q = self.forward(g, *self.batch(step, k))
-            real, fake, yf = q["x"], q["fakes"], q["y_fakes"]
+            real, fake, yf = q["x_aug"], q["fakes"], q["y_fakes"]  # the critic sees augmented reals, as the fakes
             reals = real.repeat(fake.shape[0] // real.shape[0], 1, 1, 1)
-            loss = self.C(fake, yf).mean() - self.C(real, q["yy"]).mean()
+            real_scores = self.C(real, q["yy"])
+            loss = self.C(fake, yf).mean() - real_scores.mean()
             alpha = torch.rand(fake.shape[0], 1, 1, 1, generator=g)
             x_hat = (reals + alpha * (fake - reals)).requires_grad_(True)
             (grad,) = torch.autograd.grad(self.C(x_hat, yf).sum(), x_hat, create_graph=True)
@@ -300,12 +366,17 @@ class RAETrainer:
             loss.backward()
             self.opt_critic.step()
             self.opt_critic.zero_grad(set_to_none=True)
+            if c.augment == "adaptive":
+                self.augment_p = adapt_probability(self.augment_p, real_scores, c.augment_target,
+                                                   c.augment_integration)
         self.last_critic = float(loss.detach())
         return self._losses(o, fake_clf, torch.zeros(()), gen_loss.detach())
 
     def _losses(self, o, fake_clf, mixer_loss, gen_loss) -> dict[str, torch.Tensor]:
         out = {"clf": o["clf"].detach(), "mae": o["mae"].detach(), "fake_clf": fake_clf.detach(),
                "mixer": mixer_loss.detach()}
+        if self.config.augment != "off":
+            out["augment_p"] = torch.tensor(self.augment_p)
         if self.C is not None:
             out.update(gen=gen_loss, critic=torch.tensor(self.last_critic))
         return out
@@ -497,7 +568,8 @@ def fit_rae(images: np.ndarray, labels: np.ndarray, out_dir: str | os.PathLike, 
     engine = Engine(trainer, order, out_dir,
                     LoopSettings(steps=config.steps, checkpoint_every=config.checkpoint_every,
                                  log_every=config.log_every, name="RAE"),
-                    run_config=run_cfg, resume_keys=RESUME_KEYS, progress=progress)  # fmt: skip
+                    run_config=run_cfg, resume_keys=RESUME_KEYS, legacy_values=LEGACY_VALUES,
+                    progress=progress)  # fmt: skip
     if resume:
         engine.restore()
     record = {"format": RUN_FORMAT, "run": run_cfg, "class_names": names, "done": False}

@@ -252,9 +252,11 @@ class Engine:
         self._write_log()
 
     def _check_resume_config(self, saved: Mapping[str, Any]) -> None:
-        """Keys a checkpoint predates must hold the value they had implicitly (``legacy_values``)."""
+        """Keys a checkpoint predates must hold the value they had implicitly (``legacy_values``). A key the
+        run config leaves out (a spec may omit settings at their legacy value from its dump) holds that value."""
         for k in self.resume_keys:
-            if k not in saved and k in self.legacy_values and self.run_config.get(k) != self.legacy_values[k]:
+            if k not in saved and k in self.legacy_values and \
+                    self.run_config.get(k, self.legacy_values[k]) != self.legacy_values[k]:
                 raise FairlatentError(
                     f"{self.ckpt_dir}: checkpoint was made with {k}={self.legacy_values[k]!r} (it predates the "
                     f"setting) but the configuration has {k}={self.run_config.get(k)!r}; use a new output "
