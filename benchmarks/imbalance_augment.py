@@ -21,6 +21,10 @@ that two questions get separate answers:
 
 Prints a JSON line per seed while it runs, then the table (ACSA, percent, mean ± sd over the seeds).
 ``--out`` keeps the plain runs' scores (resumable: a seed already in it is not rerun).
+
+``--every-op`` also trains ``rae`` with all of the reference's ops (flips, colour and cutout besides the
+geometric ones; p = 0.5, otherwise the ``cpu-augment`` settings) and adds its row: why the profile keeps
+the geometric ones.
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ def acsa_table(plain: dict[str, dict[str, float]], augmented: dict[str, dict[str
     rows = ["| method | no augmentation | augmented (p = 0.5, geometric) |", "|---|---|---|"]
     for m in METHODS:
         rows.append(f"| `{m}` | {cell(plain.get(m))} | {cell((augmented or {}).get(m))} |")
+    if "rae_every_op" in plain:
+        rows.append(f"| `rae`, every reference op | – | {cell(plain['rae_every_op'])} |")
     return "\n".join(rows)
 
 
@@ -71,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--out", required=True, help="JSON of the plain runs' scores (a seed already there is kept)")
     p.add_argument("--augmented", help="the cpu-augment profile's imbalance_cpu_augment.json, for the table")
+    p.add_argument("--every-op", action="store_true", help="also rae with every one of the reference's ops")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     out = Path(a.out)
@@ -84,6 +91,19 @@ def main(argv: list[str] | None = None) -> None:
             rec["acsa"].setdefault(m, {})[str(seed)] = scores[m]["acsa"]
         write_json(out, rec)
         print(json.dumps({"seed": seed, **{m: round(100 * scores[m]["acsa"], 2) for m in METHODS}}), flush=True)
+    if a.every_op:
+        from fairlatent.oversample.augment import OPS
+        from fairlatent.oversample.benchmark import PROFILES
+
+        prof = {"rae": {**PROFILES["cpu-augment"]["rae"], "augment_ops": list(OPS)}, "cnn": plain_profile()["cnn"]}
+        for seed in [int(s) for s in a.seeds.split(",")]:
+            if str(seed) in rec["acsa"].get("rae_every_op", {}):
+                continue
+            split = mnist_long_tailed(a.mnist, seed=seed)
+            scores, _ = run_seed(split, seed, Path(a.work) / "every_op", prof, ["rae"], log=lambda _line: None)
+            rec["acsa"].setdefault("rae_every_op", {})[str(seed)] = scores["rae"]["acsa"]
+            write_json(out, rec)
+            print(json.dumps({"seed": seed, "rae_every_op": round(100 * scores["rae"]["acsa"], 2)}), flush=True)
     augmented = None
     if a.augmented:
         res = read_json(Path(a.augmented))["benchmarks"]["mnist-lt"]["results"]

@@ -278,3 +278,40 @@ def test_a_profile_other_than_cpu_writes_its_own_page(tmp_path):
     md = paths["md"].read_text()
     assert "Profile `cpu-augment`" in md and "imbalance_mnist_samples_cpu_augment.png" in md
     assert json.loads(paths["json"].read_text())["profile"] == "cpu-augment"
+
+
+def test_augment_study_script_trains_the_same_models_without_augmentation(tmp_path, monkeypatch, capsys):
+    """``benchmarks/imbalance_augment.py`` trains the ``cpu-augment`` profile's models with augmentation off (the
+    recorded autoencoder has no augment key; a rerun skips recorded seeds), scores every method, and tables them
+    beside the augmented page's scores."""
+    import importlib.util
+    from pathlib import Path
+
+    from fairlatent.oversample import benchmark
+    from test_oversample import MNIST
+
+    tiny = {"rae": dict(z_dim=4, width=2, hidden=8, mixer_hidden=8, mixer_layers=1, batch_size=4, adversarial=False,
+                        decoder_recon_weight=1.0, steps=2, checkpoint_every=2, log_every=1, augment="fixed",
+                        augment_p=0.5, augment_ops=list(GEOMETRIC)),
+            "cnn": dict(width=2, hidden=8, z_dim=4, steps=2, batch_size=8, augment_p=0.5)}
+    monkeypatch.setitem(benchmark.PROFILES, "cpu-augment", tiny)
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "imbalance_augment.py"
+    spec = importlib.util.spec_from_file_location("imbalance_augment", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    prof = module.plain_profile()
+    assert prof["cnn"]["augment_p"] == 0.0 and not any(k.startswith("augment") for k in prof["rae"])
+    augmented = {"benchmarks": {"mnist-lt": {"results": {"rae": {"0": {"acsa": 0.5}}, "ce": {"0": {"acsa": 0.25}}}}}}
+    (tmp_path / "aug.json").write_text(json.dumps(augmented))
+    args = ["--mnist", str(MNIST), "--work", str(tmp_path / "w"), "--seeds", "0", "--out", str(tmp_path / "p.json"),
+            "--augmented", str(tmp_path / "aug.json")]
+    module.main(args)
+    out = capsys.readouterr().out.strip().splitlines()
+    rec = json.loads(out[0])
+    assert rec["seed"] == 0 and set(module.METHODS) <= set(rec) and all(0 <= rec[m] <= 100 for m in module.METHODS)
+    assert "| `rae` | " in out[-len(module.METHODS)] and "| 50.0 ± 0.0 |" in out[-len(module.METHODS)]
+    assert "augment" not in read_json(tmp_path / "w" / "seed0" / "rae" / "config.json")["run"]
+    saved = json.loads((tmp_path / "p.json").read_text())
+    assert saved["acsa"]["rae"]["0"] == pytest.approx(rec["rae"] / 100, abs=5e-5)
+    module.main(args)  # recorded: nothing is trained again, only the table printed
+    assert not any(line.startswith("{") for line in capsys.readouterr().out.splitlines())
