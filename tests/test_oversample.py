@@ -99,26 +99,31 @@ def test_decoder_is_conditioned_on_the_class():
 # --- training ------------------------------------------------------------------------------------
 
 
+def interrupted_fit(monkeypatch, x, y, out, cfg: RAEConfig, at: int = 3) -> None:
+    """``fit_rae`` stopped by a KeyboardInterrupt in step ``at`` (its last checkpoint stays); training is then
+    left as it was, so the next ``fit_rae`` into ``out`` resumes."""
+    real_step = RAETrainer.train_step
+
+    def crashing_step(self, step, batches):
+        if step == at:
+            raise KeyboardInterrupt
+        return real_step(self, step, batches)
+
+    monkeypatch.setattr(RAETrainer, "train_step", crashing_step)
+    with pytest.raises(KeyboardInterrupt):
+        fit_rae(x, y, out, cfg, progress=False)
+    monkeypatch.setattr(RAETrainer, "train_step", real_step)
+
+
 @pytest.mark.parametrize("extra", [{}, {"adversarial": False, "mixer": "random", "decoder_recon_weight": 1.0}],
                          ids=["reference", "no-mixer"])
 def test_resume_is_bitwise_identical(tmp_path, monkeypatch, extra):
     x, y = toy_data()
     cfg = RAEConfig(**TINY, **extra, steps=5)
     full = fit_rae(x, y, tmp_path / "full", cfg, progress=False)
-
-    real_step = RAETrainer.train_step
-
-    def crashing_step(self, step, batches):
-        if step == 3:
-            raise KeyboardInterrupt
-        return real_step(self, step, batches)
-
-    monkeypatch.setattr(RAETrainer, "train_step", crashing_step)
-    with pytest.raises(KeyboardInterrupt):
-        fit_rae(x, y, tmp_path / "resumed", cfg, progress=False)
+    interrupted_fit(monkeypatch, x, y, tmp_path / "resumed", cfg)
     assert load_checkpoint(tmp_path / "resumed" / "checkpoint")[2]["step"] == 2
     assert not (tmp_path / "resumed" / "model.safetensors").exists()
-    monkeypatch.setattr(RAETrainer, "train_step", real_step)
     resumed = fit_rae(x, y, tmp_path / "resumed", cfg, progress=False)
 
     a, b = load_checkpoint(full / "checkpoint")[0], load_checkpoint(resumed / "checkpoint")[0]

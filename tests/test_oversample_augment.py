@@ -18,7 +18,7 @@ from fairlatent.oversample.rae import RAEConfig, RAETrainer, fit_rae
 from fairlatent.train.checkpoint import load_checkpoint
 from fairlatent.utils.io import read_json
 
-from test_oversample import TINY, toy_data
+from test_oversample import TINY, interrupted_fit, toy_data
 
 S = 28
 
@@ -179,17 +179,7 @@ def test_fixed_augmentation_changes_training_and_resumes_bitwise(tmp_path, monke
     assert not torch.equal(a["E.features.0.weight"], p["E.features.0.weight"])  # the augmentation took effect
     assert read_json(full / "config.json")["run"]["augment"] == "fixed"
 
-    real_step = RAETrainer.train_step
-
-    def crashing_step(self, step, batches):
-        if step == 3:
-            raise KeyboardInterrupt
-        return real_step(self, step, batches)
-
-    monkeypatch.setattr(RAETrainer, "train_step", crashing_step)
-    with pytest.raises(KeyboardInterrupt):
-        fit_rae(x, y, tmp_path / "resumed", cfg, progress=False)
-    monkeypatch.setattr(RAETrainer, "train_step", real_step)
+    interrupted_fit(monkeypatch, x, y, tmp_path / "resumed", cfg)
     b = load_checkpoint(fit_rae(x, y, tmp_path / "resumed", cfg, progress=False) / "checkpoint")[0]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
@@ -207,18 +197,8 @@ def test_adaptive_probability_moves_with_the_critic_and_is_restored_on_resume(tm
     log = (full / "log.csv").read_text().splitlines()
     assert "augment_p" in log[0].split(",")
 
-    real_step = RAETrainer.train_step
-
-    def crashing_step(self, step, batches):
-        if step == 3:
-            raise KeyboardInterrupt
-        return real_step(self, step, batches)
-
-    monkeypatch.setattr(RAETrainer, "train_step", crashing_step)
-    with pytest.raises(KeyboardInterrupt):
-        fit_rae(x, y, tmp_path / "resumed", cfg, progress=False)
+    interrupted_fit(monkeypatch, x, y, tmp_path / "resumed", cfg)
     saved_p = load_checkpoint(tmp_path / "resumed" / "checkpoint")[2]["augment_p"]
-    monkeypatch.setattr(RAETrainer, "train_step", real_step)
     t = RAETrainer(cfg, x, y, 3)
     t.load_extra_state({"augment_p": saved_p})
     assert t.augment_p == saved_p
@@ -231,17 +211,7 @@ def test_adaptive_probability_moves_with_the_critic_and_is_restored_on_resume(tm
 def test_a_checkpoint_without_augmentation_is_not_resumed_with_it(tmp_path, monkeypatch):
     x, y = toy_data()
     base = dict(TINY, adversarial=False, decoder_recon_weight=1.0, steps=5)
-    real_step = RAETrainer.train_step
-
-    def crashing_step(self, step, batches):
-        if step == 3:
-            raise KeyboardInterrupt
-        return real_step(self, step, batches)
-
-    monkeypatch.setattr(RAETrainer, "train_step", crashing_step)
-    with pytest.raises(KeyboardInterrupt):
-        fit_rae(x, y, tmp_path / "run", RAEConfig(**base), progress=False)
-    monkeypatch.setattr(RAETrainer, "train_step", real_step)
+    interrupted_fit(monkeypatch, x, y, tmp_path / "run", RAEConfig(**base))
     with pytest.raises(FairlatentError, match="augment"):
         fit_rae(x, y, tmp_path / "run", RAEConfig(**base, augment="fixed"), progress=False)
     fit_rae(x, y, tmp_path / "run", RAEConfig(**base), progress=False)  # the same config resumes
