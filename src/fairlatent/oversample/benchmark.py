@@ -438,11 +438,11 @@ def write_outputs(record: dict, out_dir: str | os.PathLike, *, command: str, ste
     out_dir.mkdir(parents=True, exist_ok=True)
     grids = record.pop("_grids", {})
     benches = [k for k in BENCHMARKS if k in record.get("benchmarks", {})]
-    if stem is None:
-        stem = "imbalance" if "mnist-lt" in benches or not benches else "imbalance_" + benches[0].replace("-", "_")
     profile = record.get("profile", "cpu")
     suffix = "" if profile == "cpu" else "_" + profile.replace("-", "_")
-    stem += suffix
+    if stem is None:
+        stem = "imbalance" if "mnist-lt" in benches or not benches else "imbalance_" + benches[0].replace("-", "_")
+        stem += suffix
     paths = {"json": out_dir / f"{stem}.json", "md": out_dir / f"{stem}.md"}
     grid_names = {}
     for key in benches:

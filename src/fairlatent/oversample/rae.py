@@ -131,7 +131,6 @@ class RAEConfig(StrictSettings):
     log_every: int = Field(50, ge=1, json_schema_extra=RUN_ONLY)
     seed: int = Field(0, ge=0)
 
-
     @field_validator("augment_ops")
     @classmethod
     def _known_ops(cls, v: list[str]) -> list[str]:
