@@ -285,3 +285,16 @@ def test_augment_study_script_trains_the_same_models_without_augmentation(tmp_pa
     assert saved["acsa"]["rae"]["0"] == pytest.approx(rec["rae"] / 100, abs=5e-5)
     module.main(args)  # recorded: nothing is trained again, only the table printed
     assert not any(line.startswith("{") for line in capsys.readouterr().out.splitlines())
+
+
+def test_every_benchmark_profile_is_a_valid_configuration():
+    """Profiles are plain dicts, checked only when a benchmark builds them: build each here (the reference's
+    adaptive augmentation needs its critic; cpu-augment gives every model the same ops and probability)."""
+    from fairlatent.oversample.benchmark import PROFILES
+
+    for name, prof in PROFILES.items():
+        rae, cnn = RAEConfig(**prof["rae"]), CNNSettings(**prof["cnn"])
+        assert rae.augment != "adaptive" or rae.adversarial, name
+    rae, cnn = RAEConfig(**PROFILES["cpu-augment"]["rae"]), CNNSettings(**PROFILES["cpu-augment"]["cnn"])
+    assert rae.augment == "fixed" and rae.augment_p == cnn.augment_p and tuple(rae.augment_ops) == cnn.augment_ops
+    assert RAEConfig(**PROFILES["cpu"]["rae"]).augment == "off" and CNNSettings(**PROFILES["cpu"]["cnn"]).augment_p == 0
