@@ -25,6 +25,12 @@ Prints a JSON line per seed while it runs, then the table (ACSA, percent, mean �
 ``--every-op`` also trains ``rae`` with all of the reference's ops (flips, colour and cutout besides the
 geometric ones; p = 0.5, otherwise the ``cpu-augment`` settings) and adds its row: why the profile keeps
 the geometric ones.
+
+``--adversarial`` also trains ``rae`` with the two ingredients of the reference's protocol that the CPU
+profiles leave out: the conditional WGAN-GP decoder term and the augmentation probability adapted by its
+critic (ADA), with the reference's decoder loss (no reconstruction term, ``decoder_recon_weight = 0``).
+Everything else is ``cpu-augment``'s (widths, lr, batch, the geometric ops); 3,000 engine steps, so that at
+one main step in every ``period`` = 5 the encoder and probe get the same 600 updates as in ``cpu-augment``.
 """
 
 from __future__ import annotations
@@ -49,6 +55,24 @@ def plain_profile() -> dict:
     return {"rae": rae, "cnn": cnn}
 
 
+def variant_profiles() -> dict[str, dict]:
+    """The extra ``rae`` settings the script can add, each ``cpu-augment``'s with one ingredient changed."""
+    from fairlatent.oversample.augment import OPS
+    from fairlatent.oversample.benchmark import PROFILES
+
+    rae = PROFILES["cpu-augment"]["rae"]
+    main_steps = rae["steps"]
+    return {
+        "rae_every_op": {"rae": {**rae, "augment_ops": list(OPS)}, "cnn": plain_profile()["cnn"]},
+        "rae_adversarial": {"rae": {**rae, "adversarial": True, "augment": "adaptive", "decoder_recon_weight": 0.0,
+                                    "steps": 5 * main_steps}, "cnn": plain_profile()["cnn"]},
+    }
+
+
+VARIANT_LABELS = {"rae_every_op": "every reference op",
+                  "rae_adversarial": "the reference's critic + adaptive p, 3,000 steps (600 main)"}
+
+
 def acsa_table(plain: dict[str, dict[str, float]], augmented: dict[str, dict[str, float]] | None) -> str:
     """Markdown: one row per method, ACSA mean ± sd (percent) without and with augmentation."""
 
@@ -61,8 +85,9 @@ def acsa_table(plain: dict[str, dict[str, float]], augmented: dict[str, dict[str
     rows = ["| method | no augmentation | augmented (p = 0.5, geometric) |", "|---|---|---|"]
     for m in METHODS:
         rows.append(f"| `{m}` | {cell(plain.get(m))} | {cell((augmented or {}).get(m))} |")
-    if "rae_every_op" in plain:
-        rows.append(f"| `rae`, every reference op | – | {cell(plain['rae_every_op'])} |")
+    for name, label in VARIANT_LABELS.items():
+        if name in plain:
+            rows.append(f"| `rae`, {label} | – | {cell(plain[name])} |")
     return "\n".join(rows)
 
 
@@ -78,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", required=True, help="JSON of the plain runs' scores (a seed already there is kept)")
     p.add_argument("--augmented", help="the cpu-augment profile's imbalance_cpu_augment.json, for the table")
     p.add_argument("--every-op", action="store_true", help="also rae with every one of the reference's ops")
+    p.add_argument("--adversarial", action="store_true", help="also rae with the critic and adaptive augmentation")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     out = Path(a.out)
@@ -91,19 +117,20 @@ def main(argv: list[str] | None = None) -> None:
             rec["acsa"].setdefault(m, {})[str(seed)] = scores[m]["acsa"]
         write_json(out, rec)
         print(json.dumps({"seed": seed, **{m: round(100 * scores[m]["acsa"], 2) for m in METHODS}}), flush=True)
-    if a.every_op:
-        from fairlatent.oversample.augment import OPS
-        from fairlatent.oversample.benchmark import PROFILES
-
-        prof = {"rae": {**PROFILES["cpu-augment"]["rae"], "augment_ops": list(OPS)}, "cnn": plain_profile()["cnn"]}
+    variants = [v for v, on in (("rae_every_op", a.every_op), ("rae_adversarial", a.adversarial)) if on]
+    for name in variants:
+        prof = variant_profiles()[name]
         for seed in [int(s) for s in a.seeds.split(",")]:
-            if str(seed) in rec["acsa"].get("rae_every_op", {}):
+            if str(seed) in rec["acsa"].get(name, {}):
                 continue
             split = mnist_long_tailed(a.mnist, seed=seed)
-            scores, _ = run_seed(split, seed, Path(a.work) / "every_op", prof, ["rae"], log=lambda _line: None)
-            rec["acsa"].setdefault("rae_every_op", {})[str(seed)] = scores["rae"]["acsa"]
+            folder = Path(a.work) / name.removeprefix("rae_")
+            scores, _ = run_seed(split, seed, folder, prof, ["rae"], log=lambda _line: None)
+            rec["acsa"].setdefault(name, {})[str(seed)] = scores["rae"]["acsa"]
+            rec.setdefault("train_seconds", {}).setdefault(name, {})[str(seed)] = scores["rae"]["train_seconds"]
             write_json(out, rec)
-            print(json.dumps({"seed": seed, "rae_every_op": round(100 * scores["rae"]["acsa"], 2)}), flush=True)
+            print(json.dumps({"seed": seed, name: round(100 * scores["rae"]["acsa"], 2),
+                              "train_seconds": scores["rae"]["train_seconds"]}), flush=True)
     augmented = None
     if a.augmented:
         res = read_json(Path(a.augmented))["benchmarks"]["mnist-lt"]["results"]

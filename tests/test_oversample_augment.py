@@ -250,25 +250,34 @@ def test_a_profile_other_than_cpu_writes_its_own_page(tmp_path):
     assert json.loads(paths["json"].read_text())["profile"] == "cpu-augment"
 
 
-def test_augment_study_script_trains_the_same_models_without_augmentation(tmp_path, monkeypatch, capsys):
-    """``benchmarks/imbalance_augment.py`` trains the ``cpu-augment`` profile's models with augmentation off (the
-    recorded autoencoder has no augment key; a rerun skips recorded seeds), scores every method, and tables them
-    beside the augmented page's scores."""
+TINY_AUGMENT_PROFILE = {
+    "rae": dict(z_dim=4, width=2, hidden=8, mixer_hidden=8, mixer_layers=1, batch_size=4, adversarial=False,
+                decoder_recon_weight=1.0, steps=2, checkpoint_every=2, log_every=1, augment="fixed",
+                augment_p=0.5, augment_ops=list(GEOMETRIC)),
+    "cnn": dict(width=2, hidden=8, z_dim=4, steps=2, batch_size=8, augment_p=0.5)}
+
+
+def load_augment_study():
+    """``benchmarks/imbalance_augment.py`` as a module (benchmarks/ is not a package)."""
     import importlib.util
     from pathlib import Path
 
-    from fairlatent.oversample import benchmark
-    from test_oversample import MNIST
-
-    tiny = {"rae": dict(z_dim=4, width=2, hidden=8, mixer_hidden=8, mixer_layers=1, batch_size=4, adversarial=False,
-                        decoder_recon_weight=1.0, steps=2, checkpoint_every=2, log_every=1, augment="fixed",
-                        augment_p=0.5, augment_ops=list(GEOMETRIC)),
-            "cnn": dict(width=2, hidden=8, z_dim=4, steps=2, batch_size=8, augment_p=0.5)}
-    monkeypatch.setitem(benchmark.PROFILES, "cpu-augment", tiny)
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "imbalance_augment.py"
     spec = importlib.util.spec_from_file_location("imbalance_augment", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_augment_study_script_trains_the_same_models_without_augmentation(tmp_path, monkeypatch, capsys):
+    """``benchmarks/imbalance_augment.py`` trains the ``cpu-augment`` profile's models with augmentation off (the
+    recorded autoencoder has no augment key; a rerun skips recorded seeds), scores every method, and tables them
+    beside the augmented page's scores."""
+    from fairlatent.oversample import benchmark
+    from test_oversample import MNIST
+
+    monkeypatch.setitem(benchmark.PROFILES, "cpu-augment", TINY_AUGMENT_PROFILE)
+    module = load_augment_study()
     prof = module.plain_profile()
     assert prof["cnn"]["augment_p"] == 0.0 and not any(k.startswith("augment") for k in prof["rae"])
     augmented = {"benchmarks": {"mnist-lt": {"results": {"rae": {"0": {"acsa": 0.5}}, "ce": {"0": {"acsa": 0.25}}}}}}
@@ -285,6 +294,36 @@ def test_augment_study_script_trains_the_same_models_without_augmentation(tmp_pa
     assert saved["acsa"]["rae"]["0"] == pytest.approx(rec["rae"] / 100, abs=5e-5)
     module.main(args)  # recorded: nothing is trained again, only the table printed
     assert not any(line.startswith("{") for line in capsys.readouterr().out.splitlines())
+
+
+def test_augment_study_adds_the_reference_critic_and_adaptive_p_with_as_many_main_steps(tmp_path, monkeypatch,
+                                                                                         capsys):
+    """``--adversarial`` trains one more ``rae``: cpu-augment's with the critic, p adapted by it and the reference's
+    decoder loss, for ``period`` × as many engine steps (so as many main steps); its folder records those
+    settings, its score and seconds are kept, and the table gains its row."""
+    from fairlatent.oversample import benchmark
+    from test_oversample import MNIST
+
+    module = load_augment_study()
+    real = module.variant_profiles()["rae_adversarial"]["rae"]
+    cfg = RAEConfig(**real)
+    base = RAEConfig(**benchmark.PROFILES["cpu-augment"]["rae"])
+    assert cfg.adversarial and cfg.augment == "adaptive" and cfg.decoder_recon_weight == 0.0
+    assert cfg.steps == cfg.period * base.steps and (cfg.width, cfg.lr, cfg.augment_ops) == (base.width, base.lr,
+                                                                                            base.augment_ops)
+    monkeypatch.setitem(benchmark.PROFILES, "cpu-augment", TINY_AUGMENT_PROFILE)
+    plain = {m: {"0": 0.5} for m in module.METHODS}
+    (tmp_path / "p.json").write_text(json.dumps({"profile": module.plain_profile(), "acsa": plain}))
+    module.main(["--mnist", str(MNIST), "--work", str(tmp_path / "w"), "--seeds", "0", "--out",
+                 str(tmp_path / "p.json"), "--adversarial"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [json.loads(line).keys() for line in lines if line.startswith("{")] == [
+        {"seed", "rae_adversarial", "train_seconds"}]  # the plain seed was recorded: only the variant trained
+    run = read_json(tmp_path / "w" / "adversarial" / "seed0" / "rae" / "config.json")["run"]
+    assert run["adversarial"] and run["augment"] == "adaptive" and run["steps"] == 10
+    saved = json.loads((tmp_path / "p.json").read_text())
+    assert 0 <= saved["acsa"]["rae_adversarial"]["0"] <= 1 and saved["train_seconds"]["rae_adversarial"]["0"] > 0
+    assert lines[-1].startswith("| `rae`, the reference's critic + adaptive p")
 
 
 def test_every_benchmark_profile_is_a_valid_configuration():
