@@ -164,7 +164,7 @@ class GANConfig(StrictSettings):
     # Speed at the cost of float32's rounding (both off by default, so earlier runs stay reproducible)
     precision: Literal["fp32", "bf16"] = Field(
         "fp32", description="bf16: every training step under bfloat16 autocast, on CPU too (weights, optimiser "
-                            "state and losses stay float32); pays on CPUs with bf16 matrix units (Intel AMX)")
+                            "state and losses stay float32); pays on CPUs with bf16 units (AMX, AVX-512 BF16)")
     fused_optimizer: bool = Field(False, description="Adam's fused kernel (one pass over all parameters: faster; "
                                                      "rounds differently from the default per-tensor loop)")
     # InfoGAN (off by default; at their defaults these settings are in no cache key)

@@ -53,9 +53,9 @@ def default_device(prefer: str | None = None) -> torch.device:
 def autocast(device: torch.device, enabled: bool = True, on_cpu: bool = False):
     """bf16 autocast on CUDA (safe for convnets trained with BCE-with-logits); on CPU only with ``on_cpu``.
 
-    CPU autocast is opt-in: it pays only where the CPU has bf16 matrix units (Intel AMX / AVX-512 BF16; a
-    GAN step of the reference InfoGAN MNIST networks runs 1.8x faster on such a Xeon) and is slower
-    elsewhere, and its results round differently from float32.
+    CPU autocast is opt-in: it pays where the CPU has bf16 units (a GAN step of the reference InfoGAN MNIST
+    networks runs 1.8x faster on a Xeon with AMX, 1.5-1.6x on an AMD EPYC with AVX-512 BF16 and no AMX);
+    elsewhere it is not expected to, and its results round differently from float32.
     """
     if enabled and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
