@@ -31,6 +31,9 @@ profiles leave out: the conditional WGAN-GP decoder term and the augmentation pr
 critic (ADA), with the reference's decoder loss (no reconstruction term, ``decoder_recon_weight = 0``).
 Everything else is ``cpu-augment``'s (widths, lr, batch, the geometric ops); 3,000 engine steps, so that at
 one main step in every ``period`` = 5 the encoder and probe get the same 600 updates as in ``cpu-augment``.
+
+``--grids DIR`` writes each variant's decoded samples of the first of ``--seeds`` (one row per class) to
+``DIR/imbalance_mnist_samples_<variant>.png``, reading a finished run without training it again.
 """
 
 from __future__ import annotations
@@ -94,6 +97,7 @@ def acsa_table(plain: dict[str, dict[str, float]], augmented: dict[str, dict[str
 def main(argv: list[str] | None = None) -> None:
     from fairlatent.oversample.benchmark import run_seed
     from fairlatent.oversample.data import mnist_long_tailed
+    from fairlatent.utils.images import save_png
     from fairlatent.utils.io import read_json, write_json
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -104,6 +108,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--augmented", help="the cpu-augment profile's imbalance_cpu_augment.json, for the table")
     p.add_argument("--every-op", action="store_true", help="also rae with every one of the reference's ops")
     p.add_argument("--adversarial", action="store_true", help="also rae with the critic and adaptive augmentation")
+    p.add_argument("--grids", help="a folder: each variant's decoded samples of the first seed, one row per class, "
+                                   "as imbalance_mnist_samples_<variant>.png")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     out = Path(a.out)
@@ -120,12 +126,17 @@ def main(argv: list[str] | None = None) -> None:
     variants = [v for v, on in (("rae_every_op", a.every_op), ("rae_adversarial", a.adversarial)) if on]
     for name in variants:
         prof = variant_profiles()[name]
-        for seed in [int(s) for s in a.seeds.split(",")]:
-            if str(seed) in rec["acsa"].get(name, {}):
+        for i, seed in enumerate(int(s) for s in a.seeds.split(",")):
+            want_grid = a.grids and i == 0
+            if str(seed) in rec["acsa"].get(name, {}) and not want_grid:
                 continue
             split = mnist_long_tailed(a.mnist, seed=seed)
             folder = Path(a.work) / name.removeprefix("rae_")
-            scores, _ = run_seed(split, seed, folder, prof, ["rae"], log=lambda _line: None)
+            scores, grid = run_seed(split, seed, folder, prof, ["rae"], log=lambda _line: None)  # resumes a finished one
+            if want_grid:
+                save_png(Path(a.grids) / f"imbalance_mnist_samples_{name.removeprefix('rae_')}.png", grid, scale=2)
+            if str(seed) in rec["acsa"].get(name, {}):
+                continue
             rec["acsa"].setdefault(name, {})[str(seed)] = scores["rae"]["acsa"]
             rec.setdefault("train_seconds", {}).setdefault(name, {})[str(seed)] = scores["rae"]["train_seconds"]
             write_json(out, rec)

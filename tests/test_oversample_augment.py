@@ -315,7 +315,7 @@ def test_augment_study_adds_the_reference_critic_and_adaptive_p_with_as_many_mai
     plain = {m: {"0": 0.5} for m in module.METHODS}
     (tmp_path / "p.json").write_text(json.dumps({"profile": module.plain_profile(), "acsa": plain}))
     module.main(["--mnist", str(MNIST), "--work", str(tmp_path / "w"), "--seeds", "0", "--out",
-                 str(tmp_path / "p.json"), "--adversarial"])
+                 str(tmp_path / "p.json"), "--adversarial", "--grids", str(tmp_path / "g")])
     lines = capsys.readouterr().out.strip().splitlines()
     assert [json.loads(line).keys() for line in lines if line.startswith("{")] == [
         {"seed", "rae_adversarial", "train_seconds"}]  # the plain seed was recorded: only the variant trained
@@ -324,6 +324,13 @@ def test_augment_study_adds_the_reference_critic_and_adaptive_p_with_as_many_mai
     saved = json.loads((tmp_path / "p.json").read_text())
     assert 0 <= saved["acsa"]["rae_adversarial"]["0"] <= 1 and saved["train_seconds"]["rae_adversarial"]["0"] > 0
     assert lines[-1].startswith("| `rae`, the reference's critic + adaptive p")
+    from PIL import Image
+
+    from fairlatent.oversample.rae import load_rae
+
+    grid = np.asarray(Image.open(tmp_path / "g" / "imbalance_mnist_samples_adversarial.png"))[::2, ::2]
+    model = load_rae(tmp_path / "w" / "adversarial" / "seed0" / "rae")
+    np.testing.assert_array_equal(grid, benchmark.sample_grid(model, 10, seed=0))  # that model's samples, seed 0
 
 
 def test_every_benchmark_profile_is_a_valid_configuration():

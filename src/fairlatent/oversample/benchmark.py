@@ -34,7 +34,7 @@ from fairlatent.train.engine import training_seconds
 from fairlatent.utils.seed import rng
 
 __all__ = ["BENCHMARKS", "METHODS", "PROFILES", "class_metrics", "bootstrap_intervals", "run_imbalance_benchmark",
-           "summarise", "write_markdown", "write_outputs"]
+           "sample_grid", "summarise", "write_markdown", "write_outputs"]
 
 BENCHMARKS = ("mnist-lt", "celeba-hair")
 #: The decoded-sample grid of each benchmark (one row per class, from the first seed's ``rae``).
@@ -164,14 +164,17 @@ def run_seed(split: ImbalancedSplit, seed: int, work: Path, profile: str | dict,
         if "rae_augment" in methods:
             xa, ya = rae.sample(rae.balance_counts(), seed=seed)
             cnn_method("rae_augment", np.concatenate([x, xa]), np.concatenate([y, ya]))
-        per = 10
-        gx, _ = rae.sample([per] * k, seed=seed)
-        from fairlatent.utils.images import image_grid
-
-        g = gx if gx.shape[3] == 3 else np.repeat(gx, 3, axis=3)
-        # one row per class: sample() returns the classes in order, ``per`` each
-        grid = image_grid(g, nrow=per)
+        grid = sample_grid(rae, k, seed)
     return out, grid
+
+
+def sample_grid(rae, n_classes: int, seed: int, per: int = 10) -> np.ndarray:
+    """A grid of ``per`` decoded samples of every class, one row per class (RGB uint8)."""
+    from fairlatent.utils.images import image_grid
+
+    gx, _ = rae.sample([per] * n_classes, seed=seed)  # the classes in order, ``per`` each
+    g = gx if gx.shape[3] == 3 else np.repeat(gx, 3, axis=3)
+    return image_grid(g, nrow=per)
 
 
 def run_imbalance_benchmark(*, work: str | os.PathLike, benchmark: str = "mnist-lt",
