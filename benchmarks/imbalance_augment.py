@@ -32,6 +32,9 @@ critic (ADA), with the reference's decoder loss (no reconstruction term, ``decod
 Everything else is ``cpu-augment``'s (widths, lr, batch, the geometric ops); 3,000 engine steps, so that at
 one main step in every ``period`` = 5 the encoder and probe get the same 600 updates as in ``cpu-augment``.
 
+With the critic the decoder may draw better digits, so ``--adversarial`` also scores the two methods that train
+``cpu-augment``'s CNN on decoded samples (``latent_smote``, ``rae_augment``) on that autoencoder.
+
 ``--grids DIR`` writes each variant's decoded samples of the first of ``--seeds`` (one row per class) to
 ``DIR/imbalance_mnist_samples_<variant>.png``, reading a finished run without training it again.
 """
@@ -63,17 +66,27 @@ def variant_profiles() -> dict[str, dict]:
     from fairlatent.oversample.augment import OPS
     from fairlatent.oversample.benchmark import PROFILES
 
-    rae = PROFILES["cpu-augment"]["rae"]
+    rae, cnn = PROFILES["cpu-augment"]["rae"], PROFILES["cpu-augment"]["cnn"]
     main_steps = rae["steps"]
     return {
-        "rae_every_op": {"rae": {**rae, "augment_ops": list(OPS)}, "cnn": plain_profile()["cnn"]},
+        "rae_every_op": {"rae": {**rae, "augment_ops": list(OPS)}, "cnn": cnn},
         "rae_adversarial": {"rae": {**rae, "adversarial": True, "augment": "adaptive", "decoder_recon_weight": 0.0,
-                                    "steps": 5 * main_steps}, "cnn": plain_profile()["cnn"]},
+                                    "steps": 5 * main_steps}, "cnn": cnn},
     }
 
 
-VARIANT_LABELS = {"rae_every_op": "every reference op",
-                  "rae_adversarial": "the reference's critic + adaptive p, 3,000 steps (600 main)"}
+#: What each variant trains: its ``rae``, and (with the critic, whose decoder may draw better digits) the two
+#: methods that train ``cpu-augment``'s CNN on its decoded samples, for comparison with that page's rows
+VARIANT_METHODS = {"rae_every_op": ["rae"], "rae_adversarial": ["rae", "latent_smote", "rae_augment"]}
+VARIANT_LABELS = {"rae_every_op": "`rae`, every reference op",
+                  "rae_adversarial": "`rae`, the reference's critic + adaptive p, 3,000 steps (600 main)",
+                  "latent_smote_adversarial": "`latent_smote` on that critic-trained autoencoder",
+                  "rae_augment_adversarial": "`rae_augment` on that critic-trained autoencoder"}
+
+
+def record_key(variant: str, method: str) -> str:
+    """Where a variant's method is recorded: ``rae_adversarial``, ``latent_smote_adversarial``, …"""
+    return variant if method == "rae" else f"{method}_{variant.removeprefix('rae_')}"
 
 
 def acsa_table(plain: dict[str, dict[str, float]], augmented: dict[str, dict[str, float]] | None) -> str:
@@ -90,7 +103,7 @@ def acsa_table(plain: dict[str, dict[str, float]], augmented: dict[str, dict[str
         rows.append(f"| `{m}` | {cell(plain.get(m))} | {cell((augmented or {}).get(m))} |")
     for name, label in VARIANT_LABELS.items():
         if name in plain:
-            rows.append(f"| `rae`, {label} | – | {cell(plain[name])} |")
+            rows.append(f"| {label} | – | {cell(plain[name])} |")
     return "\n".join(rows)
 
 
@@ -125,22 +138,24 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps({"seed": seed, **{m: round(100 * scores[m]["acsa"], 2) for m in METHODS}}), flush=True)
     variants = [v for v, on in (("rae_every_op", a.every_op), ("rae_adversarial", a.adversarial)) if on]
     for name in variants:
-        prof = variant_profiles()[name]
+        prof, keys = variant_profiles()[name], {m: record_key(name, m) for m in VARIANT_METHODS[name]}
         for i, seed in enumerate(int(s) for s in a.seeds.split(",")):
             want_grid = a.grids and i == 0
-            if str(seed) in rec["acsa"].get(name, {}) and not want_grid:
+            done = all(str(seed) in rec["acsa"].get(k, {}) for k in keys.values())
+            if done and not want_grid:
                 continue
             split = mnist_long_tailed(a.mnist, seed=seed)
             folder = Path(a.work) / name.removeprefix("rae_")
-            scores, grid = run_seed(split, seed, folder, prof, ["rae"], log=lambda _line: None)  # resumes a finished one
+            scores, grid = run_seed(split, seed, folder, prof, list(keys), log=lambda _line: None)  # resumes
             if want_grid:
                 save_png(Path(a.grids) / f"imbalance_mnist_samples_{name.removeprefix('rae_')}.png", grid, scale=2)
-            if str(seed) in rec["acsa"].get(name, {}):
+            if done:
                 continue
-            rec["acsa"].setdefault(name, {})[str(seed)] = scores["rae"]["acsa"]
+            for m, k in keys.items():
+                rec["acsa"].setdefault(k, {})[str(seed)] = scores[m]["acsa"]
             rec.setdefault("train_seconds", {}).setdefault(name, {})[str(seed)] = scores["rae"]["train_seconds"]
             write_json(out, rec)
-            print(json.dumps({"seed": seed, name: round(100 * scores["rae"]["acsa"], 2),
+            print(json.dumps({"seed": seed, **{k: round(100 * scores[m]["acsa"], 2) for m, k in keys.items()},
                               "train_seconds": scores["rae"]["train_seconds"]}), flush=True)
     augmented = None
     if a.augmented:

@@ -300,7 +300,8 @@ def test_augment_study_adds_the_reference_critic_and_adaptive_p_with_as_many_mai
                                                                                          capsys):
     """``--adversarial`` trains one more ``rae``: cpu-augment's with the critic, p adapted by it and the reference's
     decoder loss, for ``period`` × as many engine steps (so as many main steps); its folder records those
-    settings, its score and seconds are kept, and the table gains its row."""
+    settings, its score and seconds and those of the two methods on its decoded samples are kept, and the table
+    gains their rows."""
     from fairlatent.oversample import benchmark
     from test_oversample import MNIST
 
@@ -317,13 +318,15 @@ def test_augment_study_adds_the_reference_critic_and_adaptive_p_with_as_many_mai
     module.main(["--mnist", str(MNIST), "--work", str(tmp_path / "w"), "--seeds", "0", "--out",
                  str(tmp_path / "p.json"), "--adversarial", "--grids", str(tmp_path / "g")])
     lines = capsys.readouterr().out.strip().splitlines()
-    assert [json.loads(line).keys() for line in lines if line.startswith("{")] == [
-        {"seed", "rae_adversarial", "train_seconds"}]  # the plain seed was recorded: only the variant trained
+    assert [set(json.loads(line)) for line in lines if line.startswith("{")] == [  # the plain seed was recorded
+        {"seed", "rae_adversarial", "latent_smote_adversarial", "rae_augment_adversarial", "train_seconds"}]
     run = read_json(tmp_path / "w" / "adversarial" / "seed0" / "rae" / "config.json")["run"]
     assert run["adversarial"] and run["augment"] == "adaptive" and run["steps"] == 10
     saved = json.loads((tmp_path / "p.json").read_text())
     assert 0 <= saved["acsa"]["rae_adversarial"]["0"] <= 1 and saved["train_seconds"]["rae_adversarial"]["0"] > 0
-    assert lines[-1].startswith("| `rae`, the reference's critic + adaptive p")
+    assert [line.split(" | ")[0] for line in lines[-3:]] == [
+        "| `rae`, the reference's critic + adaptive p, 3,000 steps (600 main)",
+        "| `latent_smote` on that critic-trained autoencoder", "| `rae_augment` on that critic-trained autoencoder"]
     from PIL import Image
 
     from fairlatent.oversample.rae import load_rae
