@@ -32,6 +32,9 @@ critic (ADA), with the reference's decoder loss (no reconstruction term, ``decod
 Everything else is ``cpu-augment``'s (widths, lr, batch, the geometric ops); 3,000 engine steps, so that at
 one main step in every ``period`` = 5 the encoder and probe get the same 600 updates as in ``cpu-augment``.
 
+``--one-critic`` trains the ``--adversarial`` setting with one critic update per adversarial step instead of
+the reference's 5: whether the critic's effect on the decoder survives at a fraction of its cost.
+
 With the critic the decoder may draw better digits, so ``--adversarial`` also scores the two methods that train
 ``cpu-augment``'s CNN on decoded samples (``latent_smote``, ``rae_augment``) on that autoencoder.
 
@@ -68,20 +71,26 @@ def variant_profiles() -> dict[str, dict]:
 
     rae, cnn = PROFILES["cpu-augment"]["rae"], PROFILES["cpu-augment"]["cnn"]
     main_steps = rae["steps"]
-    return {
+    out = {
         "rae_every_op": {"rae": {**rae, "augment_ops": list(OPS)}, "cnn": cnn},
         "rae_adversarial": {"rae": {**rae, "adversarial": True, "augment": "adaptive", "decoder_recon_weight": 0.0,
                                     "steps": 5 * main_steps}, "cnn": cnn},
     }
+    out["rae_adversarial_1critic"] = {"rae": {**out["rae_adversarial"]["rae"], "n_critic": 1}, "cnn": cnn}
+    return out
 
 
 #: What each variant trains: its ``rae``, and (with the critic, whose decoder may draw better digits) the two
 #: methods that train ``cpu-augment``'s CNN on its decoded samples, for comparison with that page's rows
-VARIANT_METHODS = {"rae_every_op": ["rae"], "rae_adversarial": ["rae", "latent_smote", "rae_augment"]}
+VARIANT_METHODS = {"rae_every_op": ["rae"], "rae_adversarial": ["rae", "latent_smote", "rae_augment"],
+                   "rae_adversarial_1critic": ["rae", "latent_smote", "rae_augment"]}
 VARIANT_LABELS = {"rae_every_op": "`rae`, every reference op",
                   "rae_adversarial": "`rae`, the reference's critic + adaptive p, 3,000 steps (600 main)",
                   "latent_smote_adversarial": "`latent_smote` on that critic-trained autoencoder",
-                  "rae_augment_adversarial": "`rae_augment` on that critic-trained autoencoder"}
+                  "rae_augment_adversarial": "`rae_augment` on that critic-trained autoencoder",
+                  "rae_adversarial_1critic": "`rae`, the same with 1 critic update a step (the reference: 5)",
+                  "latent_smote_adversarial_1critic": "`latent_smote` on that autoencoder",
+                  "rae_augment_adversarial_1critic": "`rae_augment` on that autoencoder"}
 
 
 def record_key(variant: str, method: str) -> str:
@@ -121,6 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--augmented", help="the cpu-augment profile's imbalance_cpu_augment.json, for the table")
     p.add_argument("--every-op", action="store_true", help="also rae with every one of the reference's ops")
     p.add_argument("--adversarial", action="store_true", help="also rae with the critic and adaptive augmentation")
+    p.add_argument("--one-critic", action="store_true", help="also the --adversarial rae with 1 critic update a step")
     p.add_argument("--grids", help="a folder: each variant's decoded samples of the first seed, one row per class, "
                                    "as imbalance_mnist_samples_<variant>.png")
     a = p.parse_args(argv)
@@ -136,7 +146,8 @@ def main(argv: list[str] | None = None) -> None:
             rec["acsa"].setdefault(m, {})[str(seed)] = scores[m]["acsa"]
         write_json(out, rec)
         print(json.dumps({"seed": seed, **{m: round(100 * scores[m]["acsa"], 2) for m in METHODS}}), flush=True)
-    variants = [v for v, on in (("rae_every_op", a.every_op), ("rae_adversarial", a.adversarial)) if on]
+    variants = [v for v, on in (("rae_every_op", a.every_op), ("rae_adversarial", a.adversarial),
+                                ("rae_adversarial_1critic", a.one_critic)) if on]
     for name in variants:
         prof, keys = variant_profiles()[name], {m: record_key(name, m) for m in VARIANT_METHODS[name]}
         for i, seed in enumerate(int(s) for s in a.seeds.split(",")):

@@ -312,6 +312,8 @@ def test_augment_study_adds_the_reference_critic_and_adaptive_p_with_as_many_mai
     assert cfg.adversarial and cfg.augment == "adaptive" and cfg.decoder_recon_weight == 0.0
     assert cfg.steps == cfg.period * base.steps and (cfg.width, cfg.lr, cfg.augment_ops) == (base.width, base.lr,
                                                                                             base.augment_ops)
+    light = RAEConfig(**module.variant_profiles()["rae_adversarial_1critic"]["rae"])
+    assert cfg.n_critic == 5 and light.n_critic == 1 and light.model_copy(update={"n_critic": 5}) == cfg
     monkeypatch.setitem(benchmark.PROFILES, "cpu-augment", TINY_AUGMENT_PROFILE)
     plain = {m: {"0": 0.5} for m in module.METHODS}
     (tmp_path / "p.json").write_text(json.dumps({"profile": module.plain_profile(), "acsa": plain}))
