@@ -34,6 +34,8 @@ one main step in every ``period`` = 5 the encoder and probe get the same 600 upd
 
 ``--one-critic`` trains the ``--adversarial`` setting with one critic update per adversarial step instead of
 the reference's 5: whether the critic's effect on the decoder survives at a fraction of its cost.
+``--one-critic-fixed`` trains that with ``cpu-augment``'s fixed p = 0.5 instead of the adaptive p (which a
+weak critic keeps near 0, leaving the probe unaugmented).
 
 With the critic the decoder may draw better digits, so ``--adversarial`` also scores the two methods that train
 ``cpu-augment``'s CNN on decoded samples (``latent_smote``, ``rae_augment``) on that autoencoder.
@@ -77,20 +79,26 @@ def variant_profiles() -> dict[str, dict]:
                                     "steps": 5 * main_steps}, "cnn": cnn},
     }
     out["rae_adversarial_1critic"] = {"rae": {**out["rae_adversarial"]["rae"], "n_critic": 1}, "cnn": cnn}
+    out["rae_adversarial_1critic_fixed"] = {"rae": {**out["rae_adversarial_1critic"]["rae"], "augment": "fixed",
+                                                    "augment_p": rae["augment_p"]}, "cnn": cnn}
     return out
 
 
 #: What each variant trains: its ``rae``, and (with the critic, whose decoder may draw better digits) the two
 #: methods that train ``cpu-augment``'s CNN on its decoded samples, for comparison with that page's rows
 VARIANT_METHODS = {"rae_every_op": ["rae"], "rae_adversarial": ["rae", "latent_smote", "rae_augment"],
-                   "rae_adversarial_1critic": ["rae", "latent_smote", "rae_augment"]}
+                   "rae_adversarial_1critic": ["rae", "latent_smote", "rae_augment"],
+                   "rae_adversarial_1critic_fixed": ["rae", "latent_smote", "rae_augment"]}
 VARIANT_LABELS = {"rae_every_op": "`rae`, every reference op",
                   "rae_adversarial": "`rae`, the reference's critic + adaptive p, 3,000 steps (600 main)",
                   "latent_smote_adversarial": "`latent_smote` on that critic-trained autoencoder",
                   "rae_augment_adversarial": "`rae_augment` on that critic-trained autoencoder",
                   "rae_adversarial_1critic": "`rae`, the same with 1 critic update a step (the reference: 5)",
                   "latent_smote_adversarial_1critic": "`latent_smote` on that autoencoder",
-                  "rae_augment_adversarial_1critic": "`rae_augment` on that autoencoder"}
+                  "rae_augment_adversarial_1critic": "`rae_augment` on that autoencoder",
+                  "rae_adversarial_1critic_fixed": "`rae`, 1 critic update a step and a fixed p = 0.5",
+                  "latent_smote_adversarial_1critic_fixed": "`latent_smote` on that autoencoder",
+                  "rae_augment_adversarial_1critic_fixed": "`rae_augment` on that autoencoder"}
 
 
 def record_key(variant: str, method: str) -> str:
@@ -131,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--every-op", action="store_true", help="also rae with every one of the reference's ops")
     p.add_argument("--adversarial", action="store_true", help="also rae with the critic and adaptive augmentation")
     p.add_argument("--one-critic", action="store_true", help="also the --adversarial rae with 1 critic update a step")
+    p.add_argument("--one-critic-fixed", action="store_true", help="also that with cpu-augment's fixed p instead")
     p.add_argument("--grids", help="a folder: each variant's decoded samples of the first seed, one row per class, "
                                    "as imbalance_mnist_samples_<variant>.png")
     a = p.parse_args(argv)
@@ -147,7 +156,8 @@ def main(argv: list[str] | None = None) -> None:
         write_json(out, rec)
         print(json.dumps({"seed": seed, **{m: round(100 * scores[m]["acsa"], 2) for m in METHODS}}), flush=True)
     variants = [v for v, on in (("rae_every_op", a.every_op), ("rae_adversarial", a.adversarial),
-                                ("rae_adversarial_1critic", a.one_critic)) if on]
+                                ("rae_adversarial_1critic", a.one_critic),
+                                ("rae_adversarial_1critic_fixed", a.one_critic_fixed)) if on]
     for name in variants:
         prof, keys = variant_profiles()[name], {m: record_key(name, m) for m in VARIANT_METHODS[name]}
         for i, seed in enumerate(int(s) for s in a.seeds.split(",")):

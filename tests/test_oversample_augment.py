@@ -314,6 +314,9 @@ def test_augment_study_adds_the_reference_critic_and_adaptive_p_with_as_many_mai
                                                                                             base.augment_ops)
     light = RAEConfig(**module.variant_profiles()["rae_adversarial_1critic"]["rae"])
     assert cfg.n_critic == 5 and light.n_critic == 1 and light.model_copy(update={"n_critic": 5}) == cfg
+    fixed = RAEConfig(**module.variant_profiles()["rae_adversarial_1critic_fixed"]["rae"])
+    assert (fixed.augment, fixed.augment_p) == ("fixed", base.augment_p)
+    assert fixed.model_copy(update={"augment": "adaptive"}) == light
     monkeypatch.setitem(benchmark.PROFILES, "cpu-augment", TINY_AUGMENT_PROFILE)
     plain = {m: {"0": 0.5} for m in module.METHODS}
     (tmp_path / "p.json").write_text(json.dumps({"profile": module.plain_profile(), "acsa": plain}))
