@@ -41,7 +41,8 @@ With the critic the decoder may draw better digits, so ``--adversarial`` also sc
 ``cpu-augment``'s CNN on decoded samples (``latent_smote``, ``rae_augment``) on that autoencoder.
 
 ``--grids DIR`` writes each variant's decoded samples of the first of ``--seeds`` (one row per class) to
-``DIR/imbalance_mnist_samples_<variant>.png``, reading a finished run without training it again.
+``DIR/imbalance_mnist_samples_<variant>.png``; for a recorded seed it reads the finished autoencoder and trains
+nothing.
 """
 
 from __future__ import annotations
@@ -70,13 +71,14 @@ def variant_profiles() -> dict[str, dict]:
     """The extra ``rae`` settings the script can add, each ``cpu-augment``'s with one ingredient changed."""
     from fairlatent.oversample.augment import OPS
     from fairlatent.oversample.benchmark import PROFILES
+    from fairlatent.oversample.rae import RAEConfig
 
     rae, cnn = PROFILES["cpu-augment"]["rae"], PROFILES["cpu-augment"]["cnn"]
-    main_steps = rae["steps"]
+    period = RAEConfig.model_fields["period"].default  # one main step in every ``period``: as many main steps
     out = {
         "rae_every_op": {"rae": {**rae, "augment_ops": list(OPS)}, "cnn": cnn},
         "rae_adversarial": {"rae": {**rae, "adversarial": True, "augment": "adaptive", "decoder_recon_weight": 0.0,
-                                    "steps": 5 * main_steps}, "cnn": cnn},
+                                    "steps": period * rae["steps"]}, "cnn": cnn},
     }
     out["rae_adversarial_1critic"] = {"rae": {**out["rae_adversarial"]["rae"], "n_critic": 1}, "cnn": cnn}
     out["rae_adversarial_1critic_fixed"] = {"rae": {**out["rae_adversarial_1critic"]["rae"], "augment": "fixed",
@@ -125,8 +127,9 @@ def acsa_table(plain: dict[str, dict[str, float]], augmented: dict[str, dict[str
 
 
 def main(argv: list[str] | None = None) -> None:
-    from fairlatent.oversample.benchmark import run_seed
+    from fairlatent.oversample.benchmark import run_seed, sample_grid
     from fairlatent.oversample.data import mnist_long_tailed
+    from fairlatent.oversample.rae import load_rae
     from fairlatent.utils.images import save_png
     from fairlatent.utils.io import read_json, write_json
 
@@ -167,17 +170,18 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             split = mnist_long_tailed(a.mnist, seed=seed)
             folder = Path(a.work) / name.removeprefix("rae_")
-            scores, grid = run_seed(split, seed, folder, prof, list(keys), log=lambda _line: None)  # resumes
+            if done:  # recorded: only its grid is wanted, from the finished autoencoder (run_seed's grid)
+                grid = sample_grid(load_rae(folder / f"seed{seed}" / "rae"), split.n_classes, seed)
+            else:
+                scores, grid = run_seed(split, seed, folder, prof, list(keys), log=lambda _line: None)
+                for m, k in keys.items():
+                    rec["acsa"].setdefault(k, {})[str(seed)] = scores[m]["acsa"]
+                rec.setdefault("train_seconds", {}).setdefault(name, {})[str(seed)] = scores["rae"]["train_seconds"]
+                write_json(out, rec)
+                print(json.dumps({"seed": seed, **{k: round(100 * scores[m]["acsa"], 2) for m, k in keys.items()},
+                                  "train_seconds": scores["rae"]["train_seconds"]}), flush=True)
             if want_grid:
                 save_png(Path(a.grids) / f"imbalance_mnist_samples_{name.removeprefix('rae_')}.png", grid, scale=2)
-            if done:
-                continue
-            for m, k in keys.items():
-                rec["acsa"].setdefault(k, {})[str(seed)] = scores[m]["acsa"]
-            rec.setdefault("train_seconds", {}).setdefault(name, {})[str(seed)] = scores["rae"]["train_seconds"]
-            write_json(out, rec)
-            print(json.dumps({"seed": seed, **{k: round(100 * scores[m]["acsa"], 2) for m, k in keys.items()},
-                              "train_seconds": scores["rae"]["train_seconds"]}), flush=True)
     augmented = None
     if a.augmented:
         res = read_json(Path(a.augmented))["benchmarks"]["mnist-lt"]["results"]

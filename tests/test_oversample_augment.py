@@ -339,6 +339,11 @@ def test_augment_study_adds_the_reference_critic_and_adaptive_p_with_as_many_mai
     grid = np.asarray(Image.open(tmp_path / "g" / "imbalance_mnist_samples_adversarial.png"))[::2, ::2]
     model = load_rae(tmp_path / "w" / "adversarial" / "seed0" / "rae")
     np.testing.assert_array_equal(grid, benchmark.sample_grid(model, 10, seed=0))  # that model's samples, seed 0
+    module.main(["--mnist", str(MNIST), "--work", str(tmp_path / "w"), "--seeds", "0", "--out",
+                 str(tmp_path / "p.json"), "--adversarial", "--grids", str(tmp_path / "g2")])  # recorded: grid only
+    assert not any(line.startswith("{") for line in capsys.readouterr().out.splitlines())
+    again = tmp_path / "g2" / "imbalance_mnist_samples_adversarial.png"
+    assert again.read_bytes() == (tmp_path / "g" / "imbalance_mnist_samples_adversarial.png").read_bytes()
 
 
 def test_every_benchmark_profile_is_a_valid_configuration():
