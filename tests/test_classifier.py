@@ -300,7 +300,7 @@ def test_noise_augmentation_draws_per_image_sigmas_and_leaves_the_default_untouc
     from fairlatent.train.classifier import ClassifierObjective
 
     cfg = ClassifierConfig(noise_std=16.0, seed=3, channels_last=False)
-    obj = SimpleNamespace(config=cfg)
+    obj = SimpleNamespace(config=cfg, channels_last=False)
     x = torch.zeros(400, 3, 16, 16)
     whole = SimpleNamespace(part=slice(0, 400), global_size=400)
     out = ClassifierObjective._add_noise(obj, x.clone(), 7, whole)
@@ -366,3 +366,23 @@ def test_domain_independent_training_end_to_end_and_its_errors(easy, tmp_path):
         train_classifier([bad], ["square"], tmp_path / "m0", cfg, domain_attribute="nothing", progress=False)
     with pytest.raises(FairlatentError, match="no training row has one_group = 0"):
         train_classifier([bad], ["square"], tmp_path / "m1", cfg, domain_attribute="one_group", progress=False)
+
+
+def test_narrow_models_train_in_nchw_on_cpu_where_onednn_channels_last_corrupts_memory(easy, tmp_path, capsys):
+    """A ResNet narrower than 8 channels has strided 1×1 shortcuts with under 8 input channels, whose
+    channels_last weight gradient crashes oneDNN's AVX2 kernel (fairlatent.train.memory_format): such a model
+    trains in NCHW on CPU, bitwise as with ``channels_last = false``, and says so; wider ones keep NHWC."""
+    from fairlatent.train.memory_format import channels_last_trainable, faulty_onednn_convolutions
+
+    narrow, wide = AttributeClassifier(2, SIZE, width=4), AttributeClassifier(2, SIZE, width=8)
+    assert faulty_onednn_convolutions(narrow) == ["blocks.1.shortcut.0"]
+    assert faulty_onednn_convolutions(wide) == []
+    assert faulty_onednn_convolutions(AttributeClassifier(2, SIZE, width=4, stages=1)) == []  # no downsampling
+    assert not channels_last_trainable(narrow, "cpu") and channels_last_trainable(narrow, "meta")
+    assert channels_last_trainable(wide, "cpu")
+    base = ClassifierConfig(**{**FAST, "epochs": 1, "width": 4}, seed=0)
+    runs = {cl: train_classifier([easy], ["square"], tmp_path / str(cl), base.model_copy(update={"channels_last": cl}),
+                                 progress=cl) for cl in (True, False)}  # fmt: skip
+    assert "training in NCHW, not channels_last" in capsys.readouterr().out
+    wa, wb = (load_file(str(runs[cl] / "model.safetensors")) for cl in (True, False))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)

@@ -43,6 +43,7 @@ from fairlatent.models.weights import save_tensors
 from fairlatent.train.checkpoint import has_checkpoint
 from fairlatent.train.distributed import DistContext, all_reduce_sum, barrier, convert_batchnorm, init_distributed, wrap
 from fairlatent.train.engine import Batch, Callback, DataOrder, Engine, LoopSettings, cache_dump, identity_keys
+from fairlatent.train.memory_format import channels_last_trainable, faulty_onednn_convolutions
 from fairlatent.models.thresholds import calibrated_threshold, f1_best_threshold
 from fairlatent.utils.device import DeviceName, autocast
 from fairlatent.utils.settings import StrictSettings
@@ -377,8 +378,11 @@ class ClassifierObjective:
     autocast = True  # bf16 on CUDA: a convnet trained with BCE-with-logits (the loss itself is taken in float32)
 
     def __init__(self, model: AttributeClassifier, optimizer: torch.optim.Optimizer, data: TrainingRows,
-                 config: ClassifierConfig, ctx: DistContext, fingerprint: str):  # fmt: skip
+                 config: ClassifierConfig, ctx: DistContext, fingerprint: str,
+                 channels_last: bool | None = None):  # fmt: skip
         self.model, self.optimizer, self.data, self.config, self.ctx = model, optimizer, data, config, ctx
+        # the memory format training runs in: config.channels_last unless the model cannot be trained in it here
+        self.channels_last = config.channels_last if channels_last is None else channels_last
         self.fingerprint = fingerprint  # identifies the run in the checkpoint (data, attributes, config)
         self.train_model = wrap(model, ctx)
         self.history: list[dict[str, Any]] = []
@@ -422,7 +426,7 @@ class ClassifierObjective:
         sigma = torch.rand(n, generator=gen) * (self.config.noise_std / 127.5)
         noise = torch.randn((n, *shape), generator=gen) * sigma.view(n, 1, 1, 1)
         x = (x + noise[batch.part].to(x.device)).clamp_(-1.0, 1.0)
-        return x.contiguous(memory_format=torch.channels_last) if self.config.channels_last else x
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def train_step(self, step: int, batches: list[Batch]) -> dict[str, torch.Tensor]:
         (batch,) = batches
@@ -431,7 +435,7 @@ class ClassifierObjective:
         x, y, w = batch_tensors(images, self.data.labels[batch.rows], self.data.weights[batch.rows], self.ctx.device)
         if self.config.noise_std > 0:
             x = self._add_noise(x, step, batch)
-        if not self.config.channels_last:
+        if not self.channels_last:
             x = x.contiguous()
         d = None if self.data.domains is None else torch.from_numpy(self.data.domains[batch.rows]).to(self.ctx.device)
         if not self.ctx.distributed:
@@ -645,10 +649,16 @@ def train_classifier(
                                     domains=1 if domain_attribute is None else 2)
     if ctx.distributed and config.dp_batchnorm == "global":
         convert_batchnorm(model)  # statistics over the global batch (fairlatent.train.distributed)
-    # channels_last: images arrive as NHWC, and convolutions in that layout are faster (bench_classifier.py)
-    model.to(ctx.device, memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
+    # channels_last: images arrive as NHWC, and convolutions in that layout are faster (bench_classifier.py);
+    # a model too narrow for oneDNN's channels_last kernels on CPU trains in NCHW (fairlatent.train.memory_format)
+    channels_last = config.channels_last and channels_last_trainable(model, ctx.device)
+    if config.channels_last and not channels_last and ctx.is_main and progress:
+        print(f"classifier: training in NCHW, not channels_last: on CPU oneDNN's channels_last kernel for "
+              f"{', '.join(faulty_onednn_convolutions(model))} (1x1, strided, under 8 input channels) corrupts "
+              f"memory (fairlatent.train.memory_format)", flush=True)
+    model.to(ctx.device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    objective = ClassifierObjective(model, optimizer, data, config, ctx, fingerprint)
+    objective = ClassifierObjective(model, optimizer, data, config, ctx, fingerprint, channels_last=channels_last)
 
     order = DataOrder(len(data), config.batch_size, seed=config.seed, stream="classifier-shuffle", drop_last=False, ctx=ctx)
     per_epoch = order.per_epoch
