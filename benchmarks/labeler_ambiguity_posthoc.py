@@ -75,7 +75,8 @@ def unsure_grid(run: Path, out: Path, column: int = 1, per_row: int = 12) -> Non
 
     z = np.load(run / "latents" / "z.npy")
     score = np.load(run / "latents" / "scores.npy")[:, column]
-    gen = load_generator(run / "gan" / "model")
+    # the gan stage records where its model is: its own folder, or another run's with `gan_from`
+    gen = load_generator(json.loads((run / "gan" / "stage.json").read_text())["outputs"]["path"])
     rows = [gen.decode(z[np.flatnonzero((score >= lo) & (score < hi))[:per_row]])
             for lo, hi in ((0.0, 0.05), (0.35, 0.65), (0.95, 1.01))]
     if any(len(r) < per_row for r in rows):
