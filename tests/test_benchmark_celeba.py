@@ -158,8 +158,9 @@ def test_benchmark_end_to_end_on_fixture_resumes_and_reports(tmp_path):
     # each run says which CPU computed it (bits are reproducible per kind of CPU), and the page counts them
     here = machine_description()
     assert (run["machine"]["cpu"], run["machine"]["torch"]) == (here["cpu"], here["torch"]) and here["cpu"]
+    assert run["machine"]["cpu_capability"] == here["cpu_capability"] and here["cpu_capability"]
     n_runs = len(res["runs"]) + len(res["skew"])
-    assert f"Runs by CPU: {here['cpu']} {n_runs}." in (out / "results.md").read_text()
+    assert f"Runs by CPU: {here['cpu']} ({here['cpu_capability']}) {n_runs}." in (out / "results.md").read_text()
     names = [row["name"] for row in run["generative"]]
     assert "G(z) · all" in names and "G(z) · Smiling=1, Male=0" in names
     # skew sweep: one run per skew, on training subsets of one size

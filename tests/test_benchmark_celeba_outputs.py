@@ -259,6 +259,14 @@ def test_machine_line_counts_the_runs_of_each_cpu_and_those_recorded_before_the_
     # records that all predate the field say nothing about the runs' CPUs rather than "not recorded" alone
     old = {"machine": results["machine"], "runs": {"A/seed0": {}}}
     assert "Runs by CPU" not in machine_line(old)
+    # one model string, two instruction sets: counted apart, since their results differ in the bits
+    epycs = {"machine": {"cpu": "AMD EPYC", "cpu_capability": "AVX2", "cores": 2},
+             "runs": {"A/seed0": {"machine": {"cpu": "AMD EPYC", "cpu_capability": "AVX2"}},
+                      "A/seed1": {"machine": {"cpu": "AMD EPYC", "cpu_capability": "AVX512"}},
+                      "A/seed2": {"machine": {"cpu": "AMD EPYC"}}}}
+    line = machine_line(epycs)
+    assert line.startswith("Machine: AMD EPYC (AVX2), 2 cores")
+    assert line.endswith("Runs by CPU: AMD EPYC 1, AMD EPYC (AVX2) 1, AMD EPYC (AVX512) 1.")
 
 
 def test_finished_phrase_counts_runs_and_keeps_the_wall_time_without_claiming_progress():

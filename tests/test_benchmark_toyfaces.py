@@ -256,7 +256,7 @@ def test_test_preset_end_to_end_resumes_and_reports_the_runs_own_figures(tmp_pat
     # the published results resume on another machine: their runs are adopted with the CPU they ran on (the
     # file's, for runs that predate per-run machines) and not rerun; only the missing runs would train
     published = json.loads((out / "results.json").read_text())
-    published["machine"]["cpu"] = "Another CPU"
+    published["machine"].update(cpu="Another CPU", cpu_capability="AVX512")
     for run in published["runs"].values():
         run.pop("machine", None)
     (tmp_path / "published.json").write_text(json.dumps(published))
@@ -266,7 +266,7 @@ def test_test_preset_end_to_end_resumes_and_reports_the_runs_own_figures(tmp_pat
     assert not (elsewhere / "pairs").exists()  # nothing trained
     assert set(moved["runs"]) == set(published["runs"]) and moved["pairs"] == published["pairs"]
     assert all(r["machine"]["cpu"] == "Another CPU" for r in moved["runs"].values())
-    assert "Runs by CPU: Another CPU 2." in (elsewhere / "results.md").read_text()
+    assert "Runs by CPU: Another CPU (AVX512) 2." in (elsewhere / "results.md").read_text()
     done = {p.name: p.read_text() for p in (elsewhere / "done").glob("*.json")}
     assert len(done) == 2 and _run(elsewhere, "--adopt", str(tmp_path / "published.json")) == 0
     assert {p.name: p.read_text() for p in (elsewhere / "done").glob("*.json")} == done  # adopted once

@@ -273,18 +273,24 @@ def finished_phrase(finished: int, expected: int, results: dict[str, Any]) -> st
                                            if "total_s" in results else ""))
 
 
+def _cpu_label(machine: dict[str, Any]) -> str:
+    """``cpu (capability)``, or the CPU's name alone for records made before the capability was recorded."""
+    cpu, cap = machine.get("cpu") or "", machine.get("cpu_capability")
+    return f"{cpu} ({cap})" if cpu and cap else cpu
+
+
 def machine_line(results: dict[str, Any], buckets: tuple[str, ...] = ("runs", "skew")) -> str:
     """Where the results were written (the last invocation's machine) and, when the runs record it, on which
     CPUs the runs were computed: results are bitwise reproducible on one kind of CPU only, so a benchmark
     resumed on another machine says how many runs each kind made (runs recorded before the field existed
     are counted as not recorded)."""
     mach = results.get("machine", {})
-    line = (f"Machine: {mach.get('cpu', '?')}, {mach.get('cores', '?')} cores, torch threads "
+    line = (f"Machine: {_cpu_label(mach) or '?'}, {mach.get('cores', '?')} cores, torch threads "
             f"{mach.get('torch_threads', '?')}, CUDA: {mach.get('cuda') or 'none'}; torch {mach.get('torch', '?')}.")
     kinds: dict[str, int] = {}
     for b in buckets:
         for run in results.get(b, {}).values():
-            cpu = (run.get("machine") or {}).get("cpu") or "not recorded"
+            cpu = _cpu_label(run.get("machine") or {}) or "not recorded"
             kinds[cpu] = kinds.get(cpu, 0) + 1
     if set(kinds) - {"not recorded"}:
         line += " Runs by CPU: " + ", ".join(f"{cpu} {n}" for cpu, n in sorted(kinds.items())) + "."

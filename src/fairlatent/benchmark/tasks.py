@@ -52,6 +52,9 @@ LATENT_KEYS = ("h_t_heldout_acc", "h_g_heldout_acc", "cos_theta", "flip_rate_g",
 
 
 def machine_description() -> dict[str, Any]:
+    """The machine a run is computed on. ``cpu_capability`` is the vector instruction set torch dispatches to
+    (``AVX2``, ``AVX512``, …): CPUs that share a model string (``AMD EPYC`` in a VM) can differ in it, and then
+    in the bits of every result (oneDNN and ATen pick other kernels), so it tells such machines apart."""
     import torch
 
     cpu = platform.processor() or ""
@@ -62,7 +65,8 @@ def machine_description() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    return {"cpu": cpu, "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "python": platform.python_version(), "torch": torch.__version__}
 
