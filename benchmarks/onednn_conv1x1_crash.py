@@ -3,9 +3,10 @@
 Each shape runs three forward/backward passes of one ``nn.Conv2d`` with a 1×1 kernel in a fresh process
 (a heap corruption kills the process), in channels_last and in NCHW, and compares the weight gradient with
 torch's non-oneDNN convolution (relative to its largest entry, within 1e-5). A heap corruption does not
-always kill the process at once, so a shape may pass one run and crash the next. The last column is what :func:`fairlatent.train.memory_format.
-channels_last_trainable` decides for such a convolution on CPU. The script exits 1 when a shape crashes
-or gives a wrong gradient where the guard allows channels_last, so it checks the guard on this CPU.
+always kill the process at once, so a shape may pass one run and crash the next. The last column is what
+:func:`fairlatent.train.memory_format.channels_last_trainable` decides for such a convolution on CPU. The
+script exits 1 when a shape crashes or gives a wrong gradient where the guard allows channels_last, so it
+checks the guard on this CPU.
 
 Run: python benchmarks/onednn_conv1x1_crash.py
 """

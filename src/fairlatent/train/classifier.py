@@ -380,11 +380,10 @@ class ClassifierObjective:
     autocast = True  # bf16 on CUDA: a convnet trained with BCE-with-logits (the loss itself is taken in float32)
 
     def __init__(self, model: AttributeClassifier, optimizer: torch.optim.Optimizer, data: TrainingRows,
-                 config: ClassifierConfig, ctx: DistContext, fingerprint: str,
-                 channels_last: bool | None = None):  # fmt: skip
+                 config: ClassifierConfig, ctx: DistContext, fingerprint: str, *, channels_last: bool):  # fmt: skip
         self.model, self.optimizer, self.data, self.config, self.ctx = model, optimizer, data, config, ctx
         # the memory format training runs in: config.channels_last unless the model cannot be trained in it here
-        self.channels_last = config.channels_last if channels_last is None else channels_last
+        self.channels_last = channels_last
         self.fingerprint = fingerprint  # identifies the run in the checkpoint (data, attributes, config)
         self.train_model = wrap(model, ctx)
         self.history: list[dict[str, Any]] = []
