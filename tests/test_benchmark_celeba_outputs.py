@@ -8,8 +8,8 @@ import struct
 import numpy as np
 import pytest
 
-from fairlatent.benchmark.markdown import (ALL_TARGETS, finished_phrase, machine_line, paired_differences,
-                                          results_markdown)
+from fairlatent.benchmark.markdown import (ALL_TARGETS, METRICS, average_rows, finished_phrase, machine_line,
+                                          paired_differences, results_markdown)
 from fairlatent.benchmark.publish import (DOC_FIGURE_NAME, FIGURE_NAME, plot_ap_vs_deo, publish_docs,
                                           results_record, write_benchmark_outputs)
 from fairlatent.errors import FairlatentError
@@ -308,3 +308,18 @@ def test_which_group_moved_orients_each_run_by_its_baseline_and_averages_per_see
         for res in r["methods"].values():
             del res["rates_by_group"]
     assert "Which group moved" not in results_markdown(results)
+
+
+def test_relative_change_is_given_only_against_a_baseline_that_shows_as_nonzero():
+    """A baseline KL of 1e-17 nats printed "+22287568439148756 %" beside "0.02" in a run of the test preset: a
+    change relative to a baseline that shows as 0.00 is left out, one against 0.10 is given."""
+    def run(deo: float, kl: float) -> dict:
+        return {k: {"median": v, "lo": v, "hi": v} for k, v in zip(METRICS, (50.0, deo, -10.0, kl, 20.0))}
+
+    runs = {"a/seed0": {"methods": {"baseline": run(10.0, 2e-17), "latent_debias": run(5.0, 0.02)}},
+            "b/seed0": {"methods": {"baseline": run(30.0, 0.10), "latent_debias": run(15.0, 0.16)}}}
+    one = {"a/seed0": runs["a/seed0"]}
+    rows = {m: dict(zip(METRICS, cells)) for m, _, cells in average_rows(one, ["baseline", "latent_debias"])}
+    assert rows["latent_debias"]["KL"] == "0.02 (–)" and rows["latent_debias"]["DEO"] == "5.00 (-50 %)"
+    rows = {m: dict(zip(METRICS, cells)) for m, _, cells in average_rows(runs, ["baseline", "latent_debias"])}
+    assert rows["latent_debias"]["KL"] == "0.09 (+80 %)" and rows["baseline"]["KL"] == "0.05"

@@ -73,8 +73,11 @@ def method_means(runs: dict[str, Any], methods: list[str]) -> dict[str, dict[str
     return out
 
 
-def _rel(new: float, base: float) -> str:
-    if base == 0 or np.isnan(base) or np.isnan(new):
+def _rel(new: float, base: float, digits: int = 2) -> str:
+    """Change of ``new`` relative to ``base`` in percent, or "–" where ``base`` shows as zero at ``digits``
+    decimals (the tables' precision): a KL of 1e-17 nats would otherwise turn a change of 0.01 into
+    "+10¹⁷ %", a figure nobody can read or check against the cells beside it."""
+    if np.isnan(base) or np.isnan(new) or abs(base) < 0.5 * 10.0**-digits:
         return "–"
     return f"{100 * (new - base) / abs(base):+.0f} %"
 
