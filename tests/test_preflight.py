@@ -19,6 +19,7 @@ from fairlatent.latent.preflight import (CELLS, Check, PreflightBounds, Prefligh
                                         preflight_checks, warn_failed)
 from fairlatent.models.latent_spec import LatentSpec
 from fairlatent.pipeline.config import LatentConfig, validate_config
+from fairlatent.pipeline.methods import NO_EDIT_ALTERNATIVES, method_names, no_edit_alternatives_sentence, pair_uses
 from fairlatent.pipeline.run import Pipeline
 from fairlatent.pipeline.stages import StageResult
 
@@ -325,6 +326,9 @@ def test_strict_stops_before_any_train_stage(tmp_path, toyfaces_small):
             pipe.run()
     msg = str(info.value)
     assert "latent.strict" in msg and "flip_rate_g" in msg and "0.700" in msg
+    # the refusal names what can still run: methods no pre-flight check judges (no hyperplane, no edit)
+    assert msg.endswith(no_edit_alternatives_sentence()) and "latent_oversample_probe, latent_oversample" in msg
+    assert pair_uses(list(NO_EDIT_ALTERNATIVES), "verified") == {} and set(NO_EDIT_ALTERNATIVES) <= set(method_names())
     assert trained == [] and not any(n.startswith("train_") for n in pipe.stages.results)
     assert not list((tmp_path / "run").glob("train_*"))
     assert "pairs" in pipe.stages.results  # the edit is checked after the pairs, before training

@@ -41,7 +41,7 @@ from rich.console import Console
 from fairlatent.data.dataset import Dataset, load_dataset, write_dataset
 from fairlatent.errors import FairlatentError
 from fairlatent.pipeline.config import PipelineConfig
-from fairlatent.pipeline.methods import MethodContext, get_method, pair_uses
+from fairlatent.pipeline.methods import MethodContext, get_method, no_edit_alternatives_sentence, pair_uses
 from fairlatent.pipeline.stages import StageRunner
 from fairlatent.train.classifier import reweighting_weights
 from fairlatent.utils.io import claim_output_directory, file_sha256, save_npy, write_json
@@ -836,13 +836,15 @@ class Pipeline:
 
     def _preflight_gate(self, checks) -> None:
         """Warn about each failed check (every run, cached or not) — a warning when it blocks a listed method,
-        a caution when it does not; with ``latent.strict`` stop here on a blocking one."""
+        a caution when it does not; with ``latent.strict`` stop here on a blocking one, naming the methods
+        these checks do not concern (a refusal should say what can still be run)."""
         from fairlatent.latent.preflight import blocking, strict_failure_message, warn_failed
 
         uses = list(self._pair_uses().values())
         warn_failed(checks, uses)
         if self.cfg.latent.strict and blocking(checks, uses):
-            raise FairlatentError(strict_failure_message(checks, uses))
+            raise FairlatentError(f"{strict_failure_message(checks, uses)}. "
+                                  f"Instead: {no_edit_alternatives_sentence()}")
 
     def stage_preflight(self) -> None:
         """The checks' record for the report, and a few G(z) per labelled cell (so a person can see what
