@@ -393,3 +393,40 @@ def test_preflight_verdict_is_rederived_from_an_older_reports_checks_and_config(
     lenient = {**few, "config": {**few["config"], "latent": {"pair_filter": "verified",
                                                              "preflight_min_verified_rate": 0.3}}}
     assert preflight_summary(lenient)["passed"]
+
+
+def _merge_script():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "toyfaces_acceptance_merge.py"
+    spec = importlib.util.spec_from_file_location("toyfaces_acceptance_merge", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _pair_summary(deltas: list[tuple[float, float, float]], base: float) -> dict:
+    per_seed = [{"seed": s, "median": m, "lo": lo, "hi": hi} for s, (m, lo, hi) in enumerate(deltas)]
+    return {"seeds": list(range(len(deltas))), "metrics": {"baseline": {"DEO": {"mean": base}}},
+            "delta": {"m": {"DEO": {"per_seed": per_seed, "below0": sum(hi < 0 for _, _, hi in deltas),
+                                    "above0": sum(lo > 0 for _, lo, _ in deltas)},
+                            "AP": {"median": {"mean": 0.1}}}}}
+
+
+def test_acceptance_merge_judges_the_union_of_pairs_and_refuses_a_pair_given_twice(tmp_path, capsys):
+    mod = _merge_script()
+    lowered = _pair_summary([(-5, -8, -2), (-4, -6, -1), (1, -2, 3)], 10.0)
+    neither = _pair_summary([(-5, -8, -2), (1, -2, 3), (0, -1, 1)], 12.0)
+    small = _pair_summary([(-5, -8, -2)] * 3, 3.0)  # under the bar: not eligible
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps({"pairs": {"P1": lowered, "P3": small}}))
+    b.write_text(json.dumps({"pairs": {"P2": neither}}))
+    assert mod.main([str(a), str(b), "--methods", "m"]) == 0
+    out = capsys.readouterr().out
+    assert "lowers DEO with a paired interval excluding 0 on 1 of 2 pairs" in out
+    rows = {line.split(" | ")[0][2:]: line for line in out.splitlines() if line.startswith("| P")}
+    assert rows["P1"].endswith("| lowered |") and rows["P2"].endswith("| neither |") and "| 3.0 |" in rows["P3"]
+    b.write_text(json.dumps({"pairs": {"P1": neither}}))
+    with pytest.raises(SystemExit, match="pair P1 is in both"):
+        mod.merged_pairs([a, b])
+    b.write_text(json.dumps({"runs": {}}))
+    with pytest.raises(SystemExit, match="no 'pairs' section"):
+        mod.merged_pairs([b])
