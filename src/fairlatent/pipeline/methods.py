@@ -330,10 +330,11 @@ register_method(Method("threshold_optimizer_eo",
                        post_process="equalized_odds"))
 
 # What a refusal names when the pre-flight blocks the latent methods: methods that use neither the GAN's
-# hyperplanes nor an edit, so no pre-flight check judges them. The class-conditional autoencoder draws the rare
-# cells directly (the "conditional generator" remedy); where the GAN draws an attribute half-way (the
-# ToyFaces mouth pair) it is what lowered DEO on every seed (docs/benchmarks/toyfaces.md, *When the edit cannot
-# help*); reweighting is the cheapest competitor. Named, not run: the user decides what to run instead.
+# hyperplanes nor an edit, so no pre-flight check judges them. The class-conditional autoencoder models the rare
+# cells directly; its probe lowered DEO on every seed of the ToyFaces mouth pair, where the GAN draws the smile
+# half-way and the pre-flight refuses the edit, and on all seven eligible pairs at a mean ΔAP of -0.87
+# (docs/benchmarks/toyfaces.md, *When the edit cannot help*); reweighting is the cheapest competitor. Named, not
+# run: the user decides what to run instead.
 NO_EDIT_ALTERNATIVES: tuple[str, ...] = ("latent_oversample_probe", "latent_oversample", "reweighting")
 
 
