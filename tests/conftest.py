@@ -30,6 +30,23 @@ def live_process():
 
 
 @pytest.fixture(scope="session")
+def benchmark_script():
+    """``benchmark_script("name")``: ``benchmarks/name.py`` loaded as a module (benchmarks/ is not a package),
+    so tests can call a study's or post-hoc script's functions and ``main``."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1] / "benchmarks"
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", root / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
+@pytest.fixture(scope="session")
 def toyfaces_small(tmp_path_factory) -> Path:
     from fairlatent.data.toyfaces import make_toyfaces
 

@@ -1,7 +1,6 @@
 """The ToyFaces benchmark: its config (validated at load), the cases its default pairs span, and an end-to-end
 run of the ``test`` preset that resumes doing nothing and reports what its runs measured."""
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -18,8 +17,6 @@ from fairlatent.errors import FairlatentError
 from fairlatent.pipeline.config import validate_config
 from fairlatent.pipeline.stages import stable_hash
 from fairlatent.utils.settings import validate_settings
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _validate(raw):
@@ -115,7 +112,7 @@ def test_adopting_a_file_that_is_not_a_benchmarks_results_names_it_and_writes_no
     assert not (tmp_path / "b" / "done").exists()
 
 
-def test_test_preset_end_to_end_resumes_and_reports_the_runs_own_figures(tmp_path):
+def test_test_preset_end_to_end_resumes_and_reports_the_runs_own_figures(tmp_path, benchmark_script):
     out = tmp_path / "bench"
     assert _run(out) == 0
     res = json.loads((out / "results.json").read_text())
@@ -225,10 +222,7 @@ def test_test_preset_end_to_end_resumes_and_reports_the_runs_own_figures(tmp_pat
     assert _run(out, "--run-nothing") == 0
     older = json.loads((out / "results.json").read_text())["pairs"][names[0]]
     assert older["diagnostics"]["f_t_cell_acc"]["mean"] is None  # not measured, so not shown
-    script = ROOT / "benchmarks" / "labeler_check_posthoc.py"
-    spec = importlib.util.spec_from_file_location("labeler_check_posthoc", script)
-    posthoc = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(posthoc)
+    posthoc = benchmark_script("labeler_check_posthoc")
     posthoc.main([str(run0), "--write"])
     written = json.loads((run0 / "labeler_check" / "stage.json").read_text())
     assert written["key"] == original["key"] and written["outputs"] == original["outputs"]
@@ -395,14 +389,6 @@ def test_preflight_verdict_is_rederived_from_an_older_reports_checks_and_config(
     assert preflight_summary(lenient)["passed"]
 
 
-def _merge_script():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "toyfaces_acceptance_merge.py"
-    spec = importlib.util.spec_from_file_location("toyfaces_acceptance_merge", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def _pair_summary(deltas: list[tuple[float, float, float]], base: float) -> dict:
     per_seed = [{"seed": s, "median": m, "lo": lo, "hi": hi} for s, (m, lo, hi) in enumerate(deltas)]
     return {"seeds": list(range(len(deltas))), "metrics": {"baseline": {"DEO": {"mean": base}}},
@@ -411,8 +397,9 @@ def _pair_summary(deltas: list[tuple[float, float, float]], base: float) -> dict
                             "AP": {"median": {"mean": 0.1}}}}}
 
 
-def test_acceptance_merge_judges_the_union_of_pairs_and_refuses_a_pair_given_twice(tmp_path, capsys):
-    mod = _merge_script()
+def test_acceptance_merge_judges_the_union_of_pairs_and_refuses_a_pair_given_twice(tmp_path, capsys,
+                                                                                   benchmark_script):
+    mod = benchmark_script("toyfaces_acceptance_merge")
     lowered = _pair_summary([(-5, -8, -2), (-4, -6, -1), (1, -2, 3)], 10.0)
     neither = _pair_summary([(-5, -8, -2), (1, -2, 3), (0, -1, 1)], 12.0)
     small = _pair_summary([(-5, -8, -2)] * 3, 3.0)  # under the bar: not eligible

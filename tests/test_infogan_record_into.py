@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "infogan_mnist.py"
-
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("infogan_mnist_bench", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(benchmark_script):
+    return benchmark_script("infogan_mnist")
 
 
 def _args(steps=1500, **extra):
@@ -82,12 +75,8 @@ def test_an_entry_written_before_the_list_is_kept(bench, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def uniform_bench():
-    script = SCRIPT.with_name("infogan_mnist_uniform_noise.py")
-    spec = importlib.util.spec_from_file_location("infogan_uniform_bench", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def uniform_bench(benchmark_script):
+    return benchmark_script("infogan_mnist_uniform_noise")
 
 
 def test_the_uniform_noise_ablation_records_under_a_setting_of_its_own(bench, uniform_bench, tmp_path):

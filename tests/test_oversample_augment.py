@@ -257,19 +257,8 @@ TINY_AUGMENT_PROFILE = {
     "cnn": dict(width=2, hidden=8, z_dim=4, steps=2, batch_size=8, augment_p=0.5)}
 
 
-def load_augment_study():
-    """``benchmarks/imbalance_augment.py`` as a module (benchmarks/ is not a package)."""
-    import importlib.util
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "imbalance_augment.py"
-    spec = importlib.util.spec_from_file_location("imbalance_augment", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_augment_study_script_trains_the_same_models_without_augmentation(tmp_path, monkeypatch, capsys):
+def test_augment_study_script_trains_the_same_models_without_augmentation(tmp_path, monkeypatch, capsys,
+                                                                         benchmark_script):
     """``benchmarks/imbalance_augment.py`` trains the ``cpu-augment`` profile's models with augmentation off (the
     recorded autoencoder has no augment key; a rerun skips recorded seeds), scores every method, and tables them
     beside the augmented page's scores."""
@@ -277,7 +266,7 @@ def test_augment_study_script_trains_the_same_models_without_augmentation(tmp_pa
     from test_oversample import MNIST
 
     monkeypatch.setitem(benchmark.PROFILES, "cpu-augment", TINY_AUGMENT_PROFILE)
-    module = load_augment_study()
+    module = benchmark_script("imbalance_augment")
     prof = module.plain_profile()
     assert prof["cnn"]["augment_p"] == 0.0 and not any(k.startswith("augment") for k in prof["rae"])
     augmented = {"benchmarks": {"mnist-lt": {"results": {"rae": {"0": {"acsa": 0.5}}, "ce": {"0": {"acsa": 0.25}}}}}}
@@ -297,7 +286,7 @@ def test_augment_study_script_trains_the_same_models_without_augmentation(tmp_pa
 
 
 def test_augment_study_adds_the_reference_critic_and_adaptive_p_with_as_many_main_steps(tmp_path, monkeypatch,
-                                                                                         capsys):
+                                                                                         capsys, benchmark_script):
     """``--adversarial`` trains one more ``rae``: cpu-augment's with the critic, p adapted by it and the reference's
     decoder loss, for ``period`` × as many engine steps (so as many main steps); its folder records those
     settings, its score and seconds and those of the two methods on its decoded samples are kept, and the table
@@ -305,7 +294,7 @@ def test_augment_study_adds_the_reference_critic_and_adaptive_p_with_as_many_mai
     from fairlatent.oversample import benchmark
     from test_oversample import MNIST
 
-    module = load_augment_study()
+    module = benchmark_script("imbalance_augment")
     real = module.variant_profiles()["rae_adversarial"]["rae"]
     cfg = RAEConfig(**real)
     base = RAEConfig(**benchmark.PROFILES["cpu-augment"]["rae"])
