@@ -20,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from fairlatent.benchmark.toyfaces import acceptance
+from fairlatent.benchmark.toyfaces import acceptance, pair_verdict
 
 
 def merged_pairs(paths: list[Path]) -> dict[str, dict]:
@@ -67,13 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, s in pairs.items():
             if method not in s["delta"]:
                 continue
-            d = s["delta"][method]
-            n = len(s["seeds"])
-            verdict = ("lowered" if d["DEO"]["below0"] * 2 > n else "raised" if d["DEO"]["above0"] * 2 > n
-                       else "neither")
-            dap = d["AP"]["median"]["mean"]
+            dap = s["delta"][method]["AP"]["median"]["mean"]
             print(f"| {name} | {s['metrics']['baseline']['DEO']['mean']:.1f} | {_seed_cells(s, method)} | "
-                  f"{'–' if dap is None else f'{dap:+.2f}'} | {verdict} |")
+                  f"{'–' if dap is None else f'{dap:+.2f}'} | {pair_verdict(s, method)} |")
         acc = acceptance({p: s for p, s in pairs.items() if method in s["delta"]}, method)
         print(f"\n- {acc['line']}\n- {acc['per_seed_bar']['line']}")
     return 0

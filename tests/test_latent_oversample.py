@@ -95,7 +95,7 @@ def test_report_shows_the_decoded_grid_per_cell_and_the_counts(os_run):
     assert "none decoded: the cell already holds the target count" in html
 
 
-def test_the_labelers_read_the_decoded_cells_and_the_report_shows_it(os_run, tmp_path):
+def test_the_labelers_read_the_decoded_cells_and_the_report_shows_it(os_run, tmp_path, benchmark_script):
     """Beside a method that trains on latent pairs the labelers f_t, f_g exist, and the oversample_check stage
     reads the decoded images with them (the yardstick of the pairs and the translations), after the
     autoencoder and without refitting it. Checked against the labelers' own scores at their saved thresholds,
@@ -144,16 +144,10 @@ def test_the_labelers_read_the_decoded_cells_and_the_report_shows_it(os_run, tmp
             assert got["g_agree"] == pytest.approx((g_hat[rows] == int(c[4])).mean())
             assert got["in_cell"] == pytest.approx(((t_hat[rows] == int(c[1])) & (g_hat[rows] == int(c[4]))).mean())
     # the post-hoc script for runs made before the stage: the same figures, recorded under the same key
-    import importlib.util
-    from pathlib import Path
-
     stage_json = copy / "oversample_check" / "stage.json"
     original = json.loads(stage_json.read_text())
     shutil.rmtree(copy / "oversample_check")
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "oversample_check_posthoc.py"
-    spec = importlib.util.spec_from_file_location("oversample_check_posthoc", script)
-    posthoc = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(posthoc)
+    posthoc = benchmark_script("oversample_check_posthoc")
     (copy / "config.json").write_text(json.dumps(pipe.cfg.model_dump(mode="json")))
     posthoc.main([str(copy), "--write"])
     written = json.loads(stage_json.read_text())

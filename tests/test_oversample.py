@@ -345,11 +345,11 @@ def test_competitor_cnns_get_standing_statistics_too():
 
 
 @pytest.mark.skipif(not MNIST.is_dir(), reason="../shared/data/mnist is absent")
-def test_more_steps_script_extends_a_copy_and_equals_a_fresh_run_of_that_length(tmp_path, monkeypatch, capsys):
+def test_more_steps_script_extends_a_copy_and_equals_a_fresh_run_of_that_length(tmp_path, monkeypatch, capsys,
+                                                                                benchmark_script):
     """``benchmarks/imbalance_more_steps.py`` trains through the benchmark's ``run_seed`` with the steps raised:
     the autoencoder extended from 2 to 4 steps (a copy; the benchmark's folder is left as it was) predicts
     exactly what a fresh 4-step run predicts, and every CNN competitor is scored."""
-    import importlib.util
     import json
 
     from fairlatent.oversample import benchmark
@@ -365,10 +365,7 @@ def test_more_steps_script_extends_a_copy_and_equals_a_fresh_run_of_that_length(
     fresh = {"rae": {**tiny["rae"], "steps": 4}, "cnn": tiny["cnn"]}
     benchmark.run_seed(split, 0, tmp_path / "fresh", fresh, ["rae"], n_boot=2, log=lambda _l: None)
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "imbalance_more_steps.py"
-    spec = importlib.util.spec_from_file_location("imbalance_more_steps", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = benchmark_script("imbalance_more_steps")
     module.main(["--from", str(tmp_path / "src"), "--work", str(tmp_path / "more"), "--mnist", str(MNIST),
                  "--seeds", "0", "--steps", "4"])
     rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

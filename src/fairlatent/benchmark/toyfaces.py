@@ -296,6 +296,13 @@ def _checked(pairs: dict[str, Any], method: str) -> bool:
     return any(method in s.get("preflight", {}).get("quiet_seeds_by_method", {}) for s in pairs.values())
 
 
+def pair_verdict(pair: dict[str, Any], method: str) -> str:
+    """``"lowered"`` (``"raised"``) when more than half of the pair's seeds have a paired ΔDEO interval of
+    ``method`` entirely below (above) 0, else ``"neither"``: the issue's rule for one pair."""
+    deo, n = pair["delta"][method]["DEO"], len(pair["seeds"])
+    return "lowered" if deo["below0"] * 2 > n else "raised" if deo["above0"] * 2 > n else "neither"
+
+
 def acceptance(pairs: dict[str, Any], method: str = "latent_debias",
                min_deo: float = ACCEPT_MIN_DEO) -> dict[str, Any]:
     """The acceptance line over the pairs whose baseline DEO (mean over seeds) is at least ``min_deo``.
@@ -311,8 +318,8 @@ def acceptance(pairs: dict[str, Any], method: str = "latent_debias",
     eligible = [name for name, s in pairs.items()
                 if method in s["delta"] and s["metrics"]["baseline"]["DEO"]["mean"] is not None
                 and s["metrics"]["baseline"]["DEO"]["mean"] >= min_deo]
-    lowered = [p for p in eligible if pairs[p]["delta"][method]["DEO"]["below0"] * 2 > len(pairs[p]["seeds"])]
-    raised = [p for p in eligible if pairs[p]["delta"][method]["DEO"]["above0"] * 2 > len(pairs[p]["seeds"])]
+    lowered = [p for p in eligible if pair_verdict(pairs[p], method) == "lowered"]
+    raised = [p for p in eligible if pair_verdict(pairs[p], method) == "raised"]
     raised_quiet = [f"{p}/seed{d['seed']}" for p in eligible for d in _seed_deltas(pairs[p], method)
                     if d["lo"] > 0 and d["seed"] in _quiet_seeds(pairs[p], method)]
     # the issue's title: work, or refuse and say why — a pair not lowered on which the pre-flight blocked the
@@ -502,5 +509,6 @@ def run_toyfaces_benchmark(cfg: ToyFacesBenchmarkConfig, out: str | os.PathLike,
 
 
 __all__ = ["ACCEPT_MIN_DEO", "DEFAULT_PAIRS", "default_method", "FAINT_DRAWN", "PairSpec", "ToyFacesBenchmark",
-           "ToyFacesBenchmarkConfig", "acceptance", "by_preflight", "pair_summaries", "pair_summary", "per_seed_bar",
+           "ToyFacesBenchmarkConfig", "acceptance", "by_preflight", "pair_summaries", "pair_summary", "pair_verdict",
+           "per_seed_bar",
            "run_toyfaces_benchmark", "select_pairs"]

@@ -339,11 +339,10 @@ NO_EDIT_ALTERNATIVES: tuple[str, ...] = ("latent_oversample_probe", "latent_over
 
 
 def no_edit_alternatives_sentence() -> str:
-    """The sentence a strict pre-flight refusal ends with: the registered methods of
-    :data:`NO_EDIT_ALTERNATIVES`, which the failed checks do not concern."""
-    names = [n for n in NO_EDIT_ALTERNATIVES if n in _REGISTRY]
+    """The sentence a strict pre-flight refusal ends with: the methods of :data:`NO_EDIT_ALTERNATIVES` (all
+    registered above), which the failed checks do not concern."""
     return (f"methods that use no hyperplane or edit of this latent space, which these checks do not judge: "
-            f"{', '.join(names)} (list them in methods without the latent ones; figures on the pairs the edit "
+            f"{', '.join(NO_EDIT_ALTERNATIVES)} (list them in methods without the latent ones; figures on the pairs the edit "
             f"fails in docs/benchmarks/toyfaces.md)")
 
 
