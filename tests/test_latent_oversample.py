@@ -223,6 +223,48 @@ def test_the_probe_scored_method_is_the_autoencoder_itself_and_trains_nothing(os
         Method("x", "x", lambda ctx, m: None, probe_scored=True)
 
 
+def test_the_control_fits_the_same_autoencoder_on_the_target_alone_and_decodes_nothing(os_run, tmp_path):
+    """oversample.classes = 'target' (+ natural class sampling, no mixing): the control for the probe. In a copy of
+    the cells run only the oversample stage and the evaluation rerun (the data and the baseline are the same);
+    the model has the target's two classes, the probe's score is its class-1 softmax, nothing is decoded, and
+    the report has no decoded-cell grids to miss. latent_oversample, which trains on decoded cells, is refused."""
+    import torch
+
+    from fairlatent.oversample.rae import images_to_tensor, load_rae
+
+    run_dir, _, _ = os_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    control = {**TINY_RAE, "classes": "target", "class_sampling": "natural", "mixer": "none"}
+    pipe = Pipeline(validate_config(_raw(methods=["baseline", "latent_oversample_probe"], oversample=control)),
+                    copy, progress=False)
+    report = pipe.run()
+    ran = {name for name, r in pipe.stages.results.items() if not r.skipped}
+    assert ran == {"oversample", "evaluate"}
+    model = load_rae(copy / "oversample" / "model")
+    assert model.n_classes == 2 and model.class_names == [f"{T}=0", f"{T}=1"]
+    assert (model.config.class_sampling, model.config.mixer) == ("natural", "none") and model.mixer is None
+    ds = load_dataset(pipe.stages.results["data"].outputs["path"])
+    tr, te = ds.split_indices("train"), ds.split_indices("test")
+    np.testing.assert_array_equal(model.latent_labels.numpy(), ds.labels(T, tr))  # the target, not the cells
+    with torch.no_grad():
+        logits = model.probe(model.encoder(images_to_tensor(np.asarray(ds.images[te]))))
+    saved = np.load(copy / "evaluate" / "scores.npz")
+    np.testing.assert_allclose(saved["latent_oversample_probe/test"], torch.softmax(logits, 1)[:, 1].numpy(), atol=1e-6)
+    np.testing.assert_array_equal(saved["baseline/test"], np.load(run_dir / "evaluate" / "scores.npz")["baseline/test"])
+    out = report["oversample"]
+    assert out["classes"] == "target" and "decoded" not in out and not (copy / "oversample" / "dataset").exists()
+    assert out["train_cells"] == _train_cells(pipe.stages.results["data"].outputs["path"])
+    terminal = io.StringIO()
+    build_report(copy, console=Console(file=terminal, width=200))
+    assert f"the control, an autoencoder on {T} alone (class sampling natural, mixer none)" in terminal.getvalue()
+    html = (copy / "report.html").read_text()
+    assert "the control (class-preserving autoencoder on the target alone)" in html
+    assert "latent_oversample_probe" in html and "no decoded image of this cell" not in html
+    with pytest.raises(FairlatentError, match=r"classes = 'target'.*'latent_oversample' trains on decoded cells"):
+        validate_config(_raw(oversample=control))
+
+
 def test_a_second_run_reuses_everything_and_an_interrupted_stage_resumes_without_retraining(os_run, tmp_path):
     run_dir, _, _ = os_run
     again = Pipeline(validate_config(_raw()), run_dir, progress=False)

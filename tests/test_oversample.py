@@ -99,6 +99,44 @@ def test_decoder_is_conditioned_on_the_class():
 # --- training ------------------------------------------------------------------------------------
 
 
+def test_pair_classes_are_uniform_by_default_and_follow_the_counts_when_natural():
+    """Over 40,000 pairs of a 12/6/3 split: balanced sampling gives each class a third, natural sampling the
+    classes' shares 12/21, 6/21, 3/21 (binomial sd ≤ 0.0025, so 0.01 is four sd); in both, a pair's two members
+    are two different images of the pair's class."""
+    from fairlatent.oversample.rae import PairSampler
+    from fairlatent.utils.seed import rng
+
+    _, y = toy_data()
+    y = np.random.default_rng(1).permutation(y)  # labels not sorted: the sampler must map back through its order
+    for natural, expected in ((False, np.full(3, 1 / 3)), (True, np.array([12, 6, 3]) / 21)):
+        sampler = PairSampler(y, 3, seed=0, natural=natural)
+        a, b, cls = (np.concatenate(v) for v in zip(*(sampler(s, 0, 1000) for s in range(40))))
+        np.testing.assert_allclose(np.bincount(cls, minlength=3) / len(cls), expected, atol=0.01)
+        assert np.array_equal(y[a], cls) and np.array_equal(y[b], cls) and not np.any(a == b)
+    # the balanced default draws exactly what it drew before the setting existed (runs keep their keys and bits)
+    assert "class_sampling" not in RAEConfig(**TINY).model_dump()
+    assert RAEConfig(**TINY, class_sampling="natural").model_dump()["class_sampling"] == "natural"
+    # ... and the balanced path's first draw is still the classes, uniform, from the step's stream
+    np.testing.assert_array_equal(PairSampler(y, 3, seed=5)(3, 1, 50)[2],
+                                  rng(5, "rae-pairs", 3, 1).integers(3, size=50))
+
+
+def test_natural_class_sampling_trains_differently_and_resumes_bitwise(tmp_path, monkeypatch):
+    x, y = toy_data()
+    cfg = RAEConfig(**TINY, adversarial=False, mixer="none", decoder_recon_weight=1.0, class_sampling="natural",
+                    steps=5)
+    full = fit_rae(x, y, tmp_path / "full", cfg, progress=False)
+    interrupted_fit(monkeypatch, x, y, tmp_path / "resumed", cfg)
+    resumed = fit_rae(x, y, tmp_path / "resumed", cfg, progress=False)
+    ma, mb = load_tensors(full / "model.safetensors"), load_tensors(resumed / "model.safetensors")
+    assert ma.keys() == mb.keys() and all(torch.equal(ma[k], mb[k]) for k in ma)
+    balanced = fit_rae(x, y, tmp_path / "balanced", cfg.model_copy(update={"class_sampling": "balanced"}),
+                       progress=False)
+    mc = load_tensors(balanced / "model.safetensors")
+    assert not torch.equal(ma["E.features.0.weight"], mc["E.features.0.weight"])
+    assert load_rae(full).config.class_sampling == "natural" and load_rae(balanced).config.class_sampling == "balanced"
+
+
 def interrupted_fit(monkeypatch, x, y, out, cfg: RAEConfig, at: int = 3) -> None:
     """``fit_rae`` stopped by a KeyboardInterrupt in step ``at`` (its last checkpoint stays); training is then
     left as it was, so the next ``fit_rae`` into ``out`` resumes."""

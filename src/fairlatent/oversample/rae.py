@@ -98,6 +98,10 @@ class RAEConfig(StrictSettings):
         "learned", description="convex weights from the mixer network (the method), uniform random ones (the "
                                "autoencoder without the mixer), or no mixing at all")
     batch_size: int = Field(64, ge=2, description="same-class pairs per batch (2× as many images)")
+    class_sampling: Literal["balanced", "natural"] = Field(
+        "balanced", description="the class of each same-class pair: uniform over the classes (the reference: the "
+                                "minority classes oversampled at the level of pairs), or in proportion to the "
+                                "classes' training counts (an ablation: the network without class balancing)")
     lr: float = Field(2e-4, gt=0)
     encoder_weight_decay: float = Field(1e-3, ge=0, description="per-step decoupled decay of encoder and probe "
                                                                 "(TensorFlow Addons' AdamW convention)")
@@ -145,18 +149,20 @@ class RAEConfig(StrictSettings):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: Any) -> dict[str, Any]:
-        # the augmentation settings are left out while augment is off, so the records (and cache keys) of runs
-        # made before augmentation existed still match a config that does not ask for it
+        # settings added later are left out at the value that reproduces the runs made before them (augmentation
+        # off, balanced pairs), so those runs' records and cache keys still match a config that does not ask for them
         out = handler(self)
         if out.get("augment") == "off":
             for key in AUGMENT_KEYS:
                 out.pop(key, None)
+        if out.get("class_sampling") == "balanced":
+            out.pop("class_sampling")
         return out
 
 
 #: The settings added with augmentation, and the values a checkpoint written before them implies.
 AUGMENT_KEYS = ("augment", "augment_p", "augment_ops", "augment_target", "augment_integration")
-LEGACY_VALUES = {k: RAEConfig.model_fields[k].default for k in AUGMENT_KEYS}
+LEGACY_VALUES = {k: RAEConfig.model_fields[k].default for k in (*AUGMENT_KEYS, "class_sampling")}
 RESUME_KEYS = identity_keys(RAEConfig) + ("n_train", "shape", "n_classes")
 
 
@@ -171,22 +177,29 @@ def tensor_to_images(x: torch.Tensor) -> np.ndarray:
 
 
 class PairSampler:
-    """Class-balanced same-class pairs, a pure function of ``(seed, step, k)``.
+    """Same-class pairs, a pure function of ``(seed, step, k)``.
 
     The reference refills a pool of 200 pairs per class every 25 steps and draws batches from it, so every
     class is about equally frequent whatever its size; here each pair's class is uniform over the K
-    classes and its two members are two *different* images of that class (uniformly), drawn afresh.
+    classes (``natural = False``) and its two members are two *different* images of that class (uniformly),
+    drawn afresh. With ``natural = True`` the class is that of a uniformly drawn training image, so classes
+    come as often as in the data (the ablation ``class_sampling = "natural"``).
     """
 
-    def __init__(self, labels: np.ndarray, n_classes: int, seed: int, stream: str = "rae-pairs"):
-        self.seed, self.k, self.stream = seed, n_classes, stream
+    def __init__(self, labels: np.ndarray, n_classes: int, seed: int, stream: str = "rae-pairs",
+                 natural: bool = False):
+        self.seed, self.k, self.stream, self.natural = seed, n_classes, stream, natural
         self.order = np.argsort(labels, kind="stable")
         self.counts = np.bincount(labels, minlength=n_classes)
         self.starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]])
+        self.sorted_labels = np.asarray(labels)[self.order]
 
     def __call__(self, step: int, k: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         r = rng(self.seed, self.stream, step, k)
-        cls = r.integers(self.k, size=n)
+        if self.natural:
+            cls = self.sorted_labels[r.integers(len(self.order), size=n)].astype(np.int64)
+        else:
+            cls = r.integers(self.k, size=n)
         cnt = self.counts[cls]
         i1 = np.floor(r.random(n) * cnt).astype(np.int64)
         i2 = (i1 + 1 + np.floor(r.random(n) * (cnt - 1)).astype(np.int64)) % cnt  # ≠ i1
@@ -202,7 +215,7 @@ class RAETrainer:
         self.images = images
         self.labels = np.asarray(labels, dtype=np.int64)
         self.size, self.channels = images.shape[1], images.shape[3]
-        self.pairs = PairSampler(self.labels, n_classes, c.seed)
+        self.pairs = PairSampler(self.labels, n_classes, c.seed, natural=c.class_sampling == "natural")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(hash_str(f"rae-init-{c.seed}"))
             self.E = Encoder(self.channels, self.size, c.z_dim, c.width, c.hidden, c.dropout)
@@ -385,10 +398,10 @@ class RAETrainer:
         """Copies of the modules a fitted model keeps (EMA encoder, EMA decoder, EMA probe, mixer), in eval mode.
 
         With ``standing_statistics`` (the default) their batch-norm statistics are recomputed exactly over
-        ``n_batches`` class-balanced batches of same-class pairs, each module on the inputs it gets when the
-        model is used: the EMA encoder on training images; the mixer and the EMA decoder on the recalibrated
-        encoder's eval-mode latents (as :meth:`RAEModel.sample` feeds them), the decoder on real and on mixed
-        latents. Why: the reference averages the moving statistics (Keras momentum 0.99) into the EMA like
+        ``n_batches`` batches of same-class pairs drawn as in training (``class_sampling``), each module on the
+        inputs it gets when the model is used: the EMA encoder on training images; the mixer and the EMA decoder
+        on the recalibrated encoder's eval-mode latents (as :meth:`RAEModel.sample` feeds them), the decoder on
+        real and on mixed latents. Why: the reference averages the moving statistics (Keras momentum 0.99) into the EMA like
         weights; over a CPU budget of a few hundred steps they still carry the initial mean 0 / variance 1
         and lag the weights, which shifts the classifier's features and fades the decoded images. This is a
         departure from the reference (``standing_statistics = false`` restores it). The training state is
@@ -402,7 +415,8 @@ class RAETrainer:
             m.eval().requires_grad_(False)
         if not c.standing_statistics:
             return out
-        pairs = PairSampler(self.labels, self.k, c.seed, stream="rae-bn-recalibration")
+        pairs = PairSampler(self.labels, self.k, c.seed, stream="rae-bn-recalibration",
+                            natural=c.class_sampling == "natural")
         batches = [pairs(0, i, c.batch_size) for i in range(n_batches)]
         images = [(images_to_tensor(self.images[a]), images_to_tensor(self.images[b]), torch.from_numpy(y))
                   for a, b, y in batches]  # fmt: skip

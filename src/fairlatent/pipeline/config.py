@@ -359,11 +359,17 @@ class OversampleConfig(RAEConfig):
                     "images: a cell of n < target_count real images gets target_count − n decoded ones, a cell "
                     "at or above it none (nothing is removed). Default: the largest cell's count, so all four "
                     "cells end up as large as the largest.")
+    classes: Literal["cells", "target"] = Field(
+        "cells",
+        description="the autoencoder's classes: the four (target, protected) cells (the method), or the target's "
+                    "two values (a control for latent_oversample_probe: the same network trained without the "
+                    "cells; with class_sampling = 'natural' and mixer = 'none' it sees what the baseline sees). "
+                    "With 'target' nothing is decoded, so latent_oversample is refused")
 
     def rae_spec(self, run_seed: int) -> RAEConfig:
-        """The RAE's training settings: every key of this section but ``target_count``, ``seed`` the run's
-        unless set here."""
-        raw = self.model_dump(exclude={"target_count", "seed"})
+        """The RAE's training settings: every key of this section but ``target_count``, ``classes`` and
+        ``seed``, ``seed`` the run's unless set here."""
+        raw = self.model_dump(exclude={"target_count", "seed", "classes"})
         return RAEConfig.model_validate({**raw, "seed": run_seed if self.seed is None else self.seed})
 
 
@@ -454,6 +460,16 @@ class PipelineConfig(StrictSettings):
             raise ValueError(f"latent.edit_codes = false is implemented for the complementary edit and its "
                              f"ablations {list(EDIT_KINDS)}, not for {others} (methods "
                              f"{[m for m in self.methods if get_method(m).edit in others]})")
+        return self
+
+    @model_validator(mode="after")
+    def _target_classes_decode_nothing(self) -> "PipelineConfig":
+        decoding = [m for m in self.methods if get_method(m).oversampled and not get_method(m).probe_scored]
+        if self.oversample.classes == "target" and decoding:
+            raise ValueError(f"oversample.classes = 'target' fits the autoencoder without the (target, protected) "
+                             f"cells, so it has no rare cell to decode, and {', '.join(map(repr, decoding))} trains "
+                             "on decoded cells: use classes = 'cells' (the default) for it, or list only "
+                             "latent_oversample_probe")
         return self
 
     @model_validator(mode="after")

@@ -15,6 +15,12 @@ or above it none; nothing is removed. With the default, all four cells end up as
 the target and the protected attribute are independent in the combined set (as the reweighting baseline
 makes them by weights). Every decoded image carries its cell's target and protected labels.
 
+**The control** ``oversample.classes = "target"``: the same autoencoder fitted with the target's two values as
+its classes, so ``latent_oversample_probe`` scores with a network of the same kind that never saw the protected
+attribute; with ``class_sampling = "natural"`` and ``mixer = "none"`` it is trained on what the baseline is
+trained on. It tells how much of the probe's DEO cut is the cells' balancing and mixing and how much the
+network. Nothing is decoded (``latent_oversample`` is refused with it).
+
 **Refused.** A cell with fewer than 2 training images: a new image is a mix of two different training
 latents of its cell. The message names the cell and its count.
 
@@ -79,6 +85,8 @@ def stage_oversample(pipe: "Pipeline") -> None:
     spec = oc.rae_spec(pipe.cfg.seed)
     key = {"rae": cache_dump(spec, {}), "target_count": oc.target_count, "target": pipe.t,
            "protected": pipe.g}
+    if oc.classes != "cells":  # only when set: runs keyed before the setting keep their keys
+        key["classes"] = oc.classes
     for run_only in ("checkpoint_every", "log_every"):  # how often, not what: a change retrains nothing
         key["rae"].pop(run_only)
 
@@ -88,13 +96,18 @@ def stage_oversample(pipe: "Pipeline") -> None:
         t, g = ds.labels(pipe.t, tr), ds.labels(pipe.g, tr)
         cells = cell_index(t, g)
         train_counts = {c: int((cells == k).sum()) for k, c in enumerate(CELL_KEYS)}
-        check_cells(train_counts, pipe.t, pipe.g, f"{ds.path}, split 'train'")
         if ds.image_size % 4:
             raise FairlatentError(f"latent_oversample: {ds.path}: images of side {ds.image_size}; the autoencoder "
                                   "halves the side twice, so it must be divisible by 4")
+        images = np.asarray(ds.images[tr])
+        if oc.classes == "target":  # the control: the target's two values as the classes, nothing decoded
+            fit_rae(images, np.asarray(t, dtype=np.int64), stage_dir / "model", spec,
+                    class_names=[f"{pipe.t}=0", f"{pipe.t}=1"], resume=True, progress=pipe.progress)
+            return {"classes": "target", "train_cells": train_counts, "rae_steps": spec.steps,
+                    "class_sampling": spec.class_sampling, "mixer": spec.mixer}
+        check_cells(train_counts, pipe.t, pipe.g, f"{ds.path}, split 'train'")
         target, counts = decode_counts(train_counts, oc.target_count)
         names = [f"{pipe.t}={c[1]}, {pipe.g}={c[4]}" for c in CELL_KEYS]
-        images = np.asarray(ds.images[tr])
         fit_rae(images, cells, stage_dir / "model", spec, class_names=names, resume=True, progress=pipe.progress)
         model = load_rae(stage_dir / "model")
         new, y = model.sample([counts[c] for c in CELL_KEYS], seed=spec.seed)
@@ -117,13 +130,21 @@ def stage_oversample(pipe: "Pipeline") -> None:
 def probe_target_scores(model, images: np.ndarray) -> np.ndarray:
     """P(target = 1) of images by a fitted cell autoencoder's probe (``latent_oversample_probe``): its softmax
     summed over the two target-positive cells (t1_g0, t1_g1), i.e. the protected attribute marginalised out.
+    A model fitted on the target alone (``oversample.classes = "target"``, two classes) gives its class-1
+    softmax.
 
     Computed in float64 as sigmoid(logsumexp(logits of t1 cells) − logsumexp(logits of t0 cells)), which is
     that sum exactly and stays in [0, 1]; summing two float32 softmax outputs can exceed 1 by a rounding step,
     which the score metrics (KL's histogram on [0, 1]) refuse."""
     logits = model.predict_logits(images).astype(np.float64)
-    pos = np.logaddexp(logits[:, CELL_KEYS.index("t1_g0")], logits[:, CELL_KEYS.index("t1_g1")])
-    neg = np.logaddexp(logits[:, CELL_KEYS.index("t0_g0")], logits[:, CELL_KEYS.index("t0_g1")])
+    if logits.shape[1] == 2:
+        pos, neg = logits[:, 1], logits[:, 0]
+    elif logits.shape[1] == len(CELL_KEYS):
+        pos = np.logaddexp(logits[:, CELL_KEYS.index("t1_g0")], logits[:, CELL_KEYS.index("t1_g1")])
+        neg = np.logaddexp(logits[:, CELL_KEYS.index("t0_g0")], logits[:, CELL_KEYS.index("t0_g1")])
+    else:
+        raise FairlatentError(f"probe_target_scores: a model of {logits.shape[1]} classes; expected the four "
+                              "(target, protected) cells or the target's two values")
     return 1.0 / (1.0 + np.exp(neg - pos))
 
 

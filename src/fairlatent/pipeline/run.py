@@ -1187,7 +1187,8 @@ class Pipeline:
             from fairlatent.pipeline.latent_oversample import stage_oversample, stage_oversample_check
 
             stage_oversample(self)
-            if "labeler" in self.stages.results:  # the decoded images as the labelers read them
+            # the decoded images as the labelers read them (none are decoded by the classes = 'target' control)
+            if "labeler" in self.stages.results and self.cfg.oversample.classes == "cells":
                 stage_oversample_check(self)
         for m in self.cfg.methods:
             if get_method(m).trains:

@@ -160,7 +160,7 @@ def _report_files(pipe: "Pipeline") -> dict[str, str]:
         files["cell_samples"] = rel(st["preflight"].dir / "cell_samples.npz")
     if "translations" in st:
         files["translations"] = rel(st["translations"].dir / "dataset")
-    if "oversample" in st:
+    if "oversample" in st and st["oversample"].outputs.get("classes", "cells") == "cells":  # the control decodes none
         files["oversampled"] = rel(st["oversample"].dir / "dataset")
     if "audit" in st:
         from fairlatent.pipeline.audit import EXPLAIN_DIR, SECTION_HTML

@@ -451,6 +451,11 @@ def print_summary(report: dict[str, Any], run_dir: str | os.PathLike, console: C
                              + (f"; cautions (block no listed method): {', '.join(str(c.get('name')) for c in caution)}"
                                 if caution else "")))
     over = report.get("oversample")
+    if isinstance(over, dict) and over.get("classes") == "target":
+        console.print(escape(f"oversample: the control, an autoencoder on {report.get('target')} alone "
+                             f"(class sampling "
+                             f"{over.get('class_sampling', NA)}, mixer {over.get('mixer', NA)}); nothing decoded"),
+                      soft_wrap=True)
     if isinstance(over, dict) and isinstance(over.get("decoded"), dict):
         console.print(escape(f"oversample: decoded {over.get('images', NA)} images up to "
                              f"{over.get('target_count', NA)} per cell ({', '.join(f'{c} +{n}' for c, n in over['decoded'].items())})"),
