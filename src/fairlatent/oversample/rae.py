@@ -401,9 +401,9 @@ class RAETrainer:
         ``n_batches`` batches of same-class pairs drawn as in training (``class_sampling``), each module on the
         inputs it gets when the model is used: the EMA encoder on training images; the mixer and the EMA decoder
         on the recalibrated encoder's eval-mode latents (as :meth:`RAEModel.sample` feeds them), the decoder on
-        real and on mixed latents. Why: the reference averages the moving statistics (Keras momentum 0.99) into the EMA like
-        weights; over a CPU budget of a few hundred steps they still carry the initial mean 0 / variance 1
-        and lag the weights, which shifts the classifier's features and fades the decoded images. This is a
+        real and on mixed latents. Why: the reference averages the moving statistics (Keras momentum 0.99) into
+        the EMA like weights; over a CPU budget of a few hundred steps they still carry the initial mean 0 /
+        variance 1 and lag the weights, which shifts the classifier's features and fades the decoded images. This is a
         departure from the reference (``standing_statistics = false`` restores it). The training state is
         untouched (copies), so a run extended later resumes bitwise.
         """
