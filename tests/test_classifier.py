@@ -368,6 +368,75 @@ def test_domain_independent_training_end_to_end_and_its_errors(easy, tmp_path):
         train_classifier([bad], ["square"], tmp_path / "m1", cfg, domain_attribute="one_group", progress=False)
 
 
+def test_discriminative_head_trains_on_each_images_cell_and_scores_with_the_group_summed_out():
+    """Domain-discriminative training (Wang et al. 2020): a softmax over the (value, group) cells of each
+    attribute; the loss is torch's cross-entropy of the image's own cell, inference P(1) = Σ_d P(1, d)."""
+    import torch.nn.functional as F
+
+    from fairlatent.models.classifier import build_classifier
+    from fairlatent.train.classifier import weighted_bce
+
+    torch.manual_seed(0)
+    model = AttributeClassifier(2, SIZE, width=4, domains=2, domain_head="discriminative").eval()
+    x = torch.rand(6, 3, SIZE, SIZE) * 2 - 1
+    cells = model.cell_logits(x)
+    assert cells.shape == (6, 2, 2, 2)  # [n, value, group, attribute]
+    for a in range(2):  # the cells' probabilities by an explicit softmax over the four cells of attribute a
+        p = torch.softmax(cells[..., a].reshape(6, 4), dim=1).view(6, 2, 2)
+        torch.testing.assert_close(torch.sigmoid(model(x)[:, a]), p[:, 1].sum(dim=1))
+    torch.testing.assert_close(model(x, torch.zeros(6, dtype=torch.long)), cells)
+    # the loss: the mean over attributes of the cross-entropy of cell (y, d), index y·2 + d in the flat softmax
+    y = torch.tensor([[1, 0], [0, 0], [1, 1], [0, 1], [1, 0], [0, 1]], dtype=torch.float32)
+    d = torch.tensor([0, 1, 1, 0, 1, 0])
+    want = torch.stack([F.cross_entropy(cells[..., a].reshape(6, 4), (y[:, a].long() * 2 + d), reduction="none")
+                        for a in range(2)], dim=1).mean(dim=1)
+    w = torch.tensor([1.0, 2.0, 0.0, 0.5, 1.0, 3.0])
+    torch.testing.assert_close(weighted_bce(model, x, y, w, domain=d), (want * w).mean())
+    torch.testing.assert_close(weighted_bce(model, x, y, None, reduction="sum", domain=d), want.sum())
+    # a soft label mixes the two cells of the image's group
+    soft = torch.full((6, 2), 0.25)
+    logp = F.log_softmax(cells.flatten(1, 2), dim=1).view_as(cells)[torch.arange(6), :, d]
+    torch.testing.assert_close(weighted_bce(model, x, soft, None, domain=d),
+                               -(0.25 * logp[:, 1] + 0.75 * logp[:, 0]).mean(dim=1).mean())
+    assert model.arch()["domain_head"] == "discriminative"
+    assert "domain_head" not in AttributeClassifier(2, SIZE, width=4, domains=2).arch()
+    rebuilt = build_classifier(model.arch())
+    assert rebuilt.discriminative and rebuilt.head.out_features == 2 * 2 * 2
+    with pytest.raises(FairlatentError, match="cell_logits: only a discriminative head"):
+        AttributeClassifier(2, SIZE, width=4, domains=2).cell_logits(x)
+    with pytest.raises(FairlatentError, match="domain_head must be one of independent, discriminative, got 'both'"):
+        AttributeClassifier(2, SIZE, width=4, domains=2, domain_head="both")
+    with pytest.raises(FairlatentError, match="needs domains ≥ 2, got 1"):
+        AttributeClassifier(2, SIZE, width=4, domain_head="discriminative")
+
+
+def test_domain_discriminative_training_end_to_end_and_its_errors(easy, tmp_path):
+    cfg = ClassifierConfig(**{**FAST, "epochs": 3}, seed=0)
+    cfg6 = ClassifierConfig(**{**FAST, "epochs": 6}, seed=0)  # four cells to learn, not one logit: more epochs
+    out = train_classifier([easy], ["square"], tmp_path / "dd", cfg6, domain_attribute="noise",
+                           domain_head="discriminative", progress=False)
+    h = load_classifier(out)
+    assert h.module.discriminative and h.config["domain_head"] == "discriminative"
+    ds = load_dataset(easy)
+    va = ds.split_indices("val")
+    images = np.asarray(ds.images[va])
+    s = h.predict_scores(images)[:, 0]
+    assert average_precision_score(ds.labels("square", va), s) > 0.9
+    with torch.no_grad():  # the handle scores P(square) as the two square cells' probability
+        x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+        p = torch.softmax(h.module.cell_logits(x)[..., 0].reshape(len(x), 4), dim=1)
+    np.testing.assert_allclose(s, (p[:, 2] + p[:, 3]).numpy(), atol=1e-5)
+    # independent heads in the same folder are another training (the fingerprint names the head)
+    with pytest.raises(FairlatentError, match="already holds a different trained classifier"):
+        train_classifier([easy], ["square"], out, cfg6, domain_attribute="noise", progress=False)
+    with pytest.raises(FairlatentError, match="domain_head 'discriminative' needs a domain_attribute"):
+        train_classifier([easy], ["square"], tmp_path / "m0", cfg, domain_head="discriminative", progress=False)
+    with pytest.raises(FairlatentError, match="domain_head must be one of independent, discriminative, got 'cells'"):
+        train_classifier([easy], ["square"], tmp_path / "m1", cfg, domain_attribute="noise", domain_head="cells",
+                         progress=False)
+    assert not (tmp_path / "m0").exists() and not (tmp_path / "m1").exists()
+
+
 def test_narrow_models_train_in_nchw_on_cpu_where_onednn_channels_last_corrupts_memory(easy, tmp_path, capsys):
     """A ResNet narrower than 8 channels has strided 1×1 shortcuts with under 8 input channels, whose
     channels_last weight gradient crashes oneDNN's AVX2 kernel (fairlatent.train.memory_format): such a model

@@ -148,8 +148,8 @@ def test_verified_pairs_are_the_agreeing_pairs_whose_protected_label_flipped(fas
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
     cfg = _builtin_config("demo_fast")
-    cfg.methods = [*cfg.methods, "latent_debias_verified", "domain_independent", "threshold_optimizer_tpr",
-                   "latent_debias_domain"]
+    cfg.methods = [*cfg.methods, "latent_debias_verified", "domain_independent", "domain_discriminative",
+                   "threshold_optimizer_tpr", "latent_debias_domain"]
     pipe = Pipeline(cfg, copy, progress=False)
     report = pipe.run()
     ran = {name for name, r in pipe.stages.results.items() if not r.skipped}
@@ -184,6 +184,9 @@ def test_verified_pairs_are_the_agreeing_pairs_whose_protected_label_flipped(fas
     di = load_classifier(pipe.stages.results["train_domain_independent"].outputs["path"])
     assert di.module.domains == 2 and di.config["domain_attribute"] == "Eyeglasses"
     assert "paired_vs_baseline" in report["methods"]["domain_independent"]
+    dd = load_classifier(pipe.stages.results["train_domain_discriminative"].outputs["path"])
+    assert dd.module.discriminative and dd.config["domain_head"] == "discriminative" and dd.config["sample_weighted"]
+    assert "paired_vs_baseline" in report["methods"]["domain_discriminative"]
     # post-processing: decisions from the baseline's scores; AP and KL absent, not made up
     to = report["methods"]["threshold_optimizer_tpr"]
     assert to["post_processing"]["constraints"] == "true_positive_rate_parity"

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from fairlatent.errors import FairlatentError
+from fairlatent.models.domain_heads import DOMAIN_HEADS
 from fairlatent.models.weights import load_module_state, load_tensors
 from fairlatent.utils.device import default_device
 from fairlatent.utils.images import to_tensor
@@ -89,14 +90,28 @@ class AttributeClassifier(nn.Module):
         has no group label, takes the mean of the groups' logits (``forward(x)``): the paper's rule
         ``ŷ = argmax_y Σ_d s(y, d)`` for one logit per attribute, divided by ``domains`` (the same ranking;
         thresholds are chosen on validation anyway). 1 = the ordinary single head.
+    domain_head : str
+        With ``domains > 1``: ``"independent"`` (the heads above) or ``"discriminative"`` (Wang et al.'s
+        domain-discriminative training): one softmax per attribute over its 2·``domains`` (value, group)
+        cells, trained with the cross-entropy of each image's own cell (``forward(x, domain)`` returns the cell
+        logits N×2×domains×A for that loss, :func:`fairlatent.train.classifier.weighted_bce`); inference, without
+        the group, sums the group out: the logit ``log Σ_d e^{s(1,d)} − log Σ_d e^{s(0,d)}``, whose sigmoid is
+        P(value = 1) = Σ_d P(1, d) (the paper's "sum of probabilities" rule). The network must tell the groups
+        apart in its features but not in its score.
     """
 
     def __init__(self, n_outputs: int, image_size: int, width: int = 16, depth: int = 1, stages: int = 3,
-                 domains: int = 1) -> None:
+                 domains: int = 1, domain_head: str = "independent") -> None:
         super().__init__()
         if int(domains) < 1:
             raise FairlatentError(f"classifier domains must be ≥ 1, got {domains}")
-        self.domains = int(domains)
+        if domain_head not in DOMAIN_HEADS:
+            raise FairlatentError(f"classifier domain_head must be one of {', '.join(DOMAIN_HEADS)}, "
+                                  f"got {domain_head!r}")
+        if domain_head != "independent" and int(domains) < 2:
+            raise FairlatentError(f"classifier domain_head {domain_head!r} needs domains ≥ 2, got {domains}")
+        self.domains, self.domain_head = int(domains), domain_head
+        self.discriminative = domain_head == "discriminative"
         self.n_outputs, self.image_size = int(n_outputs), int(image_size)
         self.width, self.depth, self.stages = int(width), int(depth), int(stages)
         stem: list[nn.Module] = [
@@ -116,7 +131,7 @@ class AttributeClassifier(nn.Module):
                 channels = out
         self.blocks = nn.Sequential(*blocks)
         self.feature_dim = channels
-        self.head = nn.Linear(channels, n_outputs * self.domains)
+        self.head = nn.Linear(channels, n_outputs * self.domains * (2 if self.discriminative else 1))
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -129,6 +144,8 @@ class AttributeClassifier(nn.Module):
         )
         if self.domains > 1:  # absent for a single head, as in every classifier saved before heads existed
             arch["domains"] = self.domains
+        if self.discriminative:  # absent for independent heads, as before discriminative ones existed
+            arch["domain_head"] = self.domain_head
         return arch
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -136,14 +153,30 @@ class AttributeClassifier(nn.Module):
         return self.blocks(self.stem(x)).mean(dim=(2, 3))
 
     def domain_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Every group's logits, N×domains×A."""
+        """Every group's logits, N×domains×A (independent heads)."""
+        if self.discriminative:
+            raise FairlatentError("domain_logits: a discriminative head has cell logits (cell_logits)")
         return self.head(self.features(x)).view(len(x), self.domains, self.n_outputs)
 
+    def cell_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The discriminative head's logits N×2×domains×A: ``[n, v, d, a]`` scores the cell (attribute a = v,
+        group d); a softmax over (v, d) for each attribute gives the cells' probabilities."""
+        if not self.discriminative:
+            raise FairlatentError("cell_logits: only a discriminative head (domain_head='discriminative') has cells")
+        return self.head(self.features(x)).view(len(x), 2, self.domains, self.n_outputs)
+
     def forward(self, x: torch.Tensor, domain: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits N×A for images N×3×H×W in [-1, 1]: with ``domain`` (N group indices) each image's own
-        group's head (training); without, the mean over the groups' heads (inference)."""
+        """Logits N×A for images N×3×H×W in [-1, 1]. Independent heads: with ``domain`` (N group indices) each
+        image's own group's head (training); without, the mean over the groups' heads (inference).
+        Discriminative head: with ``domain``, the cell logits N×2×domains×A (training: the loss picks each
+        image's cell); without, the group summed out, ``logsumexp_d s(1, d) − logsumexp_d s(0, d)``."""
         if self.domains == 1:
             return self.head(self.features(x))
+        if self.discriminative:
+            cells = self.cell_logits(x)
+            if domain is not None:
+                return cells
+            return torch.logsumexp(cells[:, 1], dim=1) - torch.logsumexp(cells[:, 0], dim=1)
         logits = self.domain_logits(x)
         if domain is None:
             return logits.mean(dim=1)
@@ -158,6 +191,7 @@ def build_classifier(arch: dict[str, Any]) -> AttributeClassifier:
         return AttributeClassifier(
             n_outputs=int(arch["n_outputs"]), image_size=int(arch["image_size"]), width=int(arch["width"]),
             depth=int(arch["depth"]), stages=int(arch.get("stages", 3)), domains=int(arch.get("domains", 1)),
+            domain_head=str(arch.get("domain_head", "independent")),
         )
     except KeyError as exc:
         raise FairlatentError(f"classifier architecture lacks {exc.args[0]!r}: {arch}") from None

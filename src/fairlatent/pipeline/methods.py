@@ -22,6 +22,7 @@ import numpy as np
 
 from fairlatent.errors import FairlatentError
 from fairlatent.latent.edits import DOMAIN_EDIT, EDIT_KINDS, MULTI_EDIT
+from fairlatent.models.domain_heads import DOMAIN_HEADS
 
 
 @dataclass(frozen=True)
@@ -100,9 +101,11 @@ class Method:
     ``sample_weights``: its builder
     returns per-sample weights; ``balanced_val``: select the best epoch on group-balanced validation AP
     (the paper does this for every model trained with synthetic data); ``translated``: trains on the real
-    images translated to the other protected group (the translator stages); ``domain_heads``: one head per
-    protected group, each image trained through its own group's head, scored with their mean (Wang et al.
-    2020; :class:`fairlatent.models.classifier.AttributeClassifier`); ``post_process``: trains nothing, and
+    images translated to the other protected group (the translator stages); ``domain_heads``: None, or
+    ``"independent"``: one head per protected group, each image trained through its own group's head, scored
+    with their mean, or ``"discriminative"``: one softmax over the four (target, protected) cells, scored with
+    the group summed out (Wang et al. 2020's two; :class:`fairlatent.models.classifier.AttributeClassifier`);
+    ``post_process``: trains nothing, and
     post-processes the baseline classifier's scores with fairlearn's ``ThresholdOptimizer`` under these
     constraints (:mod:`fairlatent.train.postprocess`), fitted on validation; its outputs are decisions, so
     AP and KL do not apply to it; ``oversampled``: trains on the real images plus new images of the rare
@@ -120,7 +123,7 @@ class Method:
     pair_filter: str = "all"
     sample_weights: bool = False
     balanced_val: bool = False
-    domain_heads: bool = False
+    domain_heads: str | None = None
     post_process: str | None = None
     translated: bool = False
     oversampled: bool = False
@@ -151,6 +154,9 @@ class Method:
         if self.probe_scored and (not self.oversampled or self.sample_weights or self.domain_heads):
             raise ValueError(f"method {self.name!r}: a probe-scored method is the oversample stage's autoencoder "
                              "(oversampled=True), with no weights or heads of its own")
+        if self.domain_heads is not None and self.domain_heads not in DOMAIN_HEADS:
+            raise ValueError(f"method {self.name!r}: unknown domain_heads {self.domain_heads!r}; "
+                             f"they are {', '.join(DOMAIN_HEADS)}")
         if self.pair_filter not in (*PAIR_FILTERS, FILTER_FROM_CONFIG):
             raise ValueError(f"method {self.name!r}: unknown pair_filter {self.pair_filter!r}; "
                              f"filters are {', '.join(PAIR_FILTERS)} (or {FILTER_FROM_CONFIG!r})")
@@ -305,7 +311,12 @@ register_method(Method("real_plus_gz", "real data + G(z) without its partner G(z
 register_method(Method("domain_independent",
                        "real data, a shared network with one target head per protected group, each image trained "
                        "through its group's head, scored without the group by the mean of the heads (Wang et al. 2020)",
-                       _real, domain_heads=True))
+                       _real, domain_heads="independent"))
+register_method(Method("domain_discriminative",
+                       "real data weighted as reweighting's (t and g independent), a shared network with one softmax "
+                       "over the four (target, protected) cells, scored without the group as P(t=1) = Σ_g P(t=1, g) "
+                       "(Wang et al. 2020's domain-discriminative training; the weights stand for its prior-shift "
+                       "inference)", _reweighted, sample_weights=True, domain_heads="discriminative"))
 register_method(Method("cyclegan_augment",
                        "real data + every real training image translated to the other protected group by a CycleGAN "
                        "(Zhu et al. 2017), keeping its target label: image-space counterfactuals",

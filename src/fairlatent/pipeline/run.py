@@ -991,7 +991,8 @@ class Pipeline:
                 val_weights = reweighting_weights(ds.labels(self.t, va), ds.labels(self.g, va))
             train_classifier(ts.sets, [self.t], stage_dir / "model", ccfg, val_set=ctx.data_path,
                              sample_weights=ts.weights, val_weights=val_weights, progress=self.progress,
-                             domain_attribute=self.g if spec.domain_heads else None)
+                             domain_attribute=self.g if spec.domain_heads else None,
+                             domain_head=spec.domain_heads or "independent")
             return {"path": str((stage_dir / "model").resolve())}
 
         config: dict[str, Any] = {"method": method, "classifier": ccfg.cache_key()}

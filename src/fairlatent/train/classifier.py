@@ -39,6 +39,7 @@ from fairlatent.models.classifier import (
     FORMAT_VERSION,
     AttributeClassifier,
 )
+from fairlatent.models.domain_heads import DOMAIN_HEADS
 from fairlatent.models.weights import save_tensors
 from fairlatent.train.checkpoint import has_checkpoint
 from fairlatent.train.distributed import DistContext, all_reduce_sum, barrier, convert_batchnorm, init_distributed, wrap
@@ -293,11 +294,19 @@ def weighted_bce(model, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None
 
     The batch mean of per-sample losses, each the mean over attributes, scaled by the sample's weight (as
     ``BCEWithLogitsLoss(weight=w)`` does), so a zero-weight sample contributes nothing. With ``domain`` (a
-    group index per sample) each sample's logits come from its own group's head.
+    group index per sample) each sample's logits come from its own group's head; a discriminative head
+    (:class:`AttributeClassifier` ``domain_head``) returns cell logits N×2×D×A instead, and the per-attribute
+    loss is the cross-entropy of the sample's cell, ``−[y log P(1, d_i) + (1 − y) log P(0, d_i)]`` under a
+    softmax over the 2·D cells (y may be soft).
     """
     with autocast(x.device):
         logits = model(x) if domain is None else model(x, domain)
-    per_sample = F.binary_cross_entropy_with_logits(logits.float(), y, reduction="none").mean(dim=1)
+    if logits.dim() == 4:  # discriminative head: cell logits [n, value, group, attribute]
+        logp = F.log_softmax(logits.float().flatten(1, 2), dim=1).view_as(logits)
+        own = logp[torch.arange(len(x), device=logp.device), :, domain.long()]  # N×2×A: P(0, d_i), P(1, d_i)
+        per_sample = -(y * own[:, 1] + (1 - y) * own[:, 0]).mean(dim=1)
+    else:
+        per_sample = F.binary_cross_entropy_with_logits(logits.float(), y, reduction="none").mean(dim=1)
     if w is not None:
         per_sample = per_sample * w
     return per_sample.sum() if reduction == "sum" else per_sample.mean()
@@ -534,6 +543,7 @@ def train_classifier(
     val_weights: np.ndarray | None = None,
     label_overrides: Sequence[pd.DataFrame | None] | None = None,
     domain_attribute: str | None = None,
+    domain_head: str = "independent",
     progress: bool = True,
     overwrite: bool = False,
     stop_after_epoch: int | None = None,
@@ -562,6 +572,9 @@ def train_classifier(
     domain_attribute : a 0/1 column of every training set (the protected attribute): train one head per
         group, each image through its own group's head, and score with the mean of the heads
         (domain-independent training, Wang et al. 2020; :class:`AttributeClassifier`'s ``domains``).
+    domain_head : with ``domain_attribute``, ``"independent"`` (those heads) or ``"discriminative"``: one softmax
+        over the (value, group) cells, trained on each image's cell and scored with the group summed out
+        (domain-discriminative training, Wang et al. 2020; :class:`AttributeClassifier`'s ``domain_head``).
     progress : show a rich progress bar.
     overwrite : discard a finished model or a checkpoint of a different run in ``out_dir``.
     stop_after_epoch : stop (leaving the checkpoint) after this many epochs in total; used to test resuming.
@@ -582,6 +595,12 @@ def train_classifier(
     datasets = [_as_dataset(d) for d in train_sets]
     data = collect_training_rows(datasets, attributes, train_split, sample_weights, label_overrides)
     _refuse_one_class(data, attributes, datasets, train_split)
+    if domain_head not in DOMAIN_HEADS:
+        raise FairlatentError(f"train_classifier: domain_head must be one of {', '.join(DOMAIN_HEADS)}, "
+                              f"got {domain_head!r}")
+    if domain_head != "independent" and domain_attribute is None:
+        raise FairlatentError(f"train_classifier: domain_head {domain_head!r} needs a domain_attribute (the groups "
+                              "whose cells it learns)")
     if domain_attribute is not None:
         data.domains = _domain_indices(datasets, domain_attribute, train_split)
     image_size = int(datasets[0].images.shape[1])
@@ -616,6 +635,7 @@ def train_classifier(
         train_split=train_split, sample_weights=[_array_digest(w) for w in (sample_weights or [])],
         val_weights=_array_digest(val_weights), label_overrides=[_array_digest(o) for o in (label_overrides or [])],
         **({"domain_attribute": domain_attribute} if domain_attribute is not None else {}),
+        **({"domain_head": domain_head} if domain_head != "independent" else {}),
     ))  # fmt: skip
     ctx = init_distributed(config.device)
     ckpt_path, config_path = out_dir / CHECKPOINT_NAME, out_dir / "config.json"
@@ -647,7 +667,7 @@ def train_classifier(
     with torch.random.fork_rng(devices=[]):  # initialise from the config seed without touching global RNG
         torch.manual_seed(int(rng(config.seed, "classifier-init").integers(0, 2**62)))
         model = AttributeClassifier(len(attributes), image_size, config.width, config.depth, config.stages,
-                                    domains=1 if domain_attribute is None else 2)
+                                    domains=1 if domain_attribute is None else 2, domain_head=domain_head)
     if ctx.distributed and config.dp_batchnorm == "global":
         convert_batchnorm(model)  # statistics over the global batch (fairlatent.train.distributed)
     # channels_last: images arrive as NHWC, and convolutions in that layout are faster (bench_classifier.py);
@@ -691,7 +711,8 @@ def train_classifier(
         history=objective.history, train_config=config.model_dump(), fingerprint=fingerprint,
         train_sets=[str(d.path) for d in datasets], train_rows=int(len(data)), train_split=train_split,
         val_set=str(val_data.path), val_split=val_split, val_weighted=val_weights is not None,
-        sample_weighted=sample_weights is not None, domain_attribute=domain_attribute, world_size=ctx.world,
+        sample_weighted=sample_weights is not None, domain_attribute=domain_attribute,
+        **({"domain_head": domain_head} if domain_attribute is not None else {}), world_size=ctx.world,
         train_seconds_last_session=time.perf_counter() - t0,
     ))  # fmt: skip
     shutil.rmtree(ckpt_path, ignore_errors=True)
