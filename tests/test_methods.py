@@ -77,6 +77,8 @@ def test_registry_lists_every_method_once_and_names_unknown_ones():
         Method("x", "x", lambda ctx, m: TrainingSets([]), edit="complementary", pair_filter="some")
     with pytest.raises(ValueError, match="pair_filter 'verified' needs an edit"):
         Method("x", "x", lambda ctx, m: TrainingSets([]), pair_filter="verified")
+    with pytest.raises(ValueError, match="unknown domain_heads 'shared'; they are independent, discriminative"):
+        Method("x", "x", lambda ctx, m: TrainingSets([]), domain_heads="shared")
 
 
 @pytest.mark.parametrize("name", method_names())
