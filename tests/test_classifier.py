@@ -353,8 +353,8 @@ def test_domain_independent_training_end_to_end_and_its_errors(easy, tmp_path):
     s = h.predict_scores(images)[:, 0]
     assert average_precision_score(ds.labels("square", va), s) > 0.9
     with torch.no_grad():  # the handle scores with the mean of the two heads' logits
-        x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
-        want = torch.sigmoid(h.module.domain_logits(x).mean(dim=1))[:, 0].numpy()
+        x = (torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1).to(h.device)
+        want = torch.sigmoid(h.module.domain_logits(x).mean(dim=1))[:, 0].cpu().numpy()
     np.testing.assert_allclose(s, want, atol=1e-5)
     # the same call without domains is another training (its fingerprint differs)
     with pytest.raises(FairlatentError, match="already holds a different trained classifier"):
@@ -423,8 +423,8 @@ def test_domain_discriminative_training_end_to_end_and_its_errors(easy, tmp_path
     s = h.predict_scores(images)[:, 0]
     assert average_precision_score(ds.labels("square", va), s) > 0.9
     with torch.no_grad():  # the handle scores P(square) as the two square cells' probability
-        x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
-        p = torch.softmax(h.module.cell_logits(x)[..., 0].reshape(len(x), 4), dim=1)
+        x = (torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1).to(h.device)
+        p = torch.softmax(h.module.cell_logits(x)[..., 0].reshape(len(x), 4), dim=1).cpu()
     np.testing.assert_allclose(s, (p[:, 2] + p[:, 3]).numpy(), atol=1e-5)
     # independent heads in the same folder are another training (the fingerprint names the head)
     with pytest.raises(FairlatentError, match="already holds a different trained classifier"):

@@ -171,14 +171,17 @@ def sweep_latents(spec: LatentSpec, noise: np.ndarray, sweep: str | None, values
 
 
 def predict_codes(D: torch.nn.Module, images: np.ndarray, categorical: Sequence[int], continuous: int,
-                  batch_size: int = 500, device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """Q's reading of real images: ``(n×len(categorical) argmax categories, n×continuous means)``.
+                  batch_size: int = 500, device: torch.device | str | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Q's reading of real images: ``(n×len(categorical) argmax categories, n×continuous means)``, on
+    ``device`` (default: where D's weights are, so a discriminator trained on CUDA reads on CUDA).
 
     This is how InfoGAN's categorical code is scored on MNIST (the paper's "5 % error"): Q, trained on
     generated images only, classifies the real digits, and the categories are matched to the labels.
     """
     from fairlatent.utils.images import to_tensor
 
+    if device is None:
+        device = next(D.parameters()).device
     was = D.training
     D.eval()
     cats, means = [], []
