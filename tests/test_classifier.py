@@ -449,7 +449,7 @@ def test_narrow_models_train_in_nchw_on_cpu_where_onednn_channels_last_corrupts_
     assert faulty_onednn_convolutions(AttributeClassifier(2, SIZE, width=4, stages=1)) == []  # no downsampling
     assert not channels_last_trainable(narrow, "cpu") and channels_last_trainable(narrow, "meta")
     assert channels_last_trainable(wide, "cpu")
-    base = ClassifierConfig(**{**FAST, "epochs": 1, "width": 4}, seed=0)
+    base = ClassifierConfig(**{**FAST, "epochs": 1, "width": 4}, seed=0, device="cpu")  # a CPU rule, also beside a GPU
     runs = {cl: train_classifier([easy], ["square"], tmp_path / str(cl), base.model_copy(update={"channels_last": cl}),
                                  progress=cl) for cl in (True, False)}  # fmt: skip
     assert "training in NCHW, not channels_last" in capsys.readouterr().out

@@ -107,7 +107,7 @@ def test_infogan_mnist_trainer_q_width_and_batch_norm_groups(monkeypatch):
 
     monkeypatch.setattr(InfoGANMNISTDiscriminator, "forward", spy)
     images, _ = digits(6)
-    tr.train_step(0, [torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1])
+    tr.train_step(0, [(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1).to(tr.device)])
     assert calls == [(12, True, 2), (6, True, 1)]
     assert float(tr.last_stats["mi_cat"]) <= math.log(3) + 1e-6
     monkeypatch.undo()
@@ -132,7 +132,7 @@ def test_without_codes_nothing_changes():
     assert not any(k.startswith("D.q.") for k in tr.tensors())
     assert tr.G.fc.in_features == cfg.latent_dim
     with pytest.raises(ValueError, match="no InfoGAN Q head"):
-        tr.D(torch.zeros(4, 3, 32, 32), with_q=True)
+        tr.D(torch.zeros(4, 3, 32, 32, device=tr.device), with_q=True)
     g = torch_generator(cfg.seed, "gan-grid")
     torch.testing.assert_close(fixed_sample_latents(cfg), torch.randn(64, cfg.latent_dim, generator=g))
     on = GANConfig(**TINY, **INFO)
@@ -187,7 +187,7 @@ def test_q_loss_falls_on_a_tiny_data_set():
     tr = GANTrainer(cfg, 32)
     from fairlatent.utils.images import to_tensor
 
-    x = to_tensor(images).contiguous(memory_format=torch.channels_last)
+    x = to_tensor(images, tr.device).contiguous(memory_format=torch.channels_last)
     mi = []
     for step in range(40):
         tr.train_step(step, [x[(step % 4) * 16 : (step % 4 + 1) * 16]])
