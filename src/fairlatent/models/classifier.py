@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from fairlatent.errors import FairlatentError
-from fairlatent.models.domain_heads import DOMAIN_HEADS
+from fairlatent.models.domain_heads import check_domain_head
 from fairlatent.models.weights import load_module_state, load_tensors
 from fairlatent.utils.device import default_device
 from fairlatent.utils.images import to_tensor
@@ -105,13 +105,10 @@ class AttributeClassifier(nn.Module):
         super().__init__()
         if int(domains) < 1:
             raise FairlatentError(f"classifier domains must be ≥ 1, got {domains}")
-        if domain_head not in DOMAIN_HEADS:
-            raise FairlatentError(f"classifier domain_head must be one of {', '.join(DOMAIN_HEADS)}, "
-                                  f"got {domain_head!r}")
+        self.domain_head = check_domain_head(domain_head, "classifier")
         if domain_head != "independent" and int(domains) < 2:
             raise FairlatentError(f"classifier domain_head {domain_head!r} needs domains ≥ 2, got {domains}")
-        self.domains, self.domain_head = int(domains), domain_head
-        self.discriminative = domain_head == "discriminative"
+        self.domains = int(domains)
         self.n_outputs, self.image_size = int(n_outputs), int(image_size)
         self.width, self.depth, self.stages = int(width), int(depth), int(stages)
         stem: list[nn.Module] = [
@@ -147,6 +144,11 @@ class AttributeClassifier(nn.Module):
         if self.discriminative:  # absent for independent heads, as before discriminative ones existed
             arch["domain_head"] = self.domain_head
         return arch
+
+    @property
+    def discriminative(self) -> bool:
+        """Whether the head is one softmax over (value, group) cells (``domain_head = "discriminative"``)."""
+        return self.domain_head == "discriminative"
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features N×F (global average pool of the last stage)."""

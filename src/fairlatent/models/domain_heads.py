@@ -12,4 +12,13 @@ validated, can name them before torch loads; the networks are
 :class:`fairlatent.models.classifier.AttributeClassifier`'s ``domain_head``.
 """
 
+from fairlatent.errors import FairlatentError
+
 DOMAIN_HEADS = ("independent", "discriminative")
+
+
+def check_domain_head(domain_head: str, where: str) -> str:
+    """``domain_head`` itself when it is one of :data:`DOMAIN_HEADS`; else an error that names ``where``."""
+    if domain_head not in DOMAIN_HEADS:
+        raise FairlatentError(f"{where}: domain_head must be one of {', '.join(DOMAIN_HEADS)}, got {domain_head!r}")
+    return domain_head

@@ -39,7 +39,7 @@ from fairlatent.models.classifier import (
     FORMAT_VERSION,
     AttributeClassifier,
 )
-from fairlatent.models.domain_heads import DOMAIN_HEADS
+from fairlatent.models.domain_heads import check_domain_head
 from fairlatent.models.weights import save_tensors
 from fairlatent.train.checkpoint import has_checkpoint
 from fairlatent.train.distributed import DistContext, all_reduce_sum, barrier, convert_batchnorm, init_distributed, wrap
@@ -599,9 +599,7 @@ def train_classifier(
     datasets = [_as_dataset(d) for d in train_sets]
     data = collect_training_rows(datasets, attributes, train_split, sample_weights, label_overrides)
     _refuse_one_class(data, attributes, datasets, train_split)
-    if domain_head not in DOMAIN_HEADS:
-        raise FairlatentError(f"train_classifier: domain_head must be one of {', '.join(DOMAIN_HEADS)}, "
-                              f"got {domain_head!r}")
+    check_domain_head(domain_head, "train_classifier")  # before anything is written
     if domain_head != "independent" and domain_attribute is None:
         raise FairlatentError(f"train_classifier: domain_head {domain_head!r} needs a domain_attribute (the groups "
                               "whose cells it learns)")
